@@ -1,0 +1,53 @@
+"""The root Typer app and the helpers every command module shares.
+
+Command modules live beside this file and register on ``app`` (or a sub-app below) at import;
+``dunning.cli.main`` imports them all, so adding a module adds its commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="dunning",
+    help="Payment reminders, the Prefect way: import, plan, send and track.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Import customers, invoices, payments and payment attempts.",
+                         no_args_is_help=True)
+fakes_app = typer.Typer(help="Local fake providers (Twilio, SendGrid).", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook receiver.", no_args_is_help=True)
+customer_app = typer.Typer(help="Customer data (export, erase).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(fakes_app, name="fakes")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(customer_app, name="customer")
+
+#: Human output (progress, tables) goes to stderr so stdout stays machine-readable.
+console = Console(stderr=True)
+out = Console()
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as one line of JSON on stdout."""
+    sys.stdout.write(json.dumps(obj, default=str, separators=(",", ":")) + "\n")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def show_progress(json_mode: bool) -> bool:
+    """Whether to draw progress bars: attached to a terminal and not in --json mode."""
+    return not json_mode and console.is_terminal

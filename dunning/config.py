@@ -1,0 +1,53 @@
+"""Core settings, read from DUNNING_* environment variables.
+
+Each area (channels, webhooks, fakes) keeps its own settings class next to its code so the
+modules stay independent; this one holds what every part needs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings shared by every part of dunning."""
+
+    model_config = SettingsConfigDict(env_prefix="DUNNING_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".dunning"),
+        description="Working directory for the embedded database, outbox and reports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<home>/dunning.db",
+    )
+    policy_path: Path | None = Field(
+        default=None,
+        description="Policy file (TOML/YAML); default segments/policy.toml shipped with dunning.",
+    )
+    company_name: str = "Acme Supplies Ltd"
+    support_contact: str = "billing@example.com"
+    lease_seconds: int = Field(default=300, ge=5, description="How long a claim is held.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the setting, else SQLite under home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'dunning.db').resolve()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where the outbox channel writes message files."""
+        return self.home / "outbox"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
+    return Settings()

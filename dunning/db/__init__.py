@@ -1,0 +1,111 @@
+"""Database access: engines, sessions and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dunning.config import get_settings
+from dunning.errors import DatabaseUnavailable
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    """The cached engine for ``url`` (default: the configured database)."""
+    return make_engine(url or get_settings().resolved_database_url)
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str) -> Any:
+    """An Alembic Config pointing at our migrations and ``url``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Migrate the database at ``url`` (default: configured) to ``revision``."""
+    from alembic import command
+
+    url = url or get_settings().resolved_database_url
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database at {redact_url(url)}: {exc.orig}. "
+            "Check DUNNING_DATABASE_URL and that the server is running."
+        ) from None
+
+
+def check_ready(engine: Engine) -> None:
+    """Raise DatabaseUnavailable unless the database answers and is migrated."""
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database at {redact_url(str(engine.url))}: {exc.orig}. "
+            "Check DUNNING_DATABASE_URL and that the server is running."
+        ) from None
+    if "reminders" not in tables:
+        raise DatabaseUnavailable(
+            f"the database at {redact_url(str(engine.url))} is not migrated: "
+            "run `dunning db upgrade` first."
+        )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database url>"

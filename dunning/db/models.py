@@ -1,0 +1,283 @@
+"""SQLAlchemy 2.0 models: customers, invoices, payments, payment_attempts, the reminders
+ledger, delivery_events, inbound_messages, webhook_inbox and reminder_runs.
+
+Conventions: money is Numeric (Decimal in Python) quantised to the currency's exponent;
+instants are timezone-aware UTC (``UTCDateTime``); invoice dates are ``Date``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC instant on every backend (SQLite drops tzinfo; this restores it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored: every instant must be timezone-aware")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current instant, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+MONEY = Numeric(18, 4, asdecimal=True)
+
+INVOICE_STATUSES = ("open", "paid", "void", "disputed")
+ATTEMPT_OUTCOMES = ("failed", "succeeded")
+CHANNELS = ("email", "sms")
+# The ledger's states. ``planned``/``claimed`` are open; everything else is an end state or a
+# tracking state after the message left.
+REMINDER_STATUSES = (
+    "planned",
+    "claimed",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "replied",
+    "bounced",
+    "undelivered",
+    "failed_permanent",
+    "skipped",
+    "unknown",
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_invalid: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
+    country: Mapped[str] = mapped_column(String(2), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    locale: Mapped[str] = mapped_column(String(16), nullable=False)
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    paused_until: Mapped[dt.date | None] = mapped_column(Date)
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open','paid','void','disputed')", name="ck_invoices_status"
+        ),
+        CheckConstraint("amount >= 0", name="ck_invoices_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_number: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id"), index=True, nullable=False
+    )
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(MONEY, nullable=False)
+    issued_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    due_on: Mapped[dt.date] = mapped_column(Date, nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open", index=True)
+    payment_link: Mapped[str | None] = mapped_column(String(2048))
+    promise_to_pay_on: Mapped[dt.date | None] = mapped_column(Date)
+    # Set by an SMS reply "PAID": reminders pause until then and an operator reviews.
+    paused_until: Mapped[dt.date | None] = mapped_column(Date)
+    review_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    amount: Mapped[Decimal] = mapped_column(MONEY, nullable=False)  # negative for refunds
+    paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False, default="import")
+    # Natural key that makes re-imports and replayed webhooks idempotent.
+    external_id: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class PaymentAttempt(Base):
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('failed','succeeded')", name="ck_attempts_outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32), nullable=False, default="import")
+    external_id: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class Reminder(Base):
+    """The ledger: at most one row, hence at most one message, per (invoice, stage, channel)."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "stage", "channel", name="uq_reminders_invoice_stage_channel"),
+        Index("ix_reminders_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), nullable=False)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id"), index=True, nullable=False
+    )
+    stage: Mapped[str] = mapped_column(String(48), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    segment: Mapped[str | None] = mapped_column(String(32))
+    template: Mapped[str | None] = mapped_column(String(128))  # template variant used
+    locale: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), nullable=False, default="planned")
+    reason: Mapped[str | None] = mapped_column(String(200))  # why skipped/failed/unknown
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    planned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(400))
+    body: Mapped[str | None] = mapped_column(Text)
+    balance_due: Mapped[Decimal | None] = mapped_column(MONEY)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    clicked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    replied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # first payment after send
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class DeliveryEvent(Base):
+    __tablename__ = "delivery_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_event_id", name="uq_delivery_events_provider_event"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    provider_event_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    provider_message_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    from_address: Mapped[str | None] = mapped_column(String(320), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    body: Mapped[str | None] = mapped_column(Text)
+    keyword: Mapped[str | None] = mapped_column(String(16))  # stop, start, paid, or None
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class WebhookInbox(Base):
+    """Verified webhook requests, stored raw before anything is applied."""
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_webhook_inbox_provider_event"),
+        Index("ix_webhook_inbox_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    error: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReminderRun(Base):
+    """One row per reminder flow run: its as-of instant and outcome counts."""
+
+    __tablename__ = "reminder_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    dry_run: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)

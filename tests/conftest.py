@@ -1,0 +1,106 @@
+"""Shared fixtures.
+
+``engine``/``db_url`` run a test on SQLite and, when DUNNING_TEST_DATABASE_URL is set, on
+PostgreSQL too. Each pytest session gets its own PostgreSQL database (created and dropped
+here) so parallel sessions never see each other's rows; tables are emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from dunning import db
+from dunning.config import get_settings
+from dunning.db.models import Base
+
+PG_URL = os.environ.get("DUNNING_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own DUNNING_HOME and no real credentials from the environment."""
+    monkeypatch.setenv("DUNNING_HOME", str(tmp_path / "home"))
+    for name in list(os.environ):
+        if name.startswith(("DUNNING_SENDGRID", "DUNNING_TWILIO", "DUNNING_SMTP", "SENDGRID_", "TWILIO_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DUNNING_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    db.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str | None]:
+    if not PG_URL:
+        yield None
+        return
+    import psycopg
+
+    base = make_url(PG_URL)
+    name = f"dunning_t_{uuid.uuid4().hex[:10]}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"DUNNING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}")
+    url = base.set(database=name).render_as_string(hide_password=False)
+    db.upgrade(url)
+    yield url
+    db.get_engine.cache_clear()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_pg(engine: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    _sqlite_template: Path,
+    _pg_database: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A migrated, empty database URL (also exported as DUNNING_DATABASE_URL)."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(_sqlite_template, path)
+        url = f"sqlite:///{path}"
+    else:
+        assert _pg_database is not None
+        url = _pg_database
+        _truncate_pg(db.get_engine(url))
+    monkeypatch.setenv("DUNNING_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    if request.param == "sqlite":
+        engine = db.get_engine(url)
+        engine.dispose()
+        db.get_engine.cache_clear()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    """The engine of ``db_url``."""
+    return db.get_engine(db_url)
