@@ -183,6 +183,7 @@ class Reminder(Base):
     stage: Mapped[str] = mapped_column(String(48), nullable=False)
     channel: Mapped[str] = mapped_column(String(16), nullable=False)
     segment: Mapped[str | None] = mapped_column(String(32))
+    tone: Mapped[str | None] = mapped_column(String(32))  # from the policy (friendly, firm..)
     template: Mapped[str | None] = mapped_column(String(128))  # template variant used
     locale: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(24), nullable=False, default="planned")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 05:02:23.094542
+Create Date: 2026-11-24 05:07:02.401520
 """
 from alembic import op
 import sqlalchemy as sa
@@ -132,6 +132,7 @@ def upgrade() -> None:
     sa.Column('stage', sa.String(length=48), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('segment', sa.String(length=32), nullable=True),
+    sa.Column('tone', sa.String(length=32), nullable=True),
     sa.Column('template', sa.String(length=128), nullable=True),
     sa.Column('locale', sa.String(length=16), nullable=True),
     sa.Column('status', sa.String(length=24), nullable=False),

@@ -1,0 +1,146 @@
+"""``dunning run`` (the reminder flow) and ``dunning ledger`` (what the ledger holds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from dunning.cli.app import app, console, emit_json, fail, out
+from dunning.db import check_ready, get_engine
+from dunning.db.models import Invoice, Reminder
+
+
+def parse_as_of(text: str | None) -> dt.datetime | None:
+    """``--as-of`` as a UTC instant (a date means midnight UTC; no offset means UTC)."""
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--as-of {text!r} is not an ISO date or datetime (e.g. 2026-11-24T09:30:00+01:00)")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+@app.command("run")
+def run(
+    as_of: str = typer.Option(None, "--as-of", help="Act as of this ISO instant (default now)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report; send nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object; no progress."),
+    channel: list[str] = typer.Option(None, "--channel", help="Only this channel (repeatable)."),
+    segment: list[str] = typer.Option(None, "--segment", help="Only this segment (repeatable)."),
+    stage: list[str] = typer.Option(None, "--stage", help="Only this stage (repeatable)."),
+    invoice: list[str] = typer.Option(None, "--invoice", help="Only this invoice (repeatable)."),
+    batch_size: int = typer.Option(200, "--batch-size", help="Reminders per delivery task."),
+    max_messages: int = typer.Option(None, "--max-messages", help="Send at most this many."),
+    policy: Path = typer.Option(None, "--policy", help="Policy file (TOML/YAML)."),
+) -> None:
+    """Run the payment-reminders flow (ephemeral Prefect server when PREFECT_API_URL is unset)."""
+    from dunning.params import RunParameters
+
+    try:
+        params = RunParameters(
+            as_of=parse_as_of(as_of), dry_run=dry_run, channels=channel or None,
+            segments=segment or None, stages=stage or None, invoice_numbers=invoice or None,
+            batch_size=batch_size, max_messages=max_messages, policy_path=policy,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"invalid run parameters: {problems}")
+    check_ready(get_engine())
+    if json_out:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.payment_reminders import payment_reminders
+
+    if not json_out:
+        console.print("[dim]running the payment-reminders flow…[/]")
+    state = payment_reminders(params, return_state=True)
+    report = state.result(raise_on_failure=False)
+    if isinstance(report, BaseException):
+        fail(f"the run failed: {report}")
+    summary = report.to_json()
+    if json_out:
+        emit_json(summary)
+    else:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
+    from rich.table import Table
+
+    c = summary["counts"]
+    title = "Dry run" if summary["dry_run"] else "Reminder run"
+    out.print(f"[bold]{title}[/] as of {summary['as_of']}  (flow run {summary['flow_run_id']})")
+    out.print(
+        f"sent {c['sent']}  failed {c['failed']}  skipped {c['skipped']}  "
+        f"deferred {c['deferred']}  pending {c['pending']}  unknown {c['unknown']}"
+        + (f"  planned {c['planned']}" if summary["dry_run"] else "")
+    )
+    for dim in ("by_channel", "by_stage"):
+        table = Table(title=dim.replace("_", " "))
+        table.add_column(dim.removeprefix("by_"))
+        actions = ["sent", "failed", "skipped", "deferred", "planned"]
+        for a in actions:
+            table.add_column(a, justify="right")
+        for key, row in sorted(summary[dim].items()):
+            table.add_row(key, *(str(row.get(a, 0)) for a in actions))
+        out.print(table)
+    if summary["skip_reasons"]:
+        out.print("top skip/defer reasons: " + ", ".join(
+            f"{k or '-'} {v}" for k, v in summary["skip_reasons"].items()))
+
+
+@app.command("ledger")
+def ledger_cmd(
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    invoice: str = typer.Option(None, "--invoice", help="Only this invoice number."),
+    status: str = typer.Option(None, "--status", help="Only rows in this status."),
+    limit: int = typer.Option(None, "--limit", help="At most this many rows."),
+) -> None:
+    """List the reminders ledger: invoice, stage, channel, status, attempts, provider id, error."""
+    engine = get_engine()
+    check_ready(engine)
+    q = (
+        select(Invoice.invoice_number, Reminder.stage, Reminder.channel, Reminder.status,
+               Reminder.attempts, Reminder.provider_message_id, Reminder.error_code,
+               Reminder.reason, Reminder.sent_at)
+        .join(Invoice, Invoice.id == Reminder.invoice_id)
+        .order_by(Reminder.id)
+    )
+    if invoice:
+        q = q.where(Invoice.invoice_number == invoice)
+    if status:
+        q = q.where(Reminder.status == status)
+    if limit:
+        q = q.limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    if json_out:
+        for r in rows:
+            error = None
+            if r.error_code or (r.status in ("failed_permanent", "skipped", "unknown") and r.reason):
+                error = ": ".join(x for x in (r.error_code, r.reason) if x)
+            emit_json({
+                "invoice_number": r.invoice_number, "stage": r.stage, "channel": r.channel,
+                "status": r.status, "attempts": r.attempts,
+                "provider_message_id": r.provider_message_id, "error": error,
+                "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+            })
+        return
+    from rich.table import Table
+
+    table = Table(title=f"ledger ({len(rows)} rows)")
+    for col in ("invoice", "stage", "channel", "status", "attempts", "provider id", "error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.invoice_number, r.stage, r.channel, r.status, str(r.attempts),
+                      r.provider_message_id or "", ": ".join(x for x in (r.error_code, r.reason) if x))
+    out.print(table)

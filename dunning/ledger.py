@@ -1,0 +1,478 @@
+"""The ledger protocol: plan → claim (with a lease) → send → record.
+
+A reminder is sent at most once because:
+- the reminders table has UNIQUE(invoice_id, stage, channel): a plan can only add a row once;
+- a claim is a conditional UPDATE (``status = 'planned'`` → ``claimed``) that exactly one
+  worker wins, made before the provider is called;
+- a claim whose holder vanished (crash, kill) is never re-sent blindly: ``reconcile_stale``
+  asks the provider where it can, else marks the row ``unknown`` for the operator.
+
+The balance, pause, dispute and opt-out re-check happens inside the claim transaction, so a
+payment or STOP that lands after planning stops the reminder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import Engine, Table, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dunning.channels.base import ReminderData, SendResult
+from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
+
+#: Statuses in which a reminder has left (or may have left) for the provider.
+OUTBOUND = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered")
+_CHUNK = 500
+
+
+def _chunks(seq: Sequence[int], size: int = _CHUNK) -> Iterable[Sequence[int]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def _instant(value: object) -> dt.datetime:
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).to_pydatetime()
+
+
+def record_plan(engine: Engine, sends: pd.DataFrame, *, run_id: str | None = None) -> list[int]:
+    """Ids of the ``planned`` ledger rows for the plan's send lines, inserting missing ones.
+
+    ``sends`` has invoice_id, customer_id, stage, channel, segment, tone and not_before. A row
+    that exists already (any status) is left alone: the UNIQUE constraint makes re-planning
+    idempotent, and only rows still ``planned`` come back to be claimed.
+    """
+    if sends.empty:
+        return []
+    now = utcnow()
+    cols = ["invoice_id", "customer_id", "stage", "channel", "segment", "tone", "not_before"]
+    frame = sends[[c for c in cols if c in sends.columns]]
+    rows: list[dict[str, Any]] = []
+    rec: Any
+    for rec in frame.itertuples(index=False):
+        nb = getattr(rec, "not_before", None)
+        rows.append(
+            {
+                "invoice_id": int(rec.invoice_id),
+                "customer_id": str(rec.customer_id),
+                "stage": str(rec.stage),
+                "channel": str(rec.channel),
+                "segment": None if pd.isna(getattr(rec, "segment", None)) else str(rec.segment),
+                "tone": None if pd.isna(getattr(rec, "tone", None)) else str(rec.tone),
+                "status": "planned",
+                "attempts": 0,
+                "planned_at": now,
+                "not_before": None if nb is None or pd.isna(nb) else _instant(nb),
+                "flow_run_id": run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    table = Reminder.__table__
+    assert isinstance(table, Table)
+    with engine.begin() as conn:
+        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        for i in range(0, len(rows), _CHUNK):
+            stmt = ins(table).values(rows[i : i + _CHUNK]).on_conflict_do_nothing(
+                index_elements=["invoice_id", "stage", "channel"]
+            )
+            conn.execute(stmt)
+        ids: list[int] = []
+        invoice_ids = sorted({r["invoice_id"] for r in rows})
+        wanted = {(r["invoice_id"], r["stage"], r["channel"]) for r in rows}
+        for chunk in _chunks(invoice_ids):
+            found = conn.execute(
+                select(Reminder.id, Reminder.invoice_id, Reminder.stage, Reminder.channel).where(
+                    Reminder.invoice_id.in_(chunk), Reminder.status == "planned"
+                )
+            )
+            ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
+    return sorted(ids)
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """What a claim gave: reminders to send now and reminders skipped at claim time."""
+
+    claimed: list[ReminderData]
+    skipped: dict[int, str]  # reminder id -> reason
+
+
+MinBalance = Callable[[str], Decimal]
+
+
+def _skip_reason(
+    row: dict[str, object], balance: Decimal, min_balance: Decimal, today: dt.date
+) -> str | None:
+    """The reason a claimed reminder must not go out now, or None when it may."""
+    status = row["status"]
+    if status != "open":
+        return str(status)  # paid | void | disputed
+    if balance <= min_balance:
+        return "paid" if balance <= 0 else "balance_below_minimum"
+    for key, reason in (("c_paused", "customer_paused"), ("i_paused", "invoice_paused")):
+        until = row[key]
+        if isinstance(until, dt.date) and until > today:
+            return reason
+    promise = row["promise_to_pay_on"]
+    if isinstance(promise, dt.date) and promise >= today:
+        return "promise_to_pay"
+    if row["channel"] == "email":
+        if row["email_opt_out"]:
+            return "email_opt_out"
+        if not row["email"] or row["email_invalid"]:
+            return "missing_email"
+    else:
+        if row["sms_opt_out"]:
+            return "sms_opt_out"
+        if not row["sms_consent"]:
+            return "no_sms_consent"
+        if not row["phone"]:
+            return "missing_phone"
+    return None
+
+
+def claim(
+    engine: Engine,
+    reminder_ids: Sequence[int],
+    *,
+    claimer: str,
+    lease_seconds: int,
+    min_balance: MinBalance | None = None,
+    now: dt.datetime | None = None,
+) -> ClaimOutcome:
+    """Claim the still-``planned`` reminders among ``reminder_ids`` and re-check each.
+
+    The conditional UPDATE is won by exactly one caller per row. Inside the same transaction
+    each won row is re-checked against the invoice's current balance and status, pauses,
+    promises and the customer's opt-outs; a row that must not go out becomes ``skipped``
+    with its reason. Returns the rows to send and the rows skipped.
+    """
+    now = now or utcnow()
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    claimed: list[ReminderData] = []
+    skipped: dict[int, str] = {}
+    if not reminder_ids:
+        return ClaimOutcome(claimed, skipped)
+    with engine.begin() as conn:
+        won: list[int] = []
+        for chunk in _chunks(list(reminder_ids)):
+            res = conn.execute(
+                update(Reminder)
+                .where(Reminder.id.in_(chunk), Reminder.status == "planned")
+                .values(
+                    status="claimed",
+                    claimed_by=claimer,
+                    claimed_at=now,
+                    lease_expires_at=lease,
+                    attempts=Reminder.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(Reminder.id)
+            )
+            won.extend(r[0] for r in res)
+        if not won:
+            return ClaimOutcome(claimed, skipped)
+        paid = (
+            select(Payment.invoice_id, func.coalesce(func.sum(Payment.amount), 0).label("paid"))
+            .group_by(Payment.invoice_id)
+            .subquery()
+        )
+        q = (
+            select(
+                Reminder.id,
+                Reminder.stage,
+                Reminder.channel,
+                Reminder.segment,
+                Reminder.tone,
+                Invoice.id.label("invoice_id"),
+                Invoice.invoice_number,
+                Invoice.currency,
+                Invoice.amount,
+                Invoice.due_on,
+                Invoice.status,
+                Invoice.payment_link,
+                Invoice.promise_to_pay_on,
+                Invoice.paused_until.label("i_paused"),
+                func.coalesce(paid.c.paid, 0).label("paid"),
+                Customer.customer_id,
+                Customer.name,
+                Customer.email,
+                Customer.email_invalid,
+                Customer.phone,
+                Customer.locale,
+                Customer.timezone,
+                Customer.country,
+                Customer.sms_consent,
+                Customer.email_opt_out,
+                Customer.sms_opt_out,
+                Customer.paused_until.label("c_paused"),
+            )
+            .join(Invoice, Invoice.id == Reminder.invoice_id)
+            .join(Customer, Customer.customer_id == Invoice.customer_id)
+            .outerjoin(paid, paid.c.invoice_id == Invoice.id)
+        )
+        for chunk in _chunks(won):
+            for r in conn.execute(q.where(Reminder.id.in_(chunk))).mappings():
+                row = dict(r)
+                balance = Decimal(row["amount"]) - Decimal(row["paid"])
+                today = now.astimezone(ZoneInfo(row["timezone"])).date()
+                floor = min_balance(row["currency"]) if min_balance else Decimal(0)
+                reason = _skip_reason(row, balance, floor, today)
+                if reason:
+                    skipped[row["id"]] = reason
+                    continue
+                claimed.append(
+                    ReminderData(
+                        reminder_id=row["id"],
+                        invoice_id=row["invoice_id"],
+                        invoice_number=row["invoice_number"],
+                        customer_id=row["customer_id"],
+                        stage=row["stage"],
+                        channel=row["channel"],
+                        segment=row["segment"],
+                        tone=row["tone"],
+                        customer_name=row["name"],
+                        email=row["email"],
+                        phone=row["phone"],
+                        locale=row["locale"],
+                        timezone=row["timezone"],
+                        country=row["country"],
+                        currency=row["currency"],
+                        amount=Decimal(row["amount"]),
+                        balance_due=balance,
+                        due_on=row["due_on"],
+                        days_overdue=(today - row["due_on"]).days,
+                        payment_link=row["payment_link"],
+                    )
+                )
+        if skipped:
+            for reason in set(skipped.values()):
+                ids = [i for i, r in skipped.items() if r == reason]
+                conn.execute(
+                    update(Reminder)
+                    .where(Reminder.id.in_(ids))
+                    .values(status="skipped", reason=reason, lease_expires_at=None, updated_at=now)
+                )
+    return ClaimOutcome(claimed, skipped)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One reminder's end of an attempt, as recorded."""
+
+    reminder_id: int
+    status: str  # sent | failed_permanent | planned (released, transient) | claimed (ambiguous)
+    error_code: str | None = None
+    reason: str | None = None
+
+
+def record(
+    engine: Engine,
+    results: Sequence[SendResult],
+    messages: dict[int, dict[str, Any]],
+    *,
+    claimer: str,
+    now: dt.datetime | None = None,
+) -> list[Recorded]:
+    """Write each provider result to the ledger; returns what each row became.
+
+    - accepted → ``sent`` with the provider's message id and what was sent;
+    - permanent error → ``failed_permanent`` with code and reason (an opt-out error also
+      records the customer's opt-out; an invalid e-mail address is marked invalid);
+    - transient error with no doubt that nothing went out (429, 5xx, refused connection) →
+      back to ``planned`` so a retry or the next run sends it;
+    - timeout (the provider may have accepted it) → stays ``claimed`` until its lease
+      expires and ``reconcile_stale`` settles it.
+    Only rows this claimer holds are touched, so a stale worker cannot overwrite.
+    """
+    now = now or utcnow()
+    out: list[Recorded] = []
+    with engine.begin() as conn:
+        for res in results:
+            held = and_(
+                Reminder.id == res.reminder_id,
+                Reminder.status == "claimed",
+                Reminder.claimed_by == claimer,
+            )
+            msg = messages.get(res.reminder_id, {})
+            if res.ok:
+                conn.execute(
+                    update(Reminder)
+                    .where(held)
+                    .values(
+                        status="sent",
+                        provider=res.provider,
+                        provider_message_id=res.provider_message_id,
+                        sent_at=now,
+                        lease_expires_at=None,
+                        error_code=None,
+                        reason=None,
+                        updated_at=now,
+                        **msg,
+                    )
+                )
+                out.append(Recorded(res.reminder_id, "sent"))
+            elif res.transient:
+                ambiguous = (res.error_code or "").startswith("timeout")
+                values: dict[str, object] = {
+                    "error_code": res.error_code,
+                    "reason": res.error,
+                    "provider": res.provider,
+                    "updated_at": now,
+                }
+                if not ambiguous:
+                    values.update(status="planned", claimed_by=None, lease_expires_at=None)
+                conn.execute(update(Reminder).where(held).values(**values))
+                out.append(
+                    Recorded(res.reminder_id, "claimed" if ambiguous else "planned",
+                             res.error_code, res.error)
+                )
+            else:
+                conn.execute(
+                    update(Reminder)
+                    .where(held)
+                    .values(
+                        status="failed_permanent",
+                        provider=res.provider,
+                        error_code=res.error_code,
+                        reason=res.error,
+                        failed_at=now,
+                        lease_expires_at=None,
+                        updated_at=now,
+                        **msg,
+                    )
+                )
+                cust = select(Reminder.customer_id).where(Reminder.id == res.reminder_id)
+                if res.opt_out:
+                    conn.execute(
+                        update(Customer)
+                        .where(Customer.customer_id == cust.scalar_subquery())
+                        .values(sms_opt_out=True, updated_at=now)
+                    )
+                if res.invalid_address and msg.get("to_address") and "@" in str(msg["to_address"]):
+                    conn.execute(
+                        update(Customer)
+                        .where(Customer.customer_id == cust.scalar_subquery())
+                        .values(email_invalid=True, updated_at=now)
+                    )
+                out.append(
+                    Recorded(res.reminder_id, "failed_permanent", res.error_code, res.error)
+                )
+    return out
+
+
+def fail_claimed(
+    engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer: str
+) -> None:
+    """Mark claimed reminders ``failed_permanent`` before sending (e.g. a template error)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        for rid, (code, reason) in reasons.items():
+            conn.execute(
+                update(Reminder)
+                .where(Reminder.id == rid, Reminder.status == "claimed",
+                       Reminder.claimed_by == claimer)
+                .values(status="failed_permanent", error_code=code, reason=reason,
+                        failed_at=now, lease_expires_at=None, updated_at=now)
+            )
+
+
+def release(engine: Engine, reminder_ids: Sequence[int], *, claimer: str) -> int:
+    """Give claimed reminders back to ``planned`` (nothing was sent); returns how many."""
+    now = utcnow()
+    count = 0
+    with engine.begin() as conn:
+        for chunk in _chunks(list(reminder_ids)):
+            res = conn.execute(
+                update(Reminder)
+                .where(Reminder.id.in_(chunk), Reminder.status == "claimed",
+                       Reminder.claimed_by == claimer)
+                .values(status="planned", claimed_by=None, lease_expires_at=None, updated_at=now)
+            )
+            count += res.rowcount
+    return count
+
+
+@dataclass(frozen=True)
+class StaleClaim:
+    """A claim whose lease expired without a record: the sender may or may not have sent."""
+
+    reminder_id: int
+    channel: str
+    to_address: str | None
+    claimed_at: dt.datetime | None
+
+
+#: Asks the provider whether a stale claim went out: provider message id, None (it did not),
+#: or raises NotImplementedError when the provider cannot be asked.
+Finder = Callable[[StaleClaim], str | None]
+
+
+def stale_claims(engine: Engine, now: dt.datetime | None = None) -> list[StaleClaim]:
+    """The claims whose lease has expired."""
+    now = now or utcnow()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                Reminder.id, Reminder.channel, Reminder.to_address, Reminder.claimed_at,
+                Customer.email, Customer.phone,
+            )
+            .join(Customer, Customer.customer_id == Reminder.customer_id)
+            .where(Reminder.status == "claimed", Reminder.lease_expires_at < now)
+        ).all()
+    return [
+        StaleClaim(r.id, r.channel, r.to_address or (r.email if r.channel == "email" else r.phone),
+                   r.claimed_at)
+        for r in rows
+    ]
+
+
+def reconcile_stale(
+    engine: Engine, finders: dict[str, Finder], now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Settle expired claims; returns counts of rows found sent, released and marked unknown.
+
+    A claim is never re-sent blindly: when the provider confirms it has the message the row
+    becomes ``sent`` with that id; when the provider confirms it has none the row goes back to
+    ``planned``; when the provider cannot be asked the row becomes ``unknown`` and is reported.
+    """
+    now = now or utcnow()
+    counts = {"found_sent": 0, "released": 0, "unknown": 0}
+    for claim_ in stale_claims(engine, now):
+        finder = finders.get(claim_.channel)
+        try:
+            if finder is None:
+                raise NotImplementedError
+            found = finder(claim_)
+        except NotImplementedError:
+            values: dict[str, object] = {
+                "status": "unknown",
+                "reason": "process stopped after claiming; the provider cannot be asked "
+                "whether it sent the message — check the provider's log",
+            }
+            key = "unknown"
+        else:
+            if found:
+                values = {"status": "sent", "provider_message_id": found, "sent_at": now,
+                          "reason": "reconciled with the provider after a crash"}
+                key = "found_sent"
+            else:
+                values = {"status": "planned", "claimed_by": None}
+                key = "released"
+        with engine.begin() as conn:
+            res = conn.execute(
+                update(Reminder)
+                .where(Reminder.id == claim_.reminder_id, Reminder.status == "claimed",
+                       Reminder.lease_expires_at < now)
+                .values(lease_expires_at=None, updated_at=now, **values)
+            )
+            counts[key] += res.rowcount
+    return counts

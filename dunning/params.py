@@ -1,0 +1,81 @@
+"""The reminder flow's parameters: one pydantic model, so the Prefect UI renders a form and
+invalid values are refused before a run starts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ChannelName(StrEnum):
+    email = "email"
+    sms = "sms"
+
+
+class StageName(StrEnum):
+    pre_due = "pre_due"
+    due = "due"
+    overdue_1 = "overdue_1"
+    overdue_2 = "overdue_2"
+    final_notice = "final_notice"
+    payment_failed = "payment_failed"
+
+
+class RunParameters(BaseModel):
+    """What one reminder run does."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    as_of: dt.datetime | None = Field(
+        default=None,
+        description="The instant the run acts as of (UTC if no offset); empty = now. "
+        "Re-running with the same as_of sends nothing new.",
+    )
+    dry_run: bool = Field(default=False, description="Plan and report only; send nothing.")
+    channels: list[ChannelName] | None = Field(
+        default=None, description="Only these channels; empty = all."
+    )
+    segments: list[str] | None = Field(
+        default=None, description="Only customers in these segments; empty = all."
+    )
+    stages: list[StageName] | None = Field(
+        default=None, description="Only these stages (repeats count as final_notice)."
+    )
+    invoice_numbers: list[str] | None = Field(
+        default=None, description="Only these invoices; empty = the whole portfolio."
+    )
+    batch_size: int = Field(
+        default=200, ge=1, le=10_000,
+        description="Reminders per delivery task; raised automatically so a run stays "
+        "within max_tasks task runs.",
+    )
+    max_tasks: int = Field(
+        default=200, ge=1, le=2_000, description="Most delivery tasks a run creates."
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="Delivery tasks running at once.")
+    max_messages: int | None = Field(
+        default=None, ge=0, description="Send at most this many messages in this run; the rest "
+        "wait for the next run.",
+    )
+    policy_path: Path | None = Field(
+        default=None, description="Policy file (TOML/YAML); empty = the configured default."
+    )
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+    @field_validator("policy_path")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"policy file {value} does not exist")
+        return value

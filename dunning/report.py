@@ -1,0 +1,162 @@
+"""The outcome of a reminder run: one row per plan line, counts, markdown for the UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from dunning.db.models import Reminder
+
+#: Ledger status -> the run's outcome word for a send line.
+_OUTCOME = {
+    "sent": "sent", "delivered": "sent", "opened": "sent", "clicked": "sent", "replied": "sent",
+    "bounced": "sent", "undelivered": "sent", "failed_permanent": "failed", "skipped": "skipped",
+    "planned": "pending", "claimed": "unknown", "unknown": "unknown",
+}
+ACTIONS = ("sent", "failed", "skipped", "deferred", "pending", "unknown", "planned")
+_COLUMNS = ["invoice_number", "customer_id", "segment", "stage", "channel", "action", "outcome",
+            "reason", "error_code", "not_before"]
+
+
+def outcomes(
+    engine: Engine | None, plan: pd.DataFrame, *, claimer: str, dry_run: bool
+) -> pd.DataFrame:
+    """One row per plan line with the run's ``outcome`` for it.
+
+    Send lines take their outcome from the ledger (sent, failed, skipped at claim time,
+    pending when left for the next run, unknown after an unsettled crash); a row sent by
+    another run counts as skipped(already_sent). In a dry run send lines are ``planned``.
+    """
+    if plan.empty:
+        return pd.DataFrame(columns=_COLUMNS)
+    frame = plan.copy()
+    words = {"skip": "skipped", "defer": "deferred", "send": "planned"}
+    frame["outcome"] = frame["action"].map(words)
+    frame["error_code"] = None
+    sends = frame["action"] == "send"
+    if not dry_run and sends.any() and engine is not None:
+        ids = frame.loc[sends, "invoice_id"].astype(int).unique().tolist()
+        rows: list[Any] = []
+        with engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                rows.extend(conn.execute(
+                    select(Reminder.invoice_id, Reminder.stage, Reminder.channel, Reminder.status,
+                           Reminder.reason, Reminder.error_code, Reminder.claimed_by)
+                    .where(Reminder.invoice_id.in_(ids[i:i + 500]))
+                ).all())
+        led = pd.DataFrame(rows, columns=["invoice_id", "stage", "channel", "status", "l_reason",
+                                          "l_error_code", "claimed_by"])
+        merged = frame.loc[sends, ["invoice_id", "stage", "channel"]].reset_index().merge(
+            led, on=["invoice_id", "stage", "channel"], how="left").set_index("index")
+        outcome = merged["status"].map(_OUTCOME).fillna("pending")
+        ours = merged["claimed_by"] == claimer
+        by_other = outcome.isin(["sent", "failed"]) & ~ours
+        outcome[by_other] = "skipped"
+        frame.loc[sends, "outcome"] = outcome
+        frame.loc[sends, "reason"] = merged["l_reason"].where(~by_other, "already_sent").fillna("")
+        frame.loc[sends, "error_code"] = merged["l_error_code"]
+    for col in _COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    return frame[_COLUMNS + [c for c in frame.columns if c not in _COLUMNS]]
+
+
+@dataclass
+class RunReport:
+    """What a reminder run did; ``to_frame()`` gives one row per plan line."""
+
+    as_of: dt.datetime
+    dry_run: bool
+    flow_run_id: str | None
+    frame: pd.DataFrame
+    reconciled: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why delivery stopped early (auth error, outage)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The outcomes as a DataFrame (one row per invoice, stage and channel considered)."""
+        return self.frame.copy()
+
+    def counts(self) -> dict[str, int]:
+        """Counts by outcome: sent, failed, skipped, deferred (and pending, unknown, planned)."""
+        c = Counter(self.frame["outcome"]) if not self.frame.empty else Counter()
+        return {a: int(c.get(a, 0)) for a in ACTIONS}
+
+    def _by(self, column: str) -> dict[str, dict[str, int]]:
+        if self.frame.empty:
+            return {}
+        table = self.frame.groupby([column, "outcome"], observed=True).size()
+        out: dict[str, dict[str, int]] = {}
+        for idx, n in table.items():
+            pair: tuple[Any, Any] = idx  # type: ignore[assignment]
+            out.setdefault(str(pair[0]), {})[str(pair[1])] = int(n)
+        return out
+
+    def skip_reasons(self, top: int = 10) -> list[tuple[str, int]]:
+        """The most common reasons for skipped and deferred lines."""
+        if self.frame.empty:
+            return []
+        held = self.frame[self.frame["outcome"].isin(["skipped", "deferred"])]
+        return [(str(k), int(v)) for k, v in held["reason"].value_counts().head(top).items()]
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable summary printed by ``dunning run --json``."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "dry_run": self.dry_run,
+            "flow_run_id": self.flow_run_id,
+            "counts": self.counts(),
+            "by_channel": self._by("channel"),
+            "by_stage": self._by("stage"),
+            "by_segment": self._by("segment"),
+            "skip_reasons": dict(self.skip_reasons()),
+            "reconciled": self.reconciled,
+            "stopped": self.stopped,
+        }
+
+    def to_markdown(self) -> str:
+        """The run summary as markdown for the Prefect UI."""
+        c = self.counts()
+        lines = [
+            f"# Reminder run {'(dry run) ' if self.dry_run else ''}"
+            f"as of {self.as_of:%Y-%m-%d %H:%M} UTC",
+            "",
+            "| sent | failed | skipped | deferred | pending | unknown |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {c['sent']} | {c['failed']} | {c['skipped']} | {c['deferred']} | {c['pending']} "
+            f"| {c['unknown']} |",
+        ]
+        if self.stopped:
+            lines += ["", f"**Delivery stopped early:** {self.stopped}"]
+        for title, column in (("segment", "segment"), ("stage", "stage"), ("channel", "channel")):
+            by = self._by(column)
+            if not by:
+                continue
+            lines += ["", f"## By {title}", "", f"| {title} | " + " | ".join(ACTIONS[:4]) + " |",
+                      "|---|" + "---:|" * 4]
+            for key, row in sorted(by.items()):
+                cells = " | ".join(str(row.get(a, 0)) for a in ACTIONS[:4])
+                lines.append(f"| {key} | {cells} |")
+        reasons = self.skip_reasons()
+        if reasons:
+            lines += ["", "## Top skip and defer reasons", "", "| reason | count |", "|---|---:|"]
+            lines += [f"| {r or '-'} | {n} |" for r, n in reasons]
+        if any(self.reconciled.values()):
+            lines += ["", f"Reconciled stale claims: {self.reconciled}"]
+        return "\n".join(lines)
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Failed and unknown reminders for the failures table (no personal data)."""
+        if self.frame.empty:
+            return []
+        bad = self.frame[self.frame["outcome"].isin(["failed", "unknown"])]
+        return [
+            {"invoice": r.invoice_number, "stage": r.stage, "channel": r.channel,
+             "error_code": r.error_code or "", "reason": r.reason or ""}
+            for r in bad.itertuples()
+        ]

@@ -1,0 +1,94 @@
+"""Deliver: write the plan to the ledger, settle stale claims, send batches with retries."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+from prefect import Task, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import exponential_backoff
+
+from dunning import ledger
+from dunning.channels import get_channel
+from dunning.channels.base import Channel
+from dunning.config import get_settings
+from dunning.db import get_engine
+from dunning.delivery import BatchResult, deliver_batch
+from dunning.render import compose
+
+
+class TransientDeliveryError(Exception):
+    """Some reminders of a batch hit a transient provider error; they are back to planned."""
+
+    def __init__(self, result: BatchResult) -> None:
+        self.result = result
+        super().__init__(
+            f"{result.released} reminder(s) hit a transient provider error and wait for a retry"
+        )
+
+
+def _only_transient(task_: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a delivery task only for transient provider errors, never for bugs or auth."""
+    try:
+        state.result()
+    except TransientDeliveryError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@lru_cache(maxsize=4)
+def channel_for(name: str) -> Channel:
+    """The process-wide channel object for ``name`` (keeps SDK connections alive)."""
+    return get_channel(name)
+
+
+@task(name="record-plan", description="Add the plan's send lines to the ledger as planned rows.")
+def record_plan(sends: pd.DataFrame, run_id: str) -> list[int]:
+    """Ids of the planned ledger rows for this run's send lines."""
+    return ledger.record_plan(get_engine(), sends, run_id=run_id)
+
+
+@task(name="reconcile-stale-claims", description="Settle claims left by a crashed run.")
+def reconcile_stale_claims() -> dict[str, int]:
+    """Counts of stale claims found sent, released and marked unknown."""
+    finders: dict[str, ledger.Finder] = {}
+    for name in ("email", "sms"):
+        finder = getattr(channel_for(name), "find_sent", None)
+        if finder is not None:
+            finders[name] = finder
+    return ledger.reconcile_stale(get_engine(), finders)
+
+
+@task(
+    name="deliver-batch",
+    description="Claim, render, send and record one batch of reminders.",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_only_transient,
+)
+def deliver(reminder_ids: list[int], claimer: str, min_balance: dict[str, str]) -> BatchResult:
+    """Send the batch's still-planned reminders; raises TransientDeliveryError to be retried."""
+    floors = {k: Decimal(v) for k, v in min_balance.items()}
+    result = deliver_batch(
+        get_engine(),
+        reminder_ids,
+        claimer=claimer,
+        channels={"email": channel_for("email"), "sms": channel_for("sms")},
+        compose=compose,
+        lease_seconds=get_settings().lease_seconds,
+        min_balance=lambda currency: floors.get(currency, floors.get("*", Decimal(0))),
+    )
+    if result.transient:
+        if result.retry_after:
+            # The provider said when to come back; wait that long (bounded) before retrying.
+            time.sleep(min(result.retry_after, 30.0))
+        raise TransientDeliveryError(result)
+    return result

@@ -1,0 +1,64 @@
+"""Plan: segment customers and decide each invoice's reminder (pure policy code)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+
+from dunning.policy import Policy, load_policy, plan
+from dunning.portfolio import Portfolio
+
+_REPEAT = re.compile(r"_r\d+$")
+
+
+def select_lines(
+    lines: pd.DataFrame,
+    *,
+    channels: list[str] | None,
+    segments: list[str] | None,
+    stages: list[str] | None,
+    max_messages: int | None,
+    as_of: dt.datetime,
+) -> pd.DataFrame:
+    """The plan restricted to the run's channels, segments and stages, with sends beyond
+    ``max_messages`` deferred to the next run (most overdue first)."""
+    keep = pd.Series(True, index=lines.index)
+    if channels:
+        keep &= lines["channel"].isin(channels)
+    if segments:
+        keep &= lines["segment"].astype(str).isin(segments)
+    if stages:
+        keep &= lines["stage"].astype(str).str.replace(_REPEAT, "", regex=True).isin(stages)
+    out = lines[keep].copy()
+    if max_messages is not None:
+        sends = out[out["action"] == "send"]
+        if len(sends) > max_messages:
+            order = sends.sort_values("days_overdue", ascending=False) if (
+                "days_overdue" in sends.columns) else sends
+            over = order.index[max_messages:]
+            out.loc[over, "action"] = "defer"
+            out.loc[over, "reason"] = "max_messages_per_run"
+            out.loc[over, "not_before"] = pd.Timestamp(as_of) + pd.Timedelta(hours=1)
+    return out
+
+
+@task(name="plan-reminders", description="Segment customers and plan each invoice's reminder.")
+def plan_reminders(
+    portfolio: Portfolio,
+    as_of: dt.datetime,
+    policy_path: Path | None = None,
+    channels: list[str] | None = None,
+    segments: list[str] | None = None,
+    stages: list[str] | None = None,
+    max_messages: int | None = None,
+) -> tuple[pd.DataFrame, Policy]:
+    """The plan lines for ``as_of`` (send, defer, skip with reasons) and the policy used."""
+    policy = load_policy(policy_path)
+    lines = plan(portfolio, as_of, policy)
+    lines = select_lines(lines, channels=channels, segments=segments, stages=stages,
+                         max_messages=max_messages, as_of=as_of)
+    return lines, policy

@@ -1,0 +1,49 @@
+"""Report: publish the run's summary, failures and events to Prefect; store the counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+from sqlalchemy import update
+
+from dunning.db import get_engine
+from dunning.db.models import ReminderRun, utcnow
+from dunning.report import RunReport
+
+
+def emit(event: str, run_id: str, payload: dict[str, Any]) -> None:
+    """Emit a dunning event about run ``run_id`` (no personal data in payloads)."""
+    emit_event(
+        event=event,
+        resource={"prefect.resource.id": f"dunning.run.{run_id}", "prefect.resource.name": "dunning"},
+        payload=payload,
+    )
+
+
+@task(name="publish-report", description="Create the run's artifacts and events.")
+def publish_report(report: RunReport, run_row_id: int | None) -> dict[str, Any]:
+    """The run summary as JSON, after publishing artifacts and storing the counts."""
+    summary = report.to_json()
+    create_markdown_artifact(
+        key="reminder-run-summary",
+        markdown=report.to_markdown(),
+        description="Reminders sent, failed, skipped and deferred by segment, stage and channel.",
+    )
+    failures = report.failures()
+    create_table_artifact(
+        key="reminder-run-failures",
+        table=failures or [{"invoice": "-", "stage": "-", "channel": "-", "error_code": "",
+                            "reason": "no failures"}],
+        description="Reminders that failed or whose fate is unknown (no personal data).",
+    )
+    if run_row_id is not None and not report.dry_run:
+        with get_engine().begin() as conn:
+            conn.execute(update(ReminderRun).where(ReminderRun.id == run_row_id)
+                         .values(finished_at=utcnow(), counts=summary["counts"]))
+    emit("dunning.run.completed", report.flow_run_id or "local", {
+        "counts": summary["counts"], "dry_run": report.dry_run, "stopped": report.stopped,
+    })
+    return summary
