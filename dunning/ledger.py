@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.channels.base import ReminderData, SendResult
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
+from dunning.money import quantize
 
 #: Statuses in which a reminder has left (or may have left) for the provider.
 OUTBOUND = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered")
@@ -222,7 +223,8 @@ def claim(
         for chunk in _chunks(won):
             for r in conn.execute(q.where(Reminder.id.in_(chunk))).mappings():
                 row = dict(r)
-                balance = Decimal(row["amount"]) - Decimal(row["paid"])
+                amount = quantize(Decimal(row["amount"]), row["currency"])
+                balance = quantize(amount - Decimal(row["paid"]), row["currency"])
                 today = now.astimezone(ZoneInfo(row["timezone"])).date()
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)
                 reason = _skip_reason(row, balance, floor, today)
@@ -246,7 +248,7 @@ def claim(
                         timezone=row["timezone"],
                         country=row["country"],
                         currency=row["currency"],
-                        amount=Decimal(row["amount"]),
+                        amount=amount,
                         balance_due=balance,
                         due_on=row["due_on"],
                         days_overdue=(today - row["due_on"]).days,
