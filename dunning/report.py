@@ -35,6 +35,9 @@ def outcomes(
     if plan.empty:
         return pd.DataFrame(columns=_COLUMNS)
     frame = plan.copy()
+    for col in frame.columns:  # the planner uses categoricals; outcomes need free text
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype(object)
     words = {"skip": "skipped", "defer": "deferred", "send": "planned"}
     frame["outcome"] = frame["action"].map(words)
     frame["error_code"] = None

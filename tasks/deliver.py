@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from decimal import Decimal
 from functools import lru_cache
@@ -43,9 +44,19 @@ def _only_transient(task_: Task[Any, Any], task_run: TaskRun, state: State[Any])
     return False
 
 
-@lru_cache(maxsize=4)
 def channel_for(name: str) -> Channel:
-    """The process-wide channel object for ``name`` (keeps SDK connections alive)."""
+    """The process-wide channel object for ``name`` (keeps SDK connections alive).
+
+    Cached per channel configuration, so a notebook or test that changes its settings gets a
+    channel built from the new ones.
+    """
+    config = tuple(sorted((k, v) for k, v in os.environ.items()
+                          if k.startswith(("DUNNING_", "SENDGRID_", "TWILIO_"))))
+    return _channel(name, config)
+
+
+@lru_cache(maxsize=16)
+def _channel(name: str, config: tuple[tuple[str, str], ...]) -> Channel:
     return get_channel(name)
 
 

@@ -104,3 +104,12 @@ def db_url(
 def engine(db_url: str) -> Engine:
     """The engine of ``db_url``."""
     return db.get_engine(db_url)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Prefect test server (a real API on SQLite) shared by the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,64 @@
+"""Serve both flows without a worker: ``python -m deployments.serve [--env local]``.
+
+For users who do not run a work pool: this process polls the Prefect API for scheduled and
+manual runs of payment-reminders and track-responses and runs them itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = Path(__file__).parent / "environments"
+
+
+def load_environment(name: str) -> dict[str, Any]:
+    """The settings of environment ``name`` from deployments/environments/<name>.toml."""
+    path = ENVIRONMENTS / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in ENVIRONMENTS.glob("*.toml")))
+        raise SystemExit(f"unknown environment {name!r}: choose one of {known}")
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def deployments(env: dict[str, Any]) -> list[Any]:
+    """The runner deployments for both flows, configured from ``env``."""
+    from dunning.params import RunParameters
+    from flows.payment_reminders import payment_reminders
+    from flows.track_responses import track_responses
+
+    rem = env["payment_reminders"]
+    trk = env["track_responses"]
+    return [
+        payment_reminders.to_deployment(
+            name="payment-reminders",
+            cron=rem["cron"],
+            parameters={"params": RunParameters(**rem.get("parameters", {})).model_dump(
+                mode="json", exclude_none=True)},
+            tags=["dunning", "reminders"],
+            description="Plan and send the payment reminders due this hour, once each.",
+        ),
+        track_responses.to_deployment(
+            name="track-responses",
+            interval=int(trk["interval_seconds"]),
+            parameters=trk.get("parameters", {}),
+            tags=["dunning", "tracking"],
+            description="Apply delivery events, replies, opt-outs and payments to the ledger.",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="local", help="environment settings file to use")
+    args = parser.parse_args(argv)
+    from prefect import serve
+
+    serve(*deployments(load_environment(args.env)))
+
+
+if __name__ == "__main__":
+    main()

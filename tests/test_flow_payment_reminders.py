@@ -1,0 +1,87 @@
+"""The payment-reminders flow end to end on a real Prefect test server."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dunning.db.models import Reminder, ReminderRun
+from dunning.params import RunParameters
+from tests.factories import add_customer, add_invoice, add_payment
+
+pytestmark = pytest.mark.prefect
+
+# Tuesday 24 Nov 2026, 15:00 UTC = 10:00 in New York: inside the default send window.
+AS_OF = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+
+
+def _portfolio(engine) -> None:
+    add_customer(engine, "C1")
+    add_customer(engine, "C2", email="bo@example.org", phone=None, sms_consent=False,
+                 locale="de_DE", country="DE", timezone="Europe/Berlin")
+    add_invoice(engine, "INV-DUE", "C1", due_on=dt.date(2026, 11, 24))
+    add_invoice(engine, "INV-LATE", "C1", due_on=dt.date(2026, 11, 10))
+    paid = add_invoice(engine, "INV-PAID", "C1", due_on=dt.date(2026, 11, 10))
+    add_payment(engine, paid, "100.00", "pay-paid")
+    add_invoice(engine, "INV-DE", "C2", due_on=dt.date(2026, 11, 20), currency="EUR",
+                amount=Decimal("250.00"))
+    add_invoice(engine, "INV-DISPUTED", "C2", due_on=dt.date(2026, 11, 1), status="disputed")
+
+
+def test_a_run_sends_each_due_reminder_once_and_a_rerun_sends_nothing(
+    prefect_server, engine, tmp_path: Path
+):
+    from flows.payment_reminders import payment_reminders
+
+    _portfolio(engine)
+    dry = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count(Reminder.id))) == 0
+    planned = dry.counts()["planned"]
+    assert planned >= 3
+
+    first = payment_reminders(RunParameters(as_of=AS_OF))
+    counts = first.counts()
+    assert counts["sent"] == planned and counts["failed"] == 0
+    frame = first.to_frame()
+    sent = frame[frame["outcome"] == "sent"]
+    assert "INV-PAID" not in set(sent["invoice_number"])
+    assert "INV-DISPUTED" not in set(sent["invoice_number"])
+    assert {"INV-DUE", "INV-LATE", "INV-DE"} <= set(sent["invoice_number"])
+    # the German customer has no phone and no consent: email only
+    assert set(sent[sent["invoice_number"] == "INV-DE"]["channel"]) == {"email"}
+    with engine.connect() as conn:
+        statuses = conn.execute(select(Reminder.status, func.count()).group_by(Reminder.status)).all()
+        assert dict(statuses) == {"sent": planned}
+        assert conn.scalar(select(func.count(ReminderRun.id))) == 1
+    outbox = Path(tmp_path / "home" / "outbox")
+    assert len([p for p in outbox.rglob("*") if p.is_file()]) == planned
+
+    second = payment_reminders(RunParameters(as_of=AS_OF))
+    assert second.counts()["sent"] == 0
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count(Reminder.id))) == planned
+    assert len([p for p in outbox.rglob("*") if p.is_file()]) == planned
+
+
+def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, engine):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.payment_reminders import payment_reminders
+
+    _portfolio(engine)
+    report = payment_reminders(RunParameters(as_of=AS_OF))
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["reminder-run-summary", "reminder-run-failures"])))
+        mine = [a for a in arts if str(a.flow_run_id) == report.flow_run_id]
+    kinds = {a.key: a for a in mine}
+    assert set(kinds) == {"reminder-run-summary", "reminder-run-failures"}
+    summary = str(kinds["reminder-run-summary"].data)
+    assert f"| {report.counts()['sent']} |" in summary
+    assert "@" not in summary and "+1415" not in summary
