@@ -1,0 +1,115 @@
+"""``dunning webhooks serve|apply``, ``dunning replies`` and ``dunning metrics``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dunning.cli.app import app, console, emit_json, fail, out, webhooks_app
+from dunning.db import check_ready, get_engine
+
+
+@webhooks_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8080,
+) -> None:
+    """Receive SendGrid, Twilio and Stripe webhooks into the inbox (uvicorn)."""
+    import uvicorn
+
+    from dunning.webhooks import WebhookSettings, create_app
+
+    engine = get_engine()
+    check_ready(engine)
+    settings = WebhookSettings()
+    application = create_app(settings, engine)
+    missing = [name for name, value in (
+        ("DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY", settings.sendgrid_webhook_public_key),
+        ("DUNNING_TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+        ("DUNNING_STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret)) if not value]
+    if missing:
+        console.print(f"not configured (those endpoints answer 503): {', '.join(missing)}")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@webhooks_app.command("apply")
+def apply(
+    limit: Annotated[int | None, typer.Option(help="Apply at most this many events.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Apply pending inbox events to the ledger now (what the track_responses flow does)."""
+    from dunning.tracking import apply_inbox
+    from dunning.webhooks import WebhookSettings
+
+    engine = get_engine()
+    check_ready(engine)
+    counts = apply_inbox(engine, limit, WebhookSettings().reply_pause_days).as_dict()
+    if json_out:
+        emit_json(counts)
+        return
+    for kind, count in counts.items():
+        out.print(f"{kind}: {count}")
+    if not counts:
+        out.print("inbox: nothing pending")
+
+
+@app.command("replies")
+def replies(
+    limit: Annotated[int, typer.Option(help="Show the latest N replies.", min=1)] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List inbound SMS replies for operators (phone numbers masked)."""
+    from dunning.tracking.replies import list_replies
+
+    engine = get_engine()
+    check_ready(engine)
+    rows = list_replies(engine, limit)
+    if json_out:
+        emit_json(rows)
+        return
+    table = Table("received", "from", "customer", "invoice", "keyword", "message")
+    for r in rows:
+        table.add_row(r["received_at"][:16], r["from"], r["customer_id"] or "-",
+                      r["invoice_number"] or "-", r["keyword"] or "-", r["body"] or "")
+    out.print(table if rows else "no replies yet")
+
+
+@app.command("metrics")
+def metrics(
+    by: Annotated[list[str] | None, typer.Option(
+        help="Group by stage, channel, segment, template, week or run (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only reminders sent on/after YYYY-MM-DD.")]
+    = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Delivery, bounce, open, click, reply and paid-within-3/7/14-days rates."""
+    from dunning.tracking.metrics import DIMENSIONS, compute_metrics, to_records
+
+    start = None
+    if since:
+        try:
+            start = dt.datetime.combine(dt.date.fromisoformat(since), dt.time(), dt.UTC)
+        except ValueError:
+            fail(f"--since {since!r} is not a date; use YYYY-MM-DD, e.g. --since 2026-01-31")
+    engine = get_engine()
+    check_ready(engine)
+    try:
+        table = compute_metrics(engine, by=by or ["stage", "channel"], since=start)
+    except ValueError as exc:
+        fail(f"--by: {exc}")
+    rows = to_records(table)
+    if json_out:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("no reminders sent yet")
+        return
+    shown = [c for c in rows[0] if c in (*DIMENSIONS, "scope", "sent") or c.endswith("_rate")]
+    grid = Table(*shown)
+    for row in rows:
+        grid.add_row(*("-" if row[c] is None else f"{row[c]:.1%}" if c.endswith("rate")
+                       else str(row[c]) for c in shown))
+    out.print(grid)

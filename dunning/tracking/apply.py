@@ -1,0 +1,148 @@
+"""Apply the webhook inbox to the ledger: one row, one transaction, at most once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from dunning.db import session_scope
+from dunning.db.models import Reminder, WebhookInbox, utcnow
+from dunning.tracking.ledger import apply_outcome, customers_by_email, record_event, rowcount
+from dunning.tracking.payments import STRIPE_TYPES, PaymentError, apply_stripe_event
+from dunning.tracking.replies import apply_inbound
+from dunning.tracking.status import sendgrid_outcome, twilio_outcome
+
+log = logging.getLogger("dunning.tracking")
+
+
+class Ignored(Exception):
+    """An inbox event that is valid but concerns nothing we track."""
+
+
+@dataclass
+class TrackingSummary:
+    """Counts of what a tracking run changed, by kind (delivered, opt_out_sms, payment...)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kinds: list[str]) -> None:
+        """Count each kind once."""
+        self.counts.update(kinds)
+
+    def merge(self, other: TrackingSummary) -> TrackingSummary:
+        """A summary holding the counts of both."""
+        return TrackingSummary(self.counts + other.counts)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as a plain, sorted dict."""
+        return dict(sorted(self.counts.items()))
+
+
+def apply_inbox(engine: Engine, limit: int | None = None, reply_pause_days: int = 14,
+                now: dt.datetime | None = None) -> TrackingSummary:
+    """The summary of applying pending inbox rows (oldest first) to the ledger."""
+    summary = TrackingSummary()
+    with session_scope(engine) as session:
+        stmt = select(WebhookInbox.id).where(WebhookInbox.status == "pending").order_by(
+            WebhookInbox.id)
+        ids = list(session.scalars(stmt.limit(limit) if limit else stmt))
+    for inbox_id in ids:
+        with session_scope(engine) as session:
+            summary.add(_apply_one(session, inbox_id, reply_pause_days, now or utcnow()))
+    return summary
+
+
+def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetime) -> list[str]:
+    # Claiming by a conditional UPDATE makes two overlapping runs apply a row only once; the
+    # final status is written in the same transaction.
+    claimed = rowcount(session.execute(
+        update(WebhookInbox)
+        .where(WebhookInbox.id == inbox_id, WebhookInbox.status == "pending")
+        .values(status="applied", applied_at=now)
+    ))
+    if not claimed:
+        return []
+    row = session.get_one(WebhookInbox, inbox_id)
+    try:
+        with session.begin_nested():
+            kinds = _dispatch(session, row, pause_days, now)
+    except Ignored as exc:
+        row.status, row.error = "ignored", str(exc)[:500]
+        return ["ignored"]
+    except (PaymentError, ValueError, KeyError, TypeError) as exc:
+        # Bad data from a verified sender: keep it for the operator, never crash the run.
+        row.status, row.error = "error", str(exc)[:500] or type(exc).__name__
+        log.warning("inbox row %s (%s %s): %s", inbox_id, row.provider, row.event_type, row.error)
+        return ["error"]
+    return kinds or ["no_change"]
+
+
+def _dispatch(session: Session, row: WebhookInbox, pause_days: int,
+              now: dt.datetime) -> list[str]:
+    payload: dict[str, Any] = json.loads(row.payload or "{}")
+    if row.provider == "sendgrid":
+        return apply_sendgrid(session, payload, row.received_at)
+    if row.provider == "twilio" and row.event_type == "inbound":
+        return apply_inbound(session, payload, row.received_at, pause_days, now)
+    if row.provider == "twilio":
+        return apply_twilio_status(session, payload.get("MessageSid") or payload["SmsSid"],
+                                   row.event_type or "", payload.get("ErrorCode") or None,
+                                   row.received_at)
+    if row.provider == "stripe":
+        if row.event_type not in STRIPE_TYPES:
+            raise Ignored(f"stripe event type {row.event_type} is not tracked")
+        return apply_stripe_event(session, payload)
+    raise Ignored(f"unknown provider {row.provider}")
+
+
+def apply_sendgrid(session: Session, event: dict[str, Any], received: dt.datetime) -> list[str]:
+    """The kinds of change one SendGrid event made."""
+    outcome = sendgrid_outcome(event)
+    if outcome is None:
+        raise Ignored(f"sendgrid event {event.get('event')} is not tracked")
+    reminder = _sendgrid_reminder(session, event)
+    stamp = event.get("timestamp")
+    at = dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp else received
+    customers = [reminder.customer_id] if reminder else customers_by_email(
+        session, str(event.get("email") or ""))
+    if reminder is None and not customers:
+        raise Ignored("no reminder matches reminder_id/sg_message_id and no customer the email")
+    if not record_event(session, reminder, "sendgrid", str(event["sg_event_id"]),
+                        str(event["event"]), at, detail=outcome.reason):
+        return ["duplicate"]
+    return apply_outcome(session, reminder, customers, outcome, at)
+
+
+def _sendgrid_reminder(session: Session, event: dict[str, Any]) -> Reminder | None:
+    # custom_args arrive as top-level event fields; the message id is the fallback.
+    rid = event.get("reminder_id")
+    if rid is not None and str(rid).isdigit():
+        found = session.get(Reminder, int(rid))
+        if found is not None:
+            return found
+    message_id = str(event.get("sg_message_id") or "").split(".", 1)[0]
+    if not message_id:
+        return None
+    return session.scalar(select(Reminder).where(Reminder.provider_message_id == message_id))
+
+
+def apply_twilio_status(session: Session, sid: str, status: str, error_code: str | None,
+                        at: dt.datetime) -> list[str]:
+    """The kinds of change a Twilio message status (callback or poll) made."""
+    outcome = twilio_outcome(status, error_code)
+    if outcome is None:
+        raise Ignored(f"twilio status {status} is not tracked")
+    reminder = session.scalar(select(Reminder).where(Reminder.provider_message_id == sid))
+    if reminder is None:
+        raise Ignored(f"no reminder has MessageSid {sid}")
+    if not record_event(session, reminder, "twilio", f"{sid}:{status}", status, at,
+                        error_code=error_code, detail=outcome.reason):
+        return ["duplicate"]
+    return apply_outcome(session, reminder, [reminder.customer_id], outcome, at, error_code)

@@ -1,0 +1,148 @@
+"""Ledger updates shared by webhooks, polling and payments (over a SQLAlchemy session)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
+
+from dunning.db.models import Customer, DeliveryEvent, Reminder
+from dunning.tracking.status import STATUS_TIMESTAMP, Outcome, moves_forward
+
+OPEN_STATUSES = ("planned", "claimed")
+
+
+def rowcount(result: Any) -> int:
+    """The rows an UPDATE matched (typed access to ``CursorResult.rowcount``)."""
+    return int(result.rowcount or 0) if isinstance(result, CursorResult) else 0
+
+
+def record_event(
+    session: Session,
+    reminder: Reminder | None,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    occurred_at: dt.datetime,
+    error_code: str | None = None,
+    detail: str | None = None,
+) -> bool:
+    """Whether the delivery event was new (False: already recorded, nothing to do)."""
+    exists = session.scalar(
+        select(DeliveryEvent.id).where(
+            DeliveryEvent.provider == provider, DeliveryEvent.provider_event_id == event_id
+        )
+    )
+    if exists is not None:
+        return False
+    session.add(
+        DeliveryEvent(
+            reminder_id=reminder.id if reminder else None,
+            provider=provider,
+            provider_event_id=event_id[:200],
+            event_type=event_type[:32],
+            error_code=error_code,
+            detail=detail[:500] if detail else None,
+            occurred_at=occurred_at,
+        )
+    )
+    session.flush()
+    return True
+
+
+def advance(reminder: Reminder, status: str, at: dt.datetime, reason: str | None = None,
+            error_code: str | None = None) -> bool:
+    """Whether ``reminder`` moved to ``status``; its timestamp is set either way (first only)."""
+    column = STATUS_TIMESTAMP.get(status)
+    if column and getattr(reminder, column) is None:
+        setattr(reminder, column, at)
+    if not moves_forward(reminder.status, status):
+        return False
+    reminder.status = status
+    if reason:
+        reminder.reason = reason[:200]
+    if error_code:
+        reminder.error_code = error_code[:64]
+    return True
+
+
+def apply_outcome(session: Session, reminder: Reminder | None, customer_ids: list[str],
+                  outcome: Outcome, at: dt.datetime, error_code: str | None = None) -> list[str]:
+    """The kinds of change ``outcome`` made (for the run summary)."""
+    kinds: list[str] = []
+    if reminder is not None and outcome.status:
+        if advance(reminder, outcome.status, at, outcome.reason, error_code):
+            kinds.append(outcome.status)
+    if outcome.opt_out:
+        kinds += opt_out(session, customer_ids, outcome.opt_out, opted_out=True)
+    if outcome.invalid_address:
+        kinds += mark_email_invalid(session, customer_ids)
+    return kinds
+
+
+def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: bool) -> list[str]:
+    """``["opt_out_<channel>"]`` (or opt_in) when any customer changed, else ``[]``.
+
+    Opting out also skips the channel's planned or claimed reminders so a campaign already
+    planned sends nothing more.
+    """
+    if not customer_ids:
+        return []
+    column = Customer.sms_opt_out if channel == "sms" else Customer.email_opt_out
+    changed = rowcount(session.execute(
+        update(Customer)
+        .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))
+        .values({column: opted_out})
+    ))
+    if opted_out:
+        skip_open_reminders(session, customer_ids=customer_ids, channel=channel,
+                            reason=f"{channel}_opt_out")
+    if not changed:
+        return []
+    return [f"{'opt_out' if opted_out else 'opt_in'}_{channel}"]
+
+
+def mark_email_invalid(session: Session, customer_ids: list[str]) -> list[str]:
+    """``["email_invalid"]`` when the customers' address was newly marked invalid."""
+    if not customer_ids:
+        return []
+    changed = rowcount(session.execute(
+        update(Customer)
+        .where(Customer.customer_id.in_(customer_ids), Customer.email_invalid.is_(False))
+        .values(email_invalid=True)
+    ))
+    skip_open_reminders(session, customer_ids=customer_ids, channel="email", reason="email_invalid")
+    return ["email_invalid"] if changed else []
+
+
+def skip_open_reminders(session: Session, *, reason: str, customer_ids: list[str] | None = None,
+                        invoice_id: int | None = None, channel: str | None = None) -> int:
+    """The number of planned or claimed reminders now skipped with ``reason``."""
+    stmt = update(Reminder).where(Reminder.status.in_(OPEN_STATUSES))
+    if customer_ids is not None:
+        stmt = stmt.where(Reminder.customer_id.in_(customer_ids))
+    if invoice_id is not None:
+        stmt = stmt.where(Reminder.invoice_id == invoice_id)
+    if channel is not None:
+        stmt = stmt.where(Reminder.channel == channel)
+    stmt = stmt.values(status="skipped", reason=reason, lease_expires_at=None)
+    return rowcount(session.execute(stmt))
+
+
+def customers_by_email(session: Session, email: str | None) -> list[str]:
+    """The ids of customers with ``email`` (case-insensitive)."""
+    if not email:
+        return []
+    rows = session.scalars(
+        select(Customer.customer_id).where(func.lower(Customer.email) == email.strip().lower())
+    )
+    return list(rows)
+
+
+def customers_by_phone(session: Session, phone: str | None) -> list[str]:
+    """The ids of customers whose E.164 phone is ``phone``."""
+    if not phone:
+        return []
+    return list(session.scalars(select(Customer.customer_id).where(Customer.phone == phone)))

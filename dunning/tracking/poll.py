@@ -1,0 +1,74 @@
+"""Poll Twilio for SMS reminders still without a final status (for hosts without webhooks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import Engine, func, select
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient
+from dunning.db import session_scope
+from dunning.db.models import Reminder, utcnow
+from dunning.errors import ConfigError
+from dunning.tracking.apply import Ignored, TrackingSummary, apply_twilio_status
+from dunning.webhooks.settings import WebhookSettings
+
+log = logging.getLogger("dunning.tracking")
+
+#: Ledger states whose SMS may still change at Twilio.
+NOT_FINAL = ("claimed", "sent", "unknown")
+
+
+def twilio_client(settings: WebhookSettings) -> Client:
+    """A Twilio SDK client for the configured account and base URL."""
+    if not settings.twilio_account_sid or not settings.twilio_auth_token:
+        raise ConfigError("polling Twilio needs DUNNING_TWILIO_ACCOUNT_SID and "
+                          "DUNNING_TWILIO_AUTH_TOKEN; set them or run with poll_twilio=False")
+    http = BaseUrlHttpClient(settings.twilio_base_url or TWILIO_API)
+    return Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                  http_client=http)
+
+
+def stale_sms(engine: Engine, older_than: dt.timedelta, now: dt.datetime | None = None,
+              limit: int = 500) -> list[str]:
+    """MessageSids of SMS reminders sent more than ``older_than`` ago with no final status."""
+    cutoff = (now or utcnow()) - older_than
+    stmt = (
+        select(Reminder.provider_message_id)
+        .where(Reminder.channel == "sms", Reminder.status.in_(NOT_FINAL),
+               Reminder.provider_message_id.is_not(None),
+               func.coalesce(Reminder.sent_at, Reminder.claimed_at) <= cutoff)
+        .order_by(Reminder.id)
+        .limit(limit)
+    )
+    with session_scope(engine) as session:
+        return [sid for sid in session.scalars(stmt) if sid]
+
+
+def poll_twilio(engine: Engine, client: Client, older_than: dt.timedelta,
+                now: dt.datetime | None = None) -> TrackingSummary:
+    """The summary of fetching each stale SMS from Twilio and applying its status."""
+    summary = TrackingSummary()
+    for sid in stale_sms(engine, older_than, now):
+        try:
+            message = client.messages(sid).fetch()
+        except TwilioRestException as exc:
+            log.warning("twilio poll of %s failed: HTTP %s code %s", sid, exc.status, exc.code)
+            summary.add(["poll_error"])
+            continue
+        except TwilioException as exc:
+            log.warning("twilio poll of %s failed: %s", sid, type(exc).__name__)
+            summary.add(["poll_error"])
+            continue
+        status = str(message.status or "")
+        code = str(message.error_code) if message.error_code else None
+        at = message.date_updated or now or utcnow()
+        try:
+            with session_scope(engine) as session:
+                summary.add(["polled", *apply_twilio_status(session, sid, status, code, at)])
+        except Ignored:
+            summary.add(["polled"])
+    return summary

@@ -1,0 +1,152 @@
+"""Pure rules of tracking: the status rank table, provider event mapping and SMS keywords."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+# "Only moves forward": an event may raise a reminder's status, never lower it.
+# Failures outrank every success so a late "delivered" never hides a bounce, while a bounce
+# after "delivered" still wins (SendGrid can report both). ``skipped`` never left, so no
+# provider event may revive it. ``unknown`` (crash after the provider call) ranks with
+# ``claimed`` so any provider news reconciles it.
+STATUS_RANK: dict[str, int] = {
+    "planned": 0,
+    "claimed": 1,
+    "unknown": 1,
+    "sent": 2,
+    "delivered": 3,
+    "opened": 4,
+    "clicked": 5,
+    "replied": 6,
+    "undelivered": 10,
+    "failed_permanent": 10,
+    "bounced": 10,
+    "skipped": 99,
+}
+
+#: The reminder timestamp column each status sets (the first time only).
+STATUS_TIMESTAMP: dict[str, str] = {
+    "sent": "sent_at",
+    "delivered": "delivered_at",
+    "opened": "opened_at",
+    "clicked": "clicked_at",
+    "replied": "replied_at",
+    "bounced": "bounced_at",
+    "undelivered": "failed_at",
+    "failed_permanent": "failed_at",
+}
+
+
+def moves_forward(current: str, new: str) -> bool:
+    """Whether a reminder in ``current`` status may move to ``new``."""
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, 0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one provider event means for the ledger."""
+
+    status: str | None  # the reminder status it implies, None for "record only"
+    opt_out: str | None = None  # "email" | "sms": the customer opted out of the channel
+    invalid_address: bool = False  # hard bounce: never email this address again
+    reason: str | None = None
+
+
+_SENDGRID: dict[str, Outcome] = {
+    "processed": Outcome("sent"),
+    "deferred": Outcome(None),
+    "delivered": Outcome("delivered"),
+    "open": Outcome("opened"),
+    "click": Outcome("clicked"),
+    "dropped": Outcome("failed_permanent", reason="dropped"),
+    "spamreport": Outcome(None, opt_out="email", reason="spam report"),
+    "unsubscribe": Outcome(None, opt_out="email", reason="unsubscribed"),
+    "group_unsubscribe": Outcome(None, opt_out="email", reason="unsubscribed"),
+    "group_resubscribe": Outcome(None),
+}
+
+
+def sendgrid_outcome(event: dict[str, object]) -> Outcome | None:
+    """The outcome of one SendGrid event, None for an event type we do not track."""
+    kind = str(event.get("event", ""))
+    if kind == "bounce":
+        # SendGrid marks soft bounces type=blocked (or bounce_classification); only a hard
+        # bounce proves the address is dead.
+        soft = event.get("type") == "blocked"
+        reason = str(event.get("reason") or ("soft bounce" if soft else "hard bounce"))[:200]
+        return Outcome("bounced", invalid_address=not soft, reason=reason)
+    if kind == "dropped":
+        return Outcome("failed_permanent", reason=str(event.get("reason") or "dropped")[:200])
+    return _SENDGRID.get(kind)
+
+
+# Twilio error codes that mean the recipient opted out / the number cannot take SMS.
+TWILIO_OPT_OUT_CODES = {"21610"}
+_TWILIO: dict[str, Outcome] = {
+    "accepted": Outcome(None),
+    "scheduled": Outcome(None),
+    "queued": Outcome(None),
+    "sending": Outcome(None),
+    "sent": Outcome("sent"),
+    "delivered": Outcome("delivered"),
+    "read": Outcome("delivered"),
+    "undelivered": Outcome("undelivered"),
+    "failed": Outcome("failed_permanent"),
+    "canceled": Outcome("failed_permanent", reason="canceled"),
+}
+
+#: Twilio statuses after which a message will not change any more (polling stops).
+TWILIO_FINAL = {"delivered", "read", "undelivered", "failed", "canceled"}
+
+
+def twilio_outcome(status: str, error_code: str | None) -> Outcome | None:
+    """The outcome of a Twilio message status, None for a status we do not know."""
+    base = _TWILIO.get(status.lower())
+    if base is None or base.status not in ("undelivered", "failed_permanent"):
+        return base
+    reason = f"twilio {status.lower()}" + (f" (error {error_code})" if error_code else "")
+    opt_out = "sms" if error_code in TWILIO_OPT_OUT_CODES else None
+    return Outcome(base.status, opt_out=opt_out, reason=reason)
+
+
+# Twilio's default opt-out and opt-in keywords (whole message, case-insensitive).
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+START_WORDS = {"START", "UNSTOP", "YES"}
+_PAID = re.compile(r"^PAID\b[\s:,-]*(?P<date>.*)$", re.IGNORECASE)
+_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%y", "%d/%m/%y")
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """The meaning of an inbound SMS: stop, start, paid (with an optional date) or None."""
+
+    keyword: str | None
+    paid_on: dt.date | None = None
+    paid_text: str | None = None
+
+
+def parse_keyword(body: str | None) -> Keyword:
+    """The keyword an inbound SMS body carries (a whole-message match, as Twilio does)."""
+    text = (body or "").strip().strip(".!").strip()
+    upper = text.upper()
+    if upper in STOP_WORDS:
+        return Keyword("stop")
+    if upper in START_WORDS:
+        return Keyword("start")
+    match = _PAID.match(text)
+    if not match:
+        return Keyword(None)
+    rest = match.group("date").strip()
+    return Keyword("paid", paid_on=parse_date(rest), paid_text=rest or None)
+
+
+def parse_date(text: str) -> dt.date | None:
+    """``text`` as a date in one of the common numeric formats, else None."""
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None

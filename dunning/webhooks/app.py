@@ -1,0 +1,187 @@
+"""The webhook receiver: verify, store in webhook_inbox, answer 2xx fast.
+
+Nothing is applied here; the track_responses flow applies the inbox. A forged, malformed or
+oversized request is answered 4xx and stores nothing; a replayed event is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
+from dunning.db import get_engine
+from dunning.db.models import WebhookInbox, utcnow
+from dunning.errors import ConfigError
+from dunning.webhooks.settings import WebhookSettings
+from dunning.webhooks.verify import (
+    InboxRecord,
+    Refused,
+    sendgrid_records,
+    sendgrid_verifier,
+    stripe_record,
+    twilio_record,
+)
+
+log = logging.getLogger("dunning.webhooks")
+
+JSON_TYPE = "application/json"
+FORM_TYPE = "application/x-www-form-urlencoded"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def store_records(engine: Engine, records: Sequence[InboxRecord]) -> int:
+    """The number of ``records`` newly stored (duplicates of a stored event are skipped)."""
+    dialect = engine.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    stored = 0
+    with engine.begin() as conn:
+        for rec in records:
+            stmt = (
+                insert(WebhookInbox)
+                .values(
+                    provider=rec.provider,
+                    event_id=rec.event_id,
+                    event_type=rec.event_type[:64],
+                    payload=rec.payload,
+                    status="pending",
+                    received_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+                .returning(WebhookInbox.id)
+            )
+            # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT.
+            stored += conn.execute(stmt).first() is not None
+    return stored
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Refused(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _require_type(request: Request, expected: str) -> None:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != expected:
+        raise Refused(415, f"content type must be {expected}")
+
+
+def public_url(request: Request, base: str | None) -> str:
+    """The URL the provider signed: the configured public base plus the path, else our own."""
+    if not base:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return base.rstrip("/") + request.url.path + query
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(settings: WebhookSettings | None = None, engine: Engine | None = None) -> Starlette:
+    """The ASGI app receiving SendGrid, Twilio and Stripe webhooks into the inbox."""
+    cfg = settings or WebhookSettings()
+    limit = cfg.webhook_max_body_bytes
+    sg_key = cfg.sendgrid_webhook_public_key
+    try:
+        sg = sendgrid_verifier(sg_key) if sg_key else None
+    except ValueError as exc:
+        raise ConfigError(
+            f"DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY: {exc}; paste the key shown under SendGrid "
+            "Mail Settings > Signed Event Webhook."
+        ) from None
+    token, stripe = cfg.twilio_auth_token, cfg.stripe_webhook_secret
+    tw = RequestValidator(token.get_secret_value()) if token else None
+    stripe_secret = stripe.get_secret_value() if stripe else None
+
+    def db() -> Engine:
+        return engine or get_engine()
+
+    def guarded(provider: str, configured: bool, content_type: str,
+                body_to_records: Callable[[Request, bytes], list[InboxRecord]],
+                reply: Callable[[int, int], Response]) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if not configured:
+                # 503 so the provider retries once the operator has set the secret.
+                return JSONResponse({"error": f"{provider} webhook secret is not configured"}, 503)
+            try:
+                _require_type(request, content_type)
+                body = await _read_body(request, limit)
+                records = body_to_records(request, body)
+            except Refused as exc:
+                log.warning("refused %s webhook: %s (%d)", provider, exc.message, exc.status)
+                return JSONResponse({"error": exc.message}, exc.status)
+            stored = await run_in_threadpool(store_records, db(), records)
+            return reply(stored, len(records) - stored)
+        return endpoint
+
+    def json_reply(stored: int, duplicates: int) -> Response:
+        return JSONResponse({"stored": stored, "duplicates": duplicates})
+
+    def twiml_reply(stored: int, duplicates: int) -> Response:
+        # An empty TwiML answer: no auto-reply to the customer's SMS.
+        return Response(EMPTY_TWIML, media_type="text/xml")
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def sendgrid(request: Request, body: bytes) -> list[InboxRecord]:
+        assert sg is not None
+        return sendgrid_records(
+            body,
+            request.headers.get("x-twilio-email-event-webhook-signature"),
+            request.headers.get("x-twilio-email-event-webhook-timestamp"),
+            sg,
+            cfg.webhook_tolerance_seconds,
+            now(),
+        )
+
+    def twilio(kind: str) -> Callable[[Request, bytes], list[InboxRecord]]:
+        def parse(request: Request, body: bytes) -> list[InboxRecord]:
+            assert tw is not None
+            url = public_url(request, cfg.webhook_public_url)
+            return [twilio_record(body, url, request.headers.get("x-twilio-signature"), tw, kind)]
+        return parse
+
+    def stripe_parse(request: Request, body: bytes) -> list[InboxRecord]:
+        assert stripe_secret is not None
+        return [stripe_record(body, request.headers.get("stripe-signature"), stripe_secret,
+                              cfg.webhook_tolerance_seconds, now())]
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/webhooks/sendgrid/events",
+              guarded("sendgrid", sg is not None, JSON_TYPE, sendgrid, json_reply),
+              methods=["POST"]),
+        Route("/webhooks/twilio/status",
+              guarded("twilio", tw is not None, FORM_TYPE, twilio("status"), json_reply),
+              methods=["POST"]),
+        Route("/webhooks/twilio/inbound",
+              guarded("twilio", tw is not None, FORM_TYPE, twilio("inbound"), twiml_reply),
+              methods=["POST"]),
+        Route("/webhooks/stripe",
+              guarded("stripe", stripe_secret is not None, JSON_TYPE, stripe_parse, json_reply),
+              methods=["POST"]),
+    ]
+    return Starlette(routes=routes)

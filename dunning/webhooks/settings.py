@@ -1,0 +1,33 @@
+"""Settings of the webhook receiver and the tracking flow (DUNNING_* environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WebhookSettings(BaseSettings):
+    """Secrets, limits and URLs of the webhook receiver and of response tracking."""
+
+    model_config = SettingsConfigDict(env_prefix="DUNNING_", extra="ignore")
+
+    webhook_public_url: str | None = Field(
+        default=None,
+        description=(
+            "Public base URL Twilio calls (e.g. https://hooks.example.com). Behind a proxy the "
+            "local URL differs from the one Twilio signed; unset means the request's own URL."
+        ),
+    )
+    twilio_auth_token: SecretStr | None = None
+    twilio_account_sid: str | None = None
+    twilio_base_url: str | None = Field(
+        default=None, description="Base URL of the Twilio API (a local fake in tests)."
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, description="SendGrid Signed Event Webhook verification key (base64 DER)."
+    )
+    stripe_webhook_secret: SecretStr | None = None
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    reply_pause_days: int = Field(default=14, ge=0)
+    twilio_poll_age_minutes: int = Field(default=30, ge=0)
