@@ -39,10 +39,17 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
-    """The cached engine for ``url`` (default: the configured database)."""
-    return make_engine(url or get_settings().resolved_database_url)
+    """The cached engine for ``url`` (default: the database configured right now)."""
+    return _cached_engine(url or get_settings().resolved_database_url)
+
+
+@lru_cache(maxsize=8)
+def _cached_engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+get_engine.cache_clear = _cached_engine.cache_clear  # type: ignore[attr-defined]
 
 
 @contextmanager
