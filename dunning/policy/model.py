@@ -1,0 +1,114 @@
+"""The policy as data: ladder stages, per-segment ladders, send window, segment rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+CHANNEL_NAMES = ("email", "sms")
+#: Stages outside the ladder, each sent at most once per (invoice, channel).
+PAYMENT_FAILED = "payment_failed"
+PROMISE_BROKEN = "promise_broken"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One rung of the ladder: reached ``offset_days`` after the due date (negative: before)."""
+
+    name: str
+    offset_days: int
+    channels: tuple[str, ...]
+    tone: str
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The stages of one segment, in escalation order, and the repeat after the last one."""
+
+    stages: tuple[Stage, ...]
+    repeat_every_days: int = 0  # 0: no repeat after the final stage
+    repeat_max: int = 0  # how many repeats after the final stage (r2..r{1+max})
+
+    def stage(self, name: str) -> Stage | None:
+        """The stage called ``name`` or None."""
+        return next((s for s in self.stages if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class ExtraStage:
+    """A reminder outside the ladder (payment_failed, promise_broken)."""
+
+    name: str
+    channels: tuple[str, ...]
+    tone: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """When reminders may go out, in the customer's local time."""
+
+    start_minute: int = 9 * 60  # minutes after local midnight, inclusive
+    end_minute: int = 18 * 60  # exclusive; 1440 means end of day
+    weekdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday=0
+    skip_holidays: bool = True
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``feature`` compared with ``value`` by ``op`` (one of >=, <=, ==)."""
+
+    feature: str
+    op: str
+    value: float | bool
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    """A segment and the conditions (all must hold) that put a customer in it."""
+
+    segment: str
+    conditions: tuple[Condition, ...]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the planner needs; build it with ``dunning.policy.load_policy``."""
+
+    ladder: Ladder
+    segment_ladders: dict[str, Ladder]
+    rules: tuple[SegmentRule, ...]
+    fallback_segment: str
+    send_window: SendWindow
+    min_balance: Decimal = Decimal("1.00")
+    min_balance_by_currency: dict[str, Decimal] = field(default_factory=dict)
+    large_overdue_balance: Decimal = Decimal("5000")
+    large_overdue_by_currency: dict[str, Decimal] = field(default_factory=dict)
+    payment_failed: ExtraStage = ExtraStage(PAYMENT_FAILED, ("email", "sms"), "helpful")
+    promise_broken: ExtraStage = ExtraStage(PROMISE_BROKEN, ("email",), "firm")
+    source: str = ""
+
+    def ladder_for(self, segment: str) -> Ladder:
+        """The ladder of ``segment`` (the default ladder when it has no override)."""
+        return self.segment_ladders.get(segment, self.ladder)
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """Every segment name the rules can produce, in rule order, fallback last."""
+        names = dict.fromkeys(r.segment for r in self.rules)
+        names[self.fallback_segment] = None
+        return tuple(names)
+
+    @property
+    def stage_order(self) -> tuple[str, ...]:
+        """Stage names of the default ladder in escalation order (the global rank)."""
+        return tuple(s.name for s in self.ladder.stages)
+
+    def min_balance_for(self, currency: str) -> Decimal:
+        """The minimum balance worth a reminder in ``currency`` (major units)."""
+        return self.min_balance_by_currency.get(currency, self.min_balance)
+
+    def large_overdue_for(self, currency: str) -> Decimal:
+        """The overdue balance in ``currency`` that makes a customer at risk."""
+        return self.large_overdue_by_currency.get(currency, self.large_overdue_balance)

@@ -1,0 +1,310 @@
+"""The planner: which reminder each invoice is due for, on which channel, now or when.
+
+Pure pandas/numpy over a Portfolio: no database, no network, no Prefect. Every rule is a
+vectorised mask; loops run only over segments, time zones and (time zone, country) pairs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from dunning.policy.ladder import OPEN_LEDGER_STATUSES, StageTable, reached_codes, stage_table
+from dunning.policy.model import Policy
+from dunning.policy.window import local_days, window_frame
+from dunning.portfolio import Portfolio
+from segments.features import aligned, compute_features, minor_threshold
+from segments.rules import assign_segments
+
+PLAN_COLUMNS = [
+    "invoice_id",
+    "invoice_number",
+    "customer_id",
+    "segment",
+    "stage",
+    "channel",
+    "action",
+    "reason",
+    "not_before",
+    "tone",
+    "days_overdue",
+    "currency",
+    "balance_minor",
+    "locale",
+]
+FEATURE_COLUMNS = [
+    "on_time_share",
+    "p90_days_late",
+    "failed_attempts_90d",
+    "oldest_open_days_overdue",
+]
+_NAT = np.datetime64("NaT", "ns")
+_MISSING = np.iinfo(np.int64).min  # NaT as int64 nanoseconds: earlier than any instant
+
+
+def _ns(instants: pd.Series) -> np.ndarray:
+    """Instants as int64 nanoseconds since the epoch, UTC (missing: _MISSING)."""
+    return pd.to_datetime(instants, utc=True).to_numpy("datetime64[ns]").view(np.int64)
+
+
+def check_as_of(as_of: datetime) -> datetime:
+    """``as_of`` converted to UTC; a naive datetime is refused (instants are tz-aware UTC)."""
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("as_of must be timezone-aware (UTC)")
+    return as_of.astimezone(UTC)
+
+
+def segment_frame(portfolio: Portfolio, as_of: datetime, policy: Policy) -> pd.DataFrame:
+    """Features per customer (index customer_id) with the customer's segment."""
+    feats = compute_features(portfolio, check_as_of(as_of), policy)
+    feats["segment"] = assign_segments(feats, policy)
+    return feats
+
+
+def plan(
+    portfolio: Portfolio, as_of: datetime, policy: Policy, segments: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per (invoice, channel) considered at ``as_of``: send, defer or skip with reason.
+
+    ``segments`` (from segment_frame) may be passed to reuse a segmentation across calls.
+    """
+    as_of = check_as_of(as_of)
+    feats = segments if segments is not None else segment_frame(portfolio, as_of, policy)
+    table = stage_table(policy)
+    inv, done_keys = _invoice_frame(portfolio, as_of, policy, feats, table)
+    rows = _expand_channels(inv, table)
+    cust = _customers_of(rows, portfolio.customers.reset_index(drop=True))
+    return _decide(rows, cust, done_keys, as_of, policy, feats, table)
+
+
+def _invoice_frame(
+    portfolio: Portfolio, as_of: datetime, policy: Policy, feats: pd.DataFrame, table: StageTable
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(invoices with customer position, local day, days overdue and stage code; done keys)."""
+    inv = portfolio.invoices
+    if "in_scope" in inv.columns:
+        inv = inv.loc[inv["in_scope"].to_numpy(bool)]
+    cust = portfolio.customers.reset_index(drop=True)
+    pos = portfolio.customer_positions(inv["customer_id"])
+    inv, pos = inv.loc[pos >= 0], pos[pos >= 0]
+    today_by_customer = local_days(cust["timezone"], as_of)
+    today = today_by_customer[pos]
+    days = (today - inv["due_on"].to_numpy("datetime64[D]")).astype(np.int64)
+    seg_pos = pd.Index(feats.index).get_indexer(pd.Index(cust["customer_id"].astype(str)))
+    seg_codes = pd.Categorical(
+        feats["segment"].to_numpy()[seg_pos], categories=table.segments
+    ).codes[pos]
+    code = np.full(len(inv), -1, dtype=np.int64)
+    for i, seg in enumerate(table.segments):
+        mask = seg_codes == i
+        code[mask] = reached_codes(policy.ladder_for(seg), days[mask], table)
+    out = pd.DataFrame(
+        {
+            "invoice_id": inv["invoice_id"].to_numpy(np.int64),
+            "invoice_number": inv["invoice_number"].to_numpy(),
+            "customer_id": inv["customer_id"].astype(str).to_numpy(),
+            "currency": inv["currency"].astype(str).to_numpy(),
+            "status": inv["status"].astype(str).to_numpy(),
+            "balance_minor": inv["amount_minor"].to_numpy(np.int64)
+            - inv["paid_minor"].to_numpy(np.int64),
+            "today": today,
+            "days": days,
+            "seg": seg_codes,
+            "code": code,
+            "promise": inv["promise_to_pay_on"].to_numpy("datetime64[D]"),
+            "inv_paused": inv["paused_until"].to_numpy("datetime64[D]"),
+            "cpos": pos,
+        }
+    )
+    return _apply_ledger(out, portfolio, as_of, policy, table)
+
+
+def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
+    """The ledger with stage code, channel code (email 0, sms 1), done flag and row instant."""
+    led = portfolio.ledger
+    stages = led["stage"].astype("category")
+    cat_codes = table.code_of(np.asarray(stages.cat.categories))
+    codes = np.where(stages.cat.codes.to_numpy() >= 0, cat_codes[stages.cat.codes.to_numpy()], -1)
+    when = led["sent_at"].fillna(led["claimed_at"]).fillna(led["planned_at"])
+    return pd.DataFrame(
+        {
+            "invoice_id": led["invoice_id"].to_numpy(np.int64),
+            "code": codes,
+            "ch": (led["channel"].astype(str).to_numpy() == "sms").astype(np.int64),
+            "done": ~led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
+            "open": led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
+            "when": pd.to_datetime(when, utc=True),
+        }
+    )
+
+
+def _apply_ledger(
+    inv: pd.DataFrame, portfolio: Portfolio, as_of: datetime, policy: Policy, table: StageTable
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(``inv`` with the stage code to plan; the keys of done ledger rows).
+
+    payment_failed and promise_broken take precedence over the ladder stage.
+    """
+    led = _ledger_codes(portfolio, table)
+    ids = inv["invoice_id"]
+    ladder_rows = led.loc[(led["code"] >= 0) & (led["code"] < table.payment_failed)]
+    max_done = ladder_rows.loc[ladder_rows["done"]].groupby("invoice_id")["code"].max()
+    inv["max_done"] = aligned(ids, max_done).fillna(-1).astype(np.int64).to_numpy()
+    last_row = _ns(aligned(ids, ladder_rows.groupby("invoice_id")["when"].max()))
+    done_extras = led.loc[led["done"] & (led["code"] >= table.payment_failed)]
+    att = portfolio.attempts
+    att = att.loc[_ns(att["attempted_at"]) <= _ns(pd.Series([as_of]))[0]]
+    failed = att["outcome"].astype(str).to_numpy() == "failed"
+    last_failed = _ns(aligned(ids, att.loc[failed].groupby("invoice_id")["attempted_at"].max()))
+    last_ok = _ns(aligned(ids, att.loc[~failed].groupby("invoice_id")["attempted_at"].max()))
+    # A later successful charge shows the payment method works again: no reminder to update it.
+    pf = (
+        policy.payment_failed.enabled
+        & (last_failed != _MISSING)
+        & (last_failed > last_ok)
+        & (last_failed > last_row)
+        & ~ids.isin(
+            done_extras.loc[done_extras["code"] == table.payment_failed, "invoice_id"]
+        ).to_numpy()
+    )
+    last_day = np.where(
+        last_row == _MISSING, np.datetime64("NaT", "ns"), last_row.view("datetime64[ns]")
+    ).astype("datetime64[D]")
+    promise = inv["promise"].to_numpy()
+    pb = (
+        policy.promise_broken.enabled
+        & ~np.isnat(promise)
+        & (promise < inv["today"].to_numpy())
+        & (np.isnat(last_day) | (last_day <= promise))
+        & ~ids.isin(
+            done_extras.loc[done_extras["code"] == table.promise_broken, "invoice_id"]
+        ).to_numpy()
+    )
+    inv["code"] = np.where(
+        pf, table.payment_failed, np.where(pb, table.promise_broken, inv["code"].to_numpy())
+    )
+    inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
+    keep = (inv["code"].to_numpy() >= 0) & (
+        np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
+    )
+    inv = inv.loc[keep].reset_index(drop=True)
+    done = led.loc[led["done"]]
+    return inv, _key(
+        done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table
+    )
+
+
+def _key(invoice_id: np.ndarray, code: np.ndarray, ch: np.ndarray, table: StageTable) -> np.ndarray:
+    """One int64 per (invoice, stage code, channel code), for set membership tests."""
+    width = 2 * (len(table.names) + 1)
+    return (
+        invoice_id.astype(np.int64) * width + (code.astype(np.int64) + 1) * 2 + ch.astype(np.int64)
+    )
+
+
+def _expand_channels(inv: pd.DataFrame, table: StageTable) -> pd.DataFrame:
+    """One row per (invoice, channel) the chosen stage uses in the invoice's segment."""
+    seg, code = inv["seg"].to_numpy(), inv["code"].to_numpy()
+    parts = []
+    for ch, flags in ((0, table.email), (1, table.sms)):
+        part = inv.loc[flags[seg, code]].copy()
+        part["ch"] = ch
+        parts.append(part)
+    rows = pd.concat(parts, ignore_index=True)
+    return rows.sort_values(["invoice_id", "ch"], kind="stable", ignore_index=True)
+
+
+def _decide(
+    rows: pd.DataFrame,
+    cust: dict[str, np.ndarray],
+    done_keys: np.ndarray,
+    as_of: datetime,
+    policy: Policy,
+    feats: pd.DataFrame,
+    table: StageTable,
+) -> pd.DataFrame:
+    """The plan lines: the first skip reason that applies, else defer outside the window,
+    else send."""
+    today, code, ch = rows["today"].to_numpy(), rows["code"].to_numpy(), rows["ch"].to_numpy()
+    status = rows["status"].to_numpy()
+    minimum = minor_threshold(
+        rows["currency"], dict(policy.min_balance_by_currency), policy.min_balance
+    )
+    email, sms = ch == 0, ch == 1
+    done = np.isin(_key(rows["invoice_id"].to_numpy(), code, ch, table), done_keys)
+    in_ladder = code < table.payment_failed
+    reasons = [
+        (status == "paid", "paid"),
+        (status == "void", "void"),
+        (status == "disputed", "disputed"),
+        (rows["balance_minor"].to_numpy() <= minimum.to_numpy(), "balance_below_minimum"),
+        (cust["paused_until"] > today, "customer_paused"),
+        (rows["inv_paused"].to_numpy() > today, "invoice_paused"),
+        (rows["promise"].to_numpy() >= today, "promise_to_pay"),
+        (in_ladder & (code < rows["max_done"].to_numpy()), "higher_stage_sent"),
+        (done, "already_sent"),
+        (email & cust["email_opt_out"], "email_opt_out"),
+        (email & ~cust["has_email"], "missing_email"),
+        (sms & cust["sms_opt_out"], "sms_opt_out"),
+        (sms & ~cust["sms_consent"], "no_sms_consent"),
+        (sms & ~cust["has_phone"], "missing_phone"),
+    ]
+    skip = np.select([m for m, _ in reasons], [r for _, r in reasons], default="")
+    defer, start = window_frame(
+        pd.Series(cust["timezone"]), pd.Series(cust["country"]), as_of, policy.send_window
+    )
+    is_skip, is_defer = skip != "", (skip == "") & (defer != "")
+    action = np.where(is_skip, "skip", np.where(is_defer, "defer", "send"))
+    as_of_ns = np.datetime64(as_of.replace(tzinfo=None), "ns")
+    not_before = np.where(is_skip, _NAT, np.where(is_defer, start, as_of_ns))
+    seg = rows["seg"].to_numpy()
+    out = pd.DataFrame(
+        {
+            "invoice_id": rows["invoice_id"].to_numpy(np.int64),
+            "invoice_number": rows["invoice_number"].to_numpy(),
+            "customer_id": rows["customer_id"].to_numpy(),
+            "segment": pd.Categorical.from_codes(seg, categories=pd.Index(table.segments)),
+            "stage": pd.Categorical.from_codes(code, categories=pd.Index(table.names)),
+            "channel": pd.Categorical.from_codes(ch, categories=pd.Index(["email", "sms"])),
+            "action": pd.Categorical(action, categories=["send", "defer", "skip"]),
+            # Plain strings: the flow may add its own reasons (e.g. max_messages_per_run).
+            "reason": np.where(is_skip, skip, defer).astype(object),
+            "not_before": pd.to_datetime(not_before).tz_localize("UTC"),
+            "tone": pd.Categorical(table.tones[seg, code]),
+            "days_overdue": rows["days"].to_numpy(np.int64),
+            "currency": rows["currency"].to_numpy(),
+            "balance_minor": rows["balance_minor"].to_numpy(np.int64),
+            "locale": cust["locale"],
+        }
+    )
+    extra = (
+        feats[FEATURE_COLUMNS]
+        .reset_index(drop=True)
+        .iloc[pd.Index(feats.index).get_indexer(pd.Index(out["customer_id"]))]
+        .reset_index(drop=True)
+    )
+    return pd.concat([out, extra], axis=1)
+
+
+def _customers_of(rows: pd.DataFrame, cust: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The customer attributes of every row (by its customer position), aligned with ``rows``."""
+    pos = rows["cpos"].to_numpy()
+    return {
+        col: (
+            cust[col].to_numpy()[pos]
+            if col in ("timezone", "country", "locale")
+            else cust[col].to_numpy(bool)[pos]
+        )
+        for col in (
+            "timezone",
+            "country",
+            "locale",
+            "email_opt_out",
+            "has_email",
+            "sms_opt_out",
+            "sms_consent",
+            "has_phone",
+        )
+    } | {"paused_until": cust["paused_until"].to_numpy("datetime64[D]")[pos]}

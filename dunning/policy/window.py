@@ -1,0 +1,100 @@
+"""Customer-local calendar and the send window, computed once per time zone / country."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import numpy as np
+import pandas as pd
+
+from dunning.policy.model import SendWindow
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    """The zone called ``name``; unknown names fall back to UTC (import validates zones)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=4096)
+def holiday_dates(country: str, year: int) -> frozenset[date]:
+    """Public holidays of ``country`` in ``year`` (empty for countries holidays does not know)."""
+    try:
+        return frozenset(holidays.country_holidays(country, years=year).keys())
+    except NotImplementedError:
+        return frozenset()
+
+
+def local_day(as_of: datetime, timezone: str) -> date:
+    """The calendar date of ``as_of`` in ``timezone``."""
+    return as_of.astimezone(_zone(timezone)).date()
+
+
+def local_days(timezones: pd.Series, as_of: datetime) -> np.ndarray:
+    """Per row, the local date (datetime64[D]) of ``as_of`` in the row's time zone."""
+    tz = timezones.astype("category")
+    lookup = np.array(
+        [np.datetime64(local_day(as_of, str(z)), "D") for z in tz.cat.categories]
+        + [np.datetime64(as_of.date(), "D")]
+    )
+    return lookup[tz.cat.codes.to_numpy()]  # code -1 (missing zone) picks UTC, the last entry
+
+
+def _closed_reason(day: date, country: str, window: SendWindow) -> str:
+    """Why no reminder goes out on ``day`` ("holiday"/"weekend"), or "" when it is a send day."""
+    if window.skip_holidays and day in holiday_dates(country, day.year):
+        return "holiday"
+    if day.weekday() not in window.weekdays:
+        return "weekend"
+    return ""
+
+
+def _at(day: date, minute: int, zone: ZoneInfo) -> datetime:
+    """The UTC instant of ``minute`` after local midnight of ``day`` in ``zone``."""
+    local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
+    # Adding minutes to an aware datetime is wall-clock arithmetic; normalise through UTC.
+    return local.replace(tzinfo=None).replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def window_state(
+    as_of: datetime, timezone: str, country: str, window: SendWindow
+) -> tuple[str, datetime]:
+    """("" and as_of) when ``as_of`` is inside the window, else (reason, next window start, UTC)."""
+    zone = _zone(timezone)
+    local = as_of.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    reason = _closed_reason(local.date(), country, window)
+    if not reason:
+        if window.start_minute <= minute < window.end_minute:
+            return "", as_of
+        reason = "outside_send_window"
+        if minute < window.start_minute:
+            return reason, _at(local.date(), window.start_minute, zone)
+    day = local.date()
+    for _ in range(366):
+        day += timedelta(days=1)
+        if not _closed_reason(day, country, window):
+            return reason, _at(day, window.start_minute, zone)
+    raise ValueError("the send window never opens: check send_window.weekdays")
+
+
+def window_frame(
+    timezones: pd.Series, countries: pd.Series, as_of: datetime, window: SendWindow
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, (defer reason, "" inside the window) and not_before (UTC datetime64[ns])."""
+    keys = pd.DataFrame(
+        {"tz": timezones.astype(str).to_numpy(), "cc": countries.astype(str).to_numpy()}
+    )
+    codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
+    reasons, starts = [], []
+    for tz, cc in uniques:
+        reason, start = window_state(as_of, tz, cc, window)
+        reasons.append(reason)
+        starts.append(np.datetime64(start.replace(tzinfo=None), "ns"))
+    return np.array(reasons, dtype=object)[codes], np.array(starts, dtype="datetime64[ns]")[codes]

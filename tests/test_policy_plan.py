@@ -1,0 +1,313 @@
+"""Table tests of the planner's rules: ladder, catch-up, balances, pauses, promises, channels."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.policy_support import AS_OF, TODAY, actions, lines, portfolio
+
+SENT = {"status": "sent", "sent_at": AS_OF - timedelta(days=1)}
+
+
+@pytest.mark.parametrize(
+    ("days_overdue", "expected"),
+    [
+        (-4, {}),
+        (-3, {("pre_due", "email"): "send"}),
+        (-1, {("pre_due", "email"): "send"}),
+        (0, {("due", "email"): "send", ("due", "sms"): "send"}),
+        (1, {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}),
+        (5, {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}),
+        (6, {("overdue_2", "email"): "send", ("overdue_2", "sms"): "send"}),
+        (11, {("final_notice", "email"): "send", ("final_notice", "sms"): "send"}),
+        (18, {("final_notice_r2", "email"): "send", ("final_notice_r2", "sms"): "send"}),
+        (25, {("final_notice_r3", "email"): "send", ("final_notice_r3", "sms"): "send"}),
+        (
+            50,
+            {("final_notice_r3", "email"): "send", ("final_notice_r3", "sms"): "send"},
+        ),  # max 2 repeats
+    ],
+)
+def test_new_customer_gets_the_default_ladder_and_only_the_highest_stage(days_overdue, expected):
+    assert actions(portfolio(days_overdue=days_overdue)) == expected
+
+
+def test_plan_line_carries_tone_segment_days_and_as_of():
+    row = lines(portfolio(days_overdue=6))[("overdue_2", "email")]
+    assert (row["segment"], row["tone"], row["days_overdue"], row["reason"]) == (
+        "new",
+        "firm",
+        6,
+        "",
+    )
+    assert row["not_before"] == AS_OF
+
+
+def test_sent_stage_is_not_planned_again_but_open_planned_row_is():
+    p = portfolio(
+        days_overdue=2,
+        ledger=[
+            {"stage": "overdue_1", "channel": "email", **SENT},
+            {
+                "stage": "overdue_1",
+                "channel": "sms",
+                "status": "planned",
+                "planned_at": AS_OF - timedelta(hours=1),
+            },
+        ],
+    )
+    assert actions(p) == {("overdue_1", "email"): "skip:already_sent", ("overdue_1", "sms"): "send"}
+
+
+@pytest.mark.parametrize("status", ["claimed", "bounced", "failed_permanent", "unknown", "skipped"])
+def test_every_non_planned_status_counts_as_done(status):
+    p = portfolio(
+        days_overdue=2,
+        ledger=[
+            {
+                "stage": "overdue_1",
+                "channel": "email",
+                "status": status,
+                "planned_at": AS_OF - timedelta(days=1),
+            }
+        ],
+    )
+    assert actions(p)[("overdue_1", "email")] == "skip:already_sent"
+
+
+def test_lower_stage_is_never_planned_after_a_higher_one_was_sent():
+    # overdue_2 went out (e.g. under a faster ladder); the invoice now only reaches overdue_1.
+    p = portfolio(days_overdue=3, ledger=[{"stage": "overdue_2", "channel": "sms", **SENT}])
+    assert actions(p) == {
+        ("overdue_1", "email"): "skip:higher_stage_sent",
+        ("overdue_1", "sms"): "skip:higher_stage_sent",
+    }
+
+
+def test_catch_up_skips_unsent_lower_stages():
+    p = portfolio(days_overdue=12, ledger=[{"stage": "pre_due", "channel": "email", **SENT}])
+    assert set(actions(p)) == {("final_notice", "email"), ("final_notice", "sms")}
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "paid", "expected"),
+    [
+        ("EUR", 10000, 9950, "skip:balance_below_minimum"),  # 0.50 left
+        ("EUR", 10000, 9900, "skip:balance_below_minimum"),  # exactly 1.00: at the minimum
+        ("EUR", 10000, 9899, "send"),  # 1.01 left
+        ("EUR", 10000, 10000, "skip:balance_below_minimum"),
+        ("JPY", 10000, 9900, "skip:balance_below_minimum"),  # 100 yen: the JPY minimum
+        ("JPY", 10000, 9899, "send"),
+        ("BHD", 10000, 9000, "skip:balance_below_minimum"),  # 1.000 BHD (3 decimals)
+        ("BHD", 10000, 8999, "send"),
+    ],
+)
+def test_partial_payments_against_per_currency_minimum(currency, amount, paid, expected):
+    p = portfolio(
+        invoice={"currency": currency, "amount_minor": amount, "paid_minor": paid}, days_overdue=1
+    )
+    assert actions(p)[("overdue_1", "email")] == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "ledger", "expected"),
+    [
+        (
+            "disputed",
+            [],
+            {("overdue_1", "email"): "skip:disputed", ("overdue_1", "sms"): "skip:disputed"},
+        ),
+        ("paid", [], {}),  # settled invoices are not part of the plan ...
+        (
+            "paid",
+            [
+                {
+                    "stage": "overdue_1",
+                    "channel": "email",
+                    "status": "planned",
+                    "planned_at": AS_OF - timedelta(hours=2),
+                }
+            ],  # ... unless a planned row waits
+            {("overdue_1", "email"): "skip:paid", ("overdue_1", "sms"): "skip:paid"},
+        ),
+        (
+            "void",
+            [
+                {
+                    "stage": "overdue_1",
+                    "channel": "email",
+                    "status": "planned",
+                    "planned_at": AS_OF - timedelta(hours=2),
+                }
+            ],
+            {("overdue_1", "email"): "skip:void", ("overdue_1", "sms"): "skip:void"},
+        ),
+    ],
+)
+def test_paid_void_and_disputed_invoices_are_skipped(status, ledger, expected):
+    assert actions(portfolio(invoice={"status": status}, days_overdue=1, ledger=ledger)) == expected
+
+
+@pytest.mark.parametrize(
+    ("customer", "invoice", "expected"),
+    [
+        ({"paused_until": TODAY + timedelta(days=1)}, {}, "skip:customer_paused"),
+        ({"paused_until": TODAY}, {}, "send"),  # the pause ends on that day
+        ({}, {"paused_until": TODAY + timedelta(days=3)}, "skip:invoice_paused"),
+        ({}, {"promise_to_pay_on": TODAY + timedelta(days=2)}, "skip:promise_to_pay"),
+        ({}, {"promise_to_pay_on": TODAY}, "skip:promise_to_pay"),  # the promised day itself
+    ],
+)
+def test_pauses_and_promises_hold_reminders(customer, invoice, expected):
+    assert actions(portfolio(customer, invoice, days_overdue=2))[("overdue_1", "email")] == expected
+
+
+def test_broken_promise_gets_one_reminder_the_day_after():
+    p = portfolio(
+        invoice={"promise_to_pay_on": TODAY - timedelta(days=1)},
+        days_overdue=8,
+        ledger=[
+            {
+                "stage": "overdue_1",
+                "channel": "email",
+                "status": "sent",
+                "sent_at": AS_OF - timedelta(days=6),
+            }
+        ],
+    )
+    assert actions(p) == {("promise_broken", "email"): "send", ("promise_broken", "sms"): "send"}
+    row = lines(p)[("promise_broken", "email")]
+    assert row["tone"] == "firm"
+
+
+def test_after_the_broken_promise_reminder_the_ladder_resumes():
+    p = portfolio(
+        invoice={"promise_to_pay_on": TODAY - timedelta(days=3)},
+        days_overdue=8,
+        ledger=[{"stage": "promise_broken", "channel": "email", **SENT}],
+    )
+    assert actions(p) == {("overdue_2", "email"): "send", ("overdue_2", "sms"): "send"}
+
+
+def test_customer_who_opted_out_of_sms_only_still_gets_email():
+    p = portfolio({"sms_opt_out": True}, days_overdue=0)
+    assert actions(p) == {("due", "email"): "send", ("due", "sms"): "skip:sms_opt_out"}
+
+
+@pytest.mark.parametrize(
+    ("customer", "expected"),
+    [
+        ({"sms_consent": False}, {("due", "email"): "send", ("due", "sms"): "skip:no_sms_consent"}),
+        ({"has_phone": False}, {("due", "email"): "send", ("due", "sms"): "skip:missing_phone"}),
+        ({"has_email": False}, {("due", "email"): "skip:missing_email", ("due", "sms"): "send"}),
+        ({"email_opt_out": True}, {("due", "email"): "skip:email_opt_out", ("due", "sms"): "send"}),
+    ],
+)
+def test_channel_consent_and_contacts(customer, expected):
+    assert actions(portfolio(customer, days_overdue=0)) == expected
+
+
+def test_failed_payment_attempt_newer_than_last_reminder_asks_to_update_payment_method():
+    p = portfolio(
+        days_overdue=3,
+        ledger=[
+            {
+                "stage": "overdue_1",
+                "channel": "email",
+                "status": "sent",
+                "sent_at": AS_OF - timedelta(days=2),
+            }
+        ],
+        attempts=[{"invoice_id": 1, "attempted_at": AS_OF - timedelta(days=1)}],
+    )
+    assert actions(p) == {("payment_failed", "email"): "send", ("payment_failed", "sms"): "send"}
+    assert lines(p)[("payment_failed", "email")]["tone"] == "helpful"
+
+
+@pytest.mark.parametrize(
+    ("attempts", "ledger"),
+    [
+        # attempt older than the last reminder
+        (
+            [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(days=3)}],
+            [
+                {
+                    "stage": "overdue_1",
+                    "channel": "email",
+                    "status": "sent",
+                    "sent_at": AS_OF - timedelta(days=2),
+                }
+            ],
+        ),
+        # payment_failed already sent once
+        (
+            [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(hours=5)}],
+            [
+                {
+                    "stage": "payment_failed",
+                    "channel": "email",
+                    "status": "sent",
+                    "sent_at": AS_OF - timedelta(days=2),
+                }
+            ],
+        ),
+        # a later charge succeeded
+        (
+            [
+                {"invoice_id": 1, "attempted_at": AS_OF - timedelta(days=2)},
+                {
+                    "invoice_id": 1,
+                    "attempted_at": AS_OF - timedelta(days=1),
+                    "outcome": "succeeded",
+                },
+            ],
+            [],
+        ),
+    ],
+)
+def test_payment_failed_only_once_and_only_when_news(attempts, ledger):
+    assert set(actions(portfolio(days_overdue=3, attempts=attempts, ledger=ledger))) == {
+        ("overdue_1", "email"),
+        ("overdue_1", "sms"),
+    }
+
+
+def test_reliable_segment_gets_no_sms_before_it_is_late():
+    p = portfolio(days_overdue=0, paid_history=5)
+    assert lines(p)[("due", "email")]["segment"] == "reliable"
+    assert actions(p) == {("due", "email"): "send"}
+
+
+def test_at_risk_segment_escalates_faster():
+    p = portfolio(
+        days_overdue=7,
+        attempts=[{"invoice_id": 1000, "attempted_at": AS_OF - timedelta(days=30)}],
+        paid_history=5,
+    )
+    got = lines(p)
+    assert got[("final_notice", "email")]["segment"] == "at_risk"
+    assert set(got) == {("final_notice", "email"), ("final_notice", "sms")}
+
+
+def test_chronic_late_segment_gets_an_earlier_pre_due_and_sms_at_due():
+    chronic = portfolio(days_overdue=-5, paid_history=5, days_late=20)
+    assert {k: r["segment"] for k, r in lines(chronic).items()} == {
+        ("pre_due", "email"): "chronic_late"
+    }
+    assert actions(portfolio(days_overdue=0, paid_history=5, days_late=20)) == {
+        ("due", "email"): "send",
+        ("due", "sms"): "send",
+    }
+
+
+def test_repeat_beyond_the_current_policy_still_blocks_lower_stages():
+    # final_notice_r9 was sent under an older policy with more repeats.
+    p = portfolio(
+        days_overdue=12, ledger=[{"stage": "final_notice_r9", "channel": "email", **SENT}]
+    )
+    assert actions(p) == {
+        ("final_notice", "email"): "skip:higher_stage_sent",
+        ("final_notice", "sms"): "skip:higher_stage_sent",
+    }

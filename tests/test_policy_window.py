@@ -1,0 +1,89 @@
+"""Send window and local calendar: time zones, DST, weekends, holidays."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+
+from dunning.policy.window import local_day, window_state
+from tests.policy_support import POLICY, actions, lines, portfolio, utc
+
+WINDOW = POLICY.send_window
+
+
+@pytest.mark.parametrize(
+    ("as_of", "tz", "country", "reason", "not_before"),
+    [
+        # Tuesday 11:00 in Berlin: inside.
+        ("2026-11-24T10:00Z", "Europe/Berlin", "DE", "", "2026-11-24T10:00Z"),
+        # 08:00 in Berlin: later the same day.
+        ("2026-11-24T07:00Z", "Europe/Berlin", "DE", "outside_send_window", "2026-11-24T08:00Z"),
+        # 18:00 in Berlin: the end is exclusive, next morning.
+        ("2026-11-24T17:00Z", "Europe/Berlin", "DE", "outside_send_window", "2026-11-25T08:00Z"),
+        # Friday 19:30 CEST before the clocks go back: Monday 09:00 CET is 08:00 UTC, not 07:00.
+        ("2026-10-23T17:30Z", "Europe/Berlin", "DE", "outside_send_window", "2026-10-26T08:00Z"),
+        # Saturday in New York; Monday 09:00 EST after the US change on 1 November.
+        ("2026-10-31T15:00Z", "America/New_York", "US", "weekend", "2026-11-02T14:00Z"),
+        # Thanksgiving in the US: Friday 09:00 EST.
+        ("2026-11-26T15:00Z", "America/New_York", "US", "holiday", "2026-11-27T14:00Z"),
+        # Christmas (Friday) in Germany, then the weekend: Monday 28th.
+        ("2026-12-25T10:00Z", "Europe/Berlin", "DE", "holiday", "2026-12-28T08:00Z"),
+        # Thanksgiving is no holiday in Germany.
+        ("2026-11-26T10:00Z", "Europe/Berlin", "DE", "", "2026-11-26T10:00Z"),
+        # UTC Monday 23:30 is Tuesday 08:30 in Tokyo: before the window on the local day.
+        ("2026-11-23T23:30Z", "Asia/Tokyo", "JP", "outside_send_window", "2026-11-24T00:00Z"),
+    ],
+)
+def test_window_state(as_of, tz, country, reason, not_before):
+    got_reason, start = window_state(utc(as_of).to_pydatetime(), tz, country, WINDOW)
+    assert (got_reason, start) == (reason, utc(not_before).to_pydatetime())
+
+
+@pytest.mark.parametrize(
+    ("as_of", "tz", "expected"),
+    [
+        ("2026-11-24T23:30Z", "Asia/Tokyo", date(2026, 11, 25)),
+        ("2026-11-25T03:00Z", "America/Los_Angeles", date(2026, 11, 24)),
+        ("2026-11-24T12:00Z", "UTC", date(2026, 11, 24)),
+        ("2026-11-24T11:00Z", "Pacific/Kiritimati", date(2026, 11, 25)),  # UTC+14
+    ],
+)
+def test_local_day_differs_from_utc_day(as_of, tz, expected):
+    assert local_day(utc(as_of).to_pydatetime(), tz) == expected
+
+
+def test_due_stage_counts_days_in_the_customer_time_zone():
+    # 2026-11-24T23:30Z: still the 24th in UTC, already the 25th (the due date) in Tokyo.
+    as_of = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)
+    tokyo = portfolio({"timezone": "Asia/Tokyo", "country": "JP"}, {"due_on": date(2026, 11, 25)})
+    got = lines(tokyo, as_of)
+    assert set(got) == {("due", "email"), ("due", "sms")}
+    assert got[("due", "email")]["days_overdue"] == 0
+    assert got[("due", "email")]["action"] == "defer"  # 08:30 local
+    assert got[("due", "email")]["not_before"] == utc("2026-11-25T00:00Z")
+    utc_customer = portfolio({"timezone": "UTC", "country": "GB"}, {"due_on": date(2026, 11, 25)})
+    assert set(actions(utc_customer, as_of)) == {("pre_due", "email")}
+
+
+def test_due_date_on_a_weekend_defers_then_catches_up_on_monday():
+    due = date(2026, 11, 28)  # Saturday
+    p = portfolio(invoice={"due_on": due})
+    saturday = lines(p, datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    assert {k: (r["action"], r["reason"]) for k, r in saturday.items()} == {
+        ("due", "email"): ("defer", "weekend"),
+        ("due", "sms"): ("defer", "weekend"),
+    }
+    assert saturday[("due", "email")]["not_before"] == utc("2026-11-30T08:00Z")
+    # Monday: overdue_1 is reached; the unsent due reminder is not sent as well.
+    monday = actions(p, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    assert monday == {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}
+
+
+def test_skipped_lines_have_no_not_before_and_deferred_lines_a_window_start():
+    p = portfolio({"sms_consent": False}, days_overdue=1)
+    got = lines(p, datetime(2026, 11, 24, 20, 0, tzinfo=UTC))
+    assert got[("overdue_1", "sms")]["reason"] == "no_sms_consent"
+    assert pd.isna(got[("overdue_1", "sms")]["not_before"])
+    assert got[("overdue_1", "email")]["not_before"] == utc("2026-11-25T08:00Z")
