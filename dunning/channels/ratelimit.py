@@ -1,0 +1,86 @@
+"""Sending a batch: a thread-safe token bucket (at most ``rate`` messages per second per
+channel) and bounded concurrency, shared by every channel's ``send_batch``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from dunning.channels.base import OutboundMessage, SendResult
+from dunning.errors import ProviderAuthError
+from dunning.masking import scrub
+
+
+class TokenBucket:
+    """Hands out tokens at ``rate`` per second with bursts up to ``capacity``; rate 0 means
+    unlimited."""
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate < 0:
+            raise ValueError("rate must be >= 0 (0 = unlimited)")
+        self.rate = rate
+        self.capacity = capacity if capacity is not None else max(1.0, rate)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> float:
+        """Take one token (possibly on credit); return how long the caller must wait."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            # A negative balance is a queue: each waiter sleeps until its own token accrues.
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def acquire(self) -> float:
+        """Block until a token is available; return the seconds waited."""
+        if self.rate == 0:
+            return 0.0
+        wait = self._reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+def send_concurrently(
+    messages: Sequence[OutboundMessage],
+    send_one: Callable[[OutboundMessage], SendResult],
+    provider: str,
+    bucket: TokenBucket,
+    concurrency: int = 1,
+) -> list[SendResult]:
+    """One SendResult per message, in order: each sent by ``send_one`` under the rate limit
+    with at most ``concurrency`` in flight. ProviderAuthError propagates (the run stops);
+    any other unexpected error becomes a failed result for that message only."""
+
+    def guarded(message: OutboundMessage) -> SendResult:
+        bucket.acquire()
+        try:
+            return send_one(message)
+        except ProviderAuthError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad message must not sink the batch
+            return SendResult(
+                reminder_id=message.reminder_id,
+                ok=False,
+                provider=provider,
+                error_code="unexpected_error",
+                error=f"{type(exc).__name__}: {scrub(str(exc))[:300]}",
+            )
+
+    if concurrency <= 1 or len(messages) <= 1:
+        return [guarded(m) for m in messages]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(messages))) as pool:
+        return list(pool.map(guarded, messages))

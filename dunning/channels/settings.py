@@ -1,0 +1,91 @@
+"""Delivery settings: provider credentials, base URLs, sender identity, rate limits.
+
+Read from DUNNING_* environment variables; the providers' conventional names
+(SENDGRID_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) are accepted as a fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EmailProvider = Literal["auto", "sendgrid", "smtp", "outbox"]
+SmsProvider = Literal["auto", "twilio", "outbox"]
+
+
+def _env(name: str, *fallbacks: str) -> AliasChoices:
+    # With explicit aliases pydantic-settings ignores env_prefix, so the DUNNING_ name is listed.
+    return AliasChoices(f"DUNNING_{name}", *fallbacks)
+
+
+class ChannelSettings(BaseSettings):
+    """Everything the channels and message composition read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DUNNING_", extra="ignore", populate_by_name=True)
+
+    email_provider: EmailProvider = "auto"
+    sms_provider: SmsProvider = "auto"
+    provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    send_concurrency: int = Field(default=4, ge=1, description="Threads per batch.")
+    email_rate_limit: float = Field(default=0.0, ge=0, description="Messages/s; 0 = unlimited.")
+    sms_rate_limit: float = Field(default=0.0, ge=0, description="Messages/s; 0 = unlimited.")
+
+    # SendGrid
+    sendgrid_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("SENDGRID_API_KEY", "SENDGRID_API_KEY")
+    )
+    sendgrid_base_url: str = Field(
+        default="https://api.sendgrid.com", validation_alias=_env("SENDGRID_BASE_URL")
+    )
+    sendgrid_block: str | None = Field(default=None, validation_alias=_env("SENDGRID_BLOCK"))
+
+    # Twilio
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=_env("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN")
+    )
+    twilio_from_number: str | None = Field(
+        default=None, validation_alias=_env("TWILIO_FROM_NUMBER", "TWILIO_FROM_NUMBER")
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_base_url: str = Field(
+        default="https://api.twilio.com", validation_alias=_env("TWILIO_BASE_URL")
+    )
+    twilio_status_callback_url: str | None = Field(
+        default=None, validation_alias=_env("TWILIO_STATUS_CALLBACK_URL")
+    )
+    twilio_block: str | None = Field(default=None, validation_alias=_env("TWILIO_BLOCK"))
+
+    # SMTP
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_block: str | None = None
+
+    # Sender identity and compliance
+    email_from: str = "billing@example.com"
+    email_from_name: str | None = None
+    email_reply_to: str | None = None
+    postal_address: str = "1 Example Street, 12345 Springfield"
+    unsubscribe_base_url: str = "https://example.com/unsubscribe"
+    unsubscribe_mailto: str | None = Field(
+        default=None, description="Address for mailto: List-Unsubscribe; default email_from."
+    )
+    unsubscribe_secret: SecretStr = SecretStr("dunning-dev-unsubscribe-secret")
+    sms_max_segments: int = Field(default=2, ge=1)
+    sms_opt_out_hint: bool = True
+    templates_dir: str | None = Field(default=None, description="Default: templates/ in the repo.")
+
+
+def get_channel_settings() -> ChannelSettings:
+    """The delivery settings read from the environment now (not cached: tests change env)."""
+    return ChannelSettings()

@@ -1,0 +1,256 @@
+"""Message composition: ReminderData + templates -> OutboundMessage.
+
+Layout of templates/ (see docs/delivery.md):
+    <stage>/email.<lang>.subject.txt   subject line
+    <stage>/email.<lang>.txt           plain-text body (without footer)
+    <stage>/sms.<lang>.txt             SMS body (the opt-out hint is appended by compose)
+    _layout/email.txt, email.html      wrap the body with the footer; HTML autoescaped
+    _shared/<lang>.txt                 localized phrases (macros) the stage templates import
+Repeat stages (final_notice_r2, ...) use their base stage's templates. Customer data is always
+passed as render context, never as template source, and the environment is sandboxed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from dunning.channels.base import OutboundMessage, ReminderData
+from dunning.channels.settings import ChannelSettings, get_channel_settings
+from dunning.config import get_settings
+from dunning.errors import TemplateError
+from dunning.money import format_money
+from dunning.sms import count_segments, plain_text
+
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+FALLBACK_LANGUAGE = "en"
+STAGES = ("pre_due", "due", "overdue_1", "overdue_2", "final_notice", "payment_failed",
+          "promise_broken")
+_REPEAT = re.compile(r"^(?P<base>.+)_r(?P<n>\d+)$")
+
+
+def base_stage(stage: str) -> str:
+    """The stage whose templates ``stage`` uses (final_notice_r3 -> final_notice)."""
+    match = _REPEAT.match(stage)
+    return match.group("base") if match else stage
+
+
+def locale_candidates(locale: str) -> list[str]:
+    """Template languages to try for ``locale``, best first (de_AT -> de_AT, de, en)."""
+    normalized = locale.replace("-", "_").strip()
+    parts = normalized.split("_")
+    candidates = []
+    if len(parts) > 1 and parts[0]:
+        candidates.append(f"{parts[0].lower()}_{parts[1].upper()}")
+    if parts[0]:
+        candidates.append(parts[0].lower())
+    candidates.append(FALLBACK_LANGUAGE)
+    return list(dict.fromkeys(candidates))
+
+
+def babel_locale(locale: str) -> str:
+    """The locale Babel formats with: ``locale`` if Babel knows it, else its language, else en."""
+    for candidate in locale_candidates(locale):
+        try:
+            Locale.parse(candidate)
+        except (UnknownLocaleError, ValueError):
+            continue
+        return candidate
+    return FALLBACK_LANGUAGE
+
+
+def unsubscribe_token(reminder_id: int, secret: str) -> str:
+    """The unsubscribe token of ``reminder_id``: the id and an HMAC-SHA256 of it."""
+    digest = hmac.new(secret.encode(), str(reminder_id).encode(), hashlib.sha256).hexdigest()
+    return f"{reminder_id}-{digest[:32]}"
+
+
+def verify_unsubscribe_token(token: str, secret: str) -> int | None:
+    """The reminder id in ``token`` when its HMAC is valid, else None."""
+    head, _, _ = token.partition("-")
+    if not head.isdigit():
+        return None
+    expected = unsubscribe_token(int(head), secret)
+    return int(head) if hmac.compare_digest(expected, token) else None
+
+
+@lru_cache(maxsize=4)
+def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+def templates_dir(settings: ChannelSettings | None = None) -> Path:
+    """The templates directory in force (setting DUNNING_TEMPLATES_DIR, else templates/)."""
+    configured = (settings or get_channel_settings()).templates_dir
+    return Path(configured) if configured else DEFAULT_TEMPLATES_DIR
+
+
+def render_template(name: str, context: dict[str, Any], directory: Path | None = None) -> str:
+    """The template ``name`` rendered with ``context``; any failure is a TemplateError naming
+    the template (and the missing field, when one is missing)."""
+    env = _environment(str(directory or DEFAULT_TEMPLATES_DIR))
+    try:
+        return env.get_template(name).render(context).strip()
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(
+            f"template {name}: {exc.message}; pass that field in the render context or "
+            "remove it from the template"
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template {name}: {exc.name} not found in {directory}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"template {exc.name or name} line {exc.lineno}: syntax error: {exc.message}"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template {name}: {exc}") from None
+
+
+def find_language(stage: str, channel: str, locale: str, directory: Path) -> str:
+    """The best template language for ``locale`` that exists for ``stage``/``channel``."""
+    base = base_stage(stage)
+    for lang in locale_candidates(locale):
+        if (directory / base / f"{channel}.{lang}.txt").is_file():
+            return lang
+    raise TemplateError(
+        f"no {channel} template for stage {stage!r}: expected {directory / base}/"
+        f"{channel}.{FALLBACK_LANGUAGE}.txt"
+    )
+
+
+def _safe_link(link: str | None) -> str | None:
+    # Only web links become a button/href; anything else (javascript:, data:) is dropped.
+    if link and link.lower().startswith(("https://", "http://")):
+        return link
+    return None
+
+
+def build_context(data: ReminderData, lang: str, settings: ChannelSettings) -> dict[str, Any]:
+    """The render context (merge fields) for ``data`` in template language ``lang``."""
+    core = get_settings()
+    fmt_locale = babel_locale(data.locale)
+    token = unsubscribe_token(data.reminder_id, settings.unsubscribe_secret.get_secret_value())
+    repeat = _REPEAT.match(data.stage)
+    return {
+        "lang": lang,
+        "stage": data.stage,
+        "repeat": int(repeat.group("n")) if repeat else 1,
+        "tone": data.tone or "neutral",
+        "segment": data.segment,
+        "customer_name": data.customer_name or "",
+        "invoice_number": data.invoice_number,
+        "currency": data.currency,
+        "balance_due": format_money(data.balance_due, data.currency, fmt_locale),
+        "amount": format_money(data.amount, data.currency, fmt_locale),
+        "partly_paid": data.balance_due < data.amount,
+        "due_date": format_date(data.due_on, format="long", locale=fmt_locale),
+        "days_overdue": max(data.days_overdue, 0),
+        "days_until_due": max(-data.days_overdue, 0),
+        "payment_link": _safe_link(data.payment_link),
+        "company_name": core.company_name,
+        "support_contact": core.support_contact,
+        "postal_address": settings.postal_address,
+        "unsubscribe_url": f"{settings.unsubscribe_base_url.rstrip('/')}/{token}",
+        "unsubscribe_token": token,
+    }
+
+
+def unsubscribe_headers(context: dict[str, Any], settings: ChannelSettings) -> dict[str, str]:
+    """List-Unsubscribe (mailto + one-click https URL) and List-Unsubscribe-Post headers."""
+    mailto = settings.unsubscribe_mailto or settings.email_from
+    return {
+        "List-Unsubscribe": (
+            f"<mailto:{mailto}?subject=unsubscribe%20{context['unsubscribe_token']}>, "
+            f"<{context['unsubscribe_url']}>"
+        ),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def compose(data: ReminderData, settings: ChannelSettings | None = None) -> OutboundMessage:
+    """The rendered message for one reminder on its channel (email or sms)."""
+    settings = settings or get_channel_settings()
+    if data.channel == "email":
+        return _compose_email(data, settings)
+    if data.channel == "sms":
+        return _compose_sms(data, settings)
+    raise TemplateError(f"reminder {data.reminder_id}: unknown channel {data.channel!r} "
+                        "(expected email or sms)")
+
+
+def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMessage:
+    if not data.email:
+        raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
+                            "email address; import one or plan SMS instead")
+    directory = templates_dir(settings)
+    lang = find_language(data.stage, "email", data.locale, directory)
+    ctx = build_context(data, lang, settings)
+    base = base_stage(data.stage)
+    subject = render_template(f"{base}/email.{lang}.subject.txt", ctx, directory)
+    body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
+    text = render_template("_layout/email.txt", {**ctx, "body": body}, directory)
+    html_name = f"{base}/email.{lang}.html"
+    if not (directory / html_name).is_file():
+        html_name = "_layout/email.html"
+    paragraphs = [p for p in body.split("\n\n") if p.strip()]
+    html = render_template(html_name, {**ctx, "subject": subject, "paragraphs": paragraphs},
+                           directory)
+    return OutboundMessage(
+        reminder_id=data.reminder_id,
+        channel="email",
+        to=data.email,
+        text=text,
+        subject=" ".join(subject.split()),  # a header must be one line
+        html=html,
+        template_key=f"{base}/email.{lang}",
+        locale=lang,
+        headers=unsubscribe_headers(ctx, settings),
+        custom_args={"reminder_id": str(data.reminder_id)},
+    )
+
+
+def _compose_sms(data: ReminderData, settings: ChannelSettings) -> OutboundMessage:
+    if not data.phone:
+        raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
+                            "phone number; import one or plan email instead")
+    directory = templates_dir(settings)
+    lang = find_language(data.stage, "sms", data.locale, directory)
+    ctx = build_context(data, lang, settings)
+    base = base_stage(data.stage)
+    text = render_template(f"{base}/sms.{lang}.txt", ctx, directory)
+    if settings.sms_opt_out_hint:
+        text = f"{text} {render_template('_layout/sms_stop.txt', ctx, directory)}"
+    text = plain_text(text)
+    count = count_segments(text)
+    warnings = []
+    if count.segments > settings.sms_max_segments:
+        warnings.append(
+            f"sms is {count.segments} {count.encoding} segments ({count.units} units), more "
+            f"than DUNNING_SMS_MAX_SEGMENTS={settings.sms_max_segments}"
+        )
+    return OutboundMessage(
+        reminder_id=data.reminder_id,
+        channel="sms",
+        to=data.phone,
+        text=text,
+        template_key=f"{base}/sms.{lang}",
+        locale=lang,
+        custom_args={"reminder_id": str(data.reminder_id)},
+        warnings=warnings,
+    )

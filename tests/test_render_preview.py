@@ -1,0 +1,103 @@
+"""`dunning preview`: the real CLI over a real database (SQLite, and PostgreSQL when set)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from factories import add_customer, add_invoice, add_payment
+from sqlalchemy import Engine
+from typer.testing import CliRunner, Result
+
+from dunning.cli import _load_commands, app
+from dunning.cli.preview import suggest_stage
+from dunning.db import session_scope
+from dunning.db.models import Reminder
+from dunning.policy import load_policy
+
+runner = CliRunner()
+_load_commands()
+
+AS_OF = "2026-11-10T12:00:00Z"  # the factories' invoice is due 2026-11-01: 9 days overdue
+
+
+def preview(*args: str) -> Result:
+    return runner.invoke(app, ["preview", *args])
+
+
+def _seed(engine: Engine, **customer: object) -> int:
+    add_customer(engine, "C1", **customer)
+    invoice_id = add_invoice(engine, "INV-1", "C1", currency="EUR", amount=Decimal("500.00"))
+    add_payment(engine, invoice_id, "120.00", "pay-1")
+    return invoice_id
+
+
+def test_suggest_stage_follows_the_ladder() -> None:
+    ladder = load_policy().ladder
+    assert suggest_stage(ladder, -30).name == "pre_due"
+    assert suggest_stage(ladder, 0).name == "due"
+    assert suggest_stage(ladder, 9).name == "overdue_2"
+    assert suggest_stage(ladder, 400).name == "final_notice"
+
+
+def test_preview_both_channels_as_json(engine: Engine) -> None:
+    _seed(engine, locale="de_DE", name="Grete {{ 7*7 }}")
+    result = preview("--invoice", "INV-1", "--as-of", AS_OF, "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["channel"], r["stage"], r["template"]) for r in rows] == [
+        ("email", "overdue_2", "overdue_2/email.de"), ("sms", "overdue_2", "overdue_2/sms.de")]
+    email = rows[0]
+    assert "380,00\xa0€ von ursprünglich 500,00\xa0€" in email["text"]  # balance after payment
+    assert "Grete {{ 7*7 }}" in email["text"]
+    assert "9 Tage überfällig" in email["text"]
+    assert Path(email["html_path"]).read_text(encoding="utf-8") == email["html"]
+    assert rows[1]["text"].endswith("Antworten Sie STOP zum Abmelden")
+    assert rows[1]["sms_encoding"] == "GSM-7" and rows[1]["sms_segments"] >= 1
+
+
+def test_preview_uses_the_ledger_reminder_id(engine: Engine) -> None:
+    invoice_id = _seed(engine)
+    with session_scope(engine) as s:
+        row = Reminder(invoice_id=invoice_id, customer_id="C1", stage="final_notice",
+                       channel="email")
+        s.add(row)
+        s.flush()
+        rid = row.id
+    result = preview("--invoice", "INV-1", "--stage", "final_notice", "--channel", "email",
+                     "--as-of", AS_OF, "--json")
+    assert result.exit_code == 0, result.output
+    (row_json,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert f"/{rid}-" in row_json["headers"]["List-Unsubscribe"]
+    assert row_json["template"] == "final_notice/email.en"
+
+
+def test_preview_human_output(engine: Engine) -> None:
+    _seed(engine)
+    result = preview("--invoice", "INV-1", "--channel", "sms", "--stage", "final_notice_r2",
+                     "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert "To: +14155550100" in result.stdout
+    assert "FINAL NOTICE, invoice INV-1 is 9 days overdue, €380.00 due." in result.stdout
+
+
+def test_preview_errors_name_the_input(engine: Engine) -> None:
+    _seed(engine, email=None)
+    missing = preview("--invoice", "INV-404")
+    assert missing.exit_code == 1 and "invoice 'INV-404' is not in the database" in missing.output
+    bad_stage = preview("--invoice", "INV-1", "--stage", "overdue_9")
+    assert bad_stage.exit_code == 1 and "--stage 'overdue_9' is not a stage" in bad_stage.output
+    bad_channel = preview("--invoice", "INV-1", "--channel", "fax")
+    assert bad_channel.exit_code == 1 and "--channel 'fax'" in bad_channel.output
+    no_email = preview("--invoice", "INV-1", "--channel", "email", "--as-of", AS_OF)
+    assert no_email.exit_code == 1 and "has no email address" in no_email.output
+    both = preview("--invoice", "INV-1", "--as-of", AS_OF, "--json")
+    assert both.exit_code == 0
+    assert [json.loads(x)["channel"] for x in both.stdout.splitlines()] == ["sms"]
+
+
+def test_preview_as_of_is_validated(engine: Engine) -> None:
+    _seed(engine)
+    result = preview("--invoice", "INV-1", "--as-of", "yesterday")
+    assert result.exit_code == 1 and "--as-of 'yesterday'" in result.output

@@ -1,0 +1,222 @@
+"""Templates: every stage x channel x locale renders; strict fields; safe data; merge fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from dunning.channels.base import ReminderData
+from dunning.channels.settings import ChannelSettings
+from dunning.errors import TemplateError
+from dunning.render import (
+    DEFAULT_TEMPLATES_DIR,
+    STAGES,
+    base_stage,
+    compose,
+    locale_candidates,
+    render_template,
+    unsubscribe_token,
+    verify_unsubscribe_token,
+)
+
+LANGS = ("en", "de", "fr", "es")
+
+
+def reminder(**changes: object) -> ReminderData:
+    base = ReminderData(
+        reminder_id=41, invoice_id=7, invoice_number="INV-2026-0007", customer_id="C-1",
+        stage="overdue_1", channel="email", segment="reliable", tone="neutral",
+        customer_name="Jane Doe", email="jane@example.com", phone="+4915112345678",
+        locale="en_US", timezone="Europe/Berlin", country="DE", currency="EUR",
+        amount=Decimal("1234.50"), balance_due=Decimal("1234.50"), due_on=dt.date(2026, 3, 2),
+        days_overdue=4, payment_link="https://pay.example.com/inv/7",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings() -> ChannelSettings:
+    return ChannelSettings(unsubscribe_secret=SecretStr("s3cret"), unsubscribe_base_url="https://u.example/x",
+                           postal_address="1 Example Street, 12345 Springfield")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_template_renders_in_every_locale(
+    stage: str, lang: str, settings: ChannelSettings
+) -> None:
+    for channel in ("email", "sms"):
+        for tone in ("friendly", "helpful", "neutral", "firm", "final", None):
+            data = reminder(stage=stage, channel=channel, locale=f"{lang}_XX", tone=tone,
+                            balance_due=Decimal("200.00"))
+            msg = compose(data, settings)
+            assert msg.template_key == f"{stage}/{channel}.{lang}"
+            assert msg.locale == lang
+            assert "INV-2026-0007" in msg.text
+            assert "{{" not in msg.text and "{%" not in msg.text
+            if channel == "email":
+                assert msg.subject and "INV-2026-0007" in msg.subject and "\n" not in msg.subject
+                assert msg.html and "INV-2026-0007" in msg.html
+                assert settings.postal_address in msg.text and settings.postal_address in msg.html
+            else:
+                assert msg.to == "+4915112345678"
+    # Every file on disk belongs to a stage/lang the loop above rendered.
+    files = {p.name for p in (DEFAULT_TEMPLATES_DIR / stage).iterdir()}
+    assert files == {f"{c}.{lg}{s}" for lg in LANGS
+                     for c, s in (("email", ".subject.txt"), ("email", ".txt"), ("sms", ".txt"))}
+
+
+def test_missing_field_raises_naming_template_and_field() -> None:
+    with pytest.raises(TemplateError) as info:
+        render_template("overdue_1/email.en.txt", {"customer_name": "Jane", "lang": "en"})
+    assert str(info.value).startswith(
+        "template overdue_1/email.en.txt: 'invoice_number' is undefined")
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("Hello {{ customer_name }}, pay {{ balance_due }}")
+    with pytest.raises(TemplateError, match=r"x\.txt.*'balance_due' is undefined"):
+        render_template("x.txt", {"customer_name": "Jane"}, tmp_path)
+
+
+def test_syntax_error_is_a_template_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_text("Hello {{ customer_name ")
+    with pytest.raises(TemplateError, match=r"bad\.txt line 1: syntax error"):
+        render_template("bad.txt", {"customer_name": "x"}, tmp_path)
+
+
+def test_sandbox_refuses_unsafe_template(tmp_path: Path) -> None:
+    (tmp_path / "evil.txt").write_text("{{ ''.__class__.__mro__ }}")
+    with pytest.raises(TemplateError):
+        render_template("evil.txt", {}, tmp_path)
+
+
+def test_customer_name_is_data_not_template(settings: ChannelSettings) -> None:
+    name = "{{ 7*7 }} <script>alert(1)</script>"
+    msg = compose(reminder(customer_name=name), settings)
+    assert "Dear {{ 7*7 }} <script>alert(1)</script>," in msg.text
+    assert "49" not in msg.text
+    assert msg.html is not None
+    assert "<script>" not in msg.html
+    assert "{{ 7*7 }} &lt;script&gt;alert(1)&lt;/script&gt;" in msg.html
+
+
+def test_partly_paid_shows_balance_of_original(settings: ChannelSettings) -> None:
+    msg = compose(reminder(balance_due=Decimal("200.00"), locale="en_US"), settings)
+    assert "Balance due: €200.00 of the original €1,234.50." in msg.text
+    full = compose(reminder(locale="en_US"), settings)
+    assert "Amount due: €1,234.50." in full.text and "original" not in full.text
+
+
+def test_money_and_date_use_the_customer_locale(settings: ChannelSettings) -> None:
+    msg = compose(reminder(locale="de_DE", balance_due=Decimal("1000.00")), settings)
+    assert "1.000,00\xa0€ von ursprünglich 1.234,50\xa0€" in msg.text
+    assert "2. März 2026" in msg.text
+    at = compose(reminder(locale="de_AT", due_on=dt.date(2026, 1, 5)), settings)
+    assert at.template_key == "overdue_1/email.de"
+    assert "5. Jänner 2026" in at.text  # Austrian month name: Babel got de_AT, not de
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("de_AT", ["de_AT", "de", "en"]), ("fr", ["fr", "en"]), ("es-MX", ["es_MX", "es", "en"]),
+     ("en_GB", ["en_GB", "en"])],
+)
+def test_locale_candidates(locale: str, expected: list[str]) -> None:
+    assert locale_candidates(locale) == expected
+
+
+def test_unknown_language_falls_back_to_english(settings: ChannelSettings) -> None:
+    msg = compose(reminder(locale="pt_BR"), settings)
+    assert msg.template_key == "overdue_1/email.en" and msg.locale == "en"
+    assert "R$" not in msg.text and "€" in msg.text  # currency is the invoice's
+
+
+def test_repeat_stage_uses_final_notice_templates(settings: ChannelSettings) -> None:
+    assert base_stage("final_notice_r3") == "final_notice"
+    msg = compose(reminder(stage="final_notice_r2", days_overdue=20), settings)
+    assert msg.template_key == "final_notice/email.en"
+    assert "final notice" in msg.text
+
+
+def test_tone_switches_a_sentence(settings: ChannelSettings) -> None:
+    firm = compose(reminder(tone="firm"), settings).text
+    friendly = compose(reminder(tone="friendly"), settings).text
+    assert "Please pay immediately" in firm and "Please pay immediately" not in friendly
+    assert "thank you" in friendly
+    # The policy's other tones map onto the same sentences.
+    assert "Please pay immediately" in compose(reminder(tone="final"), settings).text
+    assert "thank you" in compose(reminder(tone="helpful"), settings).text
+
+
+def test_days_until_due_before_due_date(settings: ChannelSettings) -> None:
+    msg = compose(reminder(stage="pre_due", days_overdue=-3), settings)
+    assert "in 3 days" in msg.text and "March 2, 2026" in msg.text
+
+
+def test_email_headers_and_custom_args(settings: ChannelSettings) -> None:
+    msg = compose(reminder(), settings)
+    token = unsubscribe_token(41, "s3cret")
+    assert msg.headers["List-Unsubscribe"] == (
+        f"<mailto:billing@example.com?subject=unsubscribe%20{token}>, "
+        f"<https://u.example/x/{token}>")
+    assert msg.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg.custom_args == {"reminder_id": "41"}
+    assert verify_unsubscribe_token(token, "s3cret") == 41
+    assert verify_unsubscribe_token(token, "other") is None
+    assert verify_unsubscribe_token("42" + token[2:], "s3cret") is None
+    assert "s3cret" not in repr(settings)
+
+
+def test_unsafe_payment_link_is_dropped(settings: ChannelSettings) -> None:
+    msg = compose(reminder(payment_link="javascript:alert(1)"), settings)
+    assert "javascript:" not in (msg.html or "") and "javascript:" not in msg.text
+    assert "contact us at billing@example.com" in msg.text
+
+
+def test_sms_opt_out_hint_and_segments(settings: ChannelSettings) -> None:
+    msg = compose(reminder(channel="sms"), settings)
+    assert msg.text.endswith("Reply STOP to opt out")
+    assert msg.warnings == []
+    de = compose(reminder(channel="sms", locale="de_DE"), settings)
+    assert de.text.endswith("Antworten Sie STOP zum Abmelden")
+    off = compose(reminder(channel="sms"), settings.model_copy(update={"sms_opt_out_hint": False}))
+    assert "STOP" not in off.text
+    tight = settings.model_copy(update={"sms_max_segments": 1})
+    long = compose(reminder(channel="sms", payment_link="https://pay.example.com/" + "x" * 120),
+                   tight)
+    assert len(long.warnings) == 1 and "DUNNING_SMS_MAX_SEGMENTS=1" in long.warnings[0]
+
+
+def test_sms_amounts_stay_gsm7(settings: ChannelSettings) -> None:
+    # Babel's French amounts use narrow no-break spaces, which would force UCS-2.
+    msg = compose(reminder(channel="sms", locale="fr_FR", stage="due"), settings)
+    assert "1 234,50 €" in msg.text
+
+
+def test_missing_address_is_an_error(settings: ChannelSettings) -> None:
+    with pytest.raises(TemplateError, match="reminder 41: customer C-1 has no email"):
+        compose(reminder(email=None), settings)
+    with pytest.raises(TemplateError, match="has no phone"):
+        compose(reminder(channel="sms", phone=None), settings)
+
+
+def test_custom_templates_dir_with_html_override(tmp_path: Path) -> None:
+    stage = tmp_path / "due"
+    stage.mkdir()
+    for name in ("email.en.subject.txt", "email.en.txt"):
+        (stage / name).write_text("{{ invoice_number }}")
+    (stage / "email.en.html").write_text("<b>{{ customer_name }}</b>")
+    for shared in ("_shared", "_layout"):
+        (tmp_path / shared).symlink_to(DEFAULT_TEMPLATES_DIR / shared)
+    s = ChannelSettings(templates_dir=str(tmp_path))
+    msg = compose(reminder(stage="due", customer_name="<i>"), s)
+    assert msg.html == "<b>&lt;i&gt;</b>"
+    parsed = email.message_from_string(f"Subject: {msg.subject}\n\n{msg.text}")
+    assert parsed["Subject"] == "INV-2026-0007"
