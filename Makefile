@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 PRISM := node_modules/.bin/prism
 DEMO_CUSTOMERS ?= 200
 DEMO_INVOICES ?= 1000
+# A fixed Tuesday afternoon (UTC) so the demo is reproducible and inside most send windows.
+DEMO_DATE ?= 2026-11-24
+DEMO_AS_OF ?= $(DEMO_DATE)T15:00:00Z
 
 .PHONY: install demo test lint bench clean
 
@@ -24,13 +27,14 @@ $(PRISM):
 
 demo: install
 	$(BIN)/dunning db upgrade
-	$(BIN)/dunning seed --customers $(DEMO_CUSTOMERS) --invoices $(DEMO_INVOICES) --seed 7 --reset
-	$(BIN)/dunning segments
-	$(BIN)/dunning run
+	$(BIN)/dunning seed --customers $(DEMO_CUSTOMERS) --invoices $(DEMO_INVOICES) --seed 7 \
+		--as-of $(DEMO_DATE) --reset
+	$(BIN)/dunning segments --as-of $(DEMO_AS_OF)
+	$(BIN)/dunning run --as-of $(DEMO_AS_OF)
 	@echo
 	@echo "Next: '$(BIN)/dunning ledger' lists every reminder; messages are under .dunning/outbox/;"
-	@echo "      '$(BIN)/dunning plan --all' shows why each invoice was or was not reminded;"
-	@echo "      '$(BIN)/dunning run' again sends nothing new for the same day."
+	@echo "      '$(BIN)/dunning plan --all --as-of $(DEMO_AS_OF)' shows why each invoice was or was not reminded;"
+	@echo "      '$(BIN)/dunning run --as-of $(DEMO_AS_OF)' again sends nothing new."
 
 test: install $(PRISM)
 	$(BIN)/pytest -q -p no:cacheprovider

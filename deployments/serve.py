@@ -36,8 +36,11 @@ def deployments(env: dict[str, Any]) -> list[Any]:
         payment_reminders.to_deployment(
             name="payment-reminders",
             cron=rem["cron"],
-            parameters={"params": RunParameters(**rem.get("parameters", {})).model_dump(
-                mode="json", exclude_none=True)},
+            parameters={
+                "params": RunParameters(**rem.get("parameters", {})).model_dump(
+                    mode="json", exclude_none=True
+                )
+            },
             tags=["dunning", "reminders"],
             description="Plan and send the payment reminders due this hour, once each.",
         ),

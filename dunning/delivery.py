@@ -6,6 +6,7 @@ test or a notebook. The Prefect task in tasks/deliver.py adds retries around it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import Engine
 from dunning import ledger
 from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
 from dunning.errors import ProviderAuthError, TemplateError
+from dunning.faults import crash_point
 from dunning.masking import scrub
 
 Composer = Callable[[ReminderData], OutboundMessage]
@@ -49,6 +51,7 @@ def deliver_batch(
     compose: Composer,
     lease_seconds: int = 300,
     min_balance: ledger.MinBalance | None = None,
+    as_of: dt.datetime | None = None,
 ) -> BatchResult:
     """Send the still-planned reminders among ``reminder_ids``; returns what happened.
 
@@ -56,10 +59,16 @@ def deliver_batch(
     overlapping run) re-attempts only what is still unsent.
     """
     result = BatchResult()
+    crash_point("before_claim")
     outcome = ledger.claim(
-        engine, reminder_ids, claimer=claimer, lease_seconds=lease_seconds,
+        engine,
+        reminder_ids,
+        claimer=claimer,
+        lease_seconds=lease_seconds,
         min_balance=min_balance,
+        as_of=as_of,
     )
+    crash_point("after_claim")
     result.claimed = len(outcome.claimed)
     result.skipped = len(outcome.skipped)
     for reason in outcome.skipped.values():
@@ -85,9 +94,11 @@ def deliver_batch(
             results: list[SendResult] = channel.send_batch(messages)
         except ProviderAuthError:
             # Nothing went out: give every claimed row back so the next run can send it.
-            ledger.release(engine, [m.reminder_id for ms in by_channel.values() for m in ms],
-                           claimer=claimer)
+            ledger.release(
+                engine, [m.reminder_id for ms in by_channel.values() for m in ms], claimer=claimer
+            )
             raise
+        crash_point("after_send")
         sent_fields: dict[int, dict[str, Any]] = {
             m.reminder_id: {
                 "to_address": m.to,
@@ -107,6 +118,7 @@ def deliver_batch(
                 result.released += 1
             else:
                 result.ambiguous += 1
+        crash_point("after_record")
         waits = [r.retry_after for r in results if r.transient and r.retry_after]
         if waits:
             result.retry_after = max(waits + [result.retry_after or 0.0])

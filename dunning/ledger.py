@@ -81,8 +81,10 @@ def record_plan(engine: Engine, sends: pd.DataFrame, *, run_id: str | None = Non
     with engine.begin() as conn:
         ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         for i in range(0, len(rows), _CHUNK):
-            stmt = ins(table).values(rows[i : i + _CHUNK]).on_conflict_do_nothing(
-                index_elements=["invoice_id", "stage", "channel"]
+            stmt = (
+                ins(table)
+                .values(rows[i : i + _CHUNK])
+                .on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
             )
             conn.execute(stmt)
         ids: list[int] = []
@@ -148,6 +150,7 @@ def claim(
     lease_seconds: int,
     min_balance: MinBalance | None = None,
     now: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
 ) -> ClaimOutcome:
     """Claim the still-``planned`` reminders among ``reminder_ids`` and re-check each.
 
@@ -225,7 +228,7 @@ def claim(
                 row = dict(r)
                 amount = quantize(Decimal(row["amount"]), row["currency"])
                 balance = quantize(amount - Decimal(row["paid"]), row["currency"])
-                today = now.astimezone(ZoneInfo(row["timezone"])).date()
+                today = as_of.astimezone(ZoneInfo(row["timezone"])).date()
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)
                 reason = _skip_reason(row, balance, floor, today)
                 if reason:
@@ -334,8 +337,12 @@ def record(
                     values.update(status="planned", claimed_by=None, lease_expires_at=None)
                 conn.execute(update(Reminder).where(held).values(**values))
                 out.append(
-                    Recorded(res.reminder_id, "claimed" if ambiguous else "planned",
-                             res.error_code, res.error)
+                    Recorded(
+                        res.reminder_id,
+                        "claimed" if ambiguous else "planned",
+                        res.error_code,
+                        res.error,
+                    )
                 )
             else:
                 conn.execute(
@@ -365,25 +372,28 @@ def record(
                         .where(Customer.customer_id == cust.scalar_subquery())
                         .values(email_invalid=True, updated_at=now)
                     )
-                out.append(
-                    Recorded(res.reminder_id, "failed_permanent", res.error_code, res.error)
-                )
+                out.append(Recorded(res.reminder_id, "failed_permanent", res.error_code, res.error))
     return out
 
 
-def fail_claimed(
-    engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer: str
-) -> None:
+def fail_claimed(engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer: str) -> None:
     """Mark claimed reminders ``failed_permanent`` before sending (e.g. a template error)."""
     now = utcnow()
     with engine.begin() as conn:
         for rid, (code, reason) in reasons.items():
             conn.execute(
                 update(Reminder)
-                .where(Reminder.id == rid, Reminder.status == "claimed",
-                       Reminder.claimed_by == claimer)
-                .values(status="failed_permanent", error_code=code, reason=reason,
-                        failed_at=now, lease_expires_at=None, updated_at=now)
+                .where(
+                    Reminder.id == rid, Reminder.status == "claimed", Reminder.claimed_by == claimer
+                )
+                .values(
+                    status="failed_permanent",
+                    error_code=code,
+                    reason=reason,
+                    failed_at=now,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
             )
 
 
@@ -395,8 +405,11 @@ def release(engine: Engine, reminder_ids: Sequence[int], *, claimer: str) -> int
         for chunk in _chunks(list(reminder_ids)):
             res = conn.execute(
                 update(Reminder)
-                .where(Reminder.id.in_(chunk), Reminder.status == "claimed",
-                       Reminder.claimed_by == claimer)
+                .where(
+                    Reminder.id.in_(chunk),
+                    Reminder.status == "claimed",
+                    Reminder.claimed_by == claimer,
+                )
                 .values(status="planned", claimed_by=None, lease_expires_at=None, updated_at=now)
             )
             count += res.rowcount
@@ -424,15 +437,23 @@ def stale_claims(engine: Engine, now: dt.datetime | None = None) -> list[StaleCl
     with engine.connect() as conn:
         rows = conn.execute(
             select(
-                Reminder.id, Reminder.channel, Reminder.to_address, Reminder.claimed_at,
-                Customer.email, Customer.phone,
+                Reminder.id,
+                Reminder.channel,
+                Reminder.to_address,
+                Reminder.claimed_at,
+                Customer.email,
+                Customer.phone,
             )
             .join(Customer, Customer.customer_id == Reminder.customer_id)
             .where(Reminder.status == "claimed", Reminder.lease_expires_at < now)
         ).all()
     return [
-        StaleClaim(r.id, r.channel, r.to_address or (r.email if r.channel == "email" else r.phone),
-                   r.claimed_at)
+        StaleClaim(
+            r.id,
+            r.channel,
+            r.to_address or (r.email if r.channel == "email" else r.phone),
+            r.claimed_at,
+        )
         for r in rows
     ]
 
@@ -463,8 +484,12 @@ def reconcile_stale(
             key = "unknown"
         else:
             if found:
-                values = {"status": "sent", "provider_message_id": found, "sent_at": now,
-                          "reason": "reconciled with the provider after a crash"}
+                values = {
+                    "status": "sent",
+                    "provider_message_id": found,
+                    "sent_at": now,
+                    "reason": "reconciled with the provider after a crash",
+                }
                 key = "found_sent"
             else:
                 values = {"status": "planned", "claimed_by": None}
@@ -472,8 +497,11 @@ def reconcile_stale(
         with engine.begin() as conn:
             res = conn.execute(
                 update(Reminder)
-                .where(Reminder.id == claim_.reminder_id, Reminder.status == "claimed",
-                       Reminder.lease_expires_at < now)
+                .where(
+                    Reminder.id == claim_.reminder_id,
+                    Reminder.status == "claimed",
+                    Reminder.lease_expires_at < now,
+                )
                 .values(lease_expires_at=None, updated_at=now, **values)
             )
             counts[key] += res.rowcount

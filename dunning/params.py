@@ -48,7 +48,9 @@ class RunParameters(BaseModel):
         default=None, description="Only these invoices; empty = the whole portfolio."
     )
     batch_size: int = Field(
-        default=200, ge=1, le=10_000,
+        default=200,
+        ge=1,
+        le=10_000,
         description="Reminders per delivery task; raised automatically so a run stays "
         "within max_tasks task runs.",
     )
@@ -57,8 +59,9 @@ class RunParameters(BaseModel):
     )
     concurrency: int = Field(default=4, ge=1, le=64, description="Delivery tasks running at once.")
     max_messages: int | None = Field(
-        default=None, ge=0, description="Send at most this many messages in this run; the rest "
-        "wait for the next run.",
+        default=None,
+        ge=0,
+        description="Send at most this many messages in this run; the rest wait for the next run.",
     )
     policy_path: Path | None = Field(
         default=None, description="Policy file (TOML/YAML); empty = the configured default."

@@ -14,13 +14,32 @@ from dunning.db.models import Reminder
 
 #: Ledger status -> the run's outcome word for a send line.
 _OUTCOME = {
-    "sent": "sent", "delivered": "sent", "opened": "sent", "clicked": "sent", "replied": "sent",
-    "bounced": "sent", "undelivered": "sent", "failed_permanent": "failed", "skipped": "skipped",
-    "planned": "pending", "claimed": "unknown", "unknown": "unknown",
+    "sent": "sent",
+    "delivered": "sent",
+    "opened": "sent",
+    "clicked": "sent",
+    "replied": "sent",
+    "bounced": "sent",
+    "undelivered": "sent",
+    "failed_permanent": "failed",
+    "skipped": "skipped",
+    "planned": "pending",
+    "claimed": "unknown",
+    "unknown": "unknown",
 }
 ACTIONS = ("sent", "failed", "skipped", "deferred", "pending", "unknown", "planned")
-_COLUMNS = ["invoice_number", "customer_id", "segment", "stage", "channel", "action", "outcome",
-            "reason", "error_code", "not_before"]
+_COLUMNS = [
+    "invoice_number",
+    "customer_id",
+    "segment",
+    "stage",
+    "channel",
+    "action",
+    "outcome",
+    "reason",
+    "error_code",
+    "not_before",
+]
 
 
 def outcomes(
@@ -47,15 +66,37 @@ def outcomes(
         rows: list[Any] = []
         with engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                rows.extend(conn.execute(
-                    select(Reminder.invoice_id, Reminder.stage, Reminder.channel, Reminder.status,
-                           Reminder.reason, Reminder.error_code, Reminder.claimed_by)
-                    .where(Reminder.invoice_id.in_(ids[i:i + 500]))
-                ).all())
-        led = pd.DataFrame(rows, columns=["invoice_id", "stage", "channel", "status", "l_reason",
-                                          "l_error_code", "claimed_by"])
-        merged = frame.loc[sends, ["invoice_id", "stage", "channel"]].reset_index().merge(
-            led, on=["invoice_id", "stage", "channel"], how="left").set_index("index")
+                rows.extend(
+                    conn.execute(
+                        select(
+                            Reminder.invoice_id,
+                            Reminder.stage,
+                            Reminder.channel,
+                            Reminder.status,
+                            Reminder.reason,
+                            Reminder.error_code,
+                            Reminder.claimed_by,
+                        ).where(Reminder.invoice_id.in_(ids[i : i + 500]))
+                    ).all()
+                )
+        led = pd.DataFrame(
+            rows,
+            columns=[
+                "invoice_id",
+                "stage",
+                "channel",
+                "status",
+                "l_reason",
+                "l_error_code",
+                "claimed_by",
+            ],
+        )
+        merged = (
+            frame.loc[sends, ["invoice_id", "stage", "channel"]]
+            .reset_index()
+            .merge(led, on=["invoice_id", "stage", "channel"], how="left")
+            .set_index("index")
+        )
         outcome = merged["status"].map(_OUTCOME).fillna("pending")
         ours = merged["claimed_by"] == claimer
         by_other = outcome.isin(["sent", "failed"]) & ~ours
@@ -140,8 +181,13 @@ class RunReport:
             by = self._by(column)
             if not by:
                 continue
-            lines += ["", f"## By {title}", "", f"| {title} | " + " | ".join(ACTIONS[:4]) + " |",
-                      "|---|" + "---:|" * 4]
+            lines += [
+                "",
+                f"## By {title}",
+                "",
+                f"| {title} | " + " | ".join(ACTIONS[:4]) + " |",
+                "|---|" + "---:|" * 4,
+            ]
             for key, row in sorted(by.items()):
                 cells = " | ".join(str(row.get(a, 0)) for a in ACTIONS[:4])
                 lines.append(f"| {key} | {cells} |")
@@ -159,7 +205,12 @@ class RunReport:
             return []
         bad = self.frame[self.frame["outcome"].isin(["failed", "unknown"])]
         return [
-            {"invoice": r.invoice_number, "stage": r.stage, "channel": r.channel,
-             "error_code": r.error_code or "", "reason": r.reason or ""}
+            {
+                "invoice": r.invoice_number,
+                "stage": r.stage,
+                "channel": r.channel,
+                "error_code": r.error_code or "",
+                "reason": r.reason or "",
+            }
             for r in bad.itertuples()
         ]

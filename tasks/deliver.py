@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,7 @@ from prefect.tasks import exponential_backoff
 from dunning import ledger
 from dunning.channels import get_channel
 from dunning.channels.base import Channel
+from dunning.channels.settings import get_channel_settings
 from dunning.config import get_settings
 from dunning.db import get_engine
 from dunning.delivery import BatchResult, deliver_batch
@@ -50,8 +52,13 @@ def channel_for(name: str) -> Channel:
     Cached per channel configuration, so a notebook or test that changes its settings gets a
     channel built from the new ones.
     """
-    config = tuple(sorted((k, v) for k, v in os.environ.items()
-                          if k.startswith(("DUNNING_", "SENDGRID_", "TWILIO_"))))
+    config = tuple(
+        sorted(
+            (k, v)
+            for k, v in os.environ.items()
+            if k.startswith(("DUNNING_", "SENDGRID_", "TWILIO_"))
+        )
+    )
     return _channel(name, config)
 
 
@@ -85,7 +92,9 @@ def reconcile_stale_claims() -> dict[str, int]:
     retry_jitter_factor=0.5,
     retry_condition_fn=_only_transient,
 )
-def deliver(reminder_ids: list[int], claimer: str, min_balance: dict[str, str]) -> BatchResult:
+def deliver(
+    reminder_ids: list[int], claimer: str, min_balance: dict[str, str], as_of: dt.datetime
+) -> BatchResult:
     """Send the batch's still-planned reminders; raises TransientDeliveryError to be retried."""
     floors = {k: Decimal(v) for k, v in min_balance.items()}
     result = deliver_batch(
@@ -93,9 +102,12 @@ def deliver(reminder_ids: list[int], claimer: str, min_balance: dict[str, str]) 
         reminder_ids,
         claimer=claimer,
         channels={"email": channel_for("email"), "sms": channel_for("sms")},
-        compose=compose,
+        # Why one settings object per batch: reading them from the environment per message
+        # was the largest cost of delivery (pydantic-settings parses the env every time).
+        compose=partial(compose, settings=get_channel_settings()),
         lease_seconds=get_settings().lease_seconds,
         min_balance=lambda currency: floors.get(currency, floors.get("*", Decimal(0))),
+        as_of=as_of,
     )
     if result.transient:
         if result.retry_after:

@@ -37,8 +37,11 @@ def select_lines(
     if max_messages is not None:
         sends = out[out["action"] == "send"]
         if len(sends) > max_messages:
-            order = sends.sort_values("days_overdue", ascending=False) if (
-                "days_overdue" in sends.columns) else sends
+            order = (
+                sends.sort_values("days_overdue", ascending=False)
+                if ("days_overdue" in sends.columns)
+                else sends
+            )
             over = order.index[max_messages:]
             out.loc[over, "action"] = "defer"
             out.loc[over, "reason"] = "max_messages_per_run"
@@ -59,6 +62,12 @@ def plan_reminders(
     """The plan lines for ``as_of`` (send, defer, skip with reasons) and the policy used."""
     policy = load_policy(policy_path)
     lines = plan(portfolio, as_of, policy)
-    lines = select_lines(lines, channels=channels, segments=segments, stages=stages,
-                         max_messages=max_messages, as_of=as_of)
+    lines = select_lines(
+        lines,
+        channels=channels,
+        segments=segments,
+        stages=stages,
+        max_messages=max_messages,
+        as_of=as_of,
+    )
     return lines, policy

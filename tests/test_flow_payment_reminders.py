@@ -70,15 +70,25 @@ def test_a_run_sends_each_due_reminder_once_and_a_rerun_sends_nothing(
 
 def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, engine):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        TaskRunFilter,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
 
     from flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     report = payment_reminders(RunParameters(as_of=AS_OF))
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["reminder-run-summary", "reminder-run-failures"])))
+        # Every filter spelled out: this client/server pair rejects the defaults (None).
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["reminder-run-summary", "reminder-run-failures"])),
+            flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.CREATED_DESC, limit=50, offset=0)
         mine = [a for a in arts if str(a.flow_run_id) == report.flow_run_id]
     kinds = {a.key: a for a in mine}
     assert set(kinds) == {"reminder-run-summary", "reminder-run-failures"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -19,6 +20,10 @@ def main() -> None:
     """Entry point of the ``dunning`` console script."""
     from dunning.errors import DunningError
 
+    if "--json" in sys.argv[1:]:
+        # Machine-readable mode: only the JSON on stdout, only warnings on stderr. Set before
+        # any command module imports Prefect, which reads its logging settings at import.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     _load_commands()
     try:
         app()

@@ -46,9 +46,15 @@ def run(
 
     try:
         params = RunParameters(
-            as_of=parse_as_of(as_of), dry_run=dry_run, channels=channel or None,
-            segments=segment or None, stages=stage or None, invoice_numbers=invoice or None,
-            batch_size=batch_size, max_messages=max_messages, policy_path=policy,
+            as_of=parse_as_of(as_of),
+            dry_run=dry_run,
+            channels=channel or None,
+            segments=segment or None,
+            stages=stage or None,
+            invoice_numbers=invoice or None,
+            batch_size=batch_size,
+            max_messages=max_messages,
+            policy_path=policy,
         )
     except ValidationError as exc:
         problems = "; ".join(
@@ -56,8 +62,8 @@ def run(
         )
         fail(f"invalid run parameters: {problems}")
     check_ready(get_engine())
-    if json_out:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The ephemeral server's 20 s default start budget is too tight on a busy laptop or CI box.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.payment_reminders import payment_reminders
 
     if not json_out:
@@ -94,8 +100,10 @@ def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
             table.add_row(key, *(str(row.get(a, 0)) for a in actions))
         out.print(table)
     if summary["skip_reasons"]:
-        out.print("top skip/defer reasons: " + ", ".join(
-            f"{k or '-'} {v}" for k, v in summary["skip_reasons"].items()))
+        out.print(
+            "top skip/defer reasons: "
+            + ", ".join(f"{k or '-'} {v}" for k, v in summary["skip_reasons"].items())
+        )
 
 
 @app.command("ledger")
@@ -109,9 +117,17 @@ def ledger_cmd(
     engine = get_engine()
     check_ready(engine)
     q = (
-        select(Invoice.invoice_number, Reminder.stage, Reminder.channel, Reminder.status,
-               Reminder.attempts, Reminder.provider_message_id, Reminder.error_code,
-               Reminder.reason, Reminder.sent_at)
+        select(
+            Invoice.invoice_number,
+            Reminder.stage,
+            Reminder.channel,
+            Reminder.status,
+            Reminder.attempts,
+            Reminder.provider_message_id,
+            Reminder.error_code,
+            Reminder.reason,
+            Reminder.sent_at,
+        )
         .join(Invoice, Invoice.id == Reminder.invoice_id)
         .order_by(Reminder.id)
     )
@@ -126,14 +142,22 @@ def ledger_cmd(
     if json_out:
         for r in rows:
             error = None
-            if r.error_code or (r.status in ("failed_permanent", "skipped", "unknown") and r.reason):
+            if r.error_code or (
+                r.status in ("failed_permanent", "skipped", "unknown") and r.reason
+            ):
                 error = ": ".join(x for x in (r.error_code, r.reason) if x)
-            emit_json({
-                "invoice_number": r.invoice_number, "stage": r.stage, "channel": r.channel,
-                "status": r.status, "attempts": r.attempts,
-                "provider_message_id": r.provider_message_id, "error": error,
-                "sent_at": r.sent_at.isoformat() if r.sent_at else None,
-            })
+            emit_json(
+                {
+                    "invoice_number": r.invoice_number,
+                    "stage": r.stage,
+                    "channel": r.channel,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "provider_message_id": r.provider_message_id,
+                    "error": error,
+                    "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+                }
+            )
         return
     from rich.table import Table
 
@@ -141,6 +165,13 @@ def ledger_cmd(
     for col in ("invoice", "stage", "channel", "status", "attempts", "provider id", "error"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.invoice_number, r.stage, r.channel, r.status, str(r.attempts),
-                      r.provider_message_id or "", ": ".join(x for x in (r.error_code, r.reason) if x))
+        table.add_row(
+            r.invoice_number,
+            r.stage,
+            r.channel,
+            r.status,
+            str(r.attempts),
+            r.provider_message_id or "",
+            ": ".join(x for x in (r.error_code, r.reason) if x),
+        )
     out.print(table)
