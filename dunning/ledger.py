@@ -142,6 +142,32 @@ def _skip_reason(
     return None
 
 
+def reminder_data(
+    *,
+    amount: Any,
+    paid: Any,
+    currency: str,
+    due_on: dt.date,
+    timezone: str,
+    as_of: dt.datetime,
+    **facts: Any,
+) -> ReminderData:
+    """The facts a message needs, with the derived ones computed once for every caller:
+    amounts quantised to the currency, the balance due (amount minus payments) and the days
+    overdue in the customer's local calendar at ``as_of``."""
+    total = quantize(Decimal(amount), currency)
+    today = as_of.astimezone(ZoneInfo(timezone)).date()
+    return ReminderData(
+        amount=total,
+        balance_due=quantize(total - Decimal(paid or 0), currency),
+        currency=currency,
+        due_on=due_on,
+        timezone=timezone,
+        days_overdue=(today - due_on).days,
+        **facts,
+    )
+
+
 def claim(
     engine: Engine,
     reminder_ids: Sequence[int],
@@ -157,9 +183,12 @@ def claim(
     The conditional UPDATE is won by exactly one caller per row. Inside the same transaction
     each won row is re-checked against the invoice's current balance and status, pauses,
     promises and the customer's opt-outs; a row that must not go out becomes ``skipped``
-    with its reason. Returns the rows to send and the rows skipped.
+    with its reason. Dates (pauses, promises, days overdue) are the customer's local dates at
+    ``as_of`` (default ``now``), the instant the run acts as of. Returns the rows to send and
+    the rows skipped.
     """
     now = now or utcnow()
+    when: dt.datetime = as_of or now
     lease = now + dt.timedelta(seconds=lease_seconds)
     claimed: list[ReminderData] = []
     skipped: dict[int, str] = {}
@@ -226,38 +255,23 @@ def claim(
         for chunk in _chunks(won):
             for r in conn.execute(q.where(Reminder.id.in_(chunk))).mappings():
                 row = dict(r)
-                amount = quantize(Decimal(row["amount"]), row["currency"])
-                balance = quantize(amount - Decimal(row["paid"]), row["currency"])
-                today = as_of.astimezone(ZoneInfo(row["timezone"])).date()
+                data = reminder_data(
+                    reminder_id=row["id"], invoice_id=row["invoice_id"],
+                    invoice_number=row["invoice_number"], customer_id=row["customer_id"],
+                    stage=row["stage"], channel=row["channel"], segment=row["segment"],
+                    tone=row["tone"], customer_name=row["name"], email=row["email"],
+                    phone=row["phone"], locale=row["locale"], timezone=row["timezone"],
+                    country=row["country"], currency=row["currency"], amount=row["amount"],
+                    paid=row["paid"], due_on=row["due_on"], payment_link=row["payment_link"],
+                    as_of=when,
+                )
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)
-                reason = _skip_reason(row, balance, floor, today)
+                today = data.due_on + dt.timedelta(days=data.days_overdue)
+                reason = _skip_reason(row, data.balance_due, floor, today)
                 if reason:
                     skipped[row["id"]] = reason
-                    continue
-                claimed.append(
-                    ReminderData(
-                        reminder_id=row["id"],
-                        invoice_id=row["invoice_id"],
-                        invoice_number=row["invoice_number"],
-                        customer_id=row["customer_id"],
-                        stage=row["stage"],
-                        channel=row["channel"],
-                        segment=row["segment"],
-                        tone=row["tone"],
-                        customer_name=row["name"],
-                        email=row["email"],
-                        phone=row["phone"],
-                        locale=row["locale"],
-                        timezone=row["timezone"],
-                        country=row["country"],
-                        currency=row["currency"],
-                        amount=amount,
-                        balance_due=balance,
-                        due_on=row["due_on"],
-                        days_overdue=(today - row["due_on"]).days,
-                        payment_link=row["payment_link"],
-                    )
-                )
+                else:
+                    claimed.append(data)
         if skipped:
             for reason in set(skipped.values()):
                 ids = [i for i, r in skipped.items() if r == reason]

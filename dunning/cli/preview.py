@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +16,7 @@ from dunning.cli.policy import parse_as_of
 from dunning.config import get_settings
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.errors import DunningError
-from dunning.money import quantize
+from dunning.ledger import reminder_data
 from dunning.policy import Ladder, Policy, Stage, load_policy
 from dunning.policy.model import PAYMENT_FAILED, PROMISE_BROKEN
 from dunning.render import base_stage, compose
@@ -67,8 +66,7 @@ def load_preview(
             select(func.coalesce(func.sum(Payment.amount), 0)).where(
                 Payment.invoice_id == invoice.id)
         )
-        today = as_of.astimezone(ZoneInfo(customer.timezone)).date()
-        days = (today - invoice.due_on).days
+        days = (as_of.astimezone(ZoneInfo(customer.timezone)).date() - invoice.due_on).days
         ladder = policy.ladder
         chosen = stage or suggest_stage(ladder, days).name
         extras = {PAYMENT_FAILED: policy.payment_failed, PROMISE_BROKEN: policy.promise_broken}
@@ -79,10 +77,8 @@ def load_preview(
                     Reminder.invoice_id == invoice.id, Reminder.stage == chosen)
             ).tuples().all()
         )
-        amount = quantize(Decimal(invoice.amount), invoice.currency)
-        balance = quantize(amount - Decimal(paid or 0), invoice.currency)
         return [
-            ReminderData(
+            reminder_data(
                 reminder_id=ids.get(channel, 0),  # 0: no ledger row yet
                 invoice_id=invoice.id,
                 invoice_number=invoice.invoice_number,
@@ -98,11 +94,11 @@ def load_preview(
                 timezone=customer.timezone,
                 country=customer.country,
                 currency=invoice.currency,
-                amount=amount,
-                balance_due=balance,
+                amount=invoice.amount,
+                paid=paid,
                 due_on=invoice.due_on,
-                days_overdue=days,
                 payment_link=invoice.payment_link,
+                as_of=as_of,
             )
             for channel in channels
         ]
