@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from typing import Any
@@ -20,7 +21,7 @@ from dunning.report import RunReport, outcomes
 from tasks.deliver import TransientDeliveryError, deliver, reconcile_stale_claims, record_plan
 from tasks.fetch import fetch_portfolio
 from tasks.plan import plan_reminders
-from tasks.report import emit, publish_report
+from tasks.report import emit_batch, publish_report
 
 
 def batches_of(ids: list[int], batch_size: int, max_tasks: int) -> list[list[int]]:
@@ -51,14 +52,21 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
 
     portfolio = fetch_portfolio(params.invoice_numbers)
     lines, policy = plan_reminders(
-        portfolio, as_of, params.policy_path, params.channels, params.segments, params.stages,
+        portfolio,
+        as_of,
+        params.policy_path,
+        params.channels,
+        params.segments,
+        params.stages,
         params.max_messages,
     )
     sends = lines[lines["action"] == "send"]
     log.info("planned %d reminder(s) to send as of %s", len(sends), as_of.isoformat())
 
     if params.dry_run:
-        report = RunReport(as_of, True, run_id, outcomes(None, lines, claimer=claimer, dry_run=True))
+        report = RunReport(
+            as_of, True, run_id, outcomes(None, lines, claimer=claimer, dry_run=True)
+        )
         publish_report(report, None)
         return report
 
@@ -72,11 +80,16 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
     reconciled = reconcile_stale_claims()
     ids = record_plan(sends, run_id)
     batches = batches_of(ids, params.batch_size, params.max_tasks)
-    stopped = _deliver_all(batches, claimer, _floors(policy), params.concurrency, log)
+    stopped = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
 
-    report = RunReport(as_of, False, run_id, outcomes(get_engine(), lines, claimer=claimer,
-                                                     dry_run=False),
-                       reconciled=reconciled, stopped=stopped)
+    report = RunReport(
+        as_of,
+        False,
+        run_id,
+        outcomes(get_engine(), lines, claimer=claimer, dry_run=False),
+        reconciled=reconciled,
+        stopped=stopped,
+    )
     publish_report(report, run_row_id)
     if stopped:
         raise RuntimeError(f"delivery stopped early: {stopped}")
@@ -91,17 +104,24 @@ def _floors(policy: Any) -> dict[str, str]:
 
 
 def _deliver_all(
-    batches: list[list[int]], claimer: str, floors: dict[str, str], concurrency: int, log: Any
+    batches: list[list[int]],
+    claimer: str,
+    floors: dict[str, str],
+    as_of: dt.datetime,
+    concurrency: int,
+    log: Any,
 ) -> str | None:
     """Run the delivery tasks ``concurrency`` at a time; returns why delivery stopped, if it did."""
     total = len(batches)
-    progress = create_progress_artifact(0.0, key="reminder-run-progress",
-                                        description="Share of delivery batches finished.")
+    progress = create_progress_artifact(
+        0.0, key="reminder-run-progress", description="Share of delivery batches finished."
+    )
     done = 0
     failed_batches = 0
     for start in range(0, total, concurrency):
         wave: list[PrefectFuture[Any]] = [
-            deliver.submit(batch, claimer, floors) for batch in batches[start : start + concurrency]
+            deliver.submit(batch, claimer, floors, as_of)
+            for batch in batches[start : start + concurrency]
         ]
         for number, fut in enumerate(wave, start=start + 1):
             try:
@@ -114,12 +134,22 @@ def _deliver_all(
                 log.warning("batch %d: %s after all retries; left for the next run", number, exc)
                 res = exc.result
             done += 1
-            emit("dunning.batch.completed", claimer.removeprefix("run-"), {
-                "batch": number, "batches": total, "sent": res.sent, "failed": res.failed,
-                "skipped": res.skipped, "left_planned": res.released, "unknown": res.ambiguous,
-            })
+            emit_batch(
+                claimer.removeprefix("run-"),
+                {
+                    "batch": number,
+                    "batches": total,
+                    "sent": res.sent,
+                    "failed": res.failed,
+                    "skipped": res.skipped,
+                    "left_planned": res.released,
+                    "unknown": res.ambiguous,
+                },
+            )
         update_progress_artifact(progress, 100.0 * done / max(total, 1))
     if failed_batches:
-        return (f"{failed_batches} of {total} batch(es) hit transient provider errors after all "
-                "retries (provider down?); their reminders stay planned for the next run")
+        return (
+            f"{failed_batches} of {total} batch(es) hit transient provider errors after all "
+            "retries (provider down?); their reminders stay planned for the next run"
+        )
     return None

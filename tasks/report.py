@@ -11,6 +11,13 @@ from sqlalchemy import update
 
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
+from dunning.kpis import (
+    AlertSettings,
+    failure_rate,
+    failure_rate_exceeded,
+    kpi_records,
+    weekly_kpis,
+)
 from dunning.report import RunReport
 
 
@@ -18,7 +25,10 @@ def emit(event: str, run_id: str, payload: dict[str, Any]) -> None:
     """Emit a dunning event about run ``run_id`` (no personal data in payloads)."""
     emit_event(
         event=event,
-        resource={"prefect.resource.id": f"dunning.run.{run_id}", "prefect.resource.name": "dunning"},
+        resource={
+            "prefect.resource.id": f"dunning.run.{run_id}",
+            "prefect.resource.name": "dunning",
+        },
         payload=payload,
     )
 
@@ -35,15 +45,56 @@ def publish_report(report: RunReport, run_row_id: int | None) -> dict[str, Any]:
     failures = report.failures()
     create_table_artifact(
         key="reminder-run-failures",
-        table=failures or [{"invoice": "-", "stage": "-", "channel": "-", "error_code": "",
-                            "reason": "no failures"}],
+        table=failures
+        or [
+            {
+                "invoice": "-",
+                "stage": "-",
+                "channel": "-",
+                "error_code": "",
+                "reason": "no failures",
+            }
+        ],
         description="Reminders that failed or whose fate is unknown (no personal data).",
     )
     if run_row_id is not None and not report.dry_run:
         with get_engine().begin() as conn:
-            conn.execute(update(ReminderRun).where(ReminderRun.id == run_row_id)
-                         .values(finished_at=utcnow(), counts=summary["counts"]))
-    emit("dunning.run.completed", report.flow_run_id or "local", {
-        "counts": summary["counts"], "dry_run": report.dry_run, "stopped": report.stopped,
-    })
+            conn.execute(
+                update(ReminderRun)
+                .where(ReminderRun.id == run_row_id)
+                .values(finished_at=utcnow(), counts=summary["counts"])
+            )
+    emit(
+        "dunning.run.completed",
+        report.flow_run_id or "local",
+        {
+            "counts": summary["counts"],
+            "dry_run": report.dry_run,
+            "stopped": report.stopped,
+        },
+    )
+    kpis = weekly_kpis(get_engine(), report.as_of)
+    if kpis is not None:
+        create_table_artifact(
+            key="reminder-weekly-kpis",
+            table=kpi_records(kpis),
+            description="Reminders sent in the 7 days up to this run: delivery rate, bounce "
+            "rate and paid within 7 days after the reminder, by segment.",
+        )
     return summary
+
+
+def emit_batch(run_id: str, counts: dict[str, int]) -> None:
+    """Emit the batch's counts, plus an alert event when its failure rate passes the threshold."""
+    emit("dunning.batch.completed", run_id, counts)
+    threshold = AlertSettings().failure_rate
+    if failure_rate_exceeded(counts["sent"], counts["failed"], threshold):
+        emit(
+            "dunning.batch.failure-rate-exceeded",
+            run_id,
+            {
+                **counts,
+                "failure_rate": round(failure_rate(counts["sent"], counts["failed"]), 4),
+                "threshold": threshold,
+            },
+        )

@@ -1,0 +1,248 @@
+"""Prepare a Prefect server for dunning: the "dunning" process work pool, the operator's
+notification block and the two alert automations. Every step is idempotent.
+
+The automation specs are pure (``automation_specs``); the rest talks to the Prefect API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+
+from dunning.errors import ConfigError
+from dunning.kpis import AlertSettings
+
+WORK_POOL = "dunning"
+REMINDER_FLOW = "payment-reminders"
+OPERATOR_BLOCK = "dunning-operator"
+FAILURE_RATE_EVENT = "dunning.batch.failure-rate-exceeded"
+RUN_FAILED_AUTOMATION = "dunning: payment-reminders run failed"
+FAILURE_RATE_AUTOMATION = "dunning: batch failure rate exceeded"
+
+_RUN_FAILED_BODY = (
+    "Flow run {{ flow_run.name }} of payment-reminders entered {{ flow_run.state.name }}.\n"
+    "Reminders that were not sent stay planned for the next run.\n"
+    "Open it: {{ flow_run|ui_url }}"
+)
+_FAILURE_RATE_BODY = (
+    "A delivery batch of reminder run {{ event.resource.id }} failed "
+    "{{ event.payload.failed }} of {{ event.payload.sent + event.payload.failed }} messages "
+    "(rate {{ event.payload.failure_rate }}, threshold {{ event.payload.threshold }}).\n"
+    "See the run's reminder-run-failures artifact for the error codes."
+)
+
+
+def automation_specs(block_document_id: UUID) -> list[AutomationCore]:
+    """The two operator alerts, notifying through block ``block_document_id``."""
+    run_failed = AutomationCore(
+        name=RUN_FAILED_AUTOMATION,
+        description="Notify the operator when a payment-reminders flow run fails or crashes.",
+        enabled=True,
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow",
+                           "prefect.resource.name": REMINDER_FLOW},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=dt.timedelta(0),
+        ),
+        actions=[SendNotification(block_document_id=block_document_id,
+                                  subject="dunning: a reminder run failed",
+                                  body=_RUN_FAILED_BODY)],
+    )
+    failure_rate = AutomationCore(
+        name=FAILURE_RATE_AUTOMATION,
+        description="Notify the operator when a delivery batch's failure rate passes "
+        "DUNNING_ALERT_FAILURE_RATE.",
+        enabled=True,
+        trigger=EventTrigger(
+            expect={FAILURE_RATE_EVENT},
+            match={"prefect.resource.id": "dunning.run.*"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=dt.timedelta(0),
+        ),
+        actions=[SendNotification(block_document_id=block_document_id,
+                                  subject="dunning: delivery failure rate exceeded",
+                                  body=_FAILURE_RATE_BODY)],
+    )
+    return [run_failed, failure_rate]
+
+
+async def ensure_work_pool(client: PrefectClient) -> str:
+    """``created`` or ``exists``: the process work pool the deployments run on."""
+    try:
+        await client.read_work_pool(WORK_POOL)
+        return "exists"
+    except ObjectNotFound:
+        pass
+    from prefect.workers.process import ProcessWorker
+
+    await client.create_work_pool(WorkPoolCreate(
+        name=WORK_POOL, type="process",
+        description="Runs the dunning flows from a checkout (prefect worker start --pool dunning).",
+        base_job_template=ProcessWorker.get_default_base_job_template(),
+    ))
+    return "created"
+
+
+def _block_ref(ref: str) -> tuple[str, str]:
+    """(block type slug, block name) of ``ref`` written as <block-type-slug>/<name>."""
+    slug, _, name = ref.partition("/")
+    if not slug or not name:
+        raise ConfigError(
+            f"DUNNING_ALERT_BLOCK={ref!r} is not <block-type-slug>/<name>; "
+            "e.g. slack-webhook/ops (see `prefect block ls`)"
+        )
+    return slug, name
+
+
+def check_alert_target(settings: AlertSettings) -> None:
+    """Nothing; raises ConfigError when neither a usable block nor a webhook URL is set."""
+    if settings.block:
+        _block_ref(settings.block)
+        return
+    if not settings.webhook_url:
+        raise ConfigError(
+            "no operator notification configured: set DUNNING_ALERT_BLOCK=<block-type-slug>/"
+            "<name> of a Prefect notification block, or DUNNING_ALERT_WEBHOOK_URL=https://... "
+            f"to create the '{OPERATOR_BLOCK}' webhook block"
+        )
+    if not settings.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError("DUNNING_ALERT_WEBHOOK_URL must start with http:// or https://")
+
+
+async def ensure_notification_block(client: PrefectClient, settings: AlertSettings
+                                    ) -> tuple[UUID, str, str]:
+    """(block document id, block reference, ``configured`` | ``saved``) to notify through."""
+    check_alert_target(settings)
+    if settings.block:
+        slug, name = _block_ref(settings.block)
+        try:
+            doc = await client.read_block_document_by_name(name, slug, include_secrets=False)
+        except ObjectNotFound:
+            raise ConfigError(
+                f"DUNNING_ALERT_BLOCK={settings.block!r}: no such block on the Prefect server; "
+                "create it in the UI (Blocks) or fix the name"
+            ) from None
+        return doc.id, settings.block, "configured"
+    assert settings.webhook_url is not None  # check_alert_target guarantees it
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    # Why the URL is a secret: webhook URLs (Slack, Teams) carry their token in the path.
+    block = CustomWebhookNotificationBlock(
+        name=OPERATOR_BLOCK, url="{{webhook_url}}", headers=None, cookies=None,
+        json_data={"subject": "{{subject}}", "body": "{{body}}", "source": "{{name}}"},
+        secrets={"webhook_url": settings.webhook_url},  # type: ignore[arg-type]
+    )
+    block_id = await block.asave(OPERATOR_BLOCK, overwrite=True, client=client)
+    return block_id, f"custom-webhook/{OPERATOR_BLOCK}", "saved"
+
+
+async def ensure_automation(client: PrefectClient, spec: AutomationCore) -> tuple[UUID, str]:
+    """(automation id, ``created`` | ``updated``): ``spec`` stored under its name."""
+    existing = await client.read_automations_by_name(spec.name)
+    if existing:
+        await client.update_automation(existing[0].id, spec)
+        return existing[0].id, "updated"
+    return await client.create_automation(spec), "created"
+
+
+async def setup_prefect(settings: AlertSettings | None = None) -> dict[str, Any]:
+    """What was created or updated: the work pool, the notification block, the automations.
+
+    Raises ConfigError when no notification target is configured (before touching anything).
+    """
+    settings = settings or AlertSettings()
+    check_alert_target(settings)
+    async with get_client() as client:
+        pool = await ensure_work_pool(client)
+        block_id, block_ref, block_status = await ensure_notification_block(client, settings)
+        automations = []
+        for spec in automation_specs(block_id):
+            auto_id, status = await ensure_automation(client, spec)
+            automations.append({"name": spec.name, "id": str(auto_id), "status": status})
+    return {
+        "work_pool": {"name": WORK_POOL, "type": "process", "status": pool},
+        "block": {"ref": block_ref, "id": str(block_id), "status": block_status},
+        "automations": automations,
+        "failure_rate_threshold": settings.failure_rate,
+    }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(home: Path, port: int, ui: bool = False) -> dict[str, str]:
+    """The environment for `prefect server start` and its clients: PREFECT_HOME under ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    api = f"http://127.0.0.1:{port}/api"
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_UI_ENABLED": "true" if ui else "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    })
+    return env
+
+
+@contextlib.contextmanager
+def local_server(home: Path, *, ui: bool = False, timeout: float = 120.0
+                 ) -> Iterator[dict[str, str]]:
+    """The client environment of a real `prefect server start` (SQLite under ``home``).
+
+    The server is stopped (and its process group killed) when the block exits.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = server_env(home, port, ui)
+    log = (home / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("prefect")), "server", "start",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited early; see {home / 'server.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server not healthy after {timeout}s")
+            time.sleep(0.5)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

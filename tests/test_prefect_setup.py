@@ -1,0 +1,179 @@
+"""``dunning setup-prefect`` against the real Prefect test server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from typer.testing import CliRunner
+
+import dunning.cli.prefect_setup  # noqa: F401  (registers the command)
+from dunning.cli.app import app
+from dunning.prefect_setup import (
+    FAILURE_RATE_AUTOMATION,
+    FAILURE_RATE_EVENT,
+    OPERATOR_BLOCK,
+    REMINDER_FLOW,
+    RUN_FAILED_AUTOMATION,
+    WORK_POOL,
+)
+
+pytestmark = pytest.mark.prefect
+runner = CliRunner()
+HOOK = "http://127.0.0.1:9/hooks/T000/B000/secret-token"
+
+
+async def _server_state() -> tuple[Any, dict[str, list[Any]], Any]:
+    async with get_client() as client:
+        pool = await client.read_work_pool(WORK_POOL)
+        autos = {name: await client.read_automations_by_name(name)
+                 for name in (RUN_FAILED_AUTOMATION, FAILURE_RATE_AUTOMATION)}
+        block = await client.read_block_document_by_name(OPERATOR_BLOCK, "custom-webhook")
+    return pool, autos, block
+
+
+def test_setup_creates_pool_block_and_automations_once_when_run_twice(
+    prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", HOOK)
+    first = runner.invoke(app, ["setup-prefect", "--json"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["setup-prefect", "--json"])
+    assert second.exit_code == 0, second.output
+    # the webhook URL carries a token: it never reaches the output
+    assert "secret-token" not in first.output + second.output
+
+    again = json.loads(second.stdout)
+    assert again["work_pool"] == {"name": "dunning", "type": "process", "status": "exists"}
+    assert {a["status"] for a in again["automations"]} == {"updated"}
+    assert again["block"]["ref"] == f"custom-webhook/{OPERATOR_BLOCK}"
+
+    pool, autos, block = asyncio.run(_server_state())
+    assert pool.type == "process"
+    assert pool.base_job_template["job_configuration"]
+    assert all(len(found) == 1 for found in autos.values()), autos
+    failed = autos[RUN_FAILED_AUTOMATION][0]
+    assert failed.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    related = failed.trigger.match_related
+    spec = related[0] if isinstance(related, list) else related
+    assert spec.model_dump() == {"prefect.resource.role": "flow",
+                                 "prefect.resource.name": REMINDER_FLOW}
+    rate = autos[FAILURE_RATE_AUTOMATION][0]
+    assert rate.trigger.expect == {FAILURE_RATE_EVENT}
+    for auto in (failed, rate):
+        assert auto.enabled
+        assert [a.type for a in auto.actions] == ["send-notification"]
+        assert auto.actions[0].block_document_id == block.id
+    # the URL is stored as a block secret, the visible url field is only a template
+    assert block.data["url"] == "{{webhook_url}}"
+
+
+def test_setup_uses_a_named_block_and_refuses_unknown_ones(
+    prefect_server, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", HOOK)
+    assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
+    monkeypatch.delenv("DUNNING_ALERT_WEBHOOK_URL")
+    monkeypatch.setenv("DUNNING_ALERT_BLOCK", f"custom-webhook/{OPERATOR_BLOCK}")
+    named = runner.invoke(app, ["setup-prefect", "--json"])
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.stdout)["block"]["status"] == "configured"
+
+    monkeypatch.setenv("DUNNING_ALERT_BLOCK", "slack-webhook/no-such-block")
+    missing = runner.invoke(app, ["setup-prefect"])
+    assert missing.exit_code == 1
+    assert "slack-webhook/no-such-block" in missing.output and "no such block" in missing.output
+
+    monkeypatch.setenv("DUNNING_ALERT_BLOCK", "just-a-name")
+    malformed = runner.invoke(app, ["setup-prefect"])
+    assert malformed.exit_code == 1
+    assert "<block-type-slug>/<name>" in malformed.output
+
+
+def test_setup_without_a_notification_target_says_which_setting_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.delenv("DUNNING_ALERT_BLOCK", raising=False)
+    monkeypatch.delenv("DUNNING_ALERT_WEBHOOK_URL", raising=False)
+    result = runner.invoke(app, ["setup-prefect"])
+    assert result.exit_code == 1
+    assert "DUNNING_ALERT_WEBHOOK_URL" in result.output and "DUNNING_ALERT_BLOCK" in result.output
+    assert "Traceback" not in result.output
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Hook.received.append(json.loads(body or b"{}"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def operator_hook(prefect_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """The JSON bodies posted to a real webhook receiver that setup-prefect points alerts at."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL",
+                       f"http://127.0.0.1:{server.server_port}/operator")
+    assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
+    yield _Hook.received
+    server.shutdown()
+
+
+def _wait_for(received: list[Any], marker: str, retrigger: Callable[[], None]) -> list[Any]:
+    """The notifications mentioning ``marker``; ``retrigger`` runs until one arrives, because
+    the server's triggers service picks up new automations only on its next refresh."""
+    for attempt in range(60):
+        if attempt % 10 == 0:
+            retrigger()
+        mine = [m for m in received if marker in str(m)]
+        if mine:
+            return mine
+        time.sleep(0.5)
+    return []
+
+
+def test_a_failure_rate_event_notifies_the_operator_webhook(operator_hook: list[Any]):
+    from prefect.events import emit_event
+
+    run_id = uuid.uuid4().hex
+
+    def emit() -> None:
+        emit_event(event=FAILURE_RATE_EVENT,
+                   resource={"prefect.resource.id": f"dunning.run.{run_id}"},
+                   payload={"batch": 1, "sent": 1, "failed": 3, "failure_rate": 0.75,
+                            "threshold": 0.2})
+
+    mine = _wait_for(operator_hook, run_id, emit)
+    assert mine, operator_hook
+    assert mine[0]["subject"] == "dunning: delivery failure rate exceeded"
+    assert "failed 3 of 4 messages" in mine[0]["body"]
+
+
+def test_a_failed_reminder_run_notifies_the_operator_webhook(operator_hook: list[Any]):
+    from prefect import flow
+
+    @flow(name=REMINDER_FLOW)
+    def failing_run(marker: str) -> None:
+        raise RuntimeError("provider down")
+
+    def run() -> None:
+        assert failing_run(uuid.uuid4().hex, return_state=True).is_failed()
+
+    mine = _wait_for(operator_hook, "reminder run failed", run)
+    assert mine and mine[0]["subject"] == "dunning: a reminder run failed"
+    assert "entered Failed" in mine[0]["body"]
