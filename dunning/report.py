@@ -177,6 +177,7 @@ class RunReport:
         ]
         if self.stopped:
             lines += ["", f"**Delivery stopped early:** {self.stopped}"]
+        lines += ["", "## Delivery funnel", "", self.funnel()]
         for title, column in (("segment", "segment"), ("stage", "stage"), ("channel", "channel")):
             by = self._by(column)
             if not by:
@@ -198,6 +199,23 @@ class RunReport:
         if any(self.reconciled.values()):
             lines += ["", f"Reconciled stale claims: {self.reconciled}"]
         return "\n".join(lines)
+
+    def funnel(self) -> str:
+        """considered → due now → accepted by the provider, with where the rest went."""
+        if self.frame.empty:
+            return "nothing to consider"
+        c = self.counts()
+        due = int((self.frame["action"] == "send").sum())
+        if self.dry_run:
+            return f"considered {len(self.frame)} → due now {due} → would send {c['planned']}"
+        stopped_at_claim = int(
+            ((self.frame["action"] == "send") & (self.frame["outcome"] == "skipped")).sum()
+        )
+        return (
+            f"considered {len(self.frame)} → due now {due} → accepted by the provider "
+            f"{c['sent']} (failed {c['failed']}, stopped at claim {stopped_at_claim}, "
+            f"left for the next run {c['pending']}, unknown {c['unknown']})"
+        )
 
     def failures(self) -> list[dict[str, Any]]:
         """Failed and unknown reminders for the failures table (no personal data)."""

@@ -34,6 +34,9 @@ def select_lines(
     if stages:
         keep &= lines["stage"].astype(str).str.replace(_REPEAT, "", regex=True).isin(stages)
     out = lines[keep].copy()
+    for col in ("action", "reason"):  # free text from here on (the planner may use categoricals)
+        if col in out.columns and isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object)
     if max_messages is not None:
         sends = out[out["action"] == "send"]
         if len(sends) > max_messages:

@@ -113,11 +113,22 @@ def test_failure_result_carries_fields() -> None:
 
 def test_token_bucket_paces_after_burst() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(rate=2, clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(rate=2, capacity=2, clock=clock, sleep=clock.sleep)
     waits = [bucket.acquire() for _ in range(5)]
     # capacity 2: two immediate, then one every half second
     assert waits == [0.0, 0.0, 0.5, 0.5, 0.5]
     assert clock.now == pytest.approx(1.5)
+
+
+def test_token_bucket_by_default_never_exceeds_the_rate_in_any_second() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=4, clock=clock, sleep=clock.sleep)
+    sent_at = []
+    for _ in range(40):
+        bucket.acquire()
+        sent_at.append(clock.now)
+    for start in sent_at:
+        assert sum(1 for t in sent_at if start <= t < start + 1.0) <= 4
 
 
 def test_token_bucket_refills_while_idle() -> None:

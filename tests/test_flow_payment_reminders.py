@@ -95,3 +95,22 @@ def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, en
     summary = str(kinds["reminder-run-summary"].data)
     assert f"| {report.counts()['sent']} |" in summary
     assert "@" not in summary and "+1415" not in summary
+
+
+def test_the_summary_shows_the_delivery_funnel(prefect_server, engine):
+    from flows.payment_reminders import payment_reminders
+
+    _portfolio(engine)
+    report = payment_reminders(RunParameters(as_of=AS_OF))
+    sent = report.counts()["sent"]
+    assert f"accepted by the provider {sent} (failed 0" in report.to_markdown()
+
+
+def test_max_messages_defers_the_rest_to_the_next_run(prefect_server, engine):
+    from flows.payment_reminders import payment_reminders
+
+    _portfolio(engine)
+    report = payment_reminders(RunParameters(as_of=AS_OF, max_messages=1))
+    frame = report.to_frame()
+    assert report.counts()["sent"] == 1
+    assert (frame["reason"] == "max_messages_per_run").sum() >= 2

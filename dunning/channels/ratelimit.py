@@ -15,7 +15,11 @@ from dunning.masking import scrub
 
 class TokenBucket:
     """Hands out tokens at ``rate`` per second with bursts up to ``capacity``; rate 0 means
-    unlimited."""
+    unlimited.
+
+    The default capacity is one token: sends are spaced 1/rate apart, so no one-second window
+    ever holds more than ``rate`` sends (a provider's limit is a ceiling, not an average).
+    """
 
     def __init__(
         self,
@@ -27,7 +31,7 @@ class TokenBucket:
         if rate < 0:
             raise ValueError("rate must be >= 0 (0 = unlimited)")
         self.rate = rate
-        self.capacity = capacity if capacity is not None else max(1.0, rate)
+        self.capacity = capacity if capacity is not None else 1.0
         self._tokens = self.capacity
         self._clock = clock
         self._sleep = sleep
