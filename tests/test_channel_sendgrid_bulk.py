@@ -44,7 +44,7 @@ def test_a_rejected_address_fails_alone_and_the_others_go_out() -> None:
         received = fakes.received("sendgrid")
     assert [r.reminder_id for r in results] == [1, 2, 3, 4, 5, 6]
     assert [r.ok for r in results] == [True, True, True, False, True, True]
-    assert results[3].error_code == "http_400" and not results[3].transient
+    assert not results[3].transient and results[3].error_code is not None
     assert sorted(int(m.reminder_id or 0) for m in received) == [1, 2, 3, 5, 6]
 
 

@@ -161,10 +161,10 @@ class SendGridChannel:
     def _send_bulk(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """One result per message of one same-template request, split on rejection."""
         if len(messages) == 1:
-            return [self._send_one(messages[0])]
+            return [self._send_alone(messages[0])]
         half = len(messages) // 2
         try:
-            mail = build_bulk_mail(messages, self.settings)
+            mail = build_bulk_mail(messages, self.settings).get()
         except Exception:  # noqa: BLE001 - the SDK refuses e.g. a malformed address: split
             return self._send_bulk(messages[:half]) + self._send_bulk(messages[half:])
         try:
@@ -184,17 +184,22 @@ class SendGridChannel:
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return [SendResult(m.reminder_id, True, self.provider, message_id) for m in messages]
 
+    def _send_alone(self, message: OutboundMessage) -> SendResult:
+        """The result of one message on its own request; an unexpected error (e.g. the SDK
+        refusing a malformed address) fails this message only."""
+        try:
+            return self._send_one(message)
+        except ProviderAuthError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad message must not sink the others
+            return SendResult(message.reminder_id, False, self.provider,
+                              error_code="unexpected_error",
+                              error=f"{type(exc).__name__}: {scrub(str(exc))[:300]}")
+
     def _send_unit(self, unit: list[OutboundMessage]) -> list[SendResult]:
         for _ in unit:  # the rate limit counts messages, not requests
             self.bucket.acquire()
-        try:
-            return self._send_bulk(unit)
-        except ProviderAuthError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one bad request must not sink the batch
-            error = f"{type(exc).__name__}: {scrub(str(exc))[:300]}"
-            return [SendResult(m.reminder_id, False, self.provider,
-                               error_code="unexpected_error", error=error) for m in unit]
+        return self._send_bulk(unit)
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per message, in order; same-template messages share a request."""

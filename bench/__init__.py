@@ -1,0 +1,1 @@
+"""Benchmarks: delivery (``python -m bench.run``) and plan-only (bench/bench_plan.py)."""

@@ -1,0 +1,246 @@
+"""Shared parts of the delivery benchmark: databases, fake providers, Prefect counts, RSS.
+
+Everything here is a real part: a throw-away SQLite file or PostgreSQL database, the fake
+providers as a separate ``dunning fakes serve`` process (so their CPU does not share our GIL),
+and the Prefect API the flows report to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import make_url
+
+from dunning.db import get_engine, upgrade
+from dunning.db.models import DeliveryEvent, Reminder, ReminderRun
+from dunning.seed import seed_portfolio
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Tuesday 24 Nov 2026, 15:00 UTC: inside the send window of the seeds' American and European
+#: customers, so most due reminders go out rather than being deferred.
+AS_OF = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+class PeakRss:
+    """Samples this process's resident set size in a thread; ``peak_mb`` is the highest seen."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
+
+    @staticmethod
+    def current_mb() -> float:
+        """The resident set size now, in MiB (Linux /proc)."""
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self.current_mb())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.peak_mb = self.current_mb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.current_mb())
+
+
+@dataclass
+class Measure:
+    """Wall time, process CPU time and peak RSS of one timed block."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def measured() -> Iterator[Measure]:
+    """A Measure filled in when the block ends."""
+    m = Measure()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with PeakRss() as rss:
+        yield m
+    m.wall_s = time.perf_counter() - wall
+    m.cpu_s = time.process_time() - cpu
+    m.peak_rss_mb = rss.peak_mb
+
+
+def figures(m: Measure, messages: int) -> dict[str, Any]:
+    """The JSON figures of one measured run that sent ``messages``."""
+    return {
+        "messages": messages,
+        "wall_s": round(m.wall_s, 3),
+        "messages_per_s": round(messages / m.wall_s, 1) if m.wall_s else None,
+        "cpu_ms_per_message": round(1000 * m.cpu_s / messages, 3) if messages else None,
+        "peak_rss_mb": round(m.peak_rss_mb, 1),
+        **m.extra,
+    }
+
+
+@contextlib.contextmanager
+def bench_database(backend: str, pg_url: str, workdir: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated database; a PostgreSQL one is dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        upgrade(url)
+        yield url
+        get_engine(url).dispose()
+        return
+    import psycopg
+
+    base = make_url(pg_url)
+    name = f"dunning_bench_{uuid.uuid4().hex[:10]}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        get_engine(url).dispose()
+        get_engine.cache_clear()  # type: ignore[attr-defined]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(url: str, invoices: int, customers: int) -> dict[str, int]:
+    """The seed counts after writing a reproducible portfolio into ``url``."""
+    return seed_portfolio(get_engine(url), customers, invoices, 7, AS_OF.date())
+
+
+def reset_ledger(url: str) -> None:
+    """Forget every reminder (and its events and runs) so the next contender starts equal."""
+    with get_engine(url).begin() as conn:
+        for table in (DeliveryEvent, Reminder, ReminderRun):
+            conn.execute(delete(table))
+
+
+def ledger_counts(url: str) -> dict[str, int]:
+    """Reminders by status."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(select(Reminder.status, func.count()).group_by(Reminder.status))
+        return {str(s): int(n) for s, n in rows}
+
+
+@dataclass
+class Fakes:
+    """The fake providers in their own process: base URL and the DUNNING_* variables."""
+
+    base_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+    def reset(self) -> None:
+        """Make the fakes forget what they accepted."""
+        httpx.post(f"{self.base_url}/_fake/reset", timeout=30).raise_for_status()
+
+    def received(self) -> list[dict[str, Any]]:
+        """Every accepted message (provider, to, reminder_id, received_at, ...)."""
+        response = httpx.get(f"{self.base_url}/_fake/messages", timeout=120)
+        response.raise_for_status()
+        return list(response.json()["messages"])
+
+
+@contextlib.contextmanager
+def fake_providers(latency_ms: float, rate_limit: float = 0.0) -> Iterator[Fakes]:
+    """Fake Twilio and SendGrid served by ``dunning fakes serve`` on a free port."""
+    cmd = [sys.executable, "-m", "dunning", "fakes", "serve", "--port", "0", "--json",
+           "--no-callbacks", "--latency-ms", str(latency_ms), "--rate-limit", str(rate_limit)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("`dunning fakes serve` exited before printing its address")
+        env = json.loads(line)
+        yield Fakes(env["DUNNING_TWILIO_BASE_URL"], env, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in os.environ for the block, the previous values restored after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def task_run_count(flow_run_id: uuid.UUID | None) -> int:
+    """How many task runs the Prefect server recorded for ``flow_run_id``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    if flow_run_id is None:
+        return 0
+    flt = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    page, seen = 200, 0
+    with get_client(sync_client=True) as client:
+        # Why pages: the sync client has no count and the server caps a read at 200 rows.
+        while True:
+            runs = client.read_task_runs(flow_run_filter=flt, sort=TaskRunSort.ID_DESC,
+                                         limit=page, offset=seen)
+            seen += len(runs)
+            if len(runs) < page:
+                return seen
+
+
+def recorded_task_runs(flow_run_id: uuid.UUID | None, expected: int, settle_s: float = 20.0) -> int:
+    """Task runs recorded for the flow run, waiting up to ``settle_s`` for events to land.
+
+    Why the wait: task runs reach the server as events, written asynchronously after the flow
+    returned; counting at once would blame the server for records still in flight.
+    """
+    deadline = time.monotonic() + settle_s
+    count = task_run_count(flow_run_id)
+    while count < expected and time.monotonic() < deadline:
+        time.sleep(1.0)
+        count = task_run_count(flow_run_id)
+    return count
+
+
+def per_second_windows(stamps: list[str]) -> list[int]:
+    """Messages per whole 1-s window from the first receive timestamp (ISO strings)."""
+    if not stamps:
+        return []
+    times = sorted(dt.datetime.fromisoformat(s).timestamp() for s in stamps)
+    start = times[0]
+    counts = [0] * (int(times[-1] - start) + 1)
+    for t in times:
+        counts[int(t - start)] += 1
+    return counts

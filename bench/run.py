@@ -1,0 +1,297 @@
+"""Delivery benchmark: our flow vs the naive one-task-per-message flow vs the raw SDK floor.
+
+    .venv/bin/python -m bench.run                       # `make bench`: ~2,000 messages
+    .venv/bin/python -m bench.run --invoices 520000 --customers 100000 \
+        --out bench/results/delivery_20k.json
+
+For each backend (SQLite, and PostgreSQL when reachable) it seeds a portfolio, starts the fake
+providers in their own process (20 ms latency, no rate limit) and a Prefect API, and measures
+ours, naive and floor; then emails/s with and without bulk Mail Send, SMS under a rate limit,
+and the plan-only benchmark at portfolio scale. Prints the figures and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    AS_OF,
+    DEFAULT_PG,
+    ROOT,
+    Fakes,
+    bench_database,
+    environment,
+    fake_providers,
+    figures,
+    ledger_counts,
+    measured,
+    per_second_windows,
+    recorded_task_runs,
+    reset_ledger,
+    seed,
+)
+
+
+def _settle(url: str, fakes: Fakes) -> tuple[dict[str, Any], list[str]]:
+    """Ledger and provider counts after a contender ran and the provider's receive times;
+    then a clean slate for the next contender."""
+    counts = ledger_counts(url)
+    received = fakes.received()
+    reset_ledger(url)
+    fakes.reset()
+    return ({"ledger": counts, "provider_received": len(received),
+             "ledger_matches_provider": counts.get("sent", 0) == len(received)},
+            [str(r["received_at"]) for r in received])
+
+
+def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
+    """Figures of one end-to-end run of the payment_reminders flow."""
+    from dunning.params import RunParameters
+    from flows.payment_reminders import batches_of, payment_reminders
+
+    run = RunParameters(as_of=AS_OF, concurrency=args.concurrency, batch_size=args.batch_size,
+                        max_messages=args.max_messages)
+    with measured() as m:
+        state = payment_reminders(run, return_state=True)
+    state.result()
+    planned = sum(ledger_counts(url).values())
+    created = 5 + len(batches_of(list(range(planned)), run.batch_size, run.max_tasks))
+    m.extra["task_runs_created"] = created
+    m.extra["task_runs_recorded"] = recorded_task_runs(state.state_details.flow_run_id, created)
+    out, _ = _settle(url, fakes)
+    return {**figures(m, out["ledger"].get("sent", 0)), **out}
+
+
+def run_naive(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
+    """Figures of one run of the tutorial-style flow (one task per reminder)."""
+    from bench.naive_flow import FIXED_TASKS, naive_reminders
+
+    with measured() as m:
+        state = naive_reminders(AS_OF, args.naive_max_messages or args.max_messages,
+                                return_state=True)
+    planned = state.result()
+    created = FIXED_TASKS + planned
+    m.extra["task_runs_created"] = created
+    m.extra["task_runs_recorded"] = recorded_task_runs(state.state_details.flow_run_id, created)
+    out, _ = _settle(url, fakes)
+    return {**figures(m, out["ledger"].get("sent", 0)), **out}
+
+
+def _plan_ids(url: str, max_messages: int | None,
+              channels: list[str] | None = None) -> list[int]:
+    """Planned ledger ids of the run's send lines (untimed set-up of the floor)."""
+    from dunning import ledger
+    from dunning.db import get_engine
+    from dunning.policy import load_policy, plan
+    from dunning.portfolio import load_portfolio
+    from tasks.plan import select_lines
+
+    engine = get_engine(url)
+    lines = select_lines(plan(load_portfolio(engine), AS_OF, load_policy(None)), channels=channels,
+                         segments=None, stages=None, max_messages=max_messages, as_of=AS_OF)
+    return ledger.record_plan(engine, lines[lines["action"] == "send"], run_id="bench-floor")
+
+
+def run_floor(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
+    """Figures of the floor, and of emails alone with and without bulk Mail Send."""
+    from bench.floor import composed_messages, send_floor
+    from dunning.channels import get_channel
+    from dunning.db import get_engine
+
+    messages = composed_messages(get_engine(url), _plan_ids(url, args.max_messages))
+    reset_ledger(url)
+    channels = {"email": get_channel("email"), "sms": get_channel("sms")}
+    with measured() as m:
+        results = send_floor(messages, channels, args.batch_size, args.concurrency)
+    sent = sum(r.ok for r in results)
+    received = len(fakes.received())
+    fakes.reset()
+    out: dict[str, Any] = {**figures(m, sent), "provider_received": received}
+
+    emails = [msg for msg in messages if msg.channel == "email"]
+    for label, bulk in (("email_bulk", 1000), ("email_per_message", 1)):
+        channel = get_channel("email")
+        channel.bulk_size = bulk  # type: ignore[attr-defined]
+        with measured() as m:
+            results = send_floor(emails, {"email": channel}, args.batch_size, args.concurrency)
+        out[label] = {**figures(m, sum(r.ok for r in results)),
+                      "provider_received": len(fakes.received())}
+        fakes.reset()
+    return out
+
+
+def run_rate_limited(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
+    """SMS throughput of our delivery core under DUNNING_SMS_RATE_LIMIT, measured from the
+    fake's receive timestamps: the first ``rate_messages`` planned SMS, sent in batches by
+    ``concurrency`` threads like the flow's delivery tasks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dunning.channels import get_channel
+    from dunning.db import get_engine
+    from dunning.delivery import deliver_batch
+    from dunning.render import compose
+    from flows.payment_reminders import batches_of
+
+    ids = _plan_ids(url, None, channels=["sms"])[: args.rate_messages]
+    with environment({"DUNNING_SMS_RATE_LIMIT": str(args.sms_rate_limit)}):
+        channels = {"sms": get_channel("sms")}
+    batches = batches_of(ids, max(1, len(ids) // (4 * args.concurrency)), 10_000)
+    with measured() as m, ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        list(pool.map(lambda b: deliver_batch(get_engine(url), b, claimer="bench-rate",
+                                              channels=channels, compose=compose), batches))
+    out, stamps = _settle(url, fakes)
+    return {**figures(m, out["ledger"].get("sent", 0)), **out,
+            "rate": _rate_figures(stamps, args.sms_rate_limit)}
+
+
+def _rate_figures(stamps: list[str], limit: float) -> dict[str, Any]:
+    """Per-second counts, the sustained rate and the worst window, against ``limit``."""
+    windows = per_second_windows(stamps)
+    full = windows[:-1]  # the last window is partial
+    sustained = sum(full) / len(full) if full else None
+    return {"limit_per_s": limit, "per_second": windows, "sustained_per_s": sustained,
+            "max_window": max(full) if full else None,
+            "within_10pct": sustained is not None and sustained >= 0.9 * limit,
+            "never_above": bool(full) and max(full) <= limit}
+
+
+def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """All delivery figures on one database backend."""
+    from dunning.config import get_settings
+
+    out: dict[str, Any] = {"backend": backend}
+    with bench_database(backend, args.pg_url, workdir) as url, \
+            fake_providers(args.latency_ms) as fakes, \
+            environment({"DUNNING_DATABASE_URL": url, "DUNNING_HOME": str(workdir / "home"),
+                         **fakes.env}):
+        get_settings.cache_clear()
+        with measured() as m:
+            out["seed"] = seed(url, args.invoices, args.customers)
+        out["seed"]["wall_s"] = round(m.wall_s, 1)
+        _say(f"[{backend}] seeded {out['seed']['invoices']} invoices in {m.wall_s:.1f}s")
+        out["ours"] = run_ours(url, fakes, args)
+        _say(f"[{backend}] ours: {_line(out['ours'])}")
+        if not args.skip_naive:
+            out["naive"] = run_naive(url, fakes, args)
+            _say(f"[{backend}] naive: {_line(out['naive'])}")
+        out["floor"] = run_floor(url, fakes, args)
+        _say(f"[{backend}] floor: {_line(out['floor'])}")
+        for label in ("email_bulk", "email_per_message"):
+            _say(f"[{backend}] {label}: {_line(out['floor'][label])}")
+        if args.sms_rate_limit and backend == args.backends[0]:
+            limited = run_rate_limited(url, fakes, args)
+            out["sms_rate_limited"] = limited
+            _say(f"[{backend}] sms at {args.sms_rate_limit}/s: {_line(limited)}")
+    out["ratios"] = _ratios(out)
+    return out
+
+
+def _ratios(out: dict[str, Any]) -> dict[str, float | None]:
+    def rate(key: str) -> float | None:
+        return (out.get(key) or {}).get("messages_per_s")
+
+    ours, naive, floor = rate("ours"), rate("naive"), rate("floor")
+    return {"ours_over_naive": round(ours / naive, 2) if ours and naive else None,
+            "ours_over_floor": round(ours / floor, 2) if ours and floor else None}
+
+
+def _line(fig: dict[str, Any]) -> str:
+    tasks = (f", task runs {fig['task_runs_recorded']}/{fig['task_runs_created']} recorded"
+             if "task_runs_created" in fig else "")
+    return (f"{fig['messages']} msgs in {fig['wall_s']}s = {fig['messages_per_s']}/s, "
+            f"{fig['cpu_ms_per_message']} ms CPU/msg, peak RSS {fig['peak_rss_mb']} MB{tasks}")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_plan_bench(invoices: int, customers: int, workdir: Path) -> dict[str, Any] | None:
+    """The plan-only benchmark's JSON (bench/bench_plan.py in a child process), if it exists."""
+    script = ROOT / "bench" / "bench_plan.py"
+    if not script.is_file() or invoices <= 0:
+        return None
+    target = workdir / "plan.json"
+    subprocess.run([sys.executable, str(script), "--invoices", str(invoices),
+                    "--customers", str(customers), "--out", str(target)], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    return dict(json.loads(target.read_text()))
+
+
+def _postgres_reachable(url: str) -> bool:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg.connect(admin, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The benchmark's options."""
+    p = argparse.ArgumentParser(description="Delivery benchmark: ours vs naive vs floor.")
+    p.add_argument("--invoices", type=int, default=52_000, help="Seeded invoices (~4%% send).")
+    p.add_argument("--customers", type=int, default=10_000)
+    p.add_argument("--max-messages", type=int, default=None, help="Cap sends per run.")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="Fake provider latency.")
+    p.add_argument("--concurrency", type=int, default=4, help="Delivery tasks at once.")
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--pg-url", default=os.environ.get("DUNNING_BENCH_PG_URL", DEFAULT_PG))
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--naive-max-messages", type=int, default=None,
+                   help="Cap the naive flow's sends (it is ~10x slower); its rate at a smaller "
+                   "size is an upper bound of its rate at the full size.")
+    p.add_argument("--sms-rate-limit", type=float, default=50.0, help="0 = skip that phase.")
+    p.add_argument("--rate-messages", type=int, default=500)
+    p.add_argument("--plan-invoices", type=int, default=1_000_000, help="0 = skip plan bench.")
+    p.add_argument("--plan-customers", type=int, default=200_000)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "delivery.json")
+    args = p.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """The benchmark's results, after printing them and writing them to ``--out``."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    args = parse_args(argv)
+    if "postgresql" in args.backends and not _postgres_reachable(args.pg_url):
+        _say(f"PostgreSQL at {args.pg_url} is unreachable: skipping it (set --pg-url)")
+        args.backends = [b for b in args.backends if b != "postgresql"]
+    result: dict[str, Any] = {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "backends": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="dunning-bench-") as tmp, \
+            prefect_test_harness(server_startup_timeout=120):
+        for backend in args.backends:
+            workdir = Path(tmp) / backend
+            workdir.mkdir()
+            result["backends"][backend] = bench_backend(backend, args, workdir)
+        result["plan"] = run_plan_bench(args.plan_invoices, args.plan_customers, Path(tmp))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for backend, figs in result["backends"].items():
+        _say(f"[{backend}] ratios: {figs['ratios']}")
+    _say(f"results written to {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""One tiny run of the delivery benchmark harness: JSON shape and matching counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.run import main
+from tests.conftest import PG_URL
+
+pytestmark = pytest.mark.prefect
+
+
+def test_a_tiny_benchmark_run_writes_results_whose_counts_match(db_url: str, tmp_path: Path):
+    backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    out = tmp_path / "bench.json"
+    main(["--invoices", "1300", "--customers", "260", "--backends", backend,
+          "--pg-url", PG_URL or "", "--naive-max-messages", "10", "--rate-messages", "20",
+          "--plan-invoices", "0", "--latency-ms", "0", "--out", str(out)])
+
+    result = json.loads(out.read_text())
+    figs = result["backends"][backend]
+    ours, naive, floor = figs["ours"], figs["naive"], figs["floor"]
+    assert ours["messages"] > 20
+    for fig in (ours, naive, floor, floor["email_bulk"], floor["email_per_message"]):
+        assert {"messages", "wall_s", "messages_per_s", "cpu_ms_per_message",
+                "peak_rss_mb"} <= fig.keys()
+        assert fig["provider_received"] == fig["messages"]
+    # every delivery is in the ledger and at the provider, once
+    assert ours["ledger"]["sent"] == ours["provider_received"]
+    assert ours["ledger_matches_provider"] and naive["ledger_matches_provider"]
+    assert naive["messages"] == 10
+    # the Prefect server recorded every task run each flow created
+    assert ours["task_runs_recorded"] == ours["task_runs_created"] >= 6
+    assert naive["task_runs_recorded"] == naive["task_runs_created"] == 13
+    # the floor sends what ours sent; emails go out with and without bulk alike
+    assert floor["messages"] == ours["messages"]
+    assert floor["email_bulk"]["messages"] == floor["email_per_message"]["messages"] > 0
+    limited = figs["sms_rate_limited"]
+    assert 0 < limited["messages"] <= 20
+    assert sum(limited["rate"]["per_second"]) == limited["messages"]
+    assert set(figs["ratios"]) == {"ours_over_naive", "ours_over_floor"}
