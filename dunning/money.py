@@ -11,6 +11,9 @@ from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
+#: Amounts are stored as NUMERIC(18, 4): at most 14 digits before the decimal point.
+MAX_AMOUNT = Decimal(10) ** 14
+
 # ISO 4217 codes that babel knows but that are not legal tender for invoicing.
 _NON_TENDER = {"XAG", "XAU", "XPD", "XPT", "XDR", "XTS", "XXX", "XBA", "XBB", "XBC", "XBD"}
 
@@ -45,8 +48,14 @@ def parse_amount(text: str, currency: str) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"{text!r} is not a finite number")
     exp = exponent(currency)
-    if value != value.quantize(Decimal(1).scaleb(-exp)):
+    try:
+        exact = value == value.quantize(Decimal(1).scaleb(-exp))
+    except InvalidOperation:  # more digits than Decimal's 28-digit context holds
+        raise ValueError(f"{text!r} is too large to be an amount") from None
+    if not exact:
         raise ValueError(f"{text!r} has more than {exp} decimal places allowed for {currency}")
+    if abs(value) >= MAX_AMOUNT:
+        raise ValueError(f"{text!r} is too large: at most 14 digits before the decimal point")
     return quantize(value, currency)
 
 

@@ -103,6 +103,10 @@ def resolve_provider(kind: str, settings: ChannelSettings) -> str:
 
 def get_channel(kind: str, settings: ChannelSettings | None = None) -> Channel:
     """The channel object that sends ``kind`` ("email" | "sms") messages."""
+    from dunning.privacy import redact_sdk_logging
+
+    # The SDKs log request headers (API keys) at DEBUG: scrub them before any request.
+    redact_sdk_logging()
     settings = settings or get_channel_settings()
     provider = resolve_provider(kind, settings)
     if provider == "sendgrid":
