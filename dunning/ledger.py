@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, func, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.channels.base import ReminderData, SendResult
@@ -314,101 +314,101 @@ def record(
     """
     now = now or utcnow()
     out: list[Recorded] = []
+    # Why groups: one executemany per kind of outcome (and set of message fields) instead of
+    # one UPDATE per row; each row keeps its own claimed_by/status guard.
+    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    flags: list[tuple[SendResult, dict[str, Any]]] = []
+    for res in results:
+        msg = messages.get(res.reminder_id, {})
+        row: dict[str, Any] = {"b_id": res.reminder_id, "b_provider": res.provider,
+                               "b_error_code": res.error_code, "b_reason": res.error}
+        if res.ok:
+            kind, fields = "sent", tuple(sorted(msg))
+            row.update(b_error_code=None, b_reason=None, b_pmid=res.provider_message_id)
+            out.append(Recorded(res.reminder_id, "sent"))
+        elif res.transient:
+            kind, fields = ("ambiguous" if _ambiguous(res) else "released"), ()
+            status = "claimed" if kind == "ambiguous" else "planned"
+            out.append(Recorded(res.reminder_id, status, res.error_code, res.error))
+        else:
+            kind, fields = "failed_permanent", tuple(sorted(msg))
+            flags.append((res, msg))
+            out.append(Recorded(res.reminder_id, "failed_permanent", res.error_code, res.error))
+        row.update({f"b_{k}": msg[k] for k in fields})
+        groups.setdefault((kind, fields), []).append(row)
     with engine.begin() as conn:
-        for res in results:
-            held = and_(
-                Reminder.id == res.reminder_id,
-                Reminder.status == "claimed",
-                Reminder.claimed_by == claimer,
-            )
-            msg = messages.get(res.reminder_id, {})
-            if res.ok:
-                conn.execute(
-                    update(Reminder)
-                    .where(held)
-                    .values(
-                        status="sent",
-                        provider=res.provider,
-                        provider_message_id=res.provider_message_id,
-                        sent_at=now,
-                        lease_expires_at=None,
-                        error_code=None,
-                        reason=None,
-                        updated_at=now,
-                        **msg,
-                    )
-                )
-                out.append(Recorded(res.reminder_id, "sent"))
-            elif res.transient:
-                ambiguous = (res.error_code or "").startswith("timeout")
-                values: dict[str, object] = {
-                    "error_code": res.error_code,
-                    "reason": res.error,
-                    "provider": res.provider,
-                    "updated_at": now,
-                }
-                if not ambiguous:
-                    values.update(status="planned", claimed_by=None, lease_expires_at=None)
-                conn.execute(update(Reminder).where(held).values(**values))
-                out.append(
-                    Recorded(
-                        res.reminder_id,
-                        "claimed" if ambiguous else "planned",
-                        res.error_code,
-                        res.error,
-                    )
-                )
-            else:
-                conn.execute(
-                    update(Reminder)
-                    .where(held)
-                    .values(
-                        status="failed_permanent",
-                        provider=res.provider,
-                        error_code=res.error_code,
-                        reason=res.error,
-                        failed_at=now,
-                        lease_expires_at=None,
-                        updated_at=now,
-                        **msg,
-                    )
-                )
-                cust = select(Reminder.customer_id).where(Reminder.id == res.reminder_id)
-                if res.opt_out:
-                    conn.execute(
-                        update(Customer)
-                        .where(Customer.customer_id == cust.scalar_subquery())
-                        .values(sms_opt_out=True, updated_at=now)
-                    )
-                if res.invalid_address and msg.get("to_address") and "@" in str(msg["to_address"]):
-                    conn.execute(
-                        update(Customer)
-                        .where(Customer.customer_id == cust.scalar_subquery())
-                        .values(email_invalid=True, updated_at=now)
-                    )
-                out.append(Recorded(res.reminder_id, "failed_permanent", res.error_code, res.error))
+        for (kind, fields), rows in groups.items():
+            values: dict[str, Any] = {"provider": bindparam("b_provider"),
+                                      "error_code": bindparam("b_error_code"),
+                                      "reason": bindparam("b_reason"), "updated_at": now,
+                                      **{k: bindparam(f"b_{k}") for k in fields},
+                                      **_OUTCOME_VALUES[kind](now)}
+            conn.execute(update(Reminder).where(_held(claimer)).values(values), rows)
+        for res, msg in flags:
+            _flag_customer(conn, res, msg, now)
     return out
+
+
+def _ambiguous(res: SendResult) -> bool:
+    """Whether a transient failure may still have reached the provider (a timeout)."""
+    return (res.error_code or "").startswith("timeout")
+
+
+#: The columns each outcome of ``record`` sets besides provider, error and message fields.
+_OUTCOME_VALUES: dict[str, Callable[[dt.datetime], dict[str, Any]]] = {
+    "sent": lambda now: {"status": "sent", "provider_message_id": bindparam("b_pmid"),
+                         "sent_at": now, "lease_expires_at": None},
+    "released": lambda now: {"status": "planned", "claimed_by": None, "lease_expires_at": None},
+    "ambiguous": lambda now: {},
+    "failed_permanent": lambda now: {"status": "failed_permanent", "failed_at": now,
+                                     "lease_expires_at": None},
+}
+
+
+def _held(claimer: str) -> Any:
+    """The guard of a per-row ledger write: the row is still claimed by ``claimer``."""
+    return and_(Reminder.id == bindparam("b_id"), Reminder.status == "claimed",
+                Reminder.claimed_by == claimer)
+
+
+def _flag_customer(conn: Any, res: SendResult, msg: dict[str, Any], now: dt.datetime) -> None:
+    """Record what a permanent failure says about the customer: opted out, invalid e-mail."""
+    cust = select(Reminder.customer_id).where(Reminder.id == res.reminder_id)
+    if res.opt_out:
+        conn.execute(
+            update(Customer)
+            .where(Customer.customer_id == cust.scalar_subquery())
+            .values(sms_opt_out=True, updated_at=now)
+        )
+    if res.invalid_address and msg.get("to_address") and "@" in str(msg["to_address"]):
+        conn.execute(
+            update(Customer)
+            .where(Customer.customer_id == cust.scalar_subquery())
+            .values(email_invalid=True, updated_at=now)
+        )
 
 
 def fail_claimed(engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer: str) -> None:
     """Mark claimed reminders ``failed_permanent`` before sending (e.g. a template error)."""
+    if not reasons:
+        return
     now = utcnow()
+    rows = [{"b_id": rid, "b_error_code": code, "b_reason": reason}
+            for rid, (code, reason) in reasons.items()]
     with engine.begin() as conn:
-        for rid, (code, reason) in reasons.items():
-            conn.execute(
-                update(Reminder)
-                .where(
-                    Reminder.id == rid, Reminder.status == "claimed", Reminder.claimed_by == claimer
-                )
-                .values(
-                    status="failed_permanent",
-                    error_code=code,
-                    reason=reason,
-                    failed_at=now,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
-            )
+        conn.execute(
+            update(Reminder)
+            .where(_held(claimer))
+            .values(
+                status="failed_permanent",
+                error_code=bindparam("b_error_code"),
+                reason=bindparam("b_reason"),
+                failed_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            rows,
+        )
 
 
 def release(engine: Engine, reminder_ids: Sequence[int], *, claimer: str) -> int:

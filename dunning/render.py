@@ -57,8 +57,10 @@ def locale_candidates(locale: str) -> list[str]:
     return list(dict.fromkeys(candidates))
 
 
+@lru_cache(maxsize=256)
 def babel_locale(locale: str) -> str:
     """The locale Babel formats with: ``locale`` if Babel knows it, else its language, else en."""
+    # Cached: Babel's locale data is fixed for the process and this ran once per message.
     for candidate in locale_candidates(locale):
         try:
             Locale.parse(candidate)
@@ -122,11 +124,29 @@ def render_template(name: str, context: dict[str, Any], directory: Path | None =
         raise TemplateError(f"template {name}: {exc}") from None
 
 
+def template_exists(directory: Path, name: str) -> bool:
+    """Whether ``directory``/``name`` (``<folder>/<file>``) is a template file."""
+    folder, _, filename = name.rpartition("/")
+    path = directory / folder
+    try:
+        # Why the folder's mtime in the key: adding or removing a template changes it, so an
+        # edited templates directory is seen at once while a message costs one stat, not three.
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return False
+    return filename in _template_files(str(path), stamp)
+
+
+@lru_cache(maxsize=256)
+def _template_files(folder: str, stamp: int) -> frozenset[str]:
+    return frozenset(p.name for p in Path(folder).iterdir() if p.is_file())
+
+
 def find_language(stage: str, channel: str, locale: str, directory: Path) -> str:
     """The best template language for ``locale`` that exists for ``stage``/``channel``."""
     base = base_stage(stage)
     for lang in locale_candidates(locale):
-        if (directory / base / f"{channel}.{lang}.txt").is_file():
+        if template_exists(directory, f"{base}/{channel}.{lang}.txt"):
             return lang
     raise TemplateError(
         f"no {channel} template for stage {stage!r}: expected {directory / base}/"
@@ -206,7 +226,7 @@ def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMes
     body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
     text = render_template("_layout/email.txt", {**ctx, "body": body}, directory)
     html_name = f"{base}/email.{lang}.html"
-    if not (directory / html_name).is_file():
+    if not template_exists(directory, html_name):
         html_name = "_layout/email.html"
     paragraphs = [p for p in body.split("\n\n") if p.strip()]
     html = render_template(html_name, {**ctx, "subject": subject, "paragraphs": paragraphs},

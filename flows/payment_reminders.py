@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from itertools import islice
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from sqlalchemy import insert
 
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
@@ -51,15 +54,16 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
     claimer = f"run-{run_id}"
 
     portfolio = fetch_portfolio(params.invoice_numbers)
-    lines, policy = plan_reminders(
+    planned: tuple[pd.DataFrame, Any] = plan_reminders(
         portfolio,
         as_of,
         params.policy_path,
-        params.channels,
+        _names(params.channels),
         params.segments,
-        params.stages,
+        _names(params.stages),
         params.max_messages,
     )
+    lines, policy = planned
     sends = lines[lines["action"] == "send"]
     log.info("planned %d reminder(s) to send as of %s", len(sends), as_of.isoformat())
 
@@ -71,11 +75,12 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
         return report
 
     with get_engine().begin() as conn:
-        run_row_id = conn.execute(
-            ReminderRun.__table__.insert().values(  # type: ignore[attr-defined]
+        key = conn.execute(
+            insert(ReminderRun).values(
                 flow_run_id=run_id, as_of=as_of, dry_run=False, started_at=utcnow()
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        run_row_id = int(key[0]) if key else None
 
     reconciled = reconcile_stale_claims()
     ids = record_plan(sends, run_id)
@@ -96,6 +101,11 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
     return report
 
 
+def _names(values: list[Any] | None) -> list[str] | None:
+    """Enum members (or their values) as plain strings; None stays None."""
+    return None if values is None else [str(getattr(v, "value", v)) for v in values]
+
+
 def _floors(policy: Any) -> dict[str, str]:
     """The policy's minimum balance per currency as strings ('*' = every other currency)."""
     floors = getattr(policy, "min_balance_by_currency", None) or {}
@@ -111,41 +121,48 @@ def _deliver_all(
     concurrency: int,
     log: Any,
 ) -> str | None:
-    """Run the delivery tasks ``concurrency`` at a time; returns why delivery stopped, if it did."""
+    """Why delivery stopped, if it did; runs the delivery tasks, ``concurrency`` at a time."""
     total = len(batches)
     progress = create_progress_artifact(
         0.0, key="reminder-run-progress", description="Share of delivery batches finished."
     )
+    assert isinstance(progress, uuid.UUID)  # a sync flow gets the id, not a coroutine
     done = 0
     failed_batches = 0
-    for start in range(0, total, concurrency):
-        wave: list[PrefectFuture[Any]] = [
-            deliver.submit(batch, claimer, floors, as_of)
-            for batch in batches[start : start + concurrency]
-        ]
-        for number, fut in enumerate(wave, start=start + 1):
-            try:
-                res = fut.result()
-            except ProviderAuthError as exc:
-                log.error("provider refused our credentials: %s", exc)
-                return str(exc)
-            except TransientDeliveryError as exc:
-                failed_batches += 1
-                log.warning("batch %d: %s after all retries; left for the next run", number, exc)
-                res = exc.result
-            done += 1
-            emit_batch(
-                claimer.removeprefix("run-"),
-                {
-                    "batch": number,
-                    "batches": total,
-                    "sent": res.sent,
-                    "failed": res.failed,
-                    "skipped": res.skipped,
-                    "left_planned": res.released,
-                    "unknown": res.ambiguous,
-                },
-            )
+    pending = iter(enumerate(batches, start=1))
+    running: dict[PrefectFuture[Any], int] = {}
+    # Why a sliding window rather than waves of ``concurrency``: a wave waits for its slowest
+    # batch while the other slots idle; here a finished batch hands its slot on at once.
+    while True:
+        for number, batch in islice(pending, max(concurrency, 1) - len(running)):
+            running[deliver.submit(batch, claimer, floors, as_of)] = number
+        if not running:
+            break
+        fut = next(as_completed(list(running)))
+        number = running.pop(fut)
+        try:
+            res = fut.result()
+        except ProviderAuthError as exc:
+            log.error("provider refused our credentials: %s", exc)
+            wait(list(running))
+            return str(exc)
+        except TransientDeliveryError as exc:
+            failed_batches += 1
+            log.warning("batch %d: %s after all retries; left for the next run", number, exc)
+            res = exc.result
+        done += 1
+        emit_batch(
+            claimer.removeprefix("run-"),
+            {
+                "batch": number,
+                "batches": total,
+                "sent": res.sent,
+                "failed": res.failed,
+                "skipped": res.skipped,
+                "left_planned": res.released,
+                "unknown": res.ambiguous,
+            },
+        )
         update_progress_artifact(progress, 100.0 * done / max(total, 1))
     if failed_batches:
         return (

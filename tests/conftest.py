@@ -30,7 +30,9 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     """Every test gets its own DUNNING_HOME and no real credentials from the environment."""
     monkeypatch.setenv("DUNNING_HOME", str(tmp_path / "home"))
     for name in list(os.environ):
-        if name.startswith(("DUNNING_SENDGRID", "DUNNING_TWILIO", "DUNNING_SMTP", "SENDGRID_", "TWILIO_")):
+        if name.startswith(
+            ("DUNNING_SENDGRID", "DUNNING_TWILIO", "DUNNING_SMTP", "SENDGRID_", "TWILIO_")
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DUNNING_DATABASE_URL", raising=False)
     get_settings.cache_clear()

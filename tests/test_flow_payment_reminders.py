@@ -21,14 +21,28 @@ AS_OF = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
 
 def _portfolio(engine) -> None:
     add_customer(engine, "C1")
-    add_customer(engine, "C2", email="bo@example.org", phone=None, sms_consent=False,
-                 locale="de_DE", country="DE", timezone="Europe/Berlin")
+    add_customer(
+        engine,
+        "C2",
+        email="bo@example.org",
+        phone=None,
+        sms_consent=False,
+        locale="de_DE",
+        country="DE",
+        timezone="Europe/Berlin",
+    )
     add_invoice(engine, "INV-DUE", "C1", due_on=dt.date(2026, 11, 24))
     add_invoice(engine, "INV-LATE", "C1", due_on=dt.date(2026, 11, 10))
     paid = add_invoice(engine, "INV-PAID", "C1", due_on=dt.date(2026, 11, 10))
     add_payment(engine, paid, "100.00", "pay-paid")
-    add_invoice(engine, "INV-DE", "C2", due_on=dt.date(2026, 11, 20), currency="EUR",
-                amount=Decimal("250.00"))
+    add_invoice(
+        engine,
+        "INV-DE",
+        "C2",
+        due_on=dt.date(2026, 11, 20),
+        currency="EUR",
+        amount=Decimal("250.00"),
+    )
     add_invoice(engine, "INV-DISPUTED", "C2", due_on=dt.date(2026, 11, 1), status="disputed")
 
 
@@ -55,7 +69,9 @@ def test_a_run_sends_each_due_reminder_once_and_a_rerun_sends_nothing(
     # the German customer has no phone and no consent: email only
     assert set(sent[sent["invoice_number"] == "INV-DE"]["channel"]) == {"email"}
     with engine.connect() as conn:
-        statuses = conn.execute(select(Reminder.status, func.count()).group_by(Reminder.status)).all()
+        statuses = conn.execute(
+            select(Reminder.status, func.count()).group_by(Reminder.status)
+        ).all()
         assert dict(statuses) == {"sent": planned}
         assert conn.scalar(select(func.count(ReminderRun.id))) == 1
     outbox = Path(tmp_path / "home" / "outbox")
@@ -86,9 +102,14 @@ def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, en
         # Every filter spelled out: this client/server pair rejects the defaults (None).
         arts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["reminder-run-summary", "reminder-run-failures"])),
-            flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
-            sort=ArtifactSort.CREATED_DESC, limit=50, offset=0)
+                key=ArtifactFilterKey(any_=["reminder-run-summary", "reminder-run-failures"])
+            ),
+            flow_run_filter=FlowRunFilter(),
+            task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=50,
+            offset=0,
+        )
         mine = [a for a in arts if str(a.flow_run_id) == report.flow_run_id]
     kinds = {a.key: a for a in mine}
     assert set(kinds) == {"reminder-run-summary", "reminder-run-failures"}

@@ -18,12 +18,20 @@ from tests.factories import add_customer, add_invoice, add_payment
 
 
 def _sends(invoice_id: int, *channels: str, stage: str = "overdue_1") -> pd.DataFrame:
-    return pd.DataFrame([
-        {"invoice_id": invoice_id, "customer_id": "C1", "stage": stage, "channel": ch,
-         "segment": "reliable", "tone": "neutral",
-         "not_before": pd.Timestamp("2026-11-24T15:00:00Z")}
-        for ch in channels
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "invoice_id": invoice_id,
+                "customer_id": "C1",
+                "stage": stage,
+                "channel": ch,
+                "segment": "reliable",
+                "tone": "neutral",
+                "not_before": pd.Timestamp("2026-11-24T15:00:00Z"),
+            }
+            for ch in channels
+        ]
+    )
 
 
 class Provider:
@@ -47,24 +55,37 @@ class Provider:
                 step = self.script.pop(0) if self.script else {}
                 if not step:
                     self.received.append(m)
-            out.append(SendResult(reminder_id=m.reminder_id, ok=not step, provider=self.provider,
-                                  provider_message_id=None if step else f"pm-{m.reminder_id}",
-                                  **step))
+            out.append(
+                SendResult(
+                    reminder_id=m.reminder_id,
+                    ok=not step,
+                    provider=self.provider,
+                    provider_message_id=None if step else f"pm-{m.reminder_id}",
+                    **step,
+                )
+            )
         return out
 
 
 def compose(data: ReminderData) -> OutboundMessage:
     to = data.email if data.channel == "email" else data.phone
     assert to
-    return OutboundMessage(reminder_id=data.reminder_id, channel=data.channel, to=to,
-                           text=f"{data.invoice_number}: {data.balance_due} {data.currency} due",
-                           subject="Reminder", template_key=f"{data.stage}/{data.channel}.en")
+    return OutboundMessage(
+        reminder_id=data.reminder_id,
+        channel=data.channel,
+        to=to,
+        text=f"{data.invoice_number}: {data.balance_due} {data.currency} due",
+        subject="Reminder",
+        template_key=f"{data.stage}/{data.channel}.en",
+    )
 
 
 def _status(engine) -> dict[tuple[str, str], str]:
     with engine.connect() as conn:
-        return {(r.stage, r.channel): r.status
-                for r in conn.execute(select(Reminder.stage, Reminder.channel, Reminder.status))}
+        return {
+            (r.stage, r.channel): r.status
+            for r in conn.execute(select(Reminder.stage, Reminder.channel, Reminder.status))
+        }
 
 
 def test_planning_twice_adds_each_reminder_once(engine):
@@ -139,22 +160,32 @@ def test_transient_errors_go_back_to_planned_and_permanent_ones_end(engine):
     add_customer(engine)
     inv = add_invoice(engine)
     ids = ledger.record_plan(engine, _sends(inv, "email", "sms"))
-    provider = Provider(script=[
-        {"error_code": "http_503", "error": "service unavailable", "transient": True,
-         "retry_after": 2.0},
-        {"error_code": "21610", "error": "recipient unsubscribed", "opt_out": True},
-    ])
-    res = deliver_batch(engine, ids, claimer="a", channels={"email": provider, "sms": provider},
-                        compose=compose)
+    provider = Provider(
+        script=[
+            {
+                "error_code": "http_503",
+                "error": "service unavailable",
+                "transient": True,
+                "retry_after": 2.0,
+            },
+            {"error_code": "21610", "error": "recipient unsubscribed", "opt_out": True},
+        ]
+    )
+    res = deliver_batch(
+        engine, ids, claimer="a", channels={"email": provider, "sms": provider}, compose=compose
+    )
     assert (res.sent, res.failed, res.released, res.retry_after) == (0, 1, 1, 2.0)
-    assert _status(engine) == {("overdue_1", "email"): "planned",
-                               ("overdue_1", "sms"): "failed_permanent"}
+    assert _status(engine) == {
+        ("overdue_1", "email"): "planned",
+        ("overdue_1", "sms"): "failed_permanent",
+    }
     with session_scope(engine) as s:
         cust = s.get(Customer, "C1")
         assert cust is not None and cust.sms_opt_out is True
     # the retry sends only what is still unsent
-    res = deliver_batch(engine, ids, claimer="a", channels={"email": provider, "sms": provider},
-                        compose=compose)
+    res = deliver_batch(
+        engine, ids, claimer="a", channels={"email": provider, "sms": provider}, compose=compose
+    )
     assert (res.claimed, res.sent) == (1, 1)
 
 
@@ -162,12 +193,20 @@ def test_timeout_stays_claimed_and_is_reconciled_never_resent_blindly(engine):
     add_customer(engine)
     inv = add_invoice(engine)
     ids = ledger.record_plan(engine, _sends(inv, "email", "sms"))
-    provider = Provider(script=[
-        {"error_code": "timeout", "error": "read timed out", "transient": True},
-        {"error_code": "timeout", "error": "read timed out", "transient": True},
-    ])
-    res = deliver_batch(engine, ids, claimer="a", channels={"email": provider, "sms": provider},
-                        compose=compose, lease_seconds=60)
+    provider = Provider(
+        script=[
+            {"error_code": "timeout", "error": "read timed out", "transient": True},
+            {"error_code": "timeout", "error": "read timed out", "transient": True},
+        ]
+    )
+    res = deliver_batch(
+        engine,
+        ids,
+        claimer="a",
+        channels={"email": provider, "sms": provider},
+        compose=compose,
+        lease_seconds=60,
+    )
     assert res.ambiguous == 2
     assert set(_status(engine).values()) == {"claimed"}
     # before the lease expires nothing is touched
@@ -214,10 +253,14 @@ def test_concurrent_deliveries_of_the_same_batch_send_once(engine):
     ids = ledger.record_plan(engine, sends)
     provider = Provider()
     channels = {"email": provider, "sms": provider}
-    threads = [threading.Thread(target=deliver_batch, args=(engine, ids),
-                                kwargs={"claimer": f"w{n}", "channels": channels,
-                                        "compose": compose})
-               for n in range(4)]
+    threads = [
+        threading.Thread(
+            target=deliver_batch,
+            args=(engine, ids),
+            kwargs={"claimer": f"w{n}", "channels": channels, "compose": compose},
+        )
+        for n in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

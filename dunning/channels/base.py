@@ -21,7 +21,9 @@ class ReminderData:
     invoice_id: int
     invoice_number: str
     customer_id: str
-    stage: str  # pre_due, due, overdue_1, overdue_2, final_notice, final_notice_r2.., payment_failed
+    # pre_due, due, overdue_1, overdue_2, final_notice, final_notice_r2.., payment_failed,
+    # promise_broken
+    stage: str
     channel: str  # "email" | "sms"
     segment: str | None
     tone: str | None  # e.g. friendly | neutral | firm (from the policy)

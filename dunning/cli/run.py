@@ -45,16 +45,18 @@ def run(
     from dunning.params import RunParameters
 
     try:
-        params = RunParameters(
-            as_of=parse_as_of(as_of),
-            dry_run=dry_run,
-            channels=channel or None,
-            segments=segment or None,
-            stages=stage or None,
-            invoice_numbers=invoice or None,
-            batch_size=batch_size,
-            max_messages=max_messages,
-            policy_path=policy,
+        params = RunParameters.model_validate(
+            {
+                "as_of": parse_as_of(as_of),
+                "dry_run": dry_run,
+                "channels": channel or None,
+                "segments": segment or None,
+                "stages": stage or None,
+                "invoice_numbers": invoice or None,
+                "batch_size": batch_size,
+                "max_messages": max_messages,
+                "policy_path": policy,
+            }
         )
     except ValidationError as exc:
         problems = "; ".join(

@@ -171,7 +171,9 @@ class Reminder(Base):
 
     __tablename__ = "reminders"
     __table_args__ = (
-        UniqueConstraint("invoice_id", "stage", "channel", name="uq_reminders_invoice_stage_channel"),
+        UniqueConstraint(
+            "invoice_id", "stage", "channel", name="uq_reminders_invoice_stage_channel"
+        ),
         Index("ix_reminders_status_lease", "status", "lease_expires_at"),
     )
 
