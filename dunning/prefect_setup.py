@@ -164,14 +164,58 @@ async def ensure_automation(client: PrefectClient, spec: AutomationCore) -> tupl
     return await client.create_automation(spec), "created"
 
 
-async def setup_prefect(settings: AlertSettings | None = None) -> dict[str, Any]:
-    """What was created or updated: the work pool, the notification block, the automations.
+async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[str, Any]]:
+    """The provider rate limits as Prefect global concurrency limits, created or updated.
+
+    One slot that decays at the rate: sends are spaced 1/rate apart across every worker of
+    the server, so no second ever holds more than the provider's limit.
+    """
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
+    from prefect.exceptions import ObjectNotFound
+
+    from dunning.channels.ratelimit import global_limit_name
+
+    out = []
+    for kind, rate in sorted(rates.items()):
+        if rate <= 0:
+            continue
+        name = global_limit_name(kind)
+        try:
+            current = await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+                name=name, limit=1, active=True, slot_decay_per_second=rate))
+            status = "created"
+        else:
+            same = current.limit == 1 and current.slot_decay_per_second == rate and current.active
+            if not same:
+                await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(
+                    limit=1, active=True, slot_decay_per_second=rate))
+            status = "unchanged" if same else "updated"
+        out.append({"name": name, "messages_per_second": rate, "status": status})
+    return out
+
+
+async def setup_prefect(
+    settings: AlertSettings | None = None, rates: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """What was created or updated: the work pool, the notification block, the automations
+    and the provider rate limits (from DUNNING_EMAIL_RATE_LIMIT / DUNNING_SMS_RATE_LIMIT).
 
     Raises ConfigError when no notification target is configured (before touching anything).
     """
     settings = settings or AlertSettings()
     check_alert_target(settings)
+    if rates is None:
+        from dunning.channels.settings import get_channel_settings
+
+        channel = get_channel_settings()
+        rates = {"email": channel.email_rate_limit, "sms": channel.sms_rate_limit}
     async with get_client() as client:
+        limits = await ensure_rate_limits(client, rates)
         pool = await ensure_work_pool(client)
         block_id, block_ref, block_status = await ensure_notification_block(client, settings)
         automations = []
@@ -182,6 +226,7 @@ async def setup_prefect(settings: AlertSettings | None = None) -> dict[str, Any]
         "work_pool": {"name": WORK_POOL, "type": "process", "status": pool},
         "block": {"ref": block_ref, "id": str(block_id), "status": block_status},
         "automations": automations,
+        "rate_limits": limits,
         "failure_rate_threshold": settings.failure_rate,
     }
 

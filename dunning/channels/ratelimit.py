@@ -1,12 +1,19 @@
-"""Sending a batch: a thread-safe token bucket (at most ``rate`` messages per second per
-channel) and bounded concurrency, shared by every channel's ``send_batch``."""
+"""Sending a batch: a rate limit (at most ``rate`` messages per second per channel) and bounded
+concurrency, shared by every channel's ``send_batch``.
+
+The limit is a Prefect global concurrency limit when a Prefect server is configured and
+``dunning setup-prefect`` created it — then every process and worker sharing that server shares
+one provider limit — and a thread-safe token bucket in this process otherwise.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.errors import ProviderAuthError
@@ -58,11 +65,67 @@ class TokenBucket:
         return wait
 
 
+class Limiter(Protocol):
+    """Something that blocks until one more message may go out."""
+
+    def acquire(self) -> float:
+        """Block until one message may be sent; return the seconds waited."""
+        ...
+
+
+def global_limit_name(kind: str) -> str:
+    """The Prefect global concurrency limit that paces ``kind`` ("email" | "sms") sends."""
+    return f"dunning-{kind}-rate"
+
+
+class PrefectRateLimit:
+    """Paces sends with a Prefect global concurrency limit whose slots decay at the rate, so
+    all workers and processes of one Prefect server share one provider limit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def acquire(self) -> float:
+        from prefect.concurrency.sync import rate_limit
+
+        start = time.monotonic()
+        rate_limit(self.name, occupy=1, strict=True)
+        return time.monotonic() - start
+
+
+def _global_limit_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return False  # no server (an ephemeral one is per process): the local bucket serves
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        return False
+    except Exception as exc:  # noqa: BLE001 - an unreachable server must not stop sending
+        logging.getLogger(__name__).warning(
+            "cannot read Prefect rate limit %s (%s); pacing in this process only", name,
+            type(exc).__name__)
+        return False
+    return bool(limit.active and limit.slot_decay_per_second)
+
+
+def limiter_for(kind: str, rate: float) -> Limiter:
+    """The limiter for ``kind`` sends at ``rate`` per second (0 = unlimited): the Prefect
+    global limit when one exists on the configured server, else a local token bucket."""
+    if rate > 0 and _global_limit_exists(global_limit_name(kind)):
+        return PrefectRateLimit(global_limit_name(kind))
+    return TokenBucket(rate)
+
+
 def send_concurrently(
     messages: Sequence[OutboundMessage],
     send_one: Callable[[OutboundMessage], SendResult],
     provider: str,
-    bucket: TokenBucket,
+    bucket: Limiter,
     concurrency: int = 1,
 ) -> list[SendResult]:
     """One SendResult per message, in order: each sent by ``send_one`` under the rate limit

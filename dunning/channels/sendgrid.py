@@ -32,7 +32,7 @@ from sendgrid.helpers.mail import (
 
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import classify_network, classify_sendgrid
-from dunning.channels.ratelimit import TokenBucket, send_concurrently
+from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import ProviderAuthError
 from dunning.masking import scrub
@@ -135,7 +135,7 @@ class SendGridChannel:
         self.base_url = base_url.rstrip("/")
         self._client = SendGridAPIClient(api_key=api_key.get_secret_value(), host=self.base_url)
         self._client.client.timeout = timeout
-        self.bucket = TokenBucket(settings.email_rate_limit)
+        self.bucket = limiter_for("email", settings.email_rate_limit)
         #: Most personalizations per request; 1 sends one request per message.
         self.bulk_size = MAX_PERSONALIZATIONS
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import Failure, classify_network, classify_smtp
-from dunning.channels.ratelimit import TokenBucket
+from dunning.channels.ratelimit import limiter_for
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import ProviderAuthError
 
@@ -62,7 +62,7 @@ class SmtpChannel:
         self.username, self._password = username, password
         self.starttls, self.use_ssl, self.timeout = starttls, use_ssl, timeout
         self.ssl_context = ssl_context or ssl.create_default_context()
-        self.bucket = TokenBucket(settings.email_rate_limit)
+        self.bucket = limiter_for("email", settings.email_rate_limit)
 
     def __repr__(self) -> str:
         return f"SmtpChannel(host={self.host!r}, port={self.port}, username={self.username!r})"

@@ -18,7 +18,7 @@ from twilio.rest import Client
 
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import classify_network, classify_twilio
-from dunning.channels.ratelimit import TokenBucket, send_concurrently
+from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import ConfigError, ProviderAuthError
 
@@ -97,7 +97,7 @@ class TwilioChannel:
         self.status_callback_url = status_callback_url
         self.http = BaseUrlHttpClient(base_url, timeout)
         self._client = Client(account_sid, auth_token.get_secret_value(), http_client=self.http)
-        self.bucket = TokenBucket(settings.sms_rate_limit)
+        self.bucket = limiter_for("sms", settings.sms_rate_limit)
 
     def __repr__(self) -> str:
         return f"TwilioChannel(base_url={self.http.base_url!r})"
