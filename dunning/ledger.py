@@ -100,6 +100,19 @@ def record_plan(engine: Engine, sends: pd.DataFrame, *, run_id: str | None = Non
     return sorted(ids)
 
 
+def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
+    """``reminder_ids`` grouped by their invoice (invoice order, then id order)."""
+    groups: dict[int, list[int]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(reminder_ids)):
+            rows = conn.execute(
+                select(Reminder.invoice_id, Reminder.id).where(Reminder.id.in_(chunk))
+            )
+            for invoice_id, rid in rows:
+                groups.setdefault(invoice_id, []).append(rid)
+    return [sorted(groups[k]) for k in sorted(groups)]
+
+
 @dataclass(frozen=True)
 class ClaimOutcome:
     """What a claim gave: reminders to send now and reminders skipped at claim time."""

@@ -22,6 +22,7 @@ class StageName(StrEnum):
     overdue_2 = "overdue_2"
     final_notice = "final_notice"
     payment_failed = "payment_failed"
+    promise_broken = "promise_broken"
 
 
 class RunParameters(BaseModel):
@@ -47,12 +48,13 @@ class RunParameters(BaseModel):
     invoice_numbers: list[str] | None = Field(
         default=None, description="Only these invoices; empty = the whole portfolio."
     )
-    batch_size: int = Field(
-        default=200,
+    batch_size: int | None = Field(
+        default=None,
         ge=1,
         le=10_000,
-        description="Reminders per delivery task; raised automatically so a run stays "
-        "within max_tasks task runs.",
+        description="Reminders per delivery task. Empty: one task per invoice while the run "
+        "has at most max_tasks invoices, else batches sized to stay within max_tasks. A "
+        "number is raised automatically when needed to stay within max_tasks.",
     )
     max_tasks: int = Field(
         default=200, ge=1, le=2_000, description="Most delivery tasks a run creates."

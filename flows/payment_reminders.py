@@ -39,6 +39,14 @@ def batches_of(ids: list[int], batch_size: int, max_tasks: int) -> list[list[int
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
+def fan_out(groups: list[list[int]], batch_size: int | None, max_tasks: int) -> list[list[int]]:
+    """The delivery tasks' batches: one per invoice while that keeps the run within
+    ``max_tasks`` task runs and no ``batch_size`` is given, else batches of the ids."""
+    if batch_size is None and len(groups) <= max_tasks:
+        return groups
+    return batches_of([i for g in groups for i in g], batch_size or 1, max_tasks)
+
+
 @flow(
     name="payment-reminders",
     description="Plan and send the payment reminders due now, once each, and report.",
@@ -53,6 +61,8 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
     run_id = str(flow_run.id or uuid.uuid4())
     claimer = f"run-{run_id}"
 
+    # Settle claims a crashed run left behind first, so what they release is planned now.
+    reconciled = {} if params.dry_run else reconcile_stale_claims()
     portfolio = fetch_portfolio(params.invoice_numbers)
     planned: tuple[pd.DataFrame, Any] = plan_reminders(
         portfolio,
@@ -82,9 +92,8 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
         ).inserted_primary_key
         run_row_id = int(key[0]) if key else None
 
-    reconciled = reconcile_stale_claims()
-    ids = record_plan(sends, run_id)
-    batches = batches_of(ids, params.batch_size, params.max_tasks)
+    groups = record_plan(sends, run_id)
+    batches = fan_out(groups, params.batch_size, params.max_tasks)
     stopped = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
 
     report = RunReport(

@@ -135,3 +135,37 @@ def test_max_messages_defers_the_rest_to_the_next_run(prefect_server, engine):
     frame = report.to_frame()
     assert report.counts()["sent"] == 1
     assert (frame["reason"] == "max_messages_per_run").sum() >= 2
+
+
+def _delivery_tasks(flow_run_id: str) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver-batch")),
+            limit=200,
+            offset=0,
+        )
+    return len(runs)
+
+
+def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_server, engine):
+    from flows.payment_reminders import fan_out, payment_reminders
+
+    _portfolio(engine)
+    report = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
+    invoices = report.to_frame().query("outcome == 'planned'")["invoice_number"].nunique()
+    real = payment_reminders(RunParameters(as_of=AS_OF))
+    assert _delivery_tasks(str(real.flow_run_id)) == invoices
+    # above max_tasks, or with a batch size, reminders are cut into batches instead
+    groups = [[1, 2], [3], [4, 5], [6]]
+    assert fan_out(groups, None, 4) == groups
+    assert fan_out(groups, None, 2) == [[1, 2, 3], [4, 5, 6]]
+    assert fan_out(groups, 4, 10) == [[1, 2, 3, 4], [5, 6]]

@@ -9,9 +9,11 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from dunning.cli.app import app, console, emit_json, fail, out
-from dunning.db import check_ready, get_engine
+from dunning.config import get_settings
+from dunning.db import check_ready, get_engine, redact_url
 from dunning.db.models import Invoice, Reminder
 
 
@@ -37,7 +39,10 @@ def run(
     segment: list[str] = typer.Option(None, "--segment", help="Only this segment (repeatable)."),
     stage: list[str] = typer.Option(None, "--stage", help="Only this stage (repeatable)."),
     invoice: list[str] = typer.Option(None, "--invoice", help="Only this invoice (repeatable)."),
-    batch_size: int = typer.Option(200, "--batch-size", help="Reminders per delivery task."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Reminders per delivery task (default: one task per invoice "
+        "for small runs, batches for large ones)."
+    ),
     max_messages: int = typer.Option(None, "--max-messages", help="Send at most this many."),
     policy: Path = typer.Option(None, "--policy", help="Policy file (TOML/YAML)."),
 ) -> None:
@@ -72,6 +77,12 @@ def run(
         console.print("[dim]running the payment-reminders flow…[/]")
     state = payment_reminders(params, return_state=True)
     report = state.result(raise_on_failure=False)
+    if isinstance(report, OperationalError):
+        fail(
+            f"the run lost the database {redact_url(get_settings().resolved_database_url)} "
+            f"({type(report.orig).__name__}); check DUNNING_DATABASE_URL and that the server "
+            "is running, then run again — claimed reminders are settled by the next run"
+        )
     if isinstance(report, BaseException):
         fail(f"the run failed: {report}")
     summary = report.to_json()
