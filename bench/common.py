@@ -220,6 +220,36 @@ def task_run_count(flow_run_id: uuid.UUID | None) -> int:
                 return seen
 
 
+def delivery_window_s(flow_run_id: uuid.UUID | None, task_name: str = "deliver-batch") -> float:
+    """Seconds from the first ``task_name`` run's start to the last one's end, as the Prefect
+    server recorded them (0.0 when none are recorded)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    if flow_run_id is None:
+        return 0.0
+    flt = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    by_name = TaskRunFilter(name=TaskRunFilterName(like_=task_name))
+    starts: list[dt.datetime] = []
+    ends: list[dt.datetime] = []
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            runs = client.read_task_runs(flow_run_filter=flt, task_run_filter=by_name,
+                                         limit=200, offset=offset)
+            starts += [r.start_time for r in runs if r.start_time]
+            ends += [r.end_time for r in runs if r.end_time]
+            offset += len(runs)
+            if len(runs) < 200:
+                break
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
 def recorded_task_runs(flow_run_id: uuid.UUID | None, expected: int, settle_s: float = 20.0) -> int:
     """Task runs recorded for the flow run, waiting up to ``settle_s`` for events to land.
 

@@ -41,4 +41,8 @@ def test_a_tiny_benchmark_run_writes_results_whose_counts_match(db_url: str, tmp
     limited = figs["sms_rate_limited"]
     assert 0 < limited["messages"] <= 20
     assert sum(limited["rate"]["per_second"]) == limited["messages"]
-    assert set(figs["ratios"]) == {"ours_over_naive", "ours_over_floor"}
+    assert set(figs["ratios"]) == {"ours_over_naive", "ours_over_floor",
+                                   "ours_delivery_phase_over_floor"}
+    # the sending part of ours, timed by the Prefect server, lies inside the end-to-end wall
+    assert 0 < ours["delivery_phase"]["wall_s"] < ours["wall_s"]
+    assert ours["in_flight_sends"] == floor["in_flight_sends"] == 16
