@@ -176,24 +176,26 @@ async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[
     )
     from prefect.exceptions import ObjectNotFound
 
-    from dunning.channels.ratelimit import global_limit_name
+    from dunning.channels.ratelimit import global_limit_name, paced_rate
 
     out = []
     for kind, rate in sorted(rates.items()):
         if rate <= 0:
             continue
         name = global_limit_name(kind)
+        decay = paced_rate(rate)
         try:
             current = await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
-                name=name, limit=1, active=True, slot_decay_per_second=rate))
+                name=name, limit=1, active=True, slot_decay_per_second=decay))
             status = "created"
         else:
-            same = current.limit == 1 and current.slot_decay_per_second == rate and current.active
+            same = (current.limit == 1 and current.slot_decay_per_second == decay
+                    and current.active)
             if not same:
                 await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(
-                    limit=1, active=True, slot_decay_per_second=rate))
+                    limit=1, active=True, slot_decay_per_second=decay))
             status = "unchanged" if same else "updated"
         out.append({"name": name, "messages_per_second": rate, "status": status})
     return out

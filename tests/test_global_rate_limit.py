@@ -36,7 +36,8 @@ def test_setup_creates_one_decaying_slot_per_configured_channel_once(prefect_ser
     assert [r["status"] for r in again] == ["unchanged"]
     assert [r["status"] for r in changed] == ["updated"]
     limit = asyncio.run(_read(global_limit_name("sms")))
-    assert (limit.limit, limit.slot_decay_per_second, limit.active) == (1, 9.0, True)
+    assert (limit.limit, limit.active) == (1, True)
+    assert limit.slot_decay_per_second == pytest.approx(9.0 * 0.95)  # 5% headroom for jitter
 
 
 def test_channels_pace_through_the_server_limit_when_it_exists(prefect_server):
@@ -49,5 +50,5 @@ def test_channels_pace_through_the_server_limit_when_it_exists(prefect_server):
 
 def test_without_a_server_limit_the_process_bucket_paces(prefect_server):
     limiter = limiter_for("email", 20.0)  # no dunning-email-rate limit on this server
-    assert isinstance(limiter, TokenBucket) and limiter.rate == 20.0
+    assert isinstance(limiter, TokenBucket) and limiter.rate == pytest.approx(19.0)
     assert isinstance(limiter_for("sms", 0.0), TokenBucket)  # 0 = unlimited, nothing to ask
