@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from dunning import ledger
+from dunning import ledger, reconcile
 from dunning.channels import get_channel
 from dunning.channels.base import Channel
 from dunning.channels.settings import get_channel_settings
@@ -77,12 +77,12 @@ def record_plan(sends: pd.DataFrame, run_id: str) -> list[list[int]]:
 @task(name="reconcile-stale-claims", description="Settle claims left by a crashed run.")
 def reconcile_stale_claims() -> dict[str, int]:
     """Counts of stale claims found sent, released and marked unknown."""
-    finders: dict[str, ledger.Finder] = {}
+    finders: dict[str, reconcile.Finder] = {}
     for name in ("email", "sms"):
         finder = getattr(channel_for(name), "find_sent", None)
         if finder is not None:
             finders[name] = finder
-    return ledger.reconcile_stale(get_engine(), finders)
+    return reconcile.reconcile_stale(get_engine(), finders)
 
 
 @task(

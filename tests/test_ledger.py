@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 from sqlalchemy import select
 
-from dunning import ledger
+from dunning import ledger, reconcile
 from dunning.channels.base import OutboundMessage, ReminderData, SendResult
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
@@ -210,14 +210,14 @@ def test_timeout_stays_claimed_and_is_reconciled_never_resent_blindly(engine):
     assert res.ambiguous == 2
     assert set(_status(engine).values()) == {"claimed"}
     # before the lease expires nothing is touched
-    assert ledger.reconcile_stale(engine, {}) == {"found_sent": 0, "released": 0, "unknown": 0}
+    assert reconcile.reconcile_stale(engine, {}) == {"found_sent": 0, "released": 0, "unknown": 0}
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
 
-    def sms_finder(claim: ledger.StaleClaim) -> str | None:
+    def sms_finder(claim: reconcile.StaleClaim) -> str | None:
         assert claim.to_address == "+14155550100"
         return "SM123"
 
-    counts = ledger.reconcile_stale(engine, {"sms": sms_finder}, now=later)
+    counts = reconcile.reconcile_stale(engine, {"sms": sms_finder}, now=later)
     assert counts == {"found_sent": 1, "released": 0, "unknown": 1}
     assert _status(engine) == {("overdue_1", "email"): "unknown", ("overdue_1", "sms"): "sent"}
 
@@ -228,7 +228,7 @@ def test_a_provider_that_confirms_nothing_was_sent_gets_the_claim_back(engine):
     ids = ledger.record_plan(engine, _sends(inv, "sms"))
     ledger.claim(engine, ids, claimer="crashed", lease_seconds=1)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    assert ledger.reconcile_stale(engine, {"sms": lambda c: None}, now=later)["released"] == 1
+    assert reconcile.reconcile_stale(engine, {"sms": lambda c: None}, now=later)["released"] == 1
     assert _status(engine) == {("overdue_1", "sms"): "planned"}
 
 

@@ -23,7 +23,7 @@ from dunning.channels.settings import ChannelSettings
 from dunning.errors import ConfigError, ProviderAuthError
 
 if TYPE_CHECKING:
-    from dunning.ledger import StaleClaim
+    from dunning.reconcile import StaleClaim
 
 TWILIO_API = "https://api.twilio.com"
 #: Kept-alive connections per host: above the sends in flight of a worker (tasks x threads).

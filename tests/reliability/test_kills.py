@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dunning import ledger
+from dunning import ledger, reconcile
 from dunning.channels import get_channel
 from dunning.fakes import RunningFakes
 from dunning.render import compose
@@ -121,7 +121,7 @@ def test_reconciling_asks_twilio_which_stale_claim_went_out(
     assert accepted.ok
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=61)
-    counts = ledger.reconcile_stale(engine, {"sms": channel.find_sent}, now=later)  # type: ignore[attr-defined]
+    counts = reconcile.reconcile_stale(engine, {"sms": channel.find_sent}, now=later)  # type: ignore[attr-defined]
 
     assert counts == {"found_sent": 1, "released": 1, "unknown": 0}
     rows = {r.id: r for r in ledger_rows(engine)}
