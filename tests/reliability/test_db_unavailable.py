@@ -89,7 +89,7 @@ if PG_URL:
         env = run_env(url, fakes.env(), tmp_path / "home", DUNNING_FAULT_DIR=str(tmp_path),
                       DUNNING_CRASH_AT="after_claim:1:pause")
         paused, resume = pause_files("after_claim", tmp_path)
-        proc = start_run(env)
+        proc = start_run(env, "--batch-size", "10")  # one batch: every claim is held at the pause
         try:
             while not paused.exists():
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
