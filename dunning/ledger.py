@@ -43,7 +43,13 @@ def _instant(value: object) -> dt.datetime:
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).to_pydatetime()
 
 
-def record_plan(engine: Engine, sends: pd.DataFrame, *, run_id: str | None = None) -> list[int]:
+def record_plan(
+    engine: Engine,
+    sends: pd.DataFrame,
+    *,
+    run_id: str | None = None,
+    as_of: dt.datetime | None = None,
+) -> list[int]:
     """Ids of the ``planned`` ledger rows for the plan's send lines, inserting missing ones.
 
     ``sends`` has invoice_id, customer_id, stage, channel, segment, tone and not_before. A row
@@ -70,6 +76,7 @@ def record_plan(engine: Engine, sends: pd.DataFrame, *, run_id: str | None = Non
                 "status": "planned",
                 "attempts": 0,
                 "planned_at": now,
+                "planned_for": as_of or now,
                 "not_before": None if nb is None or pd.isna(nb) else _instant(nb),
                 "flow_run_id": run_id,
                 "created_at": now,

@@ -171,6 +171,7 @@ def load_portfolio(engine: Engine, *, invoice_numbers: list[str] | None = None) 
         _raw(Reminder.sent_at),
         _raw(Reminder.claimed_at),
         _raw(Reminder.planned_at),
+        _raw(Reminder.planned_for),
     ).join(Invoice, Invoice.id == Reminder.invoice_id)
     if customer_filter is not None:
         cust = cust.where(Customer.customer_id.in_(customer_filter))
@@ -195,7 +196,7 @@ def load_portfolio(engine: Engine, *, invoice_numbers: list[str] | None = None) 
     )
     payments["amount_minor"] = payments["amount_minor"].astype("int64")
     attempts = _read(engine, att, instants=("attempted_at",))
-    ledger = _read(engine, led, instants=("sent_at", "claimed_at", "planned_at"))
+    ledger = _read(engine, led, instants=("sent_at", "claimed_at", "planned_at", "planned_for"))
     return Portfolio(customers, invoices, payments, attempts, ledger)
 
 
@@ -227,6 +228,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         "sent_at": None,
         "claimed_at": None,
         "planned_at": None,
+        "planned_for": None,
     },
 }
 _COLUMNS = {
@@ -257,10 +259,13 @@ _COLUMNS = {
     ],
     "payments": ["invoice_id", "amount_minor", "paid_at"],
     "attempts": ["invoice_id", "attempted_at", "outcome", "failure_code"],
-    "ledger": ["invoice_id", "stage", "channel", "status", "sent_at", "claimed_at", "planned_at"],
+    "ledger": [
+        "invoice_id", "stage", "channel", "status", "sent_at", "claimed_at", "planned_at",
+        "planned_for",
+    ],
 }
 _DATES = ("paused_until", "issued_on", "due_on", "promise_to_pay_on")
-_INSTANTS = ("paid_at", "attempted_at", "sent_at", "claimed_at", "planned_at")
+_INSTANTS = ("paid_at", "attempted_at", "sent_at", "claimed_at", "planned_at", "planned_for")
 
 
 def _frame(kind: str, records: list[dict[str, object]]) -> pd.DataFrame:

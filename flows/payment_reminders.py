@@ -92,7 +92,7 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
         ).inserted_primary_key
         run_row_id = int(key[0]) if key else None
 
-    groups = record_plan(sends, run_id)
+    groups = record_plan(sends, run_id, as_of)
     batches = fan_out(groups, params.batch_size, params.max_tasks)
     stopped = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
 

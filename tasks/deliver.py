@@ -68,10 +68,11 @@ def _channel(name: str, config: tuple[tuple[str, str], ...]) -> Channel:
 
 
 @task(name="record-plan", description="Add the plan's send lines to the ledger as planned rows.")
-def record_plan(sends: pd.DataFrame, run_id: str) -> list[list[int]]:
+def record_plan(sends: pd.DataFrame, run_id: str, as_of: dt.datetime) -> list[list[int]]:
     """The planned ledger rows for this run's send lines, as id lists grouped by invoice."""
     engine = get_engine()
-    return ledger.by_invoice(engine, ledger.record_plan(engine, sends, run_id=run_id))
+    ids = ledger.record_plan(engine, sends, run_id=run_id, as_of=as_of)
+    return ledger.by_invoice(engine, ids)
 
 
 @task(name="reconcile-stale-claims", description="Settle claims left by a crashed run.")

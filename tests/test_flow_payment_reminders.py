@@ -169,3 +169,27 @@ def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_s
     assert fan_out(groups, None, 4) == groups
     assert fan_out(groups, None, 2) == [[1, 2, 3], [4, 5, 6]]
     assert fan_out(groups, 4, 10) == [[1, 2, 3, 4], [5, 6]]
+
+
+def test_rerunning_a_seeded_portfolio_for_the_same_as_of_sends_nothing_new(
+    prefect_server, engine
+):
+    from dunning.seed import seed_portfolio
+    from flows.payment_reminders import payment_reminders
+
+    # the seed has failed card payments, promises, repeats: every path the planner takes
+    seed_portfolio(engine, 200, 1000, 7, AS_OF.date())  # the demo portfolio
+    first = payment_reminders(RunParameters(as_of=AS_OF))
+    assert first.counts()["sent"] > 10
+    with engine.connect() as conn:
+        rows = conn.scalar(select(func.count(Reminder.id)))
+    again = payment_reminders(RunParameters(as_of=AS_OF))
+    assert again.counts()["sent"] == 0
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count(Reminder.id))) == rows
+    # two hours later more send windows are open (further west), but no invoice that was
+    # reminded at 15:00 gets a second message the same day
+    later = payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(hours=2))).to_frame()
+    first_sent = set(first.to_frame().query("outcome == 'sent'")["invoice_number"])
+    later_sent = set(later.query("outcome == 'sent'")["invoice_number"])
+    assert later_sent and not (later_sent & first_sent)

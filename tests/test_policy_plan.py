@@ -311,3 +311,30 @@ def test_repeat_beyond_the_current_policy_still_blocks_lower_stages():
         ("final_notice", "email"): "skip:higher_stage_sent",
         ("final_notice", "sms"): "skip:higher_stage_sent",
     }
+
+
+def test_one_reminder_per_invoice_per_local_day_so_a_rerun_sends_nothing_new():
+    # payment_failed went out this morning; the ladder stage is due too but waits a day
+    sent_today = [
+        {"stage": "payment_failed", "channel": ch, "status": "sent",
+         "sent_at": AS_OF - timedelta(hours=1)}
+        for ch in ("email", "sms")
+    ]
+    attempts = [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(hours=5)}]
+    p = portfolio(days_overdue=3, attempts=attempts, ledger=sent_today)
+    assert actions(p) == {
+        ("overdue_1", "email"): "skip:reminded_today",
+        ("overdue_1", "sms"): "skip:reminded_today",
+    }
+    tomorrow = AS_OF + timedelta(days=1)
+    nxt = actions(p, as_of=tomorrow)
+    assert set(nxt.values()) == {"send"} and {s for s, _ in nxt} != {"payment_failed"}
+
+
+def test_a_reminder_that_failed_to_go_out_does_not_count_as_reminded_today():
+    failed = [{"stage": "payment_failed", "channel": "email", "status": "failed_permanent",
+               "sent_at": None, "claimed_at": AS_OF - timedelta(hours=1)}]
+    attempts = [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(hours=5)}]
+    p = portfolio(days_overdue=3, attempts=attempts, ledger=failed)
+    # nothing reached the customer today: the ladder stage goes out now
+    assert actions(p) == {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}

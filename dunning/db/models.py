@@ -194,6 +194,9 @@ class Reminder(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     planned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The instant the planning run acted as of: the reminder's logical time, which the
+    # planner compares with payments and attempts, so re-running an as-of is idempotent.
+    planned_for: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

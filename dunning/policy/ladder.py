@@ -10,6 +10,11 @@ from dunning.policy.model import Ladder, Policy
 
 #: Ledger statuses that leave a (invoice, stage, channel) open: it is planned again.
 OPEN_LEDGER_STATUSES = frozenset({"planned"})
+#: Ledger statuses of a reminder that went (or may have gone) out to the customer.
+WENT_OUT = frozenset(
+    {"claimed", "sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered",
+     "unknown"}
+)
 
 
 @dataclass(frozen=True)

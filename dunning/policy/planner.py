@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from dunning.policy.ladder import OPEN_LEDGER_STATUSES, StageTable, reached_codes, stage_table
+from dunning.policy.ladder import (
+    OPEN_LEDGER_STATUSES,
+    WENT_OUT,
+    StageTable,
+    reached_codes,
+    stage_table,
+)
 from dunning.policy.model import Policy
 from dunning.policy.window import local_days, window_frame
 from dunning.portfolio import Portfolio
@@ -127,13 +133,19 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
     stages = led["stage"].astype("category")
     cat_codes = table.code_of(np.asarray(stages.cat.categories))
     codes = np.where(stages.cat.codes.to_numpy() >= 0, cat_codes[stages.cat.codes.to_numpy()], -1)
-    when = led["sent_at"].fillna(led["claimed_at"]).fillna(led["planned_at"])
+    # A reminder's logical time is the instant its run acted as of (planned_for); rows from
+    # before that column existed fall back to when they were sent, claimed or planned.
+    when = (
+        led["planned_for"].fillna(led["sent_at"]).fillna(led["claimed_at"])
+        .fillna(led["planned_at"])
+    )
     return pd.DataFrame(
         {
             "invoice_id": led["invoice_id"].to_numpy(np.int64),
             "code": codes,
             "ch": (led["channel"].astype(str).to_numpy() == "sms").astype(np.int64),
             "done": ~led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
+            "went_out": led["status"].astype(str).isin(WENT_OUT).to_numpy(),
             "open": led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
             "when": pd.to_datetime(when, utc=True),
         }
@@ -185,6 +197,8 @@ def _apply_ledger(
     inv["code"] = np.where(
         pf, table.payment_failed, np.where(pb, table.promise_broken, inv["code"].to_numpy())
     )
+    last_out = _ns(aligned(ids, led.loc[led["went_out"]].groupby("invoice_id")["when"].max()))
+    inv["reminded_today"] = _local_day(last_out, portfolio, inv) == inv["today"].to_numpy()
     inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
     keep = (inv["code"].to_numpy() >= 0) & (
         np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
@@ -194,6 +208,23 @@ def _apply_ledger(
     return inv, _key(
         done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table
     )
+
+
+def _local_day(instants: np.ndarray, portfolio: Portfolio, inv: pd.DataFrame) -> np.ndarray:
+    """Each invoice's instant (int64 ns, _MISSING = none) as a date in its customer's zone."""
+    zones = portfolio.customers.reset_index(drop=True)["timezone"].astype(str).to_numpy()
+    zone = zones[inv["cpos"].to_numpy()]
+    out = np.full(len(inv), np.datetime64("NaT"), dtype="datetime64[D]")
+    present = instants != _MISSING
+    for name in np.unique(zone[present]):
+        mask = present & (zone == name)
+        stamps = pd.to_datetime(instants[mask], utc=True)
+        try:
+            local = stamps.tz_convert(name)
+        except Exception:  # noqa: BLE001 - an unknown zone counts as UTC, as local_days does
+            local = stamps
+        out[mask] = local.tz_localize(None).to_numpy("datetime64[D]")
+    return out
 
 
 def _key(invoice_id: np.ndarray, code: np.ndarray, ch: np.ndarray, table: StageTable) -> np.ndarray:
@@ -245,6 +276,9 @@ def _decide(
         (rows["promise"].to_numpy() >= today, "promise_to_pay"),
         (in_ladder & (code < rows["max_done"].to_numpy()), "higher_stage_sent"),
         (done, "already_sent"),
+        # One reminder per invoice per local day: a re-run, or payment_failed sent this
+        # morning, never adds a second message the same day; the next stage goes tomorrow.
+        (rows["reminded_today"].to_numpy(bool), "reminded_today"),
         (email & cust["email_opt_out"], "email_opt_out"),
         (email & ~cust["has_email"], "missing_email"),
         (sms & cust["sms_opt_out"], "sms_opt_out"),
