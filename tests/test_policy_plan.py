@@ -338,3 +338,18 @@ def test_a_reminder_that_failed_to_go_out_does_not_count_as_reminded_today():
     p = portfolio(days_overdue=3, attempts=attempts, ledger=failed)
     # nothing reached the customer today: the ladder stage goes out now
     assert actions(p) == {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}
+
+
+def test_the_same_stage_on_its_other_channel_still_goes_out_the_same_day():
+    # the email of overdue_1 went out; its SMS was left planned (provider outage, crash)
+    ledger = [
+        {"stage": "overdue_1", "channel": "email", "status": "sent",
+         "sent_at": AS_OF - timedelta(hours=1)},
+        {"stage": "overdue_1", "channel": "sms", "status": "planned",
+         "planned_at": AS_OF - timedelta(hours=1)},
+    ]
+    p = portfolio(days_overdue=3, ledger=ledger)
+    assert actions(p) == {
+        ("overdue_1", "email"): "skip:already_sent",
+        ("overdue_1", "sms"): "send",
+    }

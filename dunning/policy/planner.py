@@ -197,8 +197,15 @@ def _apply_ledger(
     inv["code"] = np.where(
         pf, table.payment_failed, np.where(pb, table.promise_broken, inv["code"].to_numpy())
     )
-    last_out = _ns(aligned(ids, led.loc[led["went_out"]].groupby("invoice_id")["when"].max()))
-    inv["reminded_today"] = _local_day(last_out, portfolio, inv) == inv["today"].to_numpy()
+    # The stage that went out last, and when: a different stage the same local day waits for
+    # tomorrow; the same stage on its other channel (or retried after an outage) does not.
+    went = led.loc[led["went_out"]]
+    last = went.loc[went.groupby("invoice_id")["when"].idxmax()].set_index("invoice_id")
+    last_out = _ns(aligned(ids, last["when"]))
+    last_code = aligned(ids, last["code"]).fillna(-1).to_numpy(np.int64)
+    inv["reminded_today"] = (
+        _local_day(last_out, portfolio, inv) == inv["today"].to_numpy()
+    ) & (last_code != inv["code"].to_numpy())
     inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
     keep = (inv["code"].to_numpy() >= 0) & (
         np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
