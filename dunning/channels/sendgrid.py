@@ -31,7 +31,7 @@ from sendgrid.helpers.mail import (
 )
 
 from dunning.channels.base import OutboundMessage, SendResult
-from dunning.channels.errors import classify_network, classify_sendgrid
+from dunning.channels.errors import Failure, classify_network, classify_sendgrid
 from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import ProviderAuthError
@@ -118,6 +118,16 @@ def send_units(messages: Sequence[OutboundMessage], limit: int) -> list[list[Out
     return units
 
 
+def _refusal(exc: HTTPError) -> Failure:
+    """What SendGrid's error response means; raises ProviderAuthError when it refused our key
+    (the run stops instead of failing every message)."""
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
+    failure = classify_sendgrid(exc.status_code, body, exc.headers)
+    if failure.auth:
+        raise ProviderAuthError(failure.error) from None
+    return failure
+
+
 class SendGridChannel:
     """Email through SendGrid; one SDK client (and its settings) per channel object."""
 
@@ -146,12 +156,7 @@ class SendGridChannel:
         try:
             response = self._client.send(build_mail(message, self.settings))
         except HTTPError as exc:
-            body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(
-                exc.body)
-            failure = classify_sendgrid(exc.status_code, body, exc.headers)
-            if failure.auth:
-                raise ProviderAuthError(failure.error) from None
-            return failure.result(message.reminder_id, self.provider)
+            return _refusal(exc).result(message.reminder_id, self.provider)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             return classify_network(getattr(exc, "reason", exc)).result(
                 message.reminder_id, self.provider)
@@ -170,11 +175,7 @@ class SendGridChannel:
         try:
             response = self._client.send(mail)
         except HTTPError as exc:
-            body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(
-                exc.body)
-            failure = classify_sendgrid(exc.status_code, body, exc.headers)
-            if failure.auth:
-                raise ProviderAuthError(failure.error) from None
+            failure = _refusal(exc)
             if failure.result(0, self.provider).error_code in _SPLITTABLE:
                 return self._send_bulk(messages[:half]) + self._send_bulk(messages[half:])
             return [failure.result(m.reminder_id, self.provider) for m in messages]

@@ -6,6 +6,7 @@ Command modules live beside this file and register on ``app`` (or a sub-app belo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Any, NoReturn
@@ -51,3 +52,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def show_progress(json_mode: bool) -> bool:
     """Whether to draw progress bars: attached to a terminal and not in --json mode."""
     return not json_mode and console.is_terminal
+
+
+def parse_instant(text: str | None) -> dt.datetime | None:
+    """``--as-of`` as a UTC instant (no offset means UTC), None when omitted; exits with a
+    message naming the option when it is not ISO 8601."""
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--as-of {text!r} is not an ISO 8601 instant; use e.g. 2026-11-24T10:00:00Z")
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)

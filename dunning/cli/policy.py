@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dunning.cli.app import app, console, emit_json, fail, out
+from dunning.cli.app import app, console, emit_json, fail, out, parse_instant
 from dunning.errors import DunningError
 from dunning.money import from_minor
 from dunning.policy import Policy, forecast, load_policy, plan, segment_frame
@@ -25,13 +25,7 @@ _JSON = typer.Option(False, "--json", help="One JSON object per line on stdout."
 
 def parse_as_of(text: str | None) -> datetime:
     """The instant of ``--as-of`` in UTC (now when omitted); exits with a message if invalid."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--as-of {text!r} is not an ISO 8601 instant; use e.g. 2026-11-24T10:00:00Z")
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return parse_instant(text) or datetime.now(UTC)
 
 
 def _inputs() -> tuple[Portfolio, Policy]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
@@ -11,23 +10,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from dunning.cli.app import app, console, emit_json, fail, out
+from dunning.cli.app import app, console, emit_json, fail, out, parse_instant
 from dunning.config import get_settings
 from dunning.db import check_ready, get_engine, redact_url
 from dunning.db.models import Invoice, Reminder
-
-
-def parse_as_of(text: str | None) -> dt.datetime | None:
-    """``--as-of`` as a UTC instant (a date means midnight UTC; no offset means UTC)."""
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--as-of {text!r} is not an ISO date or datetime (e.g. 2026-11-24T09:30:00+01:00)")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 @app.command("run")
@@ -52,7 +38,7 @@ def run(
     try:
         params = RunParameters.model_validate(
             {
-                "as_of": parse_as_of(as_of),
+                "as_of": parse_instant(as_of),
                 "dry_run": dry_run,
                 "channels": channel or None,
                 "segments": segment or None,
