@@ -7,6 +7,8 @@ import os
 import pkgutil
 import sys
 
+from rich.markup import escape
+
 from dunning.cli.app import app, console
 
 
@@ -28,7 +30,7 @@ def main() -> None:
     try:
         app()
     except DunningError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

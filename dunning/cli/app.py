@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="dunning",
@@ -45,7 +46,9 @@ def emit_json(obj: Any) -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # Why escape and soft_wrap: the message quotes user input (a column named "[/]" is not
+    # markup) and stays one line however long, so scripts can read it.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

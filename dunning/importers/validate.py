@@ -226,7 +226,10 @@ def check_header(kind: Kind, table: Table) -> None:
     if missing:
         problems.append(f"missing required column(s) {', '.join(missing)}")
     if unknown:
-        problems.append(f"unknown column(s) {', '.join(unknown)}")
+        # Shown quoted when unprintable (a NUL byte), so the name is visible in the message.
+        problems.append(
+            f"unknown column(s) {', '.join(c if c.isprintable() else repr(c) for c in unknown)}"
+        )
     if problems:
         raise ImportFailed(
             f"{table.name}: line 1: {'; '.join(problems)}. A {kind.name} file has the columns "
