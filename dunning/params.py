@@ -7,7 +7,9 @@ import datetime as dt
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from dunning.sharding import MAX_SHARDS
 
 
 class ChannelName(StrEnum):
@@ -68,6 +70,28 @@ class RunParameters(BaseModel):
     policy_path: Path | None = Field(
         default=None, description="Policy file (TOML/YAML); empty = the configured default."
     )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_SHARDS,
+        description="Split the run into this many shards by customer (crc32 of the customer "
+        "id modulo shards). 1 = one run as usual. Above 1 with shard empty, this run "
+        "coordinates: it starts one run per shard (on the work pool when run from a "
+        "deployment, else in this process), waits for all and reports their sum; "
+        "max_messages is split evenly across the shards.",
+    )
+    shard: int | None = Field(
+        default=None,
+        ge=0,
+        description="Handle only this shard (0 .. shards-1): the customers whose shard key "
+        "modulo shards is this number. Empty = all customers (or coordinate, if shards > 1).",
+    )
+    shard_deployment: str | None = Field(
+        default=None,
+        description="Deployment that runs the shards, as flow/deployment. Empty: "
+        "payment-reminders/payment-reminders-shard when it exists, else this run's own "
+        "deployment; outside a deployment the shards run in this process.",
+    )
 
     @field_validator("as_of")
     @classmethod
@@ -77,6 +101,27 @@ class RunParameters(BaseModel):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+    @field_validator("shard")
+    @classmethod
+    def _below_shards(cls, value: int | None, info: ValidationInfo) -> int | None:
+        shards = info.data.get("shards")
+        if value is not None and shards is not None and value >= shards:
+            raise ValueError(
+                f"shard {value} is not below shards {shards}: shards are numbered 0 to "
+                f"shards-1; set shard to 0..{shards - 1}, or shards to {value + 1} or more"
+            )
+        return value
+
+    @field_validator("shard_deployment")
+    @classmethod
+    def _flow_slash_deployment(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("/") != 1 or "" in value.split("/")):
+            raise ValueError(
+                f"shard_deployment {value!r} is not <flow>/<deployment>; "
+                "e.g. payment-reminders/payment-reminders-shard (see `prefect deployment ls`)"
+            )
+        return value
 
     @field_validator("policy_path")
     @classmethod

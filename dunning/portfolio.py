@@ -113,9 +113,27 @@ def _to_datetime(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True).dt.as_unit("ns")
 
 
-def load_portfolio(engine: Engine, *, invoice_numbers: list[str] | None = None) -> Portfolio:
+def _in_shard(engine: Engine, shards: int, shard: int) -> ColumnElement[bool]:
+    """SQL condition: the customer is in shard ``shard`` of ``shards`` (shard_key % shards)."""
+    if engine.dialect.name == "postgresql":
+        # Why mod() there: _read runs the SQL without parameters, and psycopg's dialect writes
+        # the % operator as %%, which only collapses back to % when parameters are passed.
+        return func.mod(Customer.shard_key, shards) == shard
+    return Customer.shard_key % shards == shard
+
+
+def load_portfolio(
+    engine: Engine,
+    *,
+    invoice_numbers: list[str] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Portfolio:
     """The Portfolio in the database: every invoice (or those numbered) and their customers'
-    full history, so segmentation sees the same customers the plan covers."""
+    full history, so segmentation sees the same customers the plan covers.
+
+    ``shard`` = (shards, k) keeps only the customers with shard_key % shards == k, and their
+    invoices, payments, attempts and ledger rows.
+    """
     with engine.connect() as conn:
         currencies = [c for (c,) in conn.execute(select(Invoice.currency).distinct())]
     factor = _factor(currencies)
@@ -179,6 +197,14 @@ def load_portfolio(engine: Engine, *, invoice_numbers: list[str] | None = None) 
         pay = pay.where(Invoice.customer_id.in_(customer_filter))
         att = att.where(Invoice.customer_id.in_(customer_filter))
         led = led.where(Invoice.customer_id.in_(customer_filter))
+    if shard is not None:
+        in_shard = _in_shard(engine, *shard)
+        by_customer = Customer.customer_id == Invoice.customer_id
+        cust = cust.where(in_shard)
+        inv = inv.join(Customer, by_customer).where(in_shard)
+        pay = pay.join(Customer, by_customer).where(in_shard)
+        att = att.join(Customer, by_customer).where(in_shard)
+        led = led.join(Customer, by_customer).where(in_shard)
     customers = _read(engine, cust, dates=("paused_until",))
     for col in ("has_email", "has_phone", "sms_consent", "email_opt_out", "sms_opt_out"):
         customers[col] = customers[col].fillna(False).astype(bool)

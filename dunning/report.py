@@ -40,6 +40,10 @@ _COLUMNS = [
     "error_code",
     "not_before",
 ]
+#: What a shard run stores for its coordinator: enough to rebuild counts, the by-segment,
+#: stage and channel tables, skip reasons, the funnel and the failures table.
+_COMPACT = ["segment", "stage", "channel", "action", "outcome", "reason", "error_code",
+            "invoice_number"]
 
 
 def outcomes(
@@ -121,6 +125,79 @@ class RunReport:
     reconciled: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     stopped: str | None = None  # why delivery stopped early (auth error, outage)
+    # A coordinator's shard runs: shard, flow_run_id, flow_run_name, state, counts.
+    shards: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def combine(
+        cls,
+        as_of: dt.datetime,
+        dry_run: bool,
+        flow_run_id: str | None,
+        parts: list[RunReport],
+        shards: list[dict[str, Any]] | None = None,
+    ) -> RunReport:
+        """One report for a sharded run: the parts' rows together, so every count is the sum
+        of the parts'; reconciled counts add up and stop reasons are joined."""
+        frames = [p.frame for p in parts if not p.frame.empty]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_COLUMNS)
+        reconciled: Counter[str] = Counter()
+        for p in parts:
+            reconciled.update(p.reconciled)
+        stopped = "; ".join(p.stopped for p in parts if p.stopped) or None
+        return cls(
+            as_of,
+            dry_run,
+            flow_run_id,
+            frame,
+            reconciled=dict(reconciled),
+            warnings=[w for p in parts for w in p.warnings],
+            stopped=stopped,
+            shards=list(shards or []),
+        )
+
+    def to_compact(self) -> dict[str, Any]:
+        """The report as small JSON: plan lines grouped (with their number ``n``) by segment,
+        stage, channel, action, outcome, reason and error code; invoice numbers are kept only
+        for failed and unknown lines, which the failures table lists one by one."""
+        frame = self.frame.reindex(columns=_COMPACT).astype(object)
+        if not frame.empty:
+            listed = frame["outcome"].isin(["failed", "unknown"])
+            frame.loc[~listed, "invoice_number"] = None
+        frame = frame.where(frame.notna(), None)
+        rows: list[list[Any]] = []
+        if not frame.empty:
+            grouped = frame.groupby(_COMPACT, dropna=False, sort=False).size()
+            for key, n in grouped.items():
+                values = key if isinstance(key, tuple) else (key,)
+                rows.append([None if pd.isna(v) else str(v) for v in values] + [int(n)])
+        return {
+            "as_of": self.as_of.isoformat(),
+            "dry_run": self.dry_run,
+            "flow_run_id": self.flow_run_id,
+            "columns": _COMPACT,
+            "rows": rows,
+            "reconciled": self.reconciled,
+            "warnings": self.warnings,
+            "stopped": self.stopped,
+        }
+
+    @classmethod
+    def from_compact(cls, data: dict[str, Any]) -> RunReport:
+        """The report ``to_compact`` described: same counts, tables, funnel and failures."""
+        columns = list(data["columns"])
+        grouped = pd.DataFrame(data["rows"], columns=[*columns, "n"])
+        frame = grouped.loc[grouped.index.repeat(grouped["n"]), columns].reset_index(drop=True)
+        frame = frame.astype(object).reindex(columns=_COLUMNS)
+        return cls(
+            dt.datetime.fromisoformat(data["as_of"]),
+            bool(data["dry_run"]),
+            data.get("flow_run_id"),
+            frame,
+            reconciled=dict(data.get("reconciled") or {}),
+            warnings=list(data.get("warnings") or []),
+            stopped=data.get("stopped"),
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """The outcomes as a DataFrame (one row per invoice, stage and channel considered)."""
@@ -161,6 +238,8 @@ class RunReport:
             "skip_reasons": dict(self.skip_reasons()),
             "reconciled": self.reconciled,
             "stopped": self.stopped,
+            # Only a coordinator of shards has this key; other runs' JSON is unchanged.
+            **({"shards": self.shards} if self.shards else {}),
         }
 
     def to_markdown(self) -> str:
@@ -198,6 +277,15 @@ class RunReport:
             lines += [f"| {r or '-'} | {n} |" for r, n in reasons]
         if any(self.reconciled.values()):
             lines += ["", f"Reconciled stale claims: {self.reconciled}"]
+        if self.shards:
+            lines += ["", "## Shards", "", "| shard | flow run | state | sent | failed |",
+                      "|---:|---|---|---:|---:|"]
+            for s in self.shards:
+                c = s.get("counts") or {}
+                lines.append(
+                    f"| {s['shard']} | {s.get('flow_run_name') or s.get('flow_run_id') or '-'} "
+                    f"| {s.get('state') or '-'} | {c.get('sent', 0)} | {c.get('failed', 0)} |"
+                )
         return "\n".join(lines)
 
     def funnel(self) -> str:

@@ -70,7 +70,8 @@ def test_the_parameters_in_prefect_yaml_are_valid_forms():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     reminders = [d for d in spec["deployments"]
                  if d["entrypoint"].endswith(":payment_reminders")]
-    assert {d["name"] for d in reminders} == {"payment-reminders", "dry-run"}
+    assert {d["name"] for d in reminders} == {
+        "payment-reminders", "dry-run", "payment-reminders-sharded", "payment-reminders-shard"}
     for dep in reminders:
         RunParameters(**dep["parameters"]["params"])
     assert next(d for d in reminders if d["name"] == "dry-run")["parameters"]["params"][

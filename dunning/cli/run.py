@@ -31,6 +31,13 @@ def run(
     ),
     max_messages: int = typer.Option(None, "--max-messages", help="Send at most this many."),
     policy: Path = typer.Option(None, "--policy", help="Policy file (TOML/YAML)."),
+    shards: int = typer.Option(
+        1, "--shards", help="Split the run by customer into this many shards (1-256); "
+        "without --shard they run one after another in this process and the report sums them."
+    ),
+    shard: int = typer.Option(
+        None, "--shard", help="Handle only this shard (0 to --shards minus 1)."
+    ),
 ) -> None:
     """Run the payment-reminders flow (ephemeral Prefect server when PREFECT_API_URL is unset)."""
     from dunning.params import RunParameters
@@ -47,6 +54,8 @@ def run(
                 "batch_size": batch_size,
                 "max_messages": max_messages,
                 "policy_path": policy,
+                "shards": shards,
+                "shard": shard,
             }
         )
     except ValidationError as exc:
@@ -102,6 +111,12 @@ def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
         out.print(
             "top skip/defer reasons: "
             + ", ".join(f"{k or '-'} {v}" for k, v in summary["skip_reasons"].items())
+        )
+    for shard in summary.get("shards", []):
+        sent = (shard["counts"] or {}).get("sent", 0)
+        out.print(
+            f"shard {shard['shard']}: {shard['state'].lower()}, sent {sent} "
+            f"(flow run {shard['flow_run_name'] or shard['flow_run_id']})"
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -27,6 +28,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from dunning import sharding
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -85,10 +88,23 @@ class Base(DeclarativeBase):
     pass
 
 
+def _customer_shard_key(context: Any) -> int:
+    """The inserted row's shard key, computed from its customer_id.
+
+    A column default rather than a value set by each writer: ORM adds and Core bulk inserts
+    (importers, seed, tests) all run it per row, so no insert path can forget the key.
+    """
+    return sharding.shard_key(str(context.get_current_parameters()["customer_id"]))
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # zlib.crc32(customer_id): a sharded run handles the customers with shard_key % N == k.
+    shard_key: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, index=True, default=_customer_shard_key
+    )
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     email_invalid: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
@@ -287,3 +303,6 @@ class ReminderRun(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A shard run's outcomes in compact form (RunReport.to_compact): how its coordinator, on
+    # any machine, builds the whole run's report from the database every worker shares.
+    outcomes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
