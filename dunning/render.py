@@ -103,25 +103,53 @@ def templates_dir(settings: ChannelSettings | None = None) -> Path:
     return Path(configured) if configured else DEFAULT_TEMPLATES_DIR
 
 
-def render_template(name: str, context: dict[str, Any], directory: Path | None = None) -> str:
-    """The template ``name`` rendered with ``context``; any failure is a TemplateError naming
-    the template (and the missing field, when one is missing)."""
-    env = _environment(str(directory or DEFAULT_TEMPLATES_DIR))
-    try:
-        return env.get_template(name).render(context).strip()
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(
+def _template_error(name: str, directory: Path | None, exc: jinja2.TemplateError) -> TemplateError:
+    """Jinja's error while using template ``name`` as a TemplateError naming the template
+    (and the missing field, when one is missing)."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(
             f"template {name}: {exc.message}; pass that field in the render context or "
             "remove it from the template"
-        ) from None
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"template {name}: {exc.name} not found in {directory}") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(
+        )
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return TemplateError(f"template {name}: {exc.name} not found in {directory}")
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(
             f"template {exc.name or name} line {exc.lineno}: syntax error: {exc.message}"
-        ) from None
+        )
+    return TemplateError(f"template {name}: {exc}")
+
+
+def render_template(name: str, context: dict[str, Any], directory: Path | None = None) -> str:
+    """The template ``name`` rendered with ``context``; any failure is a TemplateError naming
+    the template (and the missing field, when one is missing). The shared phrases ``s`` are
+    added when ``context`` has a ``lang`` but no ``s``."""
+    directory = directory or DEFAULT_TEMPLATES_DIR
+    if "s" not in context and "lang" in context:
+        context = with_shared_phrases(context, directory)
+    env = _environment(str(directory))
+    try:
+        return env.get_template(name).render(context).strip()
     except jinja2.TemplateError as exc:
-        raise TemplateError(f"template {name}: {exc}") from None
+        raise _template_error(name, directory, exc) from None
+
+
+def with_shared_phrases(context: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """``context`` plus ``s``: the language's shared phrases (``_shared/<lang>.txt``, its
+    macros bound to this context), when that file exists.
+
+    Why once per message: every template of a message uses the same phrases, and importing
+    them ``with context`` in each template evaluated the module anew for every render (four
+    per e-mail). A template that still imports them itself keeps working.
+    """
+    name = f"_shared/{context['lang']}.txt"
+    if not template_exists(directory, name):
+        return context
+    env = _environment(str(directory))
+    try:
+        return {**context, "s": env.get_template(name).make_module(context)}
+    except jinja2.TemplateError as exc:
+        raise _template_error(name, directory, exc) from None
 
 
 def template_exists(directory: Path, name: str) -> bool:
@@ -220,7 +248,7 @@ def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMes
                             "email address; import one or plan SMS instead")
     directory = templates_dir(settings)
     lang = find_language(data.stage, "email", data.locale, directory)
-    ctx = build_context(data, lang, settings)
+    ctx = with_shared_phrases(build_context(data, lang, settings), directory)
     base = base_stage(data.stage)
     subject = render_template(f"{base}/email.{lang}.subject.txt", ctx, directory)
     body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
@@ -251,7 +279,7 @@ def _compose_sms(data: ReminderData, settings: ChannelSettings) -> OutboundMessa
                             "phone number; import one or plan email instead")
     directory = templates_dir(settings)
     lang = find_language(data.stage, "sms", data.locale, directory)
-    ctx = build_context(data, lang, settings)
+    ctx = with_shared_phrases(build_context(data, lang, settings), directory)
     base = base_stage(data.stage)
     text = render_template(f"{base}/sms.{lang}.txt", ctx, directory)
     if settings.sms_opt_out_hint:

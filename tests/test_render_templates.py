@@ -220,3 +220,19 @@ def test_custom_templates_dir_with_html_override(tmp_path: Path) -> None:
     assert msg.html == "<b>&lt;i&gt;</b>"
     parsed = email.message_from_string(f"Subject: {msg.subject}\n\n{msg.text}")
     assert parsed["Subject"] == "INV-2026-0007"
+
+
+def test_shared_phrases_come_in_the_context_and_an_explicit_import_still_works(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "_shared").mkdir()
+    (tmp_path / "_shared" / "en.txt").write_text(
+        "{% macro greeting() %}Dear {{ customer_name }},{% endmacro %}")
+    (tmp_path / "plain.txt").write_text("{{ s.greeting() }} pay now")
+    (tmp_path / "imports.txt").write_text(
+        '{% import "_shared/en.txt" as s with context %}{{ s.greeting() }} pay now')
+    ctx = {"customer_name": "Jane", "lang": "en"}
+    assert render_template("plain.txt", ctx, tmp_path) == "Dear Jane, pay now"
+    assert render_template("imports.txt", ctx, tmp_path) == "Dear Jane, pay now"
+    with pytest.raises(TemplateError, match=r"plain\.txt.*'s' is undefined"):
+        render_template("plain.txt", {"customer_name": "Jane", "lang": "it"}, tmp_path)
