@@ -28,7 +28,7 @@ from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.config import get_settings
 from dunning.errors import TemplateError
-from dunning.money import format_money
+from dunning.money import cached_locale, format_money
 from dunning.sms import count_segments, plain_text
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -207,7 +207,7 @@ def build_context(data: ReminderData, lang: str, settings: ChannelSettings) -> d
         "balance_due": format_money(data.balance_due, data.currency, fmt_locale),
         "amount": format_money(data.amount, data.currency, fmt_locale),
         "partly_paid": data.balance_due < data.amount,
-        "due_date": format_date(data.due_on, format="long", locale=fmt_locale),
+        "due_date": format_date(data.due_on, format="long", locale=cached_locale(fmt_locale)),
         "days_overdue": max(data.days_overdue, 0),
         "days_until_due": max(-data.days_overdue, 0),
         "payment_link": _safe_link(data.payment_link),
