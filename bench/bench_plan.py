@@ -133,6 +133,7 @@ def synthetic_portfolio(
             "sent_at": pd.Timestamp(as_of) - pd.Timedelta(days=2),
             "claimed_at": pd.Timestamp(as_of) - pd.Timedelta(days=2),
             "planned_at": pd.Timestamp(as_of) - pd.Timedelta(days=2),
+            "planned_for": pd.Timestamp(as_of) - pd.Timedelta(days=2),
         }
     )
     return Portfolio(customers, invoices, payments, attempts, ledger)

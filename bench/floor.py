@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
+from dunning.channels.settings import get_channel_settings
 from dunning.render import compose
 
 
@@ -27,7 +29,8 @@ def claimed_data(engine: Engine, reminder_ids: Sequence[int]) -> list[ReminderDa
 
 def composed_messages(engine: Engine, reminder_ids: Sequence[int]) -> list[OutboundMessage]:
     """The rendered messages of planned reminders (claims them: reset the ledger afterwards)."""
-    return [compose(data) for data in claimed_data(engine, reminder_ids)]
+    render = partial(compose, settings=get_channel_settings())
+    return [render(data) for data in claimed_data(engine, reminder_ids)]
 
 
 def send_floor(
@@ -45,9 +48,13 @@ def send_floor(
     ]
     units = [u for u in units if u]
 
+    # Settings read once, as the delivery task does (parsing them per message would cost more
+    # than the rendering).
+    render = partial(compose, settings=get_channel_settings())
+
     def send(unit: list[Any]) -> list[SendResult]:
         if isinstance(unit[0], ReminderData):
-            unit = [compose(data) for data in unit]
+            unit = [render(data) for data in unit]
         return channels[unit[0].channel].send_batch(unit)
 
     with ThreadPoolExecutor(max_workers=max(1, pool_size)) as pool:

@@ -18,9 +18,12 @@ def test_a_tiny_benchmark_run_writes_results_whose_counts_match(db_url: str, tmp
     out = tmp_path / "bench.json"
     main(["--invoices", "1300", "--customers", "260", "--backends", backend,
           "--pg-url", PG_URL or "", "--naive-max-messages", "10", "--rate-messages", "20",
-          "--plan-invoices", "0", "--latency-ms", "0", "--out", str(out)])
+          "--plan-invoices", "5000", "--plan-customers", "1000", "--latency-ms", "0",
+          "--out", str(out)])
 
     result = json.loads(out.read_text())
+    # the plan-only benchmark ran on its synthetic portfolio (it broke once on a new column)
+    assert result["plan"]["invoices"] == 5000 and result["plan"]["actions"]["send"] > 0
     figs = result["backends"][backend]
     ours, naive, floor = figs["ours"], figs["naive"], figs["floor"]
     assert ours["messages"] > 20
