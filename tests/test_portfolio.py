@@ -225,3 +225,12 @@ def test_chunked_reading_gives_the_same_portfolio(engine: Engine, monkeypatch: p
     chunked = load_portfolio(engine)
     for name in ("customers", "invoices", "payments", "attempts", "ledger"):
         pd.testing.assert_frame_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_load_portfolio_matches_invoice_numbers_with_quotes_and_percent_signs(engine: Engine):
+    add_customer(engine, "C%1")
+    add_invoice(engine, "INV-100%'A", "C%1", amount=Decimal("5.00"), due_on=dt.date(2026, 11, 23))
+    add_invoice(engine, "INV-OTHER", "C%1", amount=Decimal("7.00"), due_on=dt.date(2026, 11, 23))
+    p = load_portfolio(engine, invoice_numbers=["INV-100%'A"])
+    assert p.invoices.loc[p.invoices["in_scope"], "invoice_number"].tolist() == ["INV-100%'A"]
+    assert set(p.customers["customer_id"]) == {"C%1"}
