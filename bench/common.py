@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, func, select
-from sqlalchemy.engine import make_url
 
 from dunning.db import get_engine, upgrade
 from dunning.db.models import DeliveryEvent, Reminder, ReminderRun
+from dunning.db.scratch import scratch_database
 from dunning.seed import seed_portfolio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,22 +111,13 @@ def bench_database(backend: str, pg_url: str, workdir: Path) -> Iterator[str]:
         yield url
         get_engine(url).dispose()
         return
-    import psycopg
-
-    base = make_url(pg_url)
-    name = f"dunning_bench_{uuid.uuid4().hex[:10]}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        get_engine(url).dispose()
-        get_engine.cache_clear()  # type: ignore[attr-defined]
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_url, "dunning_bench") as url:
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            get_engine(url).dispose()
+            get_engine.cache_clear()  # type: ignore[attr-defined]
 
 
 def seed(url: str, invoices: int, customers: int) -> dict[str, int]:

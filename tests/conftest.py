@@ -7,19 +7,19 @@ here) so parallel sessions never see each other's rows; tables are emptied betwe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from dunning import db
 from dunning.config import get_settings
 from dunning.db.models import Base
+from dunning.db.scratch import scratch_database
 
 PG_URL = os.environ.get("DUNNING_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -54,20 +54,15 @@ def _pg_database() -> Iterator[str | None]:
         return
     import psycopg
 
-    base = make_url(PG_URL)
-    name = f"dunning_t_{uuid.uuid4().hex[:10]}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    stack = contextlib.ExitStack()
     try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = stack.enter_context(scratch_database(PG_URL, "dunning_t"))
     except psycopg.OperationalError as exc:
         pytest.fail(f"DUNNING_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    db.upgrade(url)
-    yield url
-    db.get_engine.cache_clear()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with stack:
+        db.upgrade(url)
+        yield url
+        db.get_engine.cache_clear()
 
 
 def _truncate_pg(engine: Engine) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import Engine, inspect, select, text
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from dunning import db
 from dunning.cli import _load_commands, app
 from dunning.db.models import Customer, Invoice, Reminder
+from dunning.db.scratch import scratch_database
 from dunning.params import RunParameters
 from dunning.portfolio import load_portfolio
 from dunning.report import RunReport
@@ -233,21 +232,12 @@ def fresh_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrate.db'}"
         return
-    import psycopg
-
     assert PG_URL is not None
-    base = make_url(PG_URL)
-    name = f"dunning_m_{uuid.uuid4().hex[:10]}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        db.get_engine(url).dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(PG_URL, "dunning_m") as url:
+        try:
+            yield url
+        finally:
+            db.get_engine(url).dispose()
 
 
 @pytest.mark.parametrize("fresh_url", ["sqlite"] + (["postgresql"] if PG_URL else []),
