@@ -242,14 +242,22 @@ def compose(data: ReminderData, settings: ChannelSettings | None = None) -> Outb
                         "(expected email or sms)")
 
 
+def _prepare(
+    data: ReminderData, settings: ChannelSettings
+) -> tuple[Path, str, str, dict[str, Any]]:
+    """What composing ``data`` on its channel starts from: the templates directory, the
+    template language, the base stage and the render context with the shared phrases."""
+    directory = templates_dir(settings)
+    lang = find_language(data.stage, data.channel, data.locale, directory)
+    ctx = with_shared_phrases(build_context(data, lang, settings), directory)
+    return directory, lang, base_stage(data.stage), ctx
+
+
 def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMessage:
     if not data.email:
         raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
                             "email address; import one or plan SMS instead")
-    directory = templates_dir(settings)
-    lang = find_language(data.stage, "email", data.locale, directory)
-    ctx = with_shared_phrases(build_context(data, lang, settings), directory)
-    base = base_stage(data.stage)
+    directory, lang, base, ctx = _prepare(data, settings)
     subject = render_template(f"{base}/email.{lang}.subject.txt", ctx, directory)
     body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
     text = render_template("_layout/email.txt", {**ctx, "body": body}, directory)
@@ -277,10 +285,7 @@ def _compose_sms(data: ReminderData, settings: ChannelSettings) -> OutboundMessa
     if not data.phone:
         raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
                             "phone number; import one or plan email instead")
-    directory = templates_dir(settings)
-    lang = find_language(data.stage, "sms", data.locale, directory)
-    ctx = with_shared_phrases(build_context(data, lang, settings), directory)
-    base = base_stage(data.stage)
+    directory, lang, base, ctx = _prepare(data, settings)
     text = render_template(f"{base}/sms.{lang}.txt", ctx, directory)
     if settings.sms_opt_out_hint:
         text = f"{text} {render_template('_layout/sms_stop.txt', ctx, directory)}"
