@@ -150,6 +150,13 @@ def _skip_reason(
             return "email_opt_out"
         if not row["email"] or row["email_invalid"]:
             return "missing_email"
+    elif row["channel"] == "voice":
+        if row["voice_opt_out"]:
+            return "voice_opt_out"
+        if not row["voice_consent"]:
+            return "no_voice_consent"
+        if not row["phone"]:
+            return "missing_phone"
     else:
         if row["sms_opt_out"]:
             return "sms_opt_out"
@@ -268,6 +275,8 @@ def claim(
                 Customer.sms_consent,
                 Customer.email_opt_out,
                 Customer.sms_opt_out,
+                Customer.voice_consent,
+                Customer.voice_opt_out,
                 Customer.paused_until.label("c_paused"),
             )
             .join(Invoice, Invoice.id == Reminder.invoice_id)

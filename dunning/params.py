@@ -15,6 +15,7 @@ from dunning.sharding import MAX_SHARDS
 class ChannelName(StrEnum):
     email = "email"
     sms = "sms"
+    voice = "voice"
 
 
 class StageName(StrEnum):

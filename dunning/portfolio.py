@@ -161,6 +161,8 @@ def load_portfolio(
         Customer.sms_consent,
         Customer.email_opt_out,
         Customer.sms_opt_out,
+        Customer.voice_consent,
+        Customer.voice_opt_out,
         _raw(Customer.paused_until),
     )
     inv = select(
@@ -211,7 +213,7 @@ def load_portfolio(
         att = att.join(Customer, by_customer).where(in_shard)
         led = led.join(Customer, by_customer).where(in_shard)
     customers = _read(engine, cust, dates=("paused_until",))
-    for col in ("has_email", "has_phone", "sms_consent", "email_opt_out", "sms_opt_out"):
+    for col in _FLAGS:
         customers[col] = customers[col].fillna(False).astype(bool)
     invoices = _read(
         engine, inv, dates=("issued_on", "due_on", "promise_to_pay_on", "paused_until")
@@ -241,6 +243,8 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         "sms_consent": True,
         "email_opt_out": False,
         "sms_opt_out": False,
+        "voice_consent": False,
+        "voice_opt_out": False,
         "paused_until": None,
     },
     "invoices": {
@@ -273,6 +277,8 @@ _COLUMNS = {
         "sms_consent",
         "email_opt_out",
         "sms_opt_out",
+        "voice_consent",
+        "voice_opt_out",
         "paused_until",
     ],
     "invoices": [
@@ -295,6 +301,8 @@ _COLUMNS = {
         "planned_for",
     ],
 }
+_FLAGS = ("has_email", "has_phone", "sms_consent", "email_opt_out", "sms_opt_out",
+          "voice_consent", "voice_opt_out")
 _DATES = ("paused_until", "issued_on", "due_on", "promise_to_pay_on")
 _INSTANTS = ("paid_at", "attempted_at", "sent_at", "claimed_at", "planned_at", "planned_for")
 
@@ -309,7 +317,7 @@ def _frame(kind: str, records: list[dict[str, object]]) -> pd.DataFrame:
             df[col] = pd.to_datetime(df[col], utc=True)
         elif col in ("invoice_id", "amount_minor", "paid_minor"):
             df[col] = df[col].astype("int64")
-        elif col in ("has_email", "has_phone", "sms_consent", "email_opt_out", "sms_opt_out"):
+        elif col in _FLAGS:
             df[col] = df[col].astype(bool)
         elif col in _CATEGORIES:
             df[col] = df[col].astype("category")

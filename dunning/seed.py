@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ def _customer(rng: random.Random, index: int, market: Market, as_of: dt.date) ->
         "sms_consent": rng.random() >= 0.25,
         "email_opt_out": rng.random() < 0.03,
         "sms_opt_out": rng.random() < 0.04,
+        # Two in five agreed to reminder calls. From a hash of the index, not from ``rng``:
+        # a draw from ``rng`` would change every later value of every existing seed.
+        "voice_consent": zlib.crc32(f"voice-{index}".encode()) % 5 < 2,
         "paused_until": as_of + dt.timedelta(days=rng.randint(7, 30)) if rng.random() < 0.01
         else None,
     }

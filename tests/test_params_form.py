@@ -41,7 +41,7 @@ def test_every_field_of_the_form_has_a_title_and_a_description():
 
 def test_channels_and_stages_are_enums_and_numbers_have_bounds():
     defs = _form()
-    assert defs["ChannelName"]["enum"] == ["email", "sms"]
+    assert defs["ChannelName"]["enum"] == ["email", "sms", "voice"]
     assert {"pre_due", "due", "overdue_1", "overdue_2", "final_notice"} <= set(
         defs["StageName"]["enum"])
     fields = defs["RunParameters"]["properties"]

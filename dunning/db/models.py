@@ -65,7 +65,7 @@ MONEY = Numeric(18, 4, asdecimal=True)
 
 INVOICE_STATUSES = ("open", "paid", "void", "disputed")
 ATTEMPT_OUTCOMES = ("failed", "succeeded")
-CHANNELS = ("email", "sms")
+CHANNELS = ("email", "sms", "voice")
 # The ledger's states. ``planned``/``claimed`` are open; everything else is an end state or a
 # tracking state after the message left.
 REMINDER_STATUSES = (
@@ -115,6 +115,9 @@ class Customer(Base):
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Calls need their own consent; pressing 9 in a reminder call sets voice_opt_out.
+    voice_consent: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    voice_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     paused_until: Mapped[dt.date | None] = mapped_column(Date)
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
@@ -231,6 +234,8 @@ class Reminder(Base):
     replied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # first payment after send
+    # Voice reminders: how the call ended (completed, voicemail, no-answer, busy, failed).
+    call_outcome: Mapped[str | None] = mapped_column(String(16))
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(

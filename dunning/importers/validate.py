@@ -118,7 +118,7 @@ def _customer(c: _Cells, ctx: Context) -> Record:
         rec["email"] = c.get("email", fields.email)
     if c.present("phone"):
         rec["phone"] = c.get("phone", fields.phone, rec["country"])
-    for flag in ("sms_consent", "email_opt_out", "sms_opt_out"):
+    for flag in ("sms_consent", "voice_consent", "email_opt_out", "sms_opt_out"):
         if c.present(flag):
             rec[flag] = bool(c.get(flag, fields.boolean))
     if c.present("paused_until"):
@@ -197,11 +197,12 @@ def _attempt(c: _Cells, ctx: Context) -> Record:
 KINDS: dict[str, Kind] = {
     "customers": Kind(
         "customers", "customer_id", ("customer_id", "country", "timezone", "locale"),
-        ("name", "email", "phone", "sms_consent", "email_opt_out", "sms_opt_out",
-         "paused_until"),
+        ("name", "email", "phone", "sms_consent", "voice_consent", "email_opt_out",
+         "sms_opt_out", "paused_until"),
         _customer,
         {"name": None, "email": None, "phone": None, "sms_consent": False,
-         "email_opt_out": False, "sms_opt_out": False, "paused_until": None},
+         "voice_consent": False, "email_opt_out": False, "sms_opt_out": False,
+         "paused_until": None},
     ),
     "invoices": Kind(
         "invoices", "invoice_number",

@@ -29,6 +29,7 @@ class StageTable:
     segments: tuple[str, ...]
     email: np.ndarray  # bool [segment, code]
     sms: np.ndarray  # bool [segment, code]
+    voice: np.ndarray  # bool [segment, code]
     tones: np.ndarray  # object [segment, code]
     final: str  # name of the final ladder stage, which repeats
 
@@ -73,7 +74,7 @@ def stage_table(policy: Policy) -> StageTable:
     names += [e.name for e in extras]
     segs = policy.segments
     shape = (len(segs), len(names))
-    email, sms = np.zeros(shape, bool), np.zeros(shape, bool)
+    email, sms, voice = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
     tones = np.full(shape, "", dtype=object)
     for i, seg in enumerate(segs):
         ladder = policy.ladder_for(seg)
@@ -83,8 +84,9 @@ def stage_table(policy: Policy) -> StageTable:
             extra = next((e for e in extras if e.name == name), None)
             channels = stage.channels if stage else extra.channels if extra else ()
             email[i, j], sms[i, j] = "email" in channels, "sms" in channels
+            voice[i, j] = "voice" in channels
             tones[i, j] = stage.tone if stage else extra.tone if extra else ""
-    return StageTable(tuple(names), segs, email, sms, tones, policy.stage_order[-1])
+    return StageTable(tuple(names), segs, email, sms, voice, tones, policy.stage_order[-1])
 
 
 def reached_codes(ladder: Ladder, days: np.ndarray, table: StageTable) -> np.ndarray:

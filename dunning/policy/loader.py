@@ -14,6 +14,7 @@ from dunning.config import get_settings
 from dunning.errors import PolicyError
 from dunning.policy.model import (
     CHANNEL_NAMES,
+    DEFAULT_VOICE_WINDOW,
     PAYMENT_FAILED,
     PROMISE_BROKEN,
     Condition,
@@ -121,6 +122,8 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         "min_balance",
         "min_balance_by_currency",
         "send_window",
+        "voice_window",
+        "voice",
         "ladder",
         "payment_failed",
         "promise_broken",
@@ -142,7 +145,11 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         segment_ladders=ladders,
         rules=rules,
         fallback_segment=r.text(seg.get("fallback", "reliable"), "segments.fallback"),
-        send_window=_window(r, r.table(data, "send_window", "send_window")),
+        send_window=_window(r, r.table(data, "send_window", "send_window"), "send_window"),
+        voice_window=_window(
+            r, r.table(data, "voice_window", "voice_window"), "voice_window", DEFAULT_VOICE_WINDOW
+        ),
+        voice_retry_no_answer=_voice_retry(r, r.table(data, "voice", "voice")),
         min_balance=r.amount(data.get("min_balance", "1.00"), "min_balance"),
         min_balance_by_currency=r.amounts(data, "min_balance_by_currency"),
         large_overdue_balance=r.amount(
@@ -267,20 +274,37 @@ def _rule(r: _Reader, spec: Any, index: int) -> SegmentRule:
     )
 
 
-def _window(r: _Reader, spec: dict[str, Any]) -> SendWindow:
-    days = spec.get("weekdays", list(_WEEKDAYS[:5]))
+def _window(
+    r: _Reader, spec: dict[str, Any], key: str, default: SendWindow = SendWindow()
+) -> SendWindow:
+    """The window table ``key`` (send_window or voice_window); ``default`` fills what is unset."""
+    days = spec.get("weekdays", [_WEEKDAYS[d] for d in sorted(default.weekdays)])
     if not isinstance(days, list) or not days or any(d not in _WEEKDAYS for d in days):
         raise r.error(
-            "send_window.weekdays", f"must be a list of days from {list(_WEEKDAYS)}, got {days!r}"
+            f"{key}.weekdays", f"must be a list of days from {list(_WEEKDAYS)}, got {days!r}"
         )
-    start = r.clock(spec.get("start", "09:00"), "send_window.start")
-    end = r.clock(spec.get("end", "18:00"), "send_window.end")
+    start = r.clock(spec.get("start", _hhmm(default.start_minute)), f"{key}.start")
+    end = r.clock(spec.get("end", _hhmm(default.end_minute)), f"{key}.end")
     if end <= start:
-        raise r.error("send_window.end", "must be later than send_window.start")
-    skip = spec.get("skip_holidays", True)
+        raise r.error(f"{key}.end", f"must be later than {key}.start")
+    skip = spec.get("skip_holidays", default.skip_holidays)
     if not isinstance(skip, bool):
-        raise r.error("send_window.skip_holidays", f"must be true or false, got {skip!r}")
+        raise r.error(f"{key}.skip_holidays", f"must be true or false, got {skip!r}")
     return SendWindow(start, end, frozenset(_WEEKDAYS.index(d) for d in days), skip)
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _voice_retry(r: _Reader, spec: dict[str, Any]) -> bool:
+    unknown = set(spec) - {"retry_no_answer"}
+    if unknown:
+        raise r.error(f"voice.{sorted(unknown)[0]}", "is unknown; expected retry_no_answer")
+    retry = spec.get("retry_no_answer", False)
+    if not isinstance(retry, bool):
+        raise r.error("voice.retry_no_answer", f"must be true or false, got {retry!r}")
+    return retry
 
 
 def _extra(

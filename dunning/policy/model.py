@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-CHANNEL_NAMES = ("email", "sms")
+CHANNEL_NAMES = ("email", "sms", "voice")
 #: Stages outside the ladder, each sent at most once per (invoice, channel).
 PAYMENT_FAILED = "payment_failed"
 PROMISE_BROKEN = "promise_broken"
@@ -54,6 +54,11 @@ class SendWindow:
     skip_holidays: bool = True
 
 
+#: Calls are stricter than messages: 10:00-17:00 local time on weekdays unless the policy
+#: sets its own ``[voice_window]``.
+DEFAULT_VOICE_WINDOW = SendWindow(start_minute=10 * 60, end_minute=17 * 60)
+
+
 @dataclass(frozen=True)
 class Condition:
     """``feature`` compared with ``value`` by ``op`` (one of >=, <=, ==)."""
@@ -81,6 +86,9 @@ class Policy:
     rules: tuple[SegmentRule, ...]
     fallback_segment: str
     send_window: SendWindow
+    voice_window: SendWindow = DEFAULT_VOICE_WINDOW
+    # A call that was not answered (no-answer) is placed once more on a later local day.
+    voice_retry_no_answer: bool = False
     min_balance: Decimal = Decimal("1.00")
     min_balance_by_currency: dict[str, Decimal] = field(default_factory=dict)
     large_overdue_balance: Decimal = Decimal("5000")

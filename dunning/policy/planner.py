@@ -46,6 +46,8 @@ FEATURE_COLUMNS = [
     "failed_attempts_90d",
     "oldest_open_days_overdue",
 ]
+CHANNELS = ("email", "sms", "voice")  # channel codes 0, 1, 2
+VOICE = CHANNELS.index("voice")
 _NAT = np.datetime64("NaT", "ns")
 _MISSING = np.iinfo(np.int64).min  # NaT as int64 nanoseconds: earlier than any instant
 
@@ -128,7 +130,8 @@ def _invoice_frame(
 
 
 def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
-    """The ledger with stage code, channel code (email 0, sms 1), done flag and row instant."""
+    """The ledger with stage code, channel code (email 0, sms 1, voice 2), done flag and row
+    instant."""
     led = portfolio.ledger
     stages = led["stage"].astype("category")
     cat_codes = table.code_of(np.asarray(stages.cat.categories))
@@ -143,7 +146,9 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
         {
             "invoice_id": led["invoice_id"].to_numpy(np.int64),
             "code": codes,
-            "ch": (led["channel"].astype(str).to_numpy() == "sms").astype(np.int64),
+            "ch": pd.Categorical(led["channel"].astype(str), categories=CHANNELS).codes.astype(
+                np.int64
+            ),
             "done": ~led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
             "went_out": led["status"].astype(str).isin(WENT_OUT).to_numpy(),
             "open": led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
@@ -207,6 +212,7 @@ def _apply_ledger(
         _local_day(last_out, portfolio, inv) == inv["today"].to_numpy()
     ) & (last_code != inv["code"].to_numpy())
     inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
+    inv["called_today"] = _called_today(led, portfolio, inv)
     keep = (inv["code"].to_numpy() >= 0) & (
         np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
     )
@@ -215,6 +221,25 @@ def _apply_ledger(
     return inv, _key(
         done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table
     )
+
+
+def _called_today(led: pd.DataFrame, portfolio: Portfolio, inv: pd.DataFrame) -> np.ndarray:
+    """Per invoice, whether a call to its customer (about any invoice) went out on the
+    customer's local today: at most one call per customer per day."""
+    calls = led.loc[led["went_out"].to_numpy() & (led["ch"].to_numpy() == VOICE)]
+    if calls.empty:
+        return np.zeros(len(inv), dtype=bool)
+    invoices = portfolio.invoices
+    owner = pd.Series(
+        invoices["customer_id"].astype(str).to_numpy(), index=invoices["invoice_id"].to_numpy()
+    )
+    last = (
+        pd.Series(_ns(calls["when"]), index=owner.reindex(calls["invoice_id"].to_numpy()).array)
+        .groupby(level=0)
+        .max()
+    )
+    last_call = last.reindex(inv["customer_id"].to_numpy()).fillna(_MISSING).to_numpy(np.int64)
+    return _local_day(last_call, portfolio, inv) == inv["today"].to_numpy()
 
 
 def _local_day(instants: np.ndarray, portfolio: Portfolio, inv: pd.DataFrame) -> np.ndarray:
@@ -236,9 +261,11 @@ def _local_day(instants: np.ndarray, portfolio: Portfolio, inv: pd.DataFrame) ->
 
 def _key(invoice_id: np.ndarray, code: np.ndarray, ch: np.ndarray, table: StageTable) -> np.ndarray:
     """One int64 per (invoice, stage code, channel code), for set membership tests."""
-    width = 2 * (len(table.names) + 1)
+    width = len(CHANNELS) * (len(table.names) + 1)
     return (
-        invoice_id.astype(np.int64) * width + (code.astype(np.int64) + 1) * 2 + ch.astype(np.int64)
+        invoice_id.astype(np.int64) * width
+        + (code.astype(np.int64) + 1) * len(CHANNELS)
+        + ch.astype(np.int64)
     )
 
 
@@ -246,7 +273,7 @@ def _expand_channels(inv: pd.DataFrame, table: StageTable) -> pd.DataFrame:
     """One row per (invoice, channel) the chosen stage uses in the invoice's segment."""
     seg, code = inv["seg"].to_numpy(), inv["code"].to_numpy()
     parts = []
-    for ch, flags in ((0, table.email), (1, table.sms)):
+    for ch, flags in ((0, table.email), (1, table.sms), (VOICE, table.voice)):
         part = inv.loc[flags[seg, code]].copy()
         part["ch"] = ch
         parts.append(part)
@@ -270,7 +297,7 @@ def _decide(
     minimum = minor_threshold(
         rows["currency"], dict(policy.min_balance_by_currency), policy.min_balance
     )
-    email, sms = ch == 0, ch == 1
+    email, sms, voice = ch == 0, ch == 1, ch == VOICE
     done = np.isin(_key(rows["invoice_id"].to_numpy(), code, ch, table), done_keys)
     in_ladder = code < table.payment_failed
     reasons = [
@@ -291,11 +318,19 @@ def _decide(
         (sms & cust["sms_opt_out"], "sms_opt_out"),
         (sms & ~cust["sms_consent"], "no_sms_consent"),
         (sms & ~cust["has_phone"], "missing_phone"),
+        (voice & cust["voice_opt_out"], "voice_opt_out"),
+        (voice & ~cust["voice_consent"], "no_voice_consent"),
+        (voice & ~cust["has_phone"], "missing_phone"),
+        (voice & rows["called_today"].to_numpy(bool), "one_call_per_day"),
     ]
     skip = np.select([m for m, _ in reasons], [r for _, r in reasons], default="")
-    defer, start = window_frame(
-        pd.Series(cust["timezone"]), pd.Series(cust["country"]), as_of, policy.send_window
-    )
+    skip = np.where(_second_call(rows, voice & (skip == "")), "one_call_per_day", skip)
+    zones, countries = pd.Series(cust["timezone"]), pd.Series(cust["country"])
+    defer, start = window_frame(zones, countries, as_of, policy.send_window)
+    if voice.any():
+        # Calls keep their own, stricter window (voice_window) and the same holidays.
+        vdefer, vstart = window_frame(zones, countries, as_of, policy.voice_window)
+        defer, start = np.where(voice, vdefer, defer), np.where(voice, vstart, start)
     is_skip, is_defer = skip != "", (skip == "") & (defer != "")
     action = np.where(is_skip, "skip", np.where(is_defer, "defer", "send"))
     as_of_ns = np.datetime64(as_of.replace(tzinfo=None), "ns")
@@ -308,7 +343,7 @@ def _decide(
             "customer_id": rows["customer_id"].to_numpy(),
             "segment": pd.Categorical.from_codes(seg, categories=pd.Index(table.segments)),
             "stage": pd.Categorical.from_codes(code, categories=pd.Index(table.names)),
-            "channel": pd.Categorical.from_codes(ch, categories=pd.Index(["email", "sms"])),
+            "channel": pd.Categorical.from_codes(ch, categories=pd.Index(CHANNELS)),
             "action": pd.Categorical(action, categories=["send", "defer", "skip"]),
             # Plain strings: the flow may add its own reasons (e.g. max_messages_per_run).
             "reason": np.where(is_skip, skip, defer).astype(object),
@@ -327,6 +362,23 @@ def _decide(
         .reset_index(drop=True)
     )
     return pd.concat([out, extra], axis=1)
+
+
+def _second_call(rows: pd.DataFrame, calls: np.ndarray) -> np.ndarray:
+    """Per row, whether it is a call to a customer this plan already calls about another
+    invoice: only the call about the largest balance is kept (one call per customer per day)."""
+    if calls.sum() < 2:
+        return np.zeros(len(rows), dtype=bool)
+    candidates = pd.DataFrame(
+        {
+            "customer": rows["customer_id"].to_numpy()[calls],
+            "balance": rows["balance_minor"].to_numpy()[calls],
+        },
+        index=np.flatnonzero(calls),
+    ).sort_values(["customer", "balance"], ascending=[True, False], kind="stable")
+    out = np.zeros(len(rows), dtype=bool)
+    out[candidates.index[candidates["customer"].duplicated().to_numpy()]] = True
+    return out
 
 
 def _customers_of(rows: pd.DataFrame, cust: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -348,4 +400,8 @@ def _customers_of(rows: pd.DataFrame, cust: pd.DataFrame) -> dict[str, np.ndarra
             "sms_consent",
             "has_phone",
         )
-    } | {"paused_until": cust["paused_until"].to_numpy("datetime64[D]")[pos]}
+    } | {"paused_until": cust["paused_until"].to_numpy("datetime64[D]")[pos]} | {
+        # A portfolio built by hand (tests, notebooks) may lack the voice columns: no consent.
+        col: cust[col].to_numpy(bool)[pos] if col in cust else np.zeros(len(pos), dtype=bool)
+        for col in ("voice_consent", "voice_opt_out")
+    }

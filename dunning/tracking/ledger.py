@@ -90,7 +90,8 @@ def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: 
     """
     if not customer_ids:
         return []
-    column = Customer.sms_opt_out if channel == "sms" else Customer.email_opt_out
+    column = {"sms": Customer.sms_opt_out, "voice": Customer.voice_opt_out}.get(
+        channel, Customer.email_opt_out)
     changed = rowcount(session.execute(
         update(Customer)
         .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))

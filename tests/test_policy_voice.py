@@ -1,0 +1,119 @@
+"""The planner's voice rules: consent, opt-out, the voice window, holidays and one call per
+customer per day, under the example policy that calls at_risk customers at the final notice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dunning.errors import PolicyError
+from dunning.policy import load_policy, plan
+from dunning.policy.loader import parse_policy
+from dunning.policy.model import DEFAULT_VOICE_WINDOW
+from dunning.portfolio import build_portfolio
+from tests.policy_support import AS_OF, POLICY, TODAY, actions, portfolio
+
+EXAMPLE = load_policy(Path(__file__).resolve().parent.parent / "examples" / "policy_voice.toml")
+# A large overdue balance (5,000 EUR) makes the customer at_risk; the final notice is day 7.
+AT_RISK = {"amount_minor": 600_000}
+CALLABLE = {"voice_consent": True, "phone": "+4915112345678"}
+
+
+def voice_actions(customer=None, invoice=None, as_of=AS_OF, **kw):
+    p = portfolio(CALLABLE | (customer or {}), AT_RISK | (invoice or {}), days_overdue=7, **kw)
+    return {k: v for k, v in actions(p, as_of, EXAMPLE).items() if k[1] == "voice"}
+
+
+def test_the_default_policy_calls_nobody():
+    p = portfolio(CALLABLE, AT_RISK, days_overdue=7)
+    assert not [k for k in actions(p) if k[1] == "voice"]
+    assert POLICY.voice_window == DEFAULT_VOICE_WINDOW
+
+
+def test_the_example_policy_calls_at_risk_customers_at_the_final_notice():
+    assert voice_actions() == {("final_notice", "voice"): "send"}
+    small = portfolio(CALLABLE, {"amount_minor": 10_000}, days_overdue=7)  # not at_risk
+    assert not [k for k in actions(small, AS_OF, EXAMPLE) if k[1] == "voice"]
+
+
+@pytest.mark.parametrize(
+    ("customer", "expected"),
+    [
+        ({"voice_consent": False}, "skip:no_voice_consent"),
+        ({"voice_opt_out": True}, "skip:voice_opt_out"),
+        ({"has_phone": False}, "skip:missing_phone"),
+        ({"sms_consent": False}, "send"),  # SMS consent is not voice consent, nor needed
+    ],
+)
+def test_a_call_needs_voice_consent_no_opt_out_and_a_phone(customer, expected):
+    assert voice_actions(customer) == {("final_notice", "voice"): expected}
+
+
+def test_calls_keep_the_stricter_voice_window_while_messages_go_out():
+    early = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)  # 09:30 in Berlin
+    p = portfolio(CALLABLE, AT_RISK, days_overdue=7)
+    got = actions(p, early, EXAMPLE)
+    assert got[("final_notice", "email")] == "send"
+    assert got[("final_notice", "voice")] == "defer:outside_send_window"
+    line = plan(p, early, EXAMPLE).query("channel == 'voice'").iloc[0]
+    assert line["not_before"] == pd.Timestamp("2026-11-24 09:00", tz="UTC")  # 10:00 Berlin
+    late = datetime(2026, 11, 24, 16, 30, tzinfo=UTC)  # 17:30 Berlin: next weekday 10:00
+    line = plan(p, late, EXAMPLE).query("channel == 'voice'").iloc[0]
+    assert (line["action"], line["not_before"]) == (
+        "defer", pd.Timestamp("2026-11-25 09:00", tz="UTC"))
+
+
+def test_no_call_on_a_public_holiday():
+    christmas = datetime(2026, 12, 25, 12, 0, tzinfo=UTC)  # a Friday
+    p = portfolio(CALLABLE, AT_RISK | {"due_on": christmas.date() - timedelta(days=7)})
+    assert actions(p, christmas, EXAMPLE)[("final_notice", "voice")] == "defer:holiday"
+
+
+def _two_invoices(ledger=None):
+    cust = {"customer_id": "c1", "country": "DE", "timezone": "Europe/Berlin",
+            "locale": "de_DE"} | CALLABLE
+    due = TODAY - timedelta(days=7)
+    invoices = [
+        {"invoice_id": 1, "invoice_number": "INV-1", "customer_id": "c1",
+         "amount_minor": 600_000, "due_on": due},
+        {"invoice_id": 2, "invoice_number": "INV-2", "customer_id": "c1",
+         "amount_minor": 900_000, "due_on": due},
+    ]
+    return build_portfolio([cust], invoices, ledger=ledger)
+
+
+def test_one_call_per_customer_per_day_across_invoices():
+    lines = plan(_two_invoices(), AS_OF, EXAMPLE).query("channel == 'voice'")
+    got = dict(zip(lines["invoice_number"], lines["action"].astype(str) + ":" + lines["reason"],
+                   strict=True))
+    # The call is about the larger balance; email and SMS still go out for both invoices.
+    assert got == {"INV-2": "send:", "INV-1": "skip:one_call_per_day"}
+
+
+@pytest.mark.parametrize(("hours_ago", "expected"), [(2, "skip:one_call_per_day"), (30, "send:")])
+def test_a_call_earlier_today_about_another_invoice_holds_the_next_call(hours_ago, expected):
+    called = {"invoice_id": 2, "stage": "final_notice", "channel": "voice", "status": "sent",
+              "planned_for": AS_OF - timedelta(hours=hours_ago)}
+    lines = plan(_two_invoices([called]), AS_OF, EXAMPLE).query("channel == 'voice'")
+    got = {r.invoice_number: f"{r.action}:{r.reason}" for r in lines.itertuples()}
+    assert got["INV-1"] == expected
+
+
+def test_loader_accepts_voice_and_names_bad_voice_keys():
+    base = {"ladder": {"stages": [{"name": "due", "offset_days": 0,
+                                   "channels": ["email", "voice"]}]}}
+    policy = parse_policy(base | {"voice_window": {"start": "11:00"}, "voice": {
+        "retry_no_answer": True}})
+    assert policy.ladder.stages[0].channels == ("email", "voice")
+    assert (policy.voice_window.start_minute, policy.voice_window.end_minute) == (660, 1020)
+    assert policy.voice_retry_no_answer is True
+    with pytest.raises(PolicyError, match="voice_window.end"):
+        parse_policy(base | {"voice_window": {"start": "16:00", "end": "15:00"}})
+    with pytest.raises(PolicyError, match="voice.retries"):
+        parse_policy(base | {"voice": {"retries": 2}})
+    with pytest.raises(PolicyError, match="channels"):
+        parse_policy({"ladder": {"stages": [{"name": "due", "offset_days": 0,
+                                             "channels": ["fax"]}]}})
