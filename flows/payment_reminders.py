@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy import insert
 
+from dunning.channels import check_email_compliance
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
 from dunning.errors import ProviderAuthError
@@ -75,6 +76,10 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
         shard = (params.shards, params.shard)
         log.info("shard %d of %d", params.shard, params.shards)
 
+    if not params.dry_run and "email" in (_names(params.channels) or ["email"]):
+        # Before anything is claimed: real e-mail with a one-click link that cannot work is
+        # refused (ConfigError names the setting).
+        check_email_compliance()
     # Settle claims a crashed run left behind first, so what they release is planned now.
     reconciled = {} if params.dry_run else reconcile_stale_claims()
     portfolio = fetch_portfolio(params.invoice_numbers, shard)

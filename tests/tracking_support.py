@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import socket
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -108,3 +111,30 @@ def stripe_event(event_id: str, kind: str, obj: dict[str, object]) -> dict[str, 
     """A Stripe event envelope around ``obj``."""
     return {"id": event_id, "type": kind, "created": int(SENT_AT.timestamp()) + 3600,
             "data": {"object": obj}}
+
+
+@contextlib.contextmanager
+def running_app(app: object) -> Iterator[str]:
+    """``app`` served by a real uvicorn on a free 127.0.0.1 port; yields its base URL and stops
+    it afterwards (start bounded to 20 s)."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "app failed to start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

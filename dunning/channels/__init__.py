@@ -118,4 +118,20 @@ def get_channel(kind: str, settings: ChannelSettings | None = None) -> Channel:
     return _outbox(kind, settings)
 
 
-__all__ = ["get_channel", "resolve_provider"]
+def check_email_compliance(settings: ChannelSettings | None = None) -> None:
+    """Raise ConfigError when real e-mail (SendGrid or SMTP) would go out with a one-click
+    unsubscribe link that cannot work: the secret or base URL still at its development default
+    (RFC 8058; Gmail and Yahoo require a working one-click unsubscribe from bulk senders).
+    The outbox is exempt: nothing leaves the machine."""
+    from dunning.channels.settings import unsubscribe_problems
+
+    settings = settings or get_channel_settings()
+    provider = resolve_provider("email", settings)
+    if provider not in ("sendgrid", "smtp"):
+        return
+    problems = unsubscribe_problems(settings)
+    if problems:
+        raise ConfigError(f"refusing to send e-mail with {provider}: " + "; ".join(problems))
+
+
+__all__ = ["check_email_compliance", "get_channel", "resolve_provider"]

@@ -12,6 +12,11 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmailProvider = Literal["auto", "sendgrid", "smtp", "outbox"]
+#: Development defaults of the one-click unsubscribe link: fine for the outbox, refused by a run
+#: that sends real e-mail (a known secret lets anyone unsubscribe anyone; the example URL
+#: reaches no receiver, so every unsubscribe click would be lost).
+DEV_UNSUBSCRIBE_SECRET = "dunning-dev-unsubscribe-secret"  # noqa: S105 (public by design)
+EXAMPLE_UNSUBSCRIBE_BASE_URL = "https://example.com/unsubscribe"
 SmsProvider = Literal["auto", "twilio", "outbox"]
 
 
@@ -76,11 +81,14 @@ class ChannelSettings(BaseSettings):
     email_from_name: str | None = None
     email_reply_to: str | None = None
     postal_address: str = "1 Example Street, 12345 Springfield"
-    unsubscribe_base_url: str = "https://example.com/unsubscribe"
+    unsubscribe_base_url: str = Field(
+        default=EXAMPLE_UNSUBSCRIBE_BASE_URL,
+        description="Public URL of the receiver's /unsubscribe path (one-click links).",
+    )
     unsubscribe_mailto: str | None = Field(
         default=None, description="Address for mailto: List-Unsubscribe; default email_from."
     )
-    unsubscribe_secret: SecretStr = SecretStr("dunning-dev-unsubscribe-secret")
+    unsubscribe_secret: SecretStr = SecretStr(DEV_UNSUBSCRIBE_SECRET)
     sms_max_segments: int = Field(default=2, ge=1)
     sms_opt_out_hint: bool = True
     templates_dir: str | None = Field(default=None, description="Default: templates/ in the repo.")
@@ -89,3 +97,20 @@ class ChannelSettings(BaseSettings):
 def get_channel_settings() -> ChannelSettings:
     """The delivery settings read from the environment now (not cached: tests change env)."""
     return ChannelSettings()
+
+
+def unsubscribe_problems(settings: ChannelSettings) -> list[str]:
+    """What keeps one-click unsubscribe from working with real e-mail: each item names the
+    setting still at its development default and what to set (empty when both are set)."""
+    problems = []
+    if settings.unsubscribe_secret.get_secret_value() == DEV_UNSUBSCRIBE_SECRET:
+        problems.append(
+            "DUNNING_UNSUBSCRIBE_SECRET is the development default; set a long random secret "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    if settings.unsubscribe_base_url.rstrip("/") == EXAMPLE_UNSUBSCRIBE_BASE_URL:
+        problems.append(
+            "DUNNING_UNSUBSCRIBE_BASE_URL is the example URL; set the public URL of the "
+            "receiver's /unsubscribe path, e.g. https://hooks.yourcompany.com/unsubscribe"
+        )
+    return problems

@@ -64,6 +64,10 @@ def run(
         )
         fail(f"invalid run parameters: {problems}")
     check_ready(get_engine())
+    if not params.dry_run and "email" in ([str(c) for c in params.channels or []] or ["email"]):
+        from dunning.channels import check_email_compliance
+
+        check_email_compliance()  # before Prefect starts: ConfigError names the setting
     # The ephemeral server's 20 s default start budget is too tight on a busy laptop or CI box.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.payment_reminders import payment_reminders

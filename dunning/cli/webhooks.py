@@ -32,6 +32,10 @@ def serve(
         ("DUNNING_STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret)) if not value]
     if missing:
         console.print(f"not configured (those endpoints answer 503): {', '.join(missing)}")
+    from dunning.channels.settings import get_channel_settings, unsubscribe_problems
+
+    for problem in unsubscribe_problems(get_channel_settings()):
+        console.print(f"one-click unsubscribe: {problem}")
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

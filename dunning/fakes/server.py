@@ -120,6 +120,10 @@ def env_for(base_url: str, ctx: FakeContext) -> dict[str, str]:
         "DUNNING_SENDGRID_BASE_URL": base_url,
         "DUNNING_SENDGRID_API_KEY": ctx.config.sendgrid_api_key,
         "DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid.public_key_b64(ctx.config.seed),
+        # A run sending real-looking e-mail refuses the development unsubscribe defaults; the
+        # fakes stand for real providers, so they come with a local secret and receiver URL.
+        "DUNNING_UNSUBSCRIBE_SECRET": f"fake-unsubscribe-{ctx.config.seed}",
+        "DUNNING_UNSUBSCRIBE_BASE_URL": "http://127.0.0.1:8080/unsubscribe",
     }
 
 

@@ -1,7 +1,8 @@
 """The webhook receiver: verify, store in webhook_inbox, answer 2xx fast.
 
-Nothing is applied here; the track_responses flow applies the inbox. A forged, malformed or
-oversized request is answered 4xx and stores nothing; a replayed event is stored once.
+Nothing is applied here; the track_responses flow applies the inbox (one-click unsubscribe,
+in ``dunning.webhooks.unsubscribe``, is the exception: it must take effect at once). A forged,
+malformed or oversized request is answered 4xx and stores nothing; a replayed event is stored once.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
+from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.db import get_engine
 from dunning.db.models import WebhookInbox, utcnow
 from dunning.errors import ConfigError
+from dunning.render import templates_dir
+from dunning.webhooks import unsubscribe
 from dunning.webhooks.settings import WebhookSettings
 from dunning.webhooks.verify import (
     InboxRecord,
@@ -96,9 +100,13 @@ def public_url(request: Request, base: str | None) -> str:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(settings: WebhookSettings | None = None, engine: Engine | None = None) -> Starlette:
-    """The ASGI app receiving SendGrid, Twilio and Stripe webhooks into the inbox."""
+def create_app(settings: WebhookSettings | None = None, engine: Engine | None = None,
+               channel_settings: ChannelSettings | None = None) -> Starlette:
+    """The ASGI app receiving SendGrid, Twilio and Stripe webhooks into the inbox, and serving
+    one-click unsubscribe at ``/unsubscribe/{token}`` (secret and templates from
+    ``channel_settings``, default the environment)."""
     cfg = settings or WebhookSettings()
+    channels = channel_settings or get_channel_settings()
     limit = cfg.webhook_max_body_bytes
     sg_key = cfg.sendgrid_webhook_public_key
     try:
@@ -171,6 +179,10 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/unsubscribe/{token}",
+              unsubscribe.endpoint_for(db, channels.unsubscribe_secret.get_secret_value(),
+                                       templates_dir(channels)),
+              methods=["GET", "POST"]),
         Route("/webhooks/sendgrid/events",
               guarded("sendgrid", sg is not None, JSON_TYPE, sendgrid, json_reply),
               methods=["POST"]),
