@@ -119,6 +119,12 @@ class Customer(Base):
     voice_consent: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     voice_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     paused_until: Mapped[dt.date | None] = mapped_column(Date)
+    # Where the record lives (a sources.toml name; `files` for CSV/Excel imports and the seed)
+    # and its id there; a customer_id belongs to one source only.
+    source: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="files", server_default="files", index=True
+    )
+    source_id: Mapped[str | None] = mapped_column(String(200))
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
@@ -150,6 +156,11 @@ class Invoice(Base):
     # Set by an SMS reply "PAID": reminders pause until then and an operator reviews.
     paused_until: Mapped[dt.date | None] = mapped_column(Date)
     review_reason: Mapped[str | None] = mapped_column(String(200))
+    # As for customers: the source the invoice is synced from and its id there (Stripe's in_...).
+    source: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="files", server_default="files", index=True
+    )
+    source_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
@@ -311,3 +322,39 @@ class ReminderRun(Base):
     # A shard run's outcomes in compact form (RunReport.to_compact): how its coordinator, on
     # any machine, builds the whole run's report from the database every worker shares.
     outcomes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SourceState(Base):
+    """One row per source in sources.toml: its cursor and the outcome of its last sync."""
+
+    __tablename__ = "source_state"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # Opaque to everything but the source's own code (JSON text: timestamps, event ids).
+    cursor: Mapped[str | None] = mapped_column(Text)
+    # What the freshness guard reads: a run does not send on data older than max_age_minutes.
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SourceQuarantine(Base):
+    """A record a source sent that failed validation: kept out of the tables, with the reason.
+
+    Cleared when a later sync brings the record valid (or it disappears from the source).
+    """
+
+    __tablename__ = "source_quarantine"
+    __table_args__ = (
+        UniqueConstraint("source", "record_type", "source_id", name="uq_source_quarantine"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    record_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    source_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    reason: Mapped[str] = mapped_column(String(1000), nullable=False)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -7,7 +7,7 @@ update, how many rows are unchanged and every problem as ``line N: column: probl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -245,11 +245,15 @@ def key_cells(table: Table, column: str) -> set[str]:
             if column in r.cells and not fields.is_blank(r.cells[column])}
 
 
-def plan_import(kind: Kind, table: Table, ctx: Context,
-                advance: Callable[[int], None] | None = None) -> Plan:
-    """The inserts, updates, unchanged count and errors of importing ``table`` over ``ctx``."""
+def validate_rows(kind: Kind, table: Table, ctx: Context,
+                  advance: Callable[[int], None] | None = None,
+                  ) -> Iterator[tuple[Row, Record, list[RowError]]]:
+    """Each row of ``table`` with its parsed record and its problems (empty when valid).
+
+    The one validation path: CSV/Excel imports and every source's sync use it. Raises
+    ImportFailed when the header lacks a required column or names an unknown one.
+    """
     check_header(kind, table)
-    plan = Plan()
     first_line: dict[str, int] = {}
     paid = {number: ref.paid for number, ref in ctx.invoices.items()}
     for i, row in enumerate(table.rows, start=1):
@@ -272,13 +276,21 @@ def plan_import(kind: Kind, table: Table, ctx: Context,
             first_line[key] = row.line
         if kind.name == "payments" and not cells.errors and key not in ctx.existing:
             _check_balance(cells, rec, ctx, paid, fields.text(row.cells["invoice_number"], 64))
-        if cells.errors:
-            plan.errors.extend(cells.errors)
-            plan.rejected.append(row)
-            continue
-        _classify(plan, kind, rec, ctx.existing.get(str(key)))
+        yield row, rec, cells.errors
     if advance:
         advance(len(table.rows) % 1000)
+
+
+def plan_import(kind: Kind, table: Table, ctx: Context,
+                advance: Callable[[int], None] | None = None) -> Plan:
+    """The inserts, updates, unchanged count and errors of importing ``table`` over ``ctx``."""
+    plan = Plan()
+    for row, rec, errors in validate_rows(kind, table, ctx, advance):
+        if errors:
+            plan.errors.extend(errors)
+            plan.rejected.append(row)
+            continue
+        classify(plan, kind, rec, ctx.existing.get(str(rec.get(kind.key))))
     return plan
 
 
@@ -294,7 +306,8 @@ def _check_balance(cells: _Cells, rec: Record, ctx: Context, paid: dict[str, Dec
         paid[number] += rec["amount"]
 
 
-def _classify(plan: Plan, kind: Kind, rec: Record, stored: Record | None) -> None:
+def classify(plan: Plan, kind: Kind, rec: Record, stored: Record | None) -> None:
+    """Nothing; adds ``rec`` to ``plan`` as an insert, an update or an unchanged row."""
     if stored is None:
         plan.inserts.append({**kind.defaults, **rec})
     elif any(stored.get(col) != value for col, value in rec.items()):
