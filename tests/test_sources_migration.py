@@ -1,4 +1,4 @@
-"""Migration 0004_sources: rows from before sources belong to `files`; it downgrades cleanly."""
+"""Migration 0005_sources: rows from before sources belong to `files`; it downgrades cleanly."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ AT = dt.datetime(2026, 11, 1, 12, 0)
 def test_existing_rows_become_the_files_source_and_the_migration_downgrades(
         fresh_url: str,  # noqa: F811
 ) -> None:
-    db.upgrade(fresh_url, "0003")
+    db.upgrade(fresh_url, "0004_voice")
     engine = db.get_engine(fresh_url)
     with engine.begin() as conn:
         conn.execute(text(
@@ -39,7 +39,7 @@ def test_existing_rows_become_the_files_source_and_the_migration_downgrades(
         assert conn.execute(text("SELECT source FROM customers")).scalar() == "files"
         tables = set(inspect(conn).get_table_names())
     assert {"source_state", "source_quarantine"} <= tables
-    command.downgrade(db.alembic_config(fresh_url), "0003")
+    command.downgrade(db.alembic_config(fresh_url), "0004_voice")
     with engine.connect() as conn:
         inspector = inspect(conn)
         assert "source" not in {c["name"] for c in inspector.get_columns("invoices")}

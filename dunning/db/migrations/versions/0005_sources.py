@@ -1,8 +1,8 @@
 """Sources: customers/invoices keep their source and source id; per-source sync state and a
 quarantine for records that failed validation
 
-Revision ID: 0004_sources
-Revises: 0003
+Revision ID: 0005_sources
+Revises: 0004_voice
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 import dunning.db.models
 
-revision = "0004_sources"
-down_revision = "0003"
+revision = "0005_sources"
+down_revision = "0004_voice"
 branch_labels = None
 depends_on = None
 
