@@ -2,10 +2,13 @@
 
 Layout of templates/ (see docs/delivery.md):
     <stage>/email.<lang>.subject.txt   subject line
-    <stage>/email.<lang>.txt           plain-text body (without footer)
+    <stage>/email.<lang>.txt           the stage's own paragraph(s) of the email
     <stage>/sms.<lang>.txt             SMS body (the opt-out hint is appended by compose)
-    _layout/email.txt, email.html      wrap the body with the footer; HTML autoescaped
-    _shared/<lang>.txt                 localized phrases (macros) the stage templates import
+    _layout/email.txt, email.html      the whole email around them: greeting, body, invoice
+                                       summary (_layout/summary.*), pay link/button, tone
+                                       line, signature, footer; HTML autoescaped
+    _shared/<lang>.txt                 localized phrases (macros), passed as ``s``
+Words, dates and amounts of a message come from one resolved locale (dunning.locales).
 Repeat stages (final_notice_r2, ...) use their base stage's templates. Customer data is always
 passed as render context, never as template source, and the environment is sandboxed.
 """
@@ -15,24 +18,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.config import get_settings
 from dunning.errors import TemplateError
-from dunning.money import cached_locale, format_money
+from dunning.locales import (
+    FALLBACK_LANGUAGE,
+    ResolvedLocale,
+    babel_locale,
+    resolve_locale,
+)
+from dunning.money import format_money
 from dunning.sms import count_segments, plain_text
+from dunning.summary import brand_colors, currency_totals, format_day, invoice_items, safe_link
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-FALLBACK_LANGUAGE = "en"
 STAGES = ("pre_due", "due", "overdue_1", "overdue_2", "final_notice", "payment_failed",
           "promise_broken")
 _REPEAT = re.compile(r"^(?P<base>.+)_r(?P<n>\d+)$")
@@ -42,32 +50,6 @@ def base_stage(stage: str) -> str:
     """The stage whose templates ``stage`` uses (final_notice_r3 -> final_notice)."""
     match = _REPEAT.match(stage)
     return match.group("base") if match else stage
-
-
-def locale_candidates(locale: str) -> list[str]:
-    """Template languages to try for ``locale``, best first (de_AT -> de_AT, de, en)."""
-    normalized = locale.replace("-", "_").strip()
-    parts = normalized.split("_")
-    candidates = []
-    if len(parts) > 1 and parts[0]:
-        candidates.append(f"{parts[0].lower()}_{parts[1].upper()}")
-    if parts[0]:
-        candidates.append(parts[0].lower())
-    candidates.append(FALLBACK_LANGUAGE)
-    return list(dict.fromkeys(candidates))
-
-
-@lru_cache(maxsize=256)
-def babel_locale(locale: str) -> str:
-    """The locale Babel formats with: ``locale`` if Babel knows it, else its language, else en."""
-    # Cached: Babel's locale data is fixed for the process and this ran once per message.
-    for candidate in locale_candidates(locale):
-        try:
-            Locale.parse(candidate)
-        except (UnknownLocaleError, ValueError):
-            continue
-        return candidate
-    return FALLBACK_LANGUAGE
 
 
 def unsubscribe_token(reminder_id: int, secret: str) -> str:
@@ -152,6 +134,28 @@ def with_shared_phrases(context: dict[str, Any], directory: Path) -> dict[str, A
         raise _template_error(name, directory, exc) from None
 
 
+class PlainPhrases:
+    """The shared phrases for an autoescaped (HTML) template, each macro returning plain text.
+
+    Why: Jinja marks a macro's result safe when the macro is called from an autoescaped
+    template, even when the macro lives in a plain-text file and never escaped its input. So
+    ``{{ s.greeting() }}`` in HTML would put a customer's name into the page unescaped. Called
+    through this wrapper (no evaluation context passed), a phrase is a plain string and the
+    HTML template escapes it like any other value.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        macro = getattr(self._module, name)
+
+        def phrase(*args: Any, **kwargs: Any) -> str:
+            return str(macro(*args, **kwargs))
+
+        return phrase
+
+
 def template_exists(directory: Path, name: str) -> bool:
     """Whether ``directory``/``name`` (``<folder>/<file>``) is a template file."""
     folder, _, filename = name.rpartition("/")
@@ -170,33 +174,53 @@ def _template_files(folder: str, stamp: int) -> frozenset[str]:
     return frozenset(p.name for p in Path(folder).iterdir() if p.is_file())
 
 
+def resolve(stage: str, channel: str, locale: str, directory: Path) -> ResolvedLocale:
+    """The one locale of a message to ``locale`` on ``channel`` at ``stage``: the best template
+    language that exists and the Babel locale its dates and amounts are formatted in (the
+    customer's own locale when the words are in their language, else the fallback's).
+
+    Raises TemplateError when not even the fallback language's template exists.
+    """
+    base = base_stage(stage)
+    resolved = resolve_locale(
+        locale, lambda lang: template_exists(directory, f"{base}/{channel}.{lang}.txt")
+    )
+    if resolved is None:
+        raise TemplateError(
+            f"no {channel} template for stage {stage!r}: expected {directory / base}/"
+            f"{channel}.{FALLBACK_LANGUAGE}.txt"
+        )
+    return resolved
+
+
 def find_language(stage: str, channel: str, locale: str, directory: Path) -> str:
     """The best template language for ``locale`` that exists for ``stage``/``channel``."""
-    base = base_stage(stage)
-    for lang in locale_candidates(locale):
-        if template_exists(directory, f"{base}/{channel}.{lang}.txt"):
-            return lang
-    raise TemplateError(
-        f"no {channel} template for stage {stage!r}: expected {directory / base}/"
-        f"{channel}.{FALLBACK_LANGUAGE}.txt"
-    )
+    return resolve(stage, channel, locale, directory).lang
 
 
-def _safe_link(link: str | None) -> str | None:
-    # Only web links become a button/href; anything else (javascript:, data:) is dropped.
-    if link and link.lower().startswith(("https://", "http://")):
-        return link
-    return None
+def build_context(
+    data: ReminderData,
+    where: ResolvedLocale | str,
+    settings: ChannelSettings,
+    invoices: Sequence[ReminderData] | None = None,
+) -> dict[str, Any]:
+    """The render context (merge fields) for ``data`` in the resolved locale ``where``.
 
-
-def build_context(data: ReminderData, lang: str, settings: ChannelSettings) -> dict[str, Any]:
-    """The render context (merge fields) for ``data`` in template language ``lang``."""
+    Words, dates and amounts all follow ``where`` (a bare template language such as "de" is
+    read as that language formatted in the customer's locale). ``invoices`` are the reminders
+    this message covers (default: ``data`` alone); they become the summary rows
+    ``invoices`` and the per-currency ``totals`` of the layout.
+    """
+    if isinstance(where, str):
+        where = ResolvedLocale(where, babel_locale(data.locale))
     core = get_settings()
-    fmt_locale = babel_locale(data.locale)
+    fmt = where.formats
     token = unsubscribe_token(data.reminder_id, settings.unsubscribe_secret.get_secret_value())
     repeat = _REPEAT.match(data.stage)
+    covered = list(invoices) if invoices else [data]
     return {
-        "lang": lang,
+        "lang": where.lang,
+        "format_locale": fmt,
         "stage": data.stage,
         "repeat": int(repeat.group("n")) if repeat else 1,
         "tone": data.tone or "neutral",
@@ -204,13 +228,19 @@ def build_context(data: ReminderData, lang: str, settings: ChannelSettings) -> d
         "customer_name": data.customer_name or "",
         "invoice_number": data.invoice_number,
         "currency": data.currency,
-        "balance_due": format_money(data.balance_due, data.currency, fmt_locale),
-        "amount": format_money(data.amount, data.currency, fmt_locale),
+        "balance_due": format_money(data.balance_due, data.currency, fmt),
+        "amount": format_money(data.amount, data.currency, fmt),
         "partly_paid": data.balance_due < data.amount,
-        "due_date": format_date(data.due_on, format="long", locale=cached_locale(fmt_locale)),
+        "due_date": format_day(data.due_on, fmt),
+        # Numeric: month names such as août or março would push an SMS into UCS-2.
+        "due_date_short": format_day(data.due_on, fmt, "short"),
         "days_overdue": max(data.days_overdue, 0),
         "days_until_due": max(-data.days_overdue, 0),
-        "payment_link": _safe_link(data.payment_link),
+        "payment_link": safe_link(data.payment_link),
+        "invoices": invoice_items(covered, fmt),
+        "totals": currency_totals(covered, fmt),
+        "logo_url": settings.email_logo_url,
+        **brand_colors(settings.email_brand_color),
         "company_name": core.company_name,
         "support_contact": core.support_contact,
         "postal_address": settings.postal_address,
@@ -231,33 +261,45 @@ def unsubscribe_headers(context: dict[str, Any], settings: ChannelSettings) -> d
     }
 
 
-def compose(data: ReminderData, settings: ChannelSettings | None = None) -> OutboundMessage:
-    """The rendered message for one reminder on its channel (email or sms)."""
+def compose(
+    data: ReminderData,
+    settings: ChannelSettings | None = None,
+    invoices: Sequence[ReminderData] | None = None,
+) -> OutboundMessage:
+    """The rendered message for one reminder on its channel (email or sms).
+
+    ``invoices``: every reminder the message covers when it lists several invoices (one
+    message per customer); the email's summary then is a table with one total per currency.
+    Default: ``data`` alone.
+    """
     settings = settings or get_channel_settings()
     if data.channel == "email":
-        return _compose_email(data, settings)
+        return _compose_email(data, settings, invoices)
     if data.channel == "sms":
-        return _compose_sms(data, settings)
+        return _compose_sms(data, settings, invoices)
     raise TemplateError(f"reminder {data.reminder_id}: unknown channel {data.channel!r} "
                         "(expected email or sms)")
 
 
 def _prepare(
-    data: ReminderData, settings: ChannelSettings
+    data: ReminderData, settings: ChannelSettings, invoices: Sequence[ReminderData] | None
 ) -> tuple[Path, str, str, dict[str, Any]]:
     """What composing ``data`` on its channel starts from: the templates directory, the
-    template language, the base stage and the render context with the shared phrases."""
+    template language, the base stage and the render context with the shared phrases, all in
+    the message's one resolved locale."""
     directory = templates_dir(settings)
-    lang = find_language(data.stage, data.channel, data.locale, directory)
-    ctx = with_shared_phrases(build_context(data, lang, settings), directory)
-    return directory, lang, base_stage(data.stage), ctx
+    where = resolve(data.stage, data.channel, data.locale, directory)
+    ctx = with_shared_phrases(build_context(data, where, settings, invoices), directory)
+    return directory, where.lang, base_stage(data.stage), ctx
 
 
-def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMessage:
+def _compose_email(
+    data: ReminderData, settings: ChannelSettings, invoices: Sequence[ReminderData] | None
+) -> OutboundMessage:
     if not data.email:
         raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
                             "email address; import one or plan SMS instead")
-    directory, lang, base, ctx = _prepare(data, settings)
+    directory, lang, base, ctx = _prepare(data, settings, invoices)
     subject = render_template(f"{base}/email.{lang}.subject.txt", ctx, directory)
     body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
     text = render_template("_layout/email.txt", {**ctx, "body": body}, directory)
@@ -265,8 +307,10 @@ def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMes
     if not template_exists(directory, html_name):
         html_name = "_layout/email.html"
     paragraphs = [p for p in body.split("\n\n") if p.strip()]
-    html = render_template(html_name, {**ctx, "subject": subject, "paragraphs": paragraphs},
-                           directory)
+    html_ctx = {**ctx, "subject": subject, "body": body, "paragraphs": paragraphs}
+    if "s" in ctx:
+        html_ctx["s"] = PlainPhrases(ctx["s"])
+    html = render_template(html_name, html_ctx, directory)
     return OutboundMessage(
         reminder_id=data.reminder_id,
         channel="email",
@@ -281,11 +325,13 @@ def _compose_email(data: ReminderData, settings: ChannelSettings) -> OutboundMes
     )
 
 
-def _compose_sms(data: ReminderData, settings: ChannelSettings) -> OutboundMessage:
+def _compose_sms(
+    data: ReminderData, settings: ChannelSettings, invoices: Sequence[ReminderData] | None
+) -> OutboundMessage:
     if not data.phone:
         raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
                             "phone number; import one or plan email instead")
-    directory, lang, base, ctx = _prepare(data, settings)
+    directory, lang, base, ctx = _prepare(data, settings, invoices)
     text = render_template(f"{base}/sms.{lang}.txt", ctx, directory)
     if settings.sms_opt_out_hint:
         text = f"{text} {render_template('_layout/sms_stop.txt', ctx, directory)}"

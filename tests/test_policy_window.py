@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
 
+from dunning.policy.model import SendWindow
 from dunning.policy.window import local_day, window_state
 from tests.policy_support import POLICY, actions, lines, portfolio, utc
 
@@ -87,3 +89,31 @@ def test_skipped_lines_have_no_not_before_and_deferred_lines_a_window_start():
     assert got[("overdue_1", "sms")]["reason"] == "no_sms_consent"
     assert pd.isna(got[("overdue_1", "sms")]["not_before"])
     assert got[("overdue_1", "email")]["not_before"] == utc("2026-11-25T08:00Z")
+
+
+EVERY_DAY = SendWindow(start_minute=2 * 60 + 30, end_minute=6 * 60,
+                       weekdays=frozenset(range(7)), skip_holidays=False)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "tz", "start", "not_before"),
+    [
+        # New York springs forward on Sun 2026-03-08 at 02:00 EST to 03:00 EDT: 02:30 does not
+        # exist; the window opens at the first instant that does, 03:00 EDT (07:00Z), not at
+        # 03:30 EDT (02:30 read with the old offset).
+        ("2026-03-08T06:00Z", "America/New_York", 150, "2026-03-08T07:00Z"),
+        ("2026-03-07T12:00Z", "America/New_York", 150, "2026-03-08T07:00Z"),  # from the day before
+        # Berlin: 02:00 CET -> 03:00 CEST on Sun 2026-03-29; 03:00 CEST is 01:00Z.
+        ("2026-03-28T23:00Z", "Europe/Berlin", 150, "2026-03-29T01:00Z"),
+        # Lord Howe Island moves by 30 minutes (02:00 -> 02:30, +10:30 -> +11) on 2026-10-04.
+        ("2026-10-03T15:00Z", "Australia/Lord_Howe", 135, "2026-10-03T15:30Z"),
+        # A start that exists twice (autumn, 01:30 in New York on 2026-11-01) is its first.
+        ("2026-11-01T04:00Z", "America/New_York", 90, "2026-11-01T05:30Z"),
+    ],
+)
+def test_window_starting_in_a_dst_gap_opens_at_the_first_instant_that_exists(
+    as_of, tz, start, not_before
+):
+    window = dataclasses.replace(EVERY_DAY, start_minute=start)
+    reason, opens = window_state(utc(as_of).to_pydatetime(), tz, "US", window)
+    assert (reason, opens) == ("outside_send_window", utc(not_before).to_pydatetime())

@@ -49,7 +49,7 @@ def test_preview_both_channels_as_json(engine: Engine) -> None:
     assert [(r["channel"], r["stage"], r["template"]) for r in rows] == [
         ("email", "overdue_2", "overdue_2/email.de"), ("sms", "overdue_2", "overdue_2/sms.de")]
     email = rows[0]
-    assert "380,00\xa0€ von ursprünglich 500,00\xa0€" in email["text"]  # balance after payment
+    assert "380,00\xa0€ (von ursprünglich 500,00\xa0€)" in email["text"]  # balance after payment
     assert "Grete {{ 7*7 }}" in email["text"]
     assert "9 Tage überfällig" in email["text"]
     assert Path(email["html_path"]).read_text(encoding="utf-8") == email["html"]

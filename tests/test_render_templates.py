@@ -9,23 +9,28 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from babel.dates import format_date
+from babel.numbers import format_currency
 from pydantic import SecretStr
 
 from dunning.channels.base import ReminderData
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import TemplateError
+from dunning.locales import locale_candidates
 from dunning.render import (
     DEFAULT_TEMPLATES_DIR,
     STAGES,
     base_stage,
     compose,
-    locale_candidates,
     render_template,
     unsubscribe_token,
     verify_unsubscribe_token,
 )
+from dunning.sms import count_segments
 
-LANGS = ("en", "de", "fr", "es")
+LANGS = ("en", "de", "fr", "es", "ja", "pt", "it", "nl")
+#: Languages written in GSM-7's script: their SMS must not fall into UCS-2 on our own words.
+LATIN_LANGS = tuple(lang for lang in LANGS if lang != "ja")
 
 
 def reminder(**changes: object) -> ReminderData:
@@ -109,14 +114,14 @@ def test_customer_name_is_data_not_template(settings: ChannelSettings) -> None:
 
 def test_partly_paid_shows_balance_of_original(settings: ChannelSettings) -> None:
     msg = compose(reminder(balance_due=Decimal("200.00"), locale="en_US"), settings)
-    assert "Balance due: €200.00 of the original €1,234.50." in msg.text
+    assert "Balance due: €200.00 (of the original €1,234.50)" in msg.text
     full = compose(reminder(locale="en_US"), settings)
-    assert "Amount due: €1,234.50." in full.text and "original" not in full.text
+    assert "Balance due: €1,234.50\n" in full.text and "original" not in full.text
 
 
 def test_money_and_date_use_the_customer_locale(settings: ChannelSettings) -> None:
     msg = compose(reminder(locale="de_DE", balance_due=Decimal("1000.00")), settings)
-    assert "1.000,00\xa0€ von ursprünglich 1.234,50\xa0€" in msg.text
+    assert "1.000,00\xa0€ (von ursprünglich 1.234,50\xa0€)" in msg.text
     assert "2. März 2026" in msg.text
     at = compose(reminder(locale="de_AT", due_on=dt.date(2026, 1, 5)), settings)
     assert at.template_key == "overdue_1/email.de"
@@ -132,10 +137,64 @@ def test_locale_candidates(locale: str, expected: list[str]) -> None:
     assert locale_candidates(locale) == expected
 
 
-def test_unknown_language_falls_back_to_english(settings: ChannelSettings) -> None:
-    msg = compose(reminder(locale="pt_BR"), settings)
+def test_unknown_language_falls_back_to_english_words_dates_and_amounts(
+    settings: ChannelSettings,
+) -> None:
+    # No Polish templates: the words are English, so the date and the amount are too (not
+    # "2 marca 2026" and "1234,50 €" inside an English sentence).
+    msg = compose(reminder(locale="pl_PL"), settings)
     assert msg.template_key == "overdue_1/email.en" and msg.locale == "en"
-    assert "R$" not in msg.text and "€" in msg.text  # currency is the invoice's
+    assert "due on March 2, 2026" in msg.text and "€1,234.50" in msg.text
+    assert "marca" not in msg.text and "1234,50" not in msg.text
+    assert msg.html is not None and '<html lang="en">' in msg.html
+    sms = compose(reminder(locale="pl_PL", channel="sms", currency="PLN"), settings)
+    assert sms.template_key == "overdue_1/sms.en" and "PLN1,234.50 due" in sms.text
+
+
+def test_japanese_customer_gets_japanese_words_date_and_yen(settings: ChannelSettings) -> None:
+    # The seed's ja_JP customers got English text around a Japanese date and a full-width yen.
+    data = reminder(locale="ja_JP", currency="JPY", amount=Decimal("540000"),
+                    balance_due=Decimal("500000"), due_on=dt.date(2026, 11, 27),
+                    days_overdue=10, customer_name="佐藤 健二")
+    msg = compose(data, settings)
+    assert msg.template_key == "overdue_1/email.ja" and msg.locale == "ja"
+    assert msg.text.startswith("佐藤 健二 様\n\nいつも大変お世話になっております。")
+    assert "お支払期日：2026年11月27日" in msg.text
+    assert "ご請求残高：￥500,000（当初ご請求額 ￥540,000）" in msg.text
+    assert "Dear" not in msg.text and "Invoice" not in msg.text
+    assert msg.subject == "【お支払いのお願い】請求書 INV-2026-0007"
+    assert msg.html is not None and '<html lang="ja">' in msg.html
+    sms = compose(dataclasses.replace(data, channel="sms"), settings)
+    assert sms.template_key == "overdue_1/sms.ja"
+    assert "お支払期日を10日過ぎております。ご請求額：￥500,000" in sms.text
+    assert count_segments(sms.text).encoding == "UCS-2"  # kana: UCS-2 is right
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_words_dates_and_amounts_share_one_locale(lang: str, settings: ChannelSettings) -> None:
+    # A regional variant Babel does not know formats in the language of the words.
+    msg = compose(reminder(locale=f"{lang}_XX", balance_due=Decimal("200.00")), settings)
+    assert msg.locale == lang
+    day = format_date(dt.date(2026, 3, 2), format="long", locale=lang)
+    assert day in msg.text
+    assert format_currency(Decimal("200.00"), "EUR", locale=lang) in msg.text
+
+
+@pytest.mark.parametrize("lang", LATIN_LANGS)
+def test_latin_sms_stay_gsm7_in_every_month_and_currency(
+    lang: str, settings: ChannelSettings
+) -> None:
+    # fr_CA SMS went UCS-2 for one "dû": our own words never force UCS-2 (a third of the room);
+    # a customer's name with a letter GSM-7 lacks still may, and then UCS-2 is right.
+    for stage in STAGES:
+        for month in range(1, 13):
+            for currency in ("EUR", "USD", "CAD", "GBP", "JPY"):
+                amount = Decimal("5400") if currency == "JPY" else Decimal("1234.50")
+                data = reminder(stage=stage, channel="sms", locale=f"{lang}_CA",
+                                due_on=dt.date(2026, month, 28), currency=currency,
+                                amount=amount, balance_due=amount)
+                text = compose(data, settings).text
+                assert count_segments(text).encoding == "GSM-7", (stage, month, currency, text)
 
 
 def test_repeat_stage_uses_final_notice_templates(settings: ChannelSettings) -> None:

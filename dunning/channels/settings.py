@@ -6,11 +6,14 @@ Read from DUNNING_* environment variables; the providers' conventional names
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 EmailProvider = Literal["auto", "sendgrid", "smtp", "outbox"]
 #: Development defaults of the one-click unsubscribe link: fine for the outbox, refused by a run
 #: that sends real e-mail (a known secret lets anyone unsubscribe anyone; the example URL
@@ -92,6 +95,39 @@ class ChannelSettings(BaseSettings):
     sms_max_segments: int = Field(default=2, ge=1)
     sms_opt_out_hint: bool = True
     templates_dir: str | None = Field(default=None, description="Default: templates/ in the repo.")
+    # Branding of the HTML email (docs/delivery.md): a logo above the message, the colour of
+    # the pay button, the summary's accent and the top rule.
+    email_logo_url: str | None = Field(
+        default=None, description="https URL of a logo image shown at the top of HTML emails."
+    )
+    email_brand_color: str = Field(
+        default="#1a73e8", description="Brand colour of HTML emails, hex #RRGGBB or #RGB."
+    )
+
+    @field_validator("email_logo_url")
+    @classmethod
+    def _https_logo(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.netloc or any(c in value for c in " \"<>'"):
+            raise ValueError(
+                f"DUNNING_EMAIL_LOGO_URL must be an https:// URL of an image (mail clients "
+                f"block http images and other schemes), got {value!r}"
+            )
+        return value
+
+    @field_validator("email_brand_color")
+    @classmethod
+    def _hex_color(cls, value: str) -> str:
+        value = value.strip()
+        if not _HEX_COLOR.fullmatch(value):
+            raise ValueError(
+                f"DUNNING_EMAIL_BRAND_COLOR must be a hex colour such as #1a73e8 or #17e, "
+                f"got {value!r}"
+            )
+        return value.lower()
 
 
 def get_channel_settings() -> ChannelSettings:

@@ -56,10 +56,34 @@ def _closed_reason(day: date, country: str, window: SendWindow) -> str:
 
 
 def _at(day: date, minute: int, zone: ZoneInfo) -> datetime:
-    """The UTC instant of ``minute`` after local midnight of ``day`` in ``zone``."""
-    local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
-    # Adding minutes to an aware datetime is wall-clock arithmetic; normalise through UTC.
-    return local.replace(tzinfo=None).replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+    """The UTC instant of local wall-clock time ``minute`` after midnight of ``day`` in ``zone``.
+
+    A wall-clock time that does not exist (inside a spring-forward gap: 02:30 on a day the
+    clocks jump from 02:00 to 03:00) becomes the first instant that exists after it, the end
+    of the gap (03:00 local). A time that exists twice (autumn) is its first occurrence.
+    """
+    naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minute)
+    utc = ZoneInfo("UTC")
+    first = naive.replace(tzinfo=zone, fold=0).astimezone(utc)
+    if first.astimezone(zone).replace(tzinfo=None) == naive:
+        return first
+    # Not a wall-clock time of this zone: fold=0 read it with the offset before the jump and
+    # fold=1 with the offset after it; the jump itself is the earlier of the two instants'
+    # later reading, i.e. the transition instant.
+    second = naive.replace(tzinfo=zone, fold=1).astimezone(utc)
+    return _transition(min(first, second), max(first, second), zone)
+
+
+def _transition(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant in (low, high] whose UTC offset in ``zone`` differs from low's."""
+    before = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(seconds=1):  # bisection: gaps are at most a day wide
+        mid = low + (high - low) / 2
+        if mid.astimezone(zone).utcoffset() == before:
+            low = mid
+        else:
+            high = mid
+    return high.replace(microsecond=0)
 
 
 def window_state(

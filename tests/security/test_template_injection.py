@@ -29,7 +29,7 @@ HOSTILE_NAMES = [
     "=HYPERLINK(\"http://evil.example\",\"pay\")",
     "Zoë Ünïcødé 山田 \u202eevil",
 ]
-LOCALES = ["en_US", "de_DE", "fr_FR", "es_ES"]
+LOCALES = ["en_US", "de_DE", "fr_FR", "es_ES", "ja_JP", "pt_PT", "it_IT", "nl_NL"]
 CHANNEL_SETTINGS = ChannelSettings()
 
 
