@@ -36,6 +36,7 @@ from dunning.locales import (
     babel_locale,
     resolve_locale,
 )
+from dunning.locales import locale_candidates as locale_candidates  # re-exported for callers
 from dunning.money import format_money
 from dunning.sms import count_segments, plain_text
 from dunning.summary import brand_colors, currency_totals, format_day, invoice_items, safe_link
