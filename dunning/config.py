@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dunning.errors import ConfigError
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
@@ -51,3 +56,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
     return Settings()
+
+
+def load_settings(cls: type[S]) -> S:
+    """``cls()`` read from the environment; raises ConfigError naming each bad variable
+    (``DUNNING_ALERT_ZOMBIE_SECONDS=20: Input should be greater than or equal to 60``)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: "
+            f"{e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None

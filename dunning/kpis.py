@@ -11,10 +11,9 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
+from dunning.alerts import AlertSettings  # noqa: F401  (the failure-rate threshold's home)
 from dunning.tracking.metrics import load_sent, reminder_flags, summarise, to_records
 
 #: Columns of the weekly KPI table, in the order shown in the UI.
@@ -22,26 +21,6 @@ KPI_COLUMNS = ["segment", "sent", "delivered", "bounced", "paid_7d", "delivery_r
                "bounce_rate", "paid_7d_rate"]
 #: Per-reminder facts only the tracking side writes; one of them proves tracking has run.
 _TRACKED = ["delivered", "bounced", "opened", "clicked", "replied", "paid_7d"]
-
-
-class AlertSettings(BaseSettings):
-    """Where operator alerts go and when a batch counts as failing (DUNNING_ALERT_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="DUNNING_ALERT_", extra="ignore")
-
-    failure_rate: float = Field(
-        default=0.2, ge=0, le=1,
-        description="A batch whose failed/(sent+failed) exceeds this emits "
-        "dunning.batch.failure-rate-exceeded.",
-    )
-    block: str | None = Field(
-        default=None,
-        description="Prefect notification block to alert through, as <block-type-slug>/<name>.",
-    )
-    webhook_url: str | None = Field(
-        default=None,
-        description="URL the 'dunning-operator' webhook block posts to when no block is named.",
-    )
 
 
 def failure_rate(sent: int, failed: int) -> float:

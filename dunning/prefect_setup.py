@@ -1,13 +1,12 @@
 """Prepare a Prefect server for dunning: the "dunning" process work pool, the operator's
-notification block and the two alert automations. Every step is idempotent.
+notification block, the run guards and the alert automations. Every step is idempotent.
 
-The automation specs are pure (``automation_specs``); the rest talks to the Prefect API.
+The automation specs are pure (:mod:`dunning.alerts`); this module talks to the Prefect API.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import socket
 import subprocess
@@ -19,70 +18,32 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from prefect.automations import AutomationCore, EventTrigger, Posture, SendNotification
+from prefect.automations import AutomationCore
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
 
+from dunning.alerts import (  # noqa: F401  (re-exported names the CLI and tests use)
+    FAILURE_RATE_AUTOMATION,
+    FAILURE_RATE_EVENT,
+    REMINDER_FLOW,
+    RUN_FAILED_AUTOMATION,
+    AlertSettings,
+    alert_specs,
+    guard_specs,
+)
+from dunning.config import load_settings
 from dunning.errors import ConfigError
-from dunning.kpis import AlertSettings
 
 WORK_POOL = "dunning"
-REMINDER_FLOW = "payment-reminders"
 OPERATOR_BLOCK = "dunning-operator"
-FAILURE_RATE_EVENT = "dunning.batch.failure-rate-exceeded"
-RUN_FAILED_AUTOMATION = "dunning: payment-reminders run failed"
-FAILURE_RATE_AUTOMATION = "dunning: batch failure rate exceeded"
-
-_RUN_FAILED_BODY = (
-    "Flow run {{ flow_run.name }} of payment-reminders entered {{ flow_run.state.name }}.\n"
-    "Reminders that were not sent stay planned for the next run.\n"
-    "Open it: {{ flow_run|ui_url }}"
-)
-_FAILURE_RATE_BODY = (
-    "A delivery batch of reminder run {{ event.resource.id }} failed "
-    "{{ event.payload.failed }} of {{ event.payload.sent + event.payload.failed }} messages "
-    "(rate {{ event.payload.failure_rate }}, threshold {{ event.payload.threshold }}).\n"
-    "See the run's reminder-run-failures artifact for the error codes."
-)
 
 
-def automation_specs(block_document_id: UUID) -> list[AutomationCore]:
-    """The two operator alerts, notifying through block ``block_document_id``."""
-    run_failed = AutomationCore(
-        name=RUN_FAILED_AUTOMATION,
-        description="Notify the operator when a payment-reminders flow run fails or crashes.",
-        enabled=True,
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "flow",
-                           "prefect.resource.name": REMINDER_FLOW},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=dt.timedelta(0),
-        ),
-        actions=[SendNotification(block_document_id=block_document_id,
-                                  subject="dunning: a reminder run failed",
-                                  body=_RUN_FAILED_BODY)],
-    )
-    failure_rate = AutomationCore(
-        name=FAILURE_RATE_AUTOMATION,
-        description="Notify the operator when a delivery batch's failure rate passes "
-        "DUNNING_ALERT_FAILURE_RATE.",
-        enabled=True,
-        trigger=EventTrigger(
-            expect={FAILURE_RATE_EVENT},
-            match={"prefect.resource.id": "dunning.run.*"},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=dt.timedelta(0),
-        ),
-        actions=[SendNotification(block_document_id=block_document_id,
-                                  subject="dunning: delivery failure rate exceeded",
-                                  body=_FAILURE_RATE_BODY)],
-    )
-    return [run_failed, failure_rate]
+def automation_specs(block_document_id: UUID, settings: AlertSettings | None = None
+                     ) -> list[AutomationCore]:
+    """The run guards and the operator alerts (notifying through ``block_document_id``)."""
+    settings = settings or AlertSettings()
+    return [*guard_specs(settings), *alert_specs(block_document_id, settings)]
 
 
 async def ensure_work_pool(client: PrefectClient) -> str:
@@ -209,7 +170,7 @@ async def setup_prefect(
 
     Raises ConfigError when no notification target is configured (before touching anything).
     """
-    settings = settings or AlertSettings()
+    settings = settings or load_settings(AlertSettings)
     check_alert_target(settings)
     if rates is None:
         from dunning.channels.settings import get_channel_settings
@@ -221,7 +182,7 @@ async def setup_prefect(
         pool = await ensure_work_pool(client)
         block_id, block_ref, block_status = await ensure_notification_block(client, settings)
         automations = []
-        for spec in automation_specs(block_id):
+        for spec in automation_specs(block_id, settings):
             auto_id, status = await ensure_automation(client, spec)
             automations.append({"name": spec.name, "id": str(auto_id), "status": status})
     return {

@@ -16,15 +16,21 @@ from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
 import dunning.cli.prefect_setup  # noqa: F401  (registers the command)
-from dunning.cli.app import app
-from dunning.prefect_setup import (
+from dunning.alerts import (
     FAILURE_RATE_AUTOMATION,
     FAILURE_RATE_EVENT,
-    OPERATOR_BLOCK,
+    LATE_AUTOMATION,
+    NO_COMPLETED_AUTOMATION,
+    PENDING_AUTOMATION,
     REMINDER_FLOW,
     RUN_FAILED_AUTOMATION,
-    WORK_POOL,
+    SLOT_WAIT_AUTOMATION,
+    WATCHED_FLOWS,
+    ZOMBIE_AUTOMATION,
+    run_failed_automation,
 )
+from dunning.cli.app import app
+from dunning.prefect_setup import OPERATOR_BLOCK, WORK_POOL
 
 pytestmark = pytest.mark.prefect
 runner = CliRunner()
@@ -35,7 +41,9 @@ async def _server_state() -> tuple[Any, dict[str, list[Any]], Any]:
     async with get_client() as client:
         pool = await client.read_work_pool(WORK_POOL)
         autos = {name: await client.read_automations_by_name(name)
-                 for name in (RUN_FAILED_AUTOMATION, FAILURE_RATE_AUTOMATION)}
+                 for name in (*map(run_failed_automation, WATCHED_FLOWS),
+                              FAILURE_RATE_AUTOMATION, ZOMBIE_AUTOMATION, PENDING_AUTOMATION,
+                              SLOT_WAIT_AUTOMATION, LATE_AUTOMATION, NO_COMPLETED_AUTOMATION)}
         block = await client.read_block_document_by_name(OPERATOR_BLOCK, "custom-webhook")
     return pool, autos, block
 
@@ -74,6 +82,51 @@ def test_setup_creates_pool_block_and_automations_once_when_run_twice(
         assert auto.actions[0].block_document_id == block.id
     # the URL is stored as a block secret, the visible url field is only a template
     assert block.data["url"] == "{{webhook_url}}"
+
+    # Zombie guard: a flow run of ours silent for DUNNING_ALERT_ZOMBIE_SECONDS after a
+    # heartbeat is set to Crashed (Prefect's documented zombie-flow automation).
+    zombie = autos[ZOMBIE_AUTOMATION][0].trigger
+    assert zombie.posture == "Proactive"
+    assert zombie.after == {"prefect.flow-run.heartbeat"}
+    assert zombie.expect == {"prefect.flow-run.*"}
+    assert zombie.for_each == {"prefect.resource.id"}
+    assert zombie.within.total_seconds() == 600
+    [crash] = autos[ZOMBIE_AUTOMATION][0].actions
+    assert (crash.type, crash.state) == ("change-flow-run-state", "CRASHED")
+    stalled = {name: autos[name][0].trigger for name in (PENDING_AUTOMATION, SLOT_WAIT_AUTOMATION)}
+    assert stalled[PENDING_AUTOMATION].after == {"prefect.flow-run.Pending"}
+    assert stalled[SLOT_WAIT_AUTOMATION].after == {"prefect.flow-run.AwaitingConcurrencySlot"}
+    for trigger in stalled.values():
+        assert trigger.posture == "Proactive" and "prefect.flow-run.Running" in trigger.expect
+        assert "prefect.flow-run.Pending" not in trigger.expect
+    quiet = autos[NO_COMPLETED_AUTOMATION][0].trigger
+    assert (quiet.posture, quiet.expect, quiet.within.total_seconds()) == (
+        "Proactive", {"prefect.flow-run.Completed"}, 7200)
+    assert autos[LATE_AUTOMATION][0].trigger.expect == {"prefect.flow-run.Late"}
+    # Every flow we deploy has its own failure alert, saying what happened to its work.
+    for name in WATCHED_FLOWS:
+        [notify] = autos[run_failed_automation(name)][0].actions
+        assert notify.block_document_id == block.id
+    reminder_body = autos[RUN_FAILED_AUTOMATION][0].actions[0].body
+    assert "stay claimed" in reminder_body and "reconciles" in reminder_body
+    assert "stay planned for the next run" not in reminder_body
+
+
+def test_thresholds_come_from_the_settings(prefect_server, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", HOOK)
+    monkeypatch.setenv("DUNNING_ALERT_ZOMBIE_SECONDS", "90")
+    monkeypatch.setenv("DUNNING_ALERT_PENDING_SECONDS", "45")
+    monkeypatch.setenv("DUNNING_ALERT_NO_COMPLETED_SECONDS", "3600")
+    assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
+    _, autos, _ = asyncio.run(_server_state())
+    assert autos[ZOMBIE_AUTOMATION][0].trigger.within.total_seconds() == 90
+    assert autos[PENDING_AUTOMATION][0].trigger.within.total_seconds() == 45
+    assert autos[NO_COMPLETED_AUTOMATION][0].trigger.within.total_seconds() == 3600
+    monkeypatch.setenv("DUNNING_ALERT_ZOMBIE_SECONDS", "20")
+    refused = runner.invoke(app, ["setup-prefect"])
+    assert refused.exit_code == 1
+    assert "DUNNING_ALERT_ZOMBIE_SECONDS='20'" in refused.output and "60" in refused.output
+    assert "Traceback" not in refused.output
 
 
 def test_setup_uses_a_named_block_and_refuses_unknown_ones(

@@ -27,6 +27,7 @@ from dunning.errors import ConfigError
 from dunning.render import templates_dir
 from dunning.webhooks import unsubscribe
 from dunning.webhooks.settings import WebhookSettings
+from dunning.webhooks.signal import InboxSignal, prefect_configured, prefect_emitter
 from dunning.webhooks.verify import (
     InboxRecord,
     Refused,
@@ -101,12 +102,20 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(settings: WebhookSettings | None = None, engine: Engine | None = None,
-               channel_settings: ChannelSettings | None = None) -> Starlette:
+               channel_settings: ChannelSettings | None = None,
+               signal: InboxSignal | None = None) -> Starlette:
     """The ASGI app receiving SendGrid, Twilio and Stripe webhooks into the inbox, and serving
     one-click unsubscribe at ``/unsubscribe/{token}`` (secret and templates from
-    ``channel_settings``, default the environment)."""
+    ``channel_settings``, default the environment).
+
+    ``signal`` is told about every newly stored record; by default a debounced
+    ``dunning.webhook.received`` Prefect event when a Prefect API is configured and
+    DUNNING_WEBHOOK_EVENT_SECONDS is not negative.
+    """
     cfg = settings or WebhookSettings()
     channels = channel_settings or get_channel_settings()
+    if signal is None and cfg.webhook_event_seconds >= 0 and prefect_configured():
+        signal = InboxSignal(cfg.webhook_event_seconds, prefect_emitter)
     limit = cfg.webhook_max_body_bytes
     sg_key = cfg.sendgrid_webhook_public_key
     try:
@@ -138,6 +147,8 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
                 log.warning("refused %s webhook: %s (%d)", provider, exc.message, exc.status)
                 return JSONResponse({"error": exc.message}, exc.status)
             stored = await run_in_threadpool(store_records, db(), records)
+            if signal is not None:
+                signal.stored(provider, stored)
             return reply(stored, len(records) - stored)
         return endpoint
 

@@ -29,5 +29,11 @@ class WebhookSettings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_event_seconds: float = Field(
+        default=30.0, ge=-1,
+        description="Debounce window of the dunning.webhook.received Prefect event that "
+        "triggers track-responses: at most one event per window, carrying counts only. "
+        "0 = one event per request that stored something; -1 = never emit.",
+    )
     reply_pause_days: int = Field(default=14, ge=0)
     twilio_poll_age_minutes: int = Field(default=30, ge=0)
