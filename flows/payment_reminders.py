@@ -28,11 +28,13 @@ from dunning.db.models import ReminderRun, utcnow
 from dunning.errors import ProviderAuthError
 from dunning.params import RunParameters
 from dunning.report import RunReport, outcomes
+from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from flows.shards import coordinate, store_outcomes
 from tasks.deliver import TransientDeliveryError, deliver, reconcile_stale_claims, record_plan
 from tasks.fetch import fetch_portfolio
 from tasks.plan import plan_reminders
 from tasks.report import emit_batch, publish_report
+from tasks.sources import check_stale_sources, refresh_stale_sources
 
 
 def batches_of(ids: list[int], batch_size: int, max_tasks: int) -> list[list[int]]:
@@ -65,6 +67,9 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
     """The run's report: what was sent, failed, skipped and deferred, per plan line (for a
     coordinator of shards: the sum of its shards' reports)."""
     params = params or RunParameters()
+    # Sources older than their maximum age are synced first (once, by a coordinator for all
+    # its shards); those still stale after that have their reminders deferred below.
+    stale = refresh_stale_sources() if params.shard is None and not params.dry_run else None
     if params.shards > 1 and params.shard is None:
         return coordinate(params)
     log = get_run_logger()
@@ -93,6 +98,8 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
         params.max_messages,
     )
     lines, policy = planned
+    stale = check_stale_sources() if stale is None else stale
+    lines = defer_stale(lines, stale_invoice_ids(get_engine(), list(stale)), as_of)
     sends = lines[lines["action"] == "send"]
     log.info("planned %d reminder(s) to send as of %s", len(sends), as_of.isoformat())
 

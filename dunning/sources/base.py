@@ -22,6 +22,11 @@ IMPORT_KINDS = {
     "payments": "payments",
     "payment_attempts": "payment-attempts",
 }
+#: The columns that identify a record of each type when the source has no id of its own
+#: (payments and attempts, like CSV rows, by invoice and time).
+ID_COLUMNS = {"customers": ("customer_id",), "invoices": ("invoice_number",),
+              "payments": ("invoice_number", "paid_at", "amount"),
+              "payment_attempts": ("invoice_number", "attempted_at")}
 #: Called with (record type, records fetched so far) while a source pulls.
 PullProgress = Callable[[str, int], None]
 

@@ -13,13 +13,8 @@ from typing import Any
 from dunning.errors import ImportFailed
 from dunning.importers import fields
 from dunning.importers.reader import read_table
-from dunning.sources.base import RECORD_TYPES, Pull, PullProgress, Record, SourceError
+from dunning.sources.base import ID_COLUMNS, RECORD_TYPES, Pull, PullProgress, Record, SourceError
 from dunning.sources.config import SourceConfig
-
-#: The columns that identify a row of each type (payments and attempts have no id column).
-_ID_COLUMNS = {"customers": ("customer_id",), "invoices": ("invoice_number",),
-               "payments": ("invoice_number", "paid_at", "amount"),
-               "payment_attempts": ("invoice_number", "attempted_at")}
 
 
 class FilesSource:
@@ -46,7 +41,7 @@ class FilesSource:
             table = self._read(path)
             pull.requests += 1
             for row in table.rows:
-                ident = ":".join(_id_part(row.cells.get(c)) for c in _ID_COLUMNS[record_type])
+                ident = ":".join(_id_part(row.cells.get(c)) for c in ID_COLUMNS[record_type])
                 # Rows keep their file line in the id, so a quarantined row can be found.
                 pull.add(record_type, Record(ident or f"line {row.line}", dict(row.cells)))
             if progress:

@@ -20,14 +20,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dunning.errors import ConfigError
 from dunning.masking import scrub
-from dunning.sources.base import RECORD_TYPES, Pull, PullProgress, Record, SourceError
+from dunning.sources.base import ID_COLUMNS, RECORD_TYPES, Pull, PullProgress, Record, SourceError
 from dunning.sources.config import SourceConfig
 
 _META = ("updated_at", "source_id")
-#: The column that identifies a record of each type when no source_id column is given.
-_ID_COLUMNS = {"customers": ("customer_id",), "invoices": ("invoice_number",),
-               "payments": ("invoice_number", "paid_at", "amount"),
-               "payment_attempts": ("invoice_number", "attempted_at")}
 
 
 class SqlSource:
@@ -114,7 +110,7 @@ def _record(name: str, record_type: str, row: dict[str, Any]) -> Record:
     if own is not None:
         money = record_type in ("payments", "payment_attempts")
         return Record(str(own), values, external_id=f"{name}:{own}" if money else None)
-    return Record(":".join(_id_part(row.get(c)) for c in _ID_COLUMNS[record_type]), values)
+    return Record(":".join(_id_part(row.get(c)) for c in ID_COLUMNS[record_type]), values)
 
 
 def _id_part(value: Any) -> str:

@@ -82,7 +82,8 @@ def sync_source(engine: Engine, source: Source, *, full: bool = False,
     except DunningError as exc:
         message = scrub(str(exc))
         state.record_failure(engine, source.name, source.kind, message)
-        raise SyncFailed(f"source {source.name}: {message}") from None
+        prefix = "" if message.startswith(f"source {source.name}:") else f"source {source.name}: "
+        raise SyncFailed(prefix + message) from None
     try:
         with Session(engine) as session, session.begin():
             _apply(session, source, pull, report)
