@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Engine, Select, Table, bindparam, func, insert, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from dunning.csvsafe import write_csv
 from dunning.db import check_ready
@@ -29,6 +30,7 @@ from dunning.importers.validate import (
     plan_import,
 )
 from dunning.masking import scrub
+from dunning.tracking.payments import NewPayment, record_payments
 
 #: Rows per IN list or INSERT batch: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
@@ -95,7 +97,10 @@ def import_file(engine: Engine, kind: str, path: Path, *, skip_invalid: bool = F
             report.errors = [str(e) for e in sorted(plan.errors)]
             if plan.rejected and not skip_invalid:
                 raise InvalidRows(report)
-            write_plan(conn, spec, plan, advance)
+            if kind == "payments":
+                record_planned_payments(conn, plan, advance)
+            else:
+                write_plan(conn, spec, plan, advance)
     except SQLAlchemyError as exc:
         detail = scrub(str(getattr(exc, "orig", exc)).splitlines()[0])[:300]
         raise ImportFailed(f"{path}: the database refused the import ({detail}); "
@@ -186,6 +191,27 @@ def write_plan(conn: Connection, kind: Kind, plan: Plan,
                                      for r in chunk])
             if advance:
                 advance(len(chunk))
+    if advance:
+        advance(plan.unchanged + len(plan.rejected))
+
+
+def record_planned_payments(conn: Connection, plan: Plan,
+                            advance: Callable[[int], None] | None = None) -> None:
+    """Nothing; records ``plan``'s payments through the one payment path, on ``conn``.
+
+    Imported payments settle invoices, stop planned reminders and set the reminders'
+    ``paid_at`` exactly as a webhook's do (``dunning.tracking.payments.record_payments``),
+    500 rows per batch, inside the import's transaction.
+    """
+    # Bound to the import's connection, the session joins its transaction (never commits it).
+    with Session(bind=conn) as session:
+        for chunk in _chunks(plan.inserts):
+            record_payments(session, [
+                NewPayment(r["invoice_id"], r["amount"], r["paid_at"], r["external_id"],
+                           r["source"]) for r in chunk])
+            if advance:
+                advance(len(chunk))
+        session.flush()
     if advance:
         advance(plan.unchanged + len(plan.rejected))
 

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from dunning.db import session_scope
 from dunning.db.models import Reminder, WebhookInbox, utcnow
 from dunning.tracking.ledger import apply_outcome, customers_by_email, record_event, rowcount
-from dunning.tracking.payments import STRIPE_TYPES, PaymentError, apply_stripe_event
+from dunning.tracking.payments import PaymentError
 from dunning.tracking.replies import apply_inbound
 from dunning.tracking.status import sendgrid_outcome, twilio_outcome
+from dunning.tracking.stripe_events import STRIPE_TYPES, Unlinked, apply_stripe_event
 
 log = logging.getLogger("dunning.tracking")
 
@@ -73,7 +74,7 @@ def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetim
     try:
         with session.begin_nested():
             kinds = _dispatch(session, row, pause_days, now)
-    except Ignored as exc:
+    except (Ignored, Unlinked) as exc:
         row.status, row.error = "ignored", str(exc)[:500]
         return ["ignored"]
     except (PaymentError, ValueError, KeyError, TypeError) as exc:

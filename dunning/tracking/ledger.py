@@ -119,13 +119,16 @@ def mark_email_invalid(session: Session, customer_ids: list[str]) -> list[str]:
 
 
 def skip_open_reminders(session: Session, *, reason: str, customer_ids: list[str] | None = None,
-                        invoice_id: int | None = None, channel: str | None = None) -> int:
+                        invoice_id: int | None = None, channel: str | None = None,
+                        invoice_ids: list[int] | None = None) -> int:
     """The number of planned or claimed reminders now skipped with ``reason``."""
     stmt = update(Reminder).where(Reminder.status.in_(OPEN_STATUSES))
     if customer_ids is not None:
         stmt = stmt.where(Reminder.customer_id.in_(customer_ids))
     if invoice_id is not None:
         stmt = stmt.where(Reminder.invoice_id == invoice_id)
+    if invoice_ids is not None:
+        stmt = stmt.where(Reminder.invoice_id.in_(invoice_ids))
     if channel is not None:
         stmt = stmt.where(Reminder.channel == channel)
     stmt = stmt.values(status="skipped", reason=reason, lease_expires_at=None)

@@ -1,25 +1,61 @@
-"""Payments and failed attempts: record them idempotently and settle the invoice.
+"""The one payment path: record payments and refunds, settle invoices, attribute reminders.
 
-``apply_payment`` is the one place where a payment changes an invoice's status and stops its
-reminders; imports and webhooks both go through it.
+Every payment, whatever its source (``dunning import payments``, a Stripe webhook, a source
+sync, an operator), is recorded by :func:`record_payments` (or :func:`record_payment` for one),
+which in the caller's transaction:
+
+1. inserts the payment once (idempotent on its ``external_id``, the payment's own identity);
+2. attributes it to the reminders sent before it: a reminder's ``paid_at`` is the first
+   positive payment of its invoice at or after its ``sent_at`` (what "paid within 7 days"
+   measures);
+3. recomputes the balance (invoice amount minus every payment; refunds are negative): at or
+   below zero an open invoice becomes ``paid`` and its planned or claimed reminders are skipped
+   with reason ``paid``; a refund that reopens the balance reopens a paid invoice.
+
+Amounts are Decimals in the invoice's currency at its ISO 4217 exponent; convert a provider's
+minor units with the provider's table first (``dunning.stripe_currency``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder
-from dunning.money import from_minor, is_currency
+from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
 from dunning.tracking.ledger import skip_open_reminders
+
+#: Ids per IN list: well under SQLite's and PostgreSQL's parameter limits.
+CHUNK = 500
+# Core tables: bulk statements that bypass the ORM unit of work (see _expire).
+INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
+REMINDERS: Table = Reminder.__table__  # type: ignore[assignment]
 
 
 class PaymentError(ValueError):
     """A payment event that cannot be applied (unknown invoice, wrong currency...)."""
+
+
+@dataclass(frozen=True)
+class NewPayment:
+    """One payment or refund to record.
+
+    ``amount`` is a Decimal in the invoice's currency (negative for a refund); ``paid_at`` a
+    timezone-aware UTC instant; ``external_id`` the payment's own identity (``stripe:pi_...``,
+    ``csv:INV-1:2026-11-02T00:00:00+00:00:12.50``), unique across sources; ``source`` where it
+    came from (``import``, ``stripe``, ``operator``, a sources.toml name).
+    """
+
+    invoice_id: int
+    amount: Decimal
+    paid_at: dt.datetime
+    external_id: str
+    source: str
 
 
 def balance(session: Session, invoice: Invoice) -> Decimal:
@@ -30,37 +66,127 @@ def balance(session: Session, invoice: Invoice) -> Decimal:
     return Decimal(invoice.amount) - Decimal(paid or 0)
 
 
-def apply_payment(session: Session, invoice: Invoice, amount: Decimal, paid_at: dt.datetime,
-                  external_id: str, source: str) -> list[str]:
-    """The kinds of change made: ``payment``/``refund``, and ``invoice_paid`` when settled.
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
 
-    Idempotent on ``external_id``. A balance at or below zero marks the invoice paid and
-    skips its planned or claimed reminders (reason "paid"); a refund that reopens the balance
-    reopens a paid invoice. Reminders sent before the payment get ``paid_at`` (first only).
+
+def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[list[str]]:
+    """The kinds of change each of ``payments`` made, in input order.
+
+    Kinds: ``payment`` or ``refund`` when the payment was new (``[]`` for one already
+    recorded, or repeated earlier in ``payments``), plus ``invoice_paid`` or
+    ``invoice_reopened`` on the invoice's last new payment when its status changed. Runs in
+    the caller's transaction with a bounded number of statements per 500 payments (imports
+    record thousands at once). Raises PaymentError for an invoice id that does not exist.
     """
-    if session.scalar(select(Payment.id).where(Payment.external_id == external_id)) is not None:
-        return []
-    session.add(Payment(invoice_id=invoice.id, amount=amount, paid_at=paid_at, source=source,
-                        external_id=external_id))
+    kinds: list[list[str]] = [[] for _ in payments]
+    known: set[str] = set()
+    for chunk in _chunks(sorted({p.external_id for p in payments})):
+        known.update(session.scalars(
+            select(Payment.external_id).where(Payment.external_id.in_(chunk))))
+    new: list[tuple[int, NewPayment]] = []
+    for i, pay in enumerate(payments):
+        if pay.external_id not in known:
+            known.add(pay.external_id)
+            new.append((i, pay))
+    if not new:
+        return kinds
+    now = utcnow()
     session.flush()
-    kinds = ["payment" if amount >= 0 else "refund"]
-    if amount > 0:
-        session.execute(
-            update(Reminder)
-            .where(Reminder.invoice_id == invoice.id, Reminder.paid_at.is_(None),
-                   Reminder.sent_at.is_not(None), Reminder.sent_at <= paid_at)
-            .values(paid_at=paid_at)
-        )
-    remaining = balance(session, invoice)
-    if remaining <= 0:
-        skip_open_reminders(session, invoice_id=invoice.id, reason="paid")
-        if invoice.status == "open":
-            invoice.status = "paid"
-            kinds.append("invoice_paid")
-    elif invoice.status == "paid":
-        invoice.status = "open"
-        kinds.append("invoice_reopened")
+    for part in _chunks(new):
+        session.execute(insert(Payment), [
+            {"invoice_id": p.invoice_id, "amount": p.amount, "paid_at": p.paid_at,
+             "source": p.source, "external_id": p.external_id, "created_at": now}
+            for _, p in part])
+    for i, pay in new:
+        kinds[i].append("payment" if pay.amount >= 0 else "refund")
+    invoice_ids = sorted({p.invoice_id for _, p in new})
+    _attribute(session, [p for _, p in new if p.amount > 0])
+    last = {p.invoice_id: i for i, p in new}
+    for invoice_id, change in _settle(session, invoice_ids).items():
+        kinds[last[invoice_id]].append(change)
+    _expire(session, set(invoice_ids))
     return kinds
+
+
+def record_payment(session: Session, invoice: Invoice, amount: Decimal, paid_at: dt.datetime,
+                   external_id: str, source: str) -> list[str]:
+    """The kinds of change one payment made (see :func:`record_payments`); ``[]`` if known."""
+    return record_payments(
+        session, [NewPayment(invoice.id, amount, paid_at, external_id, source)])[0]
+
+
+#: The name this function had before it became the one path; kept for callers.
+apply_payment = record_payment
+
+
+def _attribute(session: Session, positive: list[NewPayment]) -> None:
+    """Sets ``paid_at`` of reminders sent before a payment to the first payment after them."""
+    by_invoice: dict[int, list[dt.datetime]] = {}
+    for pay in positive:
+        by_invoice.setdefault(pay.invoice_id, []).append(pay.paid_at)
+    changes: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(by_invoice)):
+        rows = session.execute(
+            select(Reminder.id, Reminder.invoice_id, Reminder.sent_at, Reminder.paid_at)
+            .where(Reminder.invoice_id.in_(chunk), Reminder.sent_at.is_not(None))
+        )
+        for rid, invoice_id, sent_at, paid_at in rows:
+            after = [t for t in by_invoice[invoice_id] if t >= sent_at]
+            first = min(after, default=None)
+            # An earlier payment recorded late (an import after a webhook) moves paid_at back.
+            if first is not None and (paid_at is None or first < paid_at):
+                changes.append({"rid": rid, "first": first})
+    if changes:
+        table = REMINDERS
+        stmt = (update(table)
+                .where(table.c.id == bindparam("rid"),
+                       or_(table.c.paid_at.is_(None), table.c.paid_at > bindparam("first")))
+                .values(paid_at=bindparam("first")))
+        for part in _chunks(changes):
+            session.execute(stmt, list(part))
+
+
+def _settle(session: Session, invoice_ids: list[int]) -> dict[int, str]:
+    """Invoice id -> ``invoice_paid``/``invoice_reopened`` for the invoices whose status moved."""
+    changes: dict[int, str] = {}
+    settled: list[int] = []
+    table = INVOICES
+    for chunk in _chunks(invoice_ids):
+        paid = (select(Payment.invoice_id, func.sum(Payment.amount).label("paid"))
+                .where(Payment.invoice_id.in_(chunk)).group_by(Payment.invoice_id).subquery())
+        rows = session.execute(
+            select(Invoice.id, Invoice.amount, Invoice.status, paid.c.paid)
+            .join(paid, paid.c.invoice_id == Invoice.id)
+        ).all()
+        if len(rows) != len(chunk):
+            missing = sorted(set(chunk) - {r.id for r in rows})
+            raise PaymentError(f"payments refer to unknown invoice id(s) {missing[:5]}")
+        for row in rows:
+            remaining = Decimal(row.amount) - Decimal(row.paid or 0)
+            if remaining <= 0:
+                settled.append(row.id)
+                if row.status == "open":
+                    changes[row.id] = "invoice_paid"
+            elif row.status == "paid":
+                changes[row.id] = "invoice_reopened"
+    for status, change in (("paid", "invoice_paid"), ("open", "invoice_reopened")):
+        ids = [i for i, c in changes.items() if c == change]
+        for part in _chunks(ids):
+            session.execute(update(table).where(table.c.id.in_(part))
+                            .values(status=status, updated_at=utcnow()))
+    for part in _chunks(settled):
+        skip_open_reminders(session, invoice_ids=list(part), reason="paid")
+    return changes
+
+
+def _expire(session: Session, invoice_ids: set[int]) -> None:
+    # The statements above bypass the ORM: loaded invoices and reminders must be re-read.
+    for obj in list(session.identity_map.values()):
+        if (isinstance(obj, Invoice) and obj.id in invoice_ids) or (
+                isinstance(obj, Reminder) and obj.invoice_id in invoice_ids):
+            session.expire(obj)
 
 
 def record_attempt(session: Session, invoice: Invoice, attempted_at: dt.datetime, outcome: str,
@@ -75,79 +201,3 @@ def record_attempt(session: Session, invoice: Invoice, attempted_at: dt.datetime
                                failure_code=(failure_code or None) and failure_code[:64],
                                source=source, external_id=external_id))
     return ["payment_attempt"]
-
-
-STRIPE_TYPES = {
-    "invoice.paid",
-    "invoice.payment_failed",
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "charge.refunded",
-}
-
-
-def apply_stripe_event(session: Session, event: dict[str, Any]) -> list[str]:
-    """The kinds of change one Stripe event made; PaymentError when it cannot be applied."""
-    kind = event["type"]
-    obj: dict[str, Any] = event.get("data", {}).get("object", {}) or {}
-    created = dt.datetime.fromtimestamp(int(event.get("created") or 0), dt.UTC)
-    invoice = _stripe_invoice(session, event["id"], obj)
-    if kind in ("invoice.payment_failed", "payment_intent.payment_failed"):
-        error = obj.get("last_payment_error") or {}
-        code = error.get("decline_code") or error.get("code") or obj.get("billing_reason")
-        return record_attempt(session, invoice, created, "failed", code,
-                              f"stripe:{event['id']}", "stripe")
-    currency = str(obj.get("currency", "")).upper()
-    if currency != invoice.currency or not is_currency(currency):
-        raise PaymentError(
-            f"stripe event {event['id']}: currency {currency or '-'} does not match invoice "
-            f"{invoice.invoice_number} ({invoice.currency})"
-        )
-    if kind == "charge.refunded":
-        return _refund(session, invoice, obj, created)
-    minor = obj.get("amount_paid") if kind == "invoice.paid" else (
-        obj.get("amount_received") or obj.get("amount"))
-    # invoice.paid and payment_intent.succeeded report the same money: key both on the
-    # payment intent so whichever comes second is a no-op.
-    intent = obj.get("payment_intent") if kind == "invoice.paid" else obj.get("id")
-    key = f"stripe:{intent or obj.get('id') or event['id']}"
-    paid_at = _paid_at(obj) or created
-    return apply_payment(session, invoice, from_minor(int(minor or 0), currency), paid_at, key,
-                         "stripe")
-
-
-def _refund(session: Session, invoice: Invoice, obj: dict[str, Any],
-            created: dt.datetime) -> list[str]:
-    # amount_refunded is cumulative per charge: record only what is new since the last event.
-    charge = obj.get("id")
-    total = from_minor(int(obj.get("amount_refunded") or 0), invoice.currency)
-    prefix = f"stripe:refund:{charge}:"
-    earlier = session.scalar(
-        select(func.coalesce(func.sum(Payment.amount), 0)).where(
-            Payment.external_id.like(prefix + "%"))
-    )
-    delta = total + Decimal(earlier or 0)
-    if delta <= 0:
-        return []
-    return apply_payment(session, invoice, -delta, created, f"{prefix}{total}", "stripe")
-
-
-def _paid_at(obj: dict[str, Any]) -> dt.datetime | None:
-    stamp = (obj.get("status_transitions") or {}).get("paid_at")
-    return dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp else None
-
-
-def _stripe_invoice(session: Session, event_id: str, obj: dict[str, Any]) -> Invoice:
-    number = (obj.get("metadata") or {}).get("invoice_number") or obj.get("number")
-    if not number:
-        raise PaymentError(
-            f"stripe event {event_id}: no metadata.invoice_number or invoice number; set "
-            "metadata.invoice_number on the Stripe object to our invoice number"
-        )
-    invoice = session.scalar(select(Invoice).where(Invoice.invoice_number == str(number)))
-    if invoice is None:
-        raise PaymentError(
-            f"stripe event {event_id}: no invoice numbered {number!r}; import the invoice, "
-            "then reset this inbox row to pending"
-        )
-    return invoice
