@@ -18,7 +18,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Invoice, Payment
@@ -161,7 +161,8 @@ def _invoice_of(session: Session, event_id: str, obj: Obj) -> Invoice:
     """Our invoice a Stripe object belongs to.
 
     Looked up by ``metadata.invoice_number``, else the Stripe invoice's ``number``, else the
-    object's ``invoice`` (a Stripe invoice id or the expanded invoice).
+    object's ``invoice``: the expanded invoice, or a Stripe invoice id matched against the
+    invoices' ``source_id`` (set by a Stripe source sync) or invoice number.
     """
     number = (obj.get("metadata") or {}).get("invoice_number")
     if not number and obj.get("object") == "invoice":
@@ -179,7 +180,10 @@ def _invoice_of(session: Session, event_id: str, obj: Obj) -> Invoice:
             )
         return found
     if stripe_id:
-        found = session.scalar(select(Invoice).where(Invoice.invoice_number == str(stripe_id)))
+        # A synced Stripe invoice keeps its in_... id as source_id (dunning.sources).
+        found = session.scalar(select(Invoice).where(
+            or_(Invoice.source_id == str(stripe_id), Invoice.invoice_number == str(stripe_id)))
+            .order_by(Invoice.id).limit(1))
         if found is not None:
             return found
         raise PaymentError(
