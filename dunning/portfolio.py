@@ -18,6 +18,7 @@ _CATEGORIES = (
     "country",
     "timezone",
     "locale",
+    "region",
     "currency",
     "status",
     "outcome",
@@ -154,6 +155,7 @@ def load_portfolio(
         Customer.country,
         Customer.timezone,
         Customer.locale,
+        Customer.region,
         ((Customer.email.is_not(None)) & (Customer.email != "") & ~Customer.email_invalid).label(
             "has_email"
         ),
@@ -238,6 +240,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         "country": "US",
         "timezone": "UTC",
         "locale": "en_US",
+        "region": None,
         "has_email": True,
         "has_phone": True,
         "sms_consent": True,
@@ -272,6 +275,7 @@ _COLUMNS = {
         "country",
         "timezone",
         "locale",
+        "region",
         "has_email",
         "has_phone",
         "sms_consent",

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from dunning.db import check_ready, redact_url
 from dunning.db.models import Base, Customer, Invoice, Payment, PaymentAttempt, utcnow
 from dunning.errors import DunningError
+from dunning.regions import default_region
 
 Row = dict[str, Any]
 #: Customers generated and written per block (bounds memory; one progress step each).
@@ -134,7 +135,7 @@ def _instant(rng: random.Random, day: dt.date) -> dt.datetime:
 def _customer(rng: random.Random, index: int, market: Market, as_of: dt.date) -> Row:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     domain = "example.com" if rng.random() < 0.7 else "example.org"
-    return {
+    row: Row = {
         "customer_id": f"CUS-{index:07d}",
         "name": f"{first} {last}",
         "email": None if rng.random() < 0.02 else f"{first}.{last}.{index}@{domain}".lower(),
@@ -151,6 +152,10 @@ def _customer(rng: random.Random, index: int, market: Market, as_of: dt.date) ->
         "paused_until": as_of + dt.timedelta(days=rng.randint(7, 30)) if rng.random() < 0.01
         else None,
     }
+    # As an import without a region column stores it: the region the time zone names. Set
+    # after the draws above so every existing seed keeps its values.
+    row["region"] = default_region(row["timezone"], market.country)
+    return row
 
 
 def _history(rng: random.Random, block: Block, customer: Row, archetype: str, currency: str,

@@ -112,6 +112,8 @@ class Customer(Base):
     country: Mapped[str] = mapped_column(String(2), nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False)
     locale: Mapped[str] = mapped_column(String(16), nullable=False)
+    # ISO 3166-2 subdivision (AU-NSW) for regional public holidays; NULL: none known.
+    region: Mapped[str | None] = mapped_column(String(16))
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)

@@ -18,6 +18,7 @@ from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
 from dunning.money import is_currency, parse_amount
+from dunning.regions import parse_region
 
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
@@ -130,6 +131,12 @@ def locale(cell: Any) -> str:
         return str(Locale.parse(value))
     except (UnknownLocaleError, ValueError, TypeError):
         raise ValueError(f"{value!r} is not a known locale (e.g. en_US, de_DE, ja_JP)") from None
+
+
+def region(cell: Any, country: str) -> str:
+    """``cell`` (``AU-NSW`` or ``NSW``) as the ISO 3166-2 code of a subdivision of ``country``
+    that the ``holidays`` package knows (its public holidays then apply)."""
+    return parse_region(str(cell), country)
 
 
 def email(cell: Any) -> str:

@@ -17,6 +17,7 @@ from dunning.errors import ImportFailed
 from dunning.importers import fields
 from dunning.importers.reader import Row, Table
 from dunning.money import quantize
+from dunning.regions import default_region
 
 Record = dict[str, Any]
 
@@ -124,6 +125,11 @@ def _customer(c: _Cells, ctx: Context) -> Record:
     if c.present("paused_until"):
         rec["paused_until"] = c.get("paused_until", fields.date)
     stored = ctx.existing.get(rec["customer_id"] or "")
+    if (c.present("region") or not stored) and rec["country"] and rec["timezone"]:
+        # Empty or left out on a new customer: the region the time zone names, if any.
+        rec["region"] = c.get("region", fields.region, rec["country"]) or default_region(
+            rec["timezone"], rec["country"]
+        )
     if stored and stored.get("erased_at"):
         c.fail("customer_id", f"customer {rec['customer_id']!r} was erased; remove the row "
                               "(erased customers are never re-imported)")
@@ -198,11 +204,11 @@ KINDS: dict[str, Kind] = {
     "customers": Kind(
         "customers", "customer_id", ("customer_id", "country", "timezone", "locale"),
         ("name", "email", "phone", "sms_consent", "voice_consent", "email_opt_out",
-         "sms_opt_out", "paused_until"),
+         "sms_opt_out", "paused_until", "region"),
         _customer,
         {"name": None, "email": None, "phone": None, "sms_consent": False,
          "voice_consent": False, "email_opt_out": False, "sms_opt_out": False,
-         "paused_until": None},
+         "paused_until": None, "region": None},
     ),
     "invoices": Kind(
         "invoices", "invoice_number",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         "payment_failed",
         "promise_broken",
         "segments",
+        "blackout",
     }
     for key in data:
         if key not in known:
@@ -140,14 +142,22 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         for name in spec
     }
     rules = tuple(_rule(r, rule, i) for i, rule in enumerate(seg.get("rules", [])))
+    blackout = _blackout(r, data.get("blackout", []))
     return Policy(
         ladder=ladder,
         segment_ladders=ladders,
         rules=rules,
         fallback_segment=r.text(seg.get("fallback", "reliable"), "segments.fallback"),
-        send_window=_window(r, r.table(data, "send_window", "send_window"), "send_window"),
-        voice_window=_window(
-            r, r.table(data, "voice_window", "voice_window"), "voice_window", DEFAULT_VOICE_WINDOW
+        send_window=replace(
+            _window(r, r.table(data, "send_window", "send_window"), "send_window"),
+            blackout=blackout,
+        ),
+        voice_window=replace(
+            _window(
+                r, r.table(data, "voice_window", "voice_window"), "voice_window",
+                DEFAULT_VOICE_WINDOW,
+            ),
+            blackout=blackout,
         ),
         voice_retry_no_answer=_voice_retry(r, r.table(data, "voice", "voice")),
         min_balance=r.amount(data.get("min_balance", "1.00"), "min_balance"),
@@ -291,6 +301,44 @@ def _window(
     if not isinstance(skip, bool):
         raise r.error(f"{key}.skip_holidays", f"must be true or false, got {skip!r}")
     return SendWindow(start, end, frozenset(_WEEKDAYS.index(d) for d in days), skip)
+
+
+def _day(r: _Reader, value: Any, path: str) -> date:
+    # TOML has a date type (from = 2026-12-24); YAML and quoted TOML give a string.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = str(value)
+    try:
+        if len(text) != 10:  # fromisoformat would also take 20261224
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise r.error(path, f"must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _blackout(r: _Reader, spec: Any) -> tuple[tuple[date, date], ...]:
+    """The company blackout periods: ``blackout = [{from = "2026-12-24", to = "2027-01-01"}]``.
+
+    Each period is a pair of local dates, both included, shorter than a year (else the
+    window would never open).
+    """
+    if not isinstance(spec, list):
+        raise r.error("blackout", f'must be a list of {{from = "YYYY-MM-DD", to = '
+                                  f'"YYYY-MM-DD"}} tables, got {spec!r}')
+    periods = []
+    for i, item in enumerate(spec):
+        path = f"blackout[{i}]"
+        if not isinstance(item, dict) or set(item) != {"from", "to"}:
+            raise r.error(path, f'must be a table {{from = "YYYY-MM-DD", to = "YYYY-MM-DD"}}, '
+                                f"got {item!r}")
+        first, last = _day(r, item["from"], f"{path}.from"), _day(r, item["to"], f"{path}.to")
+        if last < first:
+            raise r.error(f"{path}.to", f"must not be before {path}.from ({first})")
+        if (last - first).days >= 365:
+            raise r.error(f"{path}.to", "must be less than a year after from: reminders would "
+                                        "never go out")
+        periods.append((first, last))
+    return tuple(periods)
 
 
 def _hhmm(minute: int) -> str:

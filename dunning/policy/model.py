@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 CHANNEL_NAMES = ("email", "sms", "voice")
@@ -52,6 +53,8 @@ class SendWindow:
     end_minute: int = 18 * 60  # exclusive; 1440 means end of day
     weekdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday=0
     skip_holidays: bool = True
+    #: Company blackout periods, (first, last) local dates, both included: nothing goes out.
+    blackout: tuple[tuple[date, date], ...] = ()
 
 
 #: Calls are stricter than messages: 10:00-17:00 local time on weekdays unless the policy

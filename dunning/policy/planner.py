@@ -326,10 +326,11 @@ def _decide(
     skip = np.select([m for m, _ in reasons], [r for _, r in reasons], default="")
     skip = np.where(_second_call(rows, voice & (skip == "")), "one_call_per_day", skip)
     zones, countries = pd.Series(cust["timezone"]), pd.Series(cust["country"])
-    defer, start = window_frame(zones, countries, as_of, policy.send_window)
+    regions = pd.Series(cust["region"])
+    defer, start = window_frame(zones, countries, as_of, policy.send_window, regions)
     if voice.any():
         # Calls keep their own, stricter window (voice_window) and the same holidays.
-        vdefer, vstart = window_frame(zones, countries, as_of, policy.voice_window)
+        vdefer, vstart = window_frame(zones, countries, as_of, policy.voice_window, regions)
         defer, start = np.where(voice, vdefer, defer), np.where(voice, vstart, start)
     is_skip, is_defer = skip != "", (skip == "") & (defer != "")
     action = np.where(is_skip, "skip", np.where(is_defer, "defer", "send"))
@@ -404,4 +405,12 @@ def _customers_of(rows: pd.DataFrame, cust: pd.DataFrame) -> dict[str, np.ndarra
         # A portfolio built by hand (tests, notebooks) may lack the voice columns: no consent.
         col: cust[col].to_numpy(bool)[pos] if col in cust else np.zeros(len(pos), dtype=bool)
         for col in ("voice_consent", "voice_opt_out")
+    } | {
+        # ISO 3166-2 region for regional holidays; "" when none (the window then takes the
+        # region the time zone names, if any).
+        "region": (
+            cust["region"].astype(object).where(cust["region"].notna(), "").to_numpy()[pos]
+            if "region" in cust
+            else np.full(len(pos), "", dtype=object)
+        )
     }

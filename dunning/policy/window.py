@@ -1,4 +1,9 @@
-"""Customer-local calendar and the send window, computed once per time zone / country."""
+"""Customer-local calendar and the send window, computed once per (time zone, country, region).
+
+A local day is closed for reminders when it is in a company blackout (policy ``blackout``),
+a public holiday of the customer's country and region (``holidays`` with ``subdiv``), or not
+one of the window's weekdays.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dunning.policy.model import SendWindow
+from dunning.regions import default_region, holiday_subdivision
 
 
 @lru_cache(maxsize=1024)
@@ -23,10 +29,11 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=4096)
-def holiday_dates(country: str, year: int) -> frozenset[date]:
-    """Public holidays of ``country`` in ``year`` (empty for countries holidays does not know)."""
+def holiday_dates(country: str, year: int, subdiv: str | None = None) -> frozenset[date]:
+    """Public holidays of ``country`` in ``year``, with those of subdivision ``subdiv`` (the
+    ``holidays`` package's code, ``NSW``) when given; empty for countries it does not know."""
     try:
-        return frozenset(holidays.country_holidays(country, years=year).keys())
+        return frozenset(holidays.country_holidays(country, subdiv=subdiv, years=year).keys())
     except NotImplementedError:
         return frozenset()
 
@@ -46,9 +53,12 @@ def local_days(timezones: pd.Series, as_of: datetime) -> np.ndarray:
     return lookup[tz.cat.codes.to_numpy()]  # code -1 (missing zone) picks UTC, the last entry
 
 
-def _closed_reason(day: date, country: str, window: SendWindow) -> str:
-    """Why no reminder goes out on ``day`` ("holiday"/"weekend"), or "" when it is a send day."""
-    if window.skip_holidays and day in holiday_dates(country, day.year):
+def _closed_reason(day: date, country: str, subdiv: str | None, window: SendWindow) -> str:
+    """Why no reminder goes out on ``day`` ("blackout"/"holiday"/"weekend"), or "" when it is
+    a send day."""
+    if any(first <= day <= last for first, last in window.blackout):
+        return "blackout"
+    if window.skip_holidays and day in holiday_dates(country, day.year, subdiv):
         return "holiday"
     if day.weekday() not in window.weekdays:
         return "weekend"
@@ -87,13 +97,22 @@ def _transition(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
 
 
 def window_state(
-    as_of: datetime, timezone: str, country: str, window: SendWindow
+    as_of: datetime,
+    timezone: str,
+    country: str,
+    window: SendWindow,
+    region: str | None = None,
 ) -> tuple[str, datetime]:
-    """("" and as_of) when ``as_of`` is inside the window, else (reason, next window start, UTC)."""
+    """("" and as_of) when ``as_of`` is inside the window, else (reason, next window start, UTC).
+
+    ``region`` is the customer's ISO 3166-2 subdivision (``AU-NSW``): its public holidays
+    close the day too. Reasons: blackout, holiday, weekend, outside_send_window.
+    """
     zone = _zone(timezone)
+    subdiv = holiday_subdivision(region, country)
     local = as_of.astimezone(zone)
     minute = local.hour * 60 + local.minute
-    reason = _closed_reason(local.date(), country, window)
+    reason = _closed_reason(local.date(), country, subdiv, window)
     if not reason:
         if window.start_minute <= minute < window.end_minute:
             return "", as_of
@@ -103,22 +122,40 @@ def window_state(
     day = local.date()
     for _ in range(366):
         day += timedelta(days=1)
-        if not _closed_reason(day, country, window):
+        if not _closed_reason(day, country, subdiv, window):
             return reason, _at(day, window.start_minute, zone)
-    raise ValueError("the send window never opens: check send_window.weekdays")
+    raise ValueError("the send window never opens: check send_window.weekdays and blackout")
 
 
 def window_frame(
-    timezones: pd.Series, countries: pd.Series, as_of: datetime, window: SendWindow
+    timezones: pd.Series,
+    countries: pd.Series,
+    as_of: datetime,
+    window: SendWindow,
+    regions: pd.Series | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, (defer reason, "" inside the window) and not_before (UTC datetime64[ns])."""
+    """Per row, (defer reason, "" inside the window) and not_before (UTC datetime64[ns]).
+
+    ``regions`` (ISO 3166-2 codes) add regional holidays; a row without one takes the
+    region its time zone names (``dunning.regions.default_region``: Australia/Sydney ->
+    AU-NSW). The window is computed once per distinct (time zone, country, region), not per
+    row.
+    """
     keys = pd.DataFrame(
-        {"tz": timezones.astype(str).to_numpy(), "cc": countries.astype(str).to_numpy()}
+        {
+            "tz": timezones.astype(str).to_numpy(),
+            "cc": countries.astype(str).to_numpy(),
+            "region": (
+                regions.fillna("").astype(str).to_numpy()
+                if regions is not None
+                else np.full(len(timezones), "", dtype=object)
+            ),
+        }
     )
     codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
     reasons, starts = [], []
-    for tz, cc in uniques:
-        reason, start = window_state(as_of, tz, cc, window)
+    for tz, cc, region in uniques:
+        reason, start = window_state(as_of, tz, cc, window, region or default_region(tz, cc))
         reasons.append(reason)
         starts.append(np.datetime64(start.replace(tzinfo=None), "ns"))
     return np.array(reasons, dtype=object)[codes], np.array(starts, dtype="datetime64[ns]")[codes]
