@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from alert_support import AlertInbox, alert_inbox
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
@@ -25,6 +23,7 @@ from dunning.alerts import (
     REMINDER_FLOW,
     RUN_FAILED_AUTOMATION,
     SLOT_WAIT_AUTOMATION,
+    TRACKING_FLOW,
     WATCHED_FLOWS,
     ZOMBIE_AUTOMATION,
     run_failed_automation,
@@ -162,45 +161,16 @@ def test_setup_without_a_notification_target_says_which_setting_to_set(
     assert "Traceback" not in result.output
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        _Hook.received.append(json.loads(body or b"{}"))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def operator_hook(prefect_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """The JSON bodies posted to a real webhook receiver that setup-prefect points alerts at."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL",
-                       f"http://127.0.0.1:{server.server_port}/operator")
-    assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
-    yield _Hook.received
-    server.shutdown()
+def operator_hook(prefect_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertInbox]:
+    """A real webhook receiver that setup-prefect points alerts at."""
+    with alert_inbox() as inbox:
+        monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", inbox.url)
+        assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
+        yield inbox
 
 
-def _wait_for(received: list[Any], marker: str, retrigger: Callable[[], None]) -> list[Any]:
-    """The notifications mentioning ``marker``; ``retrigger`` runs until one arrives, because
-    the server's triggers service picks up new automations only on its next refresh."""
-    for attempt in range(60):
-        if attempt % 10 == 0:
-            retrigger()
-        mine = [m for m in received if marker in str(m)]
-        if mine:
-            return mine
-        time.sleep(0.5)
-    return []
-
-
-def test_a_failure_rate_event_notifies_the_operator_webhook(operator_hook: list[Any]):
+def test_a_failure_rate_event_notifies_the_operator_webhook(operator_hook: AlertInbox):
     from prefect.events import emit_event
 
     run_id = uuid.uuid4().hex
@@ -211,13 +181,13 @@ def test_a_failure_rate_event_notifies_the_operator_webhook(operator_hook: list[
                    payload={"batch": 1, "sent": 1, "failed": 3, "failure_rate": 0.75,
                             "threshold": 0.2})
 
-    mine = _wait_for(operator_hook, run_id, emit)
-    assert mine, operator_hook
+    mine = operator_hook.wait_for(run_id, emit)
+    assert mine, operator_hook.received
     assert mine[0]["subject"] == "dunning: delivery failure rate exceeded"
     assert "failed 3 of 4 messages" in mine[0]["body"]
 
 
-def test_a_failed_reminder_run_notifies_the_operator_webhook(operator_hook: list[Any]):
+def test_a_failed_reminder_run_notifies_the_operator_webhook(operator_hook: AlertInbox):
     from prefect import flow
 
     @flow(name=REMINDER_FLOW)
@@ -227,6 +197,23 @@ def test_a_failed_reminder_run_notifies_the_operator_webhook(operator_hook: list
     def run() -> None:
         assert failing_run(uuid.uuid4().hex, return_state=True).is_failed()
 
-    mine = _wait_for(operator_hook, "reminder run failed", run)
+    mine = operator_hook.wait_for("reminder run failed", run)
     assert mine and mine[0]["subject"] == "dunning: a reminder run failed"
     assert "entered Failed" in mine[0]["body"]
+    assert "stay claimed" in mine[0]["body"] and "never re-sends them" in mine[0]["body"]
+
+
+def test_a_failed_track_responses_run_says_the_webhook_events_wait(operator_hook: AlertInbox):
+    from prefect import flow
+
+    @flow(name=TRACKING_FLOW)
+    def failing_tracking(marker: str) -> None:
+        raise RuntimeError("database down")
+
+    def run() -> None:
+        assert failing_tracking(uuid.uuid4().hex, return_state=True).is_failed()
+
+    mine = operator_hook.wait_for("a track-responses run failed", run)
+    assert mine, operator_hook.received
+    assert "Webhook events stay in the inbox" in mine[0]["body"]
+    assert "entered Failed: " in mine[0]["body"]
