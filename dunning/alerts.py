@@ -201,8 +201,8 @@ def _stalled(block_document_id: UUID, name: str, after: str, seconds: int, subje
     """An alert for a flow run of ours that entered ``after`` and did not start in time."""
     body = (
         f"Flow run {{{{ flow_run.name }}}} has {what} for more than {seconds} s.\n"
-        "Check that a worker of its work pool is running and healthy (`prefect worker ls` / "
-        "`prefect work-pool inspect dunning`) and whether an earlier run still holds the "
+        "Check that a worker of its work pool is running and healthy (`prefect work-pool "
+        "inspect dunning`, the worker's /health) and whether an earlier run still holds the "
         "deployment's concurrency slot (docs/prefect.md, 'Recovery runbook'). Nothing of this "
         "run has been sent yet; its reminders stay planned.\n"
         "Open it: {{ flow_run|ui_url }}"
