@@ -295,3 +295,14 @@ def test_shared_phrases_come_in_the_context_and_an_explicit_import_still_works(
     assert render_template("imports.txt", ctx, tmp_path) == "Dear Jane, pay now"
     with pytest.raises(TemplateError, match=r"plain\.txt.*'s' is undefined"):
         render_template("plain.txt", {"customer_name": "Jane", "lang": "it"}, tmp_path)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_unsubscribe_page_in_every_email_language(lang: str) -> None:
+    # The footer's link lands on a page in the language the email was written in.
+    from dunning.webhooks.unsubscribe import page
+
+    confirm = page(DEFAULT_TEMPLATES_DIR, f"{lang}_XX", "confirm")
+    done = page(DEFAULT_TEMPLATES_DIR, f"{lang}_XX", "done")
+    assert f'<html lang="{lang}">' in confirm and f'<html lang="{lang}">' in done
+    assert 'name="List-Unsubscribe"' in confirm and "<form" not in done
