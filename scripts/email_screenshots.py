@@ -85,8 +85,8 @@ def main() -> int:
             page.write_text(message.html or "", encoding="utf-8")
             shot = args.out / f"{name}.png"
             subprocess.run(
-                [chromium, *CHROMIUM_FLAGS, f"--window-size=720,{HEIGHTS[name]}", f"--screenshot={shot}",
-                 page.as_uri()],
+                [chromium, *CHROMIUM_FLAGS, f"--window-size=720,{HEIGHTS[name]}",
+                 f"--screenshot={shot}", page.as_uri()],
                 check=True, capture_output=True, timeout=120,
             )
             print(shot)
