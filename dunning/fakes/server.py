@@ -193,10 +193,10 @@ class RunningFakes:
         self.context.faults.reset()
 
 
-def _server(ctx: FakeContext, **options: Any) -> uvicorn.Server:
+def _server(app: Any, **options: Any) -> uvicorn.Server:
     # Why the short graceful timeout: hanging requests (timeout_rate) must not hold up shutdown.
     config = uvicorn.Config(
-        create_app(ctx), log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **options
+        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **options
     )
     return uvicorn.Server(config)
 
@@ -223,17 +223,14 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def run_fakes(config: FakeConfig | None = None, **knobs: Any) -> Iterator[RunningFakes]:
-    """A handle on both fakes served by uvicorn on a free 127.0.0.1 port in a background thread.
-
-    Give a ``FakeConfig`` or its fields as keywords, e.g. ``run_fakes(latency_ms=0, seed=1)``.
-    """
-    ctx = FakeContext.create(FakeConfig(**knobs) if config is None else config)
+def serve_in_thread(app: Any, name: str) -> Iterator[str]:
+    """The base URL of ``app`` served by uvicorn on a free 127.0.0.1 port in a background
+    thread named ``name``, until the block ends."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = _server(ctx)
+    server = _server(app)
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="dunning-fakes", daemon=True
+        target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
     )
     thread.start()
     while not server.started:
@@ -242,13 +239,24 @@ def run_fakes(config: FakeConfig | None = None, **knobs: Any) -> Iterator[Runnin
             raise RuntimeError("the fake server stopped while starting; see the log above")
         threading.Event().wait(0.01)
     try:
-        yield RunningFakes(f"http://127.0.0.1:{port}", ctx)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
 
 
+@contextlib.contextmanager
+def run_fakes(config: FakeConfig | None = None, **knobs: Any) -> Iterator[RunningFakes]:
+    """A handle on both fakes served by uvicorn on a free 127.0.0.1 port in a background thread.
+
+    Give a ``FakeConfig`` or its fields as keywords, e.g. ``run_fakes(latency_ms=0, seed=1)``.
+    """
+    ctx = FakeContext.create(FakeConfig(**knobs) if config is None else config)
+    with serve_in_thread(create_app(ctx), "dunning-fakes") as base_url:
+        yield RunningFakes(base_url, ctx)
+
+
 def serve(ctx: FakeContext, sock: socket.socket) -> None:
     """Serve both fakes from ``ctx`` on ``sock`` in the foreground until interrupted."""
-    asyncio.run(_server(ctx).serve(sockets=[sock]))
+    asyncio.run(_server(create_app(ctx)).serve(sockets=[sock]))

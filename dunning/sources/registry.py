@@ -21,8 +21,12 @@ def build_source(config: SourceConfig) -> Source:
         from dunning.sources.files import FilesSource
 
         return FilesSource(config)
+    if config.kind == "stripe":
+        from dunning.sources.stripe import StripeSource
+
+        return StripeSource(config)
     raise ConfigError(f"[sources.{config.name}]: kind {config.kind!r} is not available in this "
-                      "version; use sql or files")
+                      "version; use stripe, sql or files")
 
 
 def get_source(name: str) -> Source:
