@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
-from dunning.errors import ProviderAuthError, TemplateError
+from dunning.errors import ConfigError, ProviderAuthError, TemplateError
 from dunning.faults import crash_point
 from dunning.masking import scrub
 
@@ -89,10 +89,12 @@ def deliver_batch(
         result.failed += len(failed_render)
 
     for channel_name, messages in by_channel.items():
-        channel = channels[channel_name]
         try:
+            # A channel may be built on first use (tasks/deliver.py); an incomplete
+            # configuration (voice without DUNNING_WEBHOOK_PUBLIC_URL) surfaces here.
+            channel = channels[channel_name]
             results: list[SendResult] = channel.send_batch(messages)
-        except ProviderAuthError:
+        except (ProviderAuthError, ConfigError):
             # Nothing went out: give every claimed row back so the next run can send it.
             ledger.release(
                 engine, [m.reminder_id for ms in by_channel.values() for m in ms], claimer=claimer

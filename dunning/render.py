@@ -4,6 +4,8 @@ Layout of templates/ (see docs/delivery.md):
     <stage>/email.<lang>.subject.txt   subject line
     <stage>/email.<lang>.txt           the stage's own paragraph(s) of the email
     <stage>/sms.<lang>.txt             SMS body (the opt-out hint is appended by compose)
+    <stage>/voice.<lang>.txt           what a reminder call says (dunning.voice.script)
+    _voice/<lang>.txt                  a call's spoken phrases (menu, voicemail, replies)
     _layout/email.txt, email.html      the whole email around them: greeting, body, invoice
                                        summary (_layout/summary.*), pay link/button, tone
                                        line, signature, footer; HTML autoescaped
@@ -117,20 +119,23 @@ def render_template(name: str, context: dict[str, Any], directory: Path | None =
         raise _template_error(name, directory, exc) from None
 
 
-def with_shared_phrases(context: dict[str, Any], directory: Path) -> dict[str, Any]:
+def with_shared_phrases(
+    context: dict[str, Any], directory: Path, folder: str = "_shared", key: str = "s"
+) -> dict[str, Any]:
     """``context`` plus ``s``: the language's shared phrases (``_shared/<lang>.txt``, its
-    macros bound to this context), when that file exists.
+    macros bound to this context), when that file exists. ``folder`` and ``key`` name another
+    set of phrases (the spoken phrases of a call: ``_voice``, bound as ``v``).
 
     Why once per message: every template of a message uses the same phrases, and importing
     them ``with context`` in each template evaluated the module anew for every render (four
     per e-mail). A template that still imports them itself keeps working.
     """
-    name = f"_shared/{context['lang']}.txt"
+    name = f"{folder}/{context['lang']}.txt"
     if not template_exists(directory, name):
         return context
     env = _environment(str(directory))
     try:
-        return {**context, "s": env.get_template(name).make_module(context)}
+        return {**context, key: env.get_template(name).make_module(context)}
     except jinja2.TemplateError as exc:
         raise _template_error(name, directory, exc) from None
 
@@ -278,8 +283,12 @@ def compose(
         return _compose_email(data, settings, invoices)
     if data.channel == "sms":
         return _compose_sms(data, settings, invoices)
+    if data.channel == "voice":
+        from dunning.voice.script import compose_voice
+
+        return compose_voice(data, settings)
     raise TemplateError(f"reminder {data.reminder_id}: unknown channel {data.channel!r} "
-                        "(expected email or sms)")
+                        "(expected email, sms or voice)")
 
 
 def _prepare(

@@ -63,7 +63,9 @@ def test_calls_keep_the_stricter_voice_window_while_messages_go_out():
     late = datetime(2026, 11, 24, 16, 30, tzinfo=UTC)  # 17:30 Berlin: next weekday 10:00
     line = plan(p, late, EXAMPLE).query("channel == 'voice'").iloc[0]
     assert (line["action"], line["not_before"]) == (
-        "defer", pd.Timestamp("2026-11-25 09:00", tz="UTC"))
+        "defer",
+        pd.Timestamp("2026-11-25 09:00", tz="UTC"),
+    )
 
 
 def test_no_call_on_a_public_holiday():
@@ -73,40 +75,66 @@ def test_no_call_on_a_public_holiday():
 
 
 def _two_invoices(ledger=None):
-    cust = {"customer_id": "c1", "country": "DE", "timezone": "Europe/Berlin",
-            "locale": "de_DE"} | CALLABLE
+    cust = {
+        "customer_id": "c1",
+        "country": "DE",
+        "timezone": "Europe/Berlin",
+        "locale": "de_DE",
+    } | CALLABLE
     due = TODAY - timedelta(days=7)
     invoices = [
-        {"invoice_id": 1, "invoice_number": "INV-1", "customer_id": "c1",
-         "amount_minor": 600_000, "due_on": due},
-        {"invoice_id": 2, "invoice_number": "INV-2", "customer_id": "c1",
-         "amount_minor": 900_000, "due_on": due},
+        {
+            "invoice_id": 1,
+            "invoice_number": "INV-1",
+            "customer_id": "c1",
+            "amount_minor": 600_000,
+            "due_on": due,
+        },
+        {
+            "invoice_id": 2,
+            "invoice_number": "INV-2",
+            "customer_id": "c1",
+            "amount_minor": 900_000,
+            "due_on": due,
+        },
     ]
     return build_portfolio([cust], invoices, ledger=ledger)
 
 
 def test_one_call_per_customer_per_day_across_invoices():
     lines = plan(_two_invoices(), AS_OF, EXAMPLE).query("channel == 'voice'")
-    got = dict(zip(lines["invoice_number"], lines["action"].astype(str) + ":" + lines["reason"],
-                   strict=True))
+    got = dict(
+        zip(
+            lines["invoice_number"],
+            lines["action"].astype(str) + ":" + lines["reason"],
+            strict=True,
+        )
+    )
     # The call is about the larger balance; email and SMS still go out for both invoices.
     assert got == {"INV-2": "send:", "INV-1": "skip:one_call_per_day"}
 
 
 @pytest.mark.parametrize(("hours_ago", "expected"), [(2, "skip:one_call_per_day"), (30, "send:")])
 def test_a_call_earlier_today_about_another_invoice_holds_the_next_call(hours_ago, expected):
-    called = {"invoice_id": 2, "stage": "final_notice", "channel": "voice", "status": "sent",
-              "planned_for": AS_OF - timedelta(hours=hours_ago)}
+    called = {
+        "invoice_id": 2,
+        "stage": "final_notice",
+        "channel": "voice",
+        "status": "sent",
+        "planned_for": AS_OF - timedelta(hours=hours_ago),
+    }
     lines = plan(_two_invoices([called]), AS_OF, EXAMPLE).query("channel == 'voice'")
     got = {r.invoice_number: f"{r.action}:{r.reason}" for r in lines.itertuples()}
     assert got["INV-1"] == expected
 
 
 def test_loader_accepts_voice_and_names_bad_voice_keys():
-    base = {"ladder": {"stages": [{"name": "due", "offset_days": 0,
-                                   "channels": ["email", "voice"]}]}}
-    policy = parse_policy(base | {"voice_window": {"start": "11:00"}, "voice": {
-        "retry_no_answer": True}})
+    base = {
+        "ladder": {"stages": [{"name": "due", "offset_days": 0, "channels": ["email", "voice"]}]}
+    }
+    policy = parse_policy(
+        base | {"voice_window": {"start": "11:00"}, "voice": {"retry_no_answer": True}}
+    )
     assert policy.ladder.stages[0].channels == ("email", "voice")
     assert (policy.voice_window.start_minute, policy.voice_window.end_minute) == (660, 1020)
     assert policy.voice_retry_no_answer is True
@@ -115,5 +143,6 @@ def test_loader_accepts_voice_and_names_bad_voice_keys():
     with pytest.raises(PolicyError, match="voice.retries"):
         parse_policy(base | {"voice": {"retries": 2}})
     with pytest.raises(PolicyError, match="channels"):
-        parse_policy({"ladder": {"stages": [{"name": "due", "offset_days": 0,
-                                             "channels": ["fax"]}]}})
+        parse_policy(
+            {"ladder": {"stages": [{"name": "due", "offset_days": 0, "channels": ["fax"]}]}}
+        )

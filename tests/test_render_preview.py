@@ -101,3 +101,28 @@ def test_preview_as_of_is_validated(engine: Engine) -> None:
     _seed(engine)
     result = preview("--invoice", "INV-1", "--as-of", "yesterday")
     assert result.exit_code == 1 and "--as-of 'yesterday'" in result.output
+
+
+def test_preview_voice_prints_the_twiml_of_the_call(engine: Engine) -> None:
+    _seed(engine, locale="de_DE", country="DE", timezone="Europe/Berlin", phone="+4915112345678")
+    result = preview("--invoice", "INV-1", "--channel", "voice", "--stage", "final_notice",
+                     "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert "<Say language=\"de-DE\" voice=\"Polly.Vicki\">" in result.stdout
+    assert '<Gather action="/webhooks/twilio/voice?reminder_id=0"' in result.stdout
+    assert "I N V, 1" in result.stdout and "Drücken Sie die 2" in result.stdout
+    assert "Answering machine:" in result.stdout and "<Hangup />" in result.stdout
+    data = json.loads(preview("--invoice", "INV-1", "--channel", "voice", "--stage",
+                              "final_notice", "--as-of", AS_OF, "--json").stdout)
+    assert data["language"] == "de-DE" and data["twiml"].startswith("<?xml")
+    assert data["offer_link"] is True and data["warnings"] == []
+
+
+def test_preview_voice_says_when_the_call_falls_back_to_english(engine: Engine) -> None:
+    _seed(engine, locale="sv_SE", country="SE", timezone="Europe/Stockholm", sms_consent=False)
+    result = preview("--invoice", "INV-1", "--channel", "voice", "--as-of", AS_OF, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["language"] == "en-US" and data["offer_link"] is False
+    assert data["warnings"] == ["no voice template in 'sv': the call speaks English"]
+    assert "Press 2" not in data["twiml"]

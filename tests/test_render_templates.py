@@ -27,6 +27,7 @@ from dunning.render import (
     verify_unsubscribe_token,
 )
 from dunning.sms import count_segments
+from dunning.voice.speech import spoken_invoice_number
 
 LANGS = ("en", "de", "fr", "es", "ja", "pt", "it", "nl")
 #: Languages written in GSM-7's script: their SMS must not fall into UCS-2 on our own words.
@@ -56,14 +57,16 @@ def settings() -> ChannelSettings:
 def test_every_template_renders_in_every_locale(
     stage: str, lang: str, settings: ChannelSettings
 ) -> None:
-    for channel in ("email", "sms"):
+    for channel in ("email", "sms", "voice"):
         for tone in ("friendly", "helpful", "neutral", "firm", "final", None):
             data = reminder(stage=stage, channel=channel, locale=f"{lang}_XX", tone=tone,
                             balance_due=Decimal("200.00"))
             msg = compose(data, settings)
             assert msg.template_key == f"{stage}/{channel}.{lang}"
             assert msg.locale == lang
-            assert "INV-2026-0007" in msg.text
+            number = spoken_invoice_number("INV-2026-0007") if channel == "voice" else (
+                "INV-2026-0007")
+            assert number in msg.text
             assert "{{" not in msg.text and "{%" not in msg.text
             if channel == "email":
                 assert msg.subject and "INV-2026-0007" in msg.subject and "\n" not in msg.subject
@@ -74,7 +77,8 @@ def test_every_template_renders_in_every_locale(
     # Every file on disk belongs to a stage/lang the loop above rendered.
     files = {p.name for p in (DEFAULT_TEMPLATES_DIR / stage).iterdir()}
     assert files == {f"{c}.{lg}{s}" for lg in LANGS
-                     for c, s in (("email", ".subject.txt"), ("email", ".txt"), ("sms", ".txt"))}
+                     for c, s in (("email", ".subject.txt"), ("email", ".txt"), ("sms", ".txt"),
+                                  ("voice", ".txt"))}
 
 
 def test_missing_field_raises_naming_template_and_field() -> None:

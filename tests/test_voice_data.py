@@ -26,11 +26,18 @@ def test_voice_consent_is_imported_and_defaults_to_false(engine, tmp_path):
     assert result.exit_code == 0, result.output
     with engine.connect() as conn:
         consent = dict(conn.execute(select(Customer.customer_id, Customer.voice_consent)).all())
-    assert consent == {"C-1001": False, "C-1002": True, "C-1003": False, "C-1004": False,
-                       "C-1005": False}
+    assert consent == {
+        "C-1001": False,
+        "C-1002": True,
+        "C-1003": False,
+        "C-1004": False,
+        "C-1005": False,
+    }
     bad = tmp_path / "bad.csv"
-    bad.write_text("customer_id,country,timezone,locale,voice_consent\n"
-                   "C-9,DE,Europe/Berlin,de_DE,perhaps\n", encoding="utf-8")
+    bad.write_text(
+        "customer_id,country,timezone,locale,voice_consent\nC-9,DE,Europe/Berlin,de_DE,perhaps\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(app, ["import", "customers", str(bad)])
     assert result.exit_code != 0 and "voice_consent" in result.output + result.stderr
 
@@ -49,22 +56,30 @@ def fresh_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
             db.get_engine(url).dispose()
 
 
-@pytest.mark.parametrize("fresh_url", ["sqlite"] + (["postgresql"] if PG_URL else []),
-                         indirect=True)
+@pytest.mark.parametrize(
+    "fresh_url", ["sqlite"] + (["postgresql"] if PG_URL else []), indirect=True
+)
 def test_migration_0004_adds_voice_columns_without_consent_and_downgrades(fresh_url: str):
     db.upgrade(fresh_url, "0003")
     engine = db.get_engine(fresh_url)
     at = dt.datetime(2026, 11, 24, 10, 0)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO customers (customer_id, shard_key, email_invalid, country, timezone, "
-            "locale, sms_consent, email_opt_out, sms_opt_out, created_at, updated_at) VALUES "
-            "('OLD-1', 1, false, 'US', 'UTC', 'en_US', true, false, false, :at, :at)"),
-            {"at": at})
-        conn.execute(text(
-            "INSERT INTO invoices (invoice_number, customer_id, currency, amount, issued_on, "
-            "due_on, status, created_at, updated_at) VALUES ('I-1', 'OLD-1', 'EUR', 1, "
-            "'2026-11-01', '2026-11-20', 'open', :at, :at)"), {"at": at})
+        conn.execute(
+            text(
+                "INSERT INTO customers (customer_id, shard_key, email_invalid, country, timezone, "
+                "locale, sms_consent, email_opt_out, sms_opt_out, created_at, updated_at) VALUES "
+                "('OLD-1', 1, false, 'US', 'UTC', 'en_US', true, false, false, :at, :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO invoices (invoice_number, customer_id, currency, amount, issued_on, "
+                "due_on, status, created_at, updated_at) VALUES ('I-1', 'OLD-1', 'EUR', 1, "
+                "'2026-11-01', '2026-11-20', 'open', :at, :at)"
+            ),
+            {"at": at},
+        )
     db.upgrade(fresh_url)
     with engine.connect() as conn:
         row = conn.execute(select(Customer.voice_consent, Customer.voice_opt_out)).one()

@@ -1,4 +1,4 @@
-"""Channels: the factory that picks a provider for "email" or "sms" from the settings.
+"""Channels: the factory that picks a provider for "email", "sms" or "voice" from the settings.
 
 auto: SendGrid when an API key (or block) is configured, else SMTP when a host (or block) is,
 else the outbox; Twilio when its credentials (or block) are configured, else the outbox.
@@ -76,6 +76,25 @@ def _twilio(settings: ChannelSettings) -> Channel:
                          settings.twilio_status_callback_url)
 
 
+def _twilio_voice(settings: ChannelSettings) -> Channel:
+    from dunning.channels.twilio_voice import TwilioVoiceChannel
+
+    if settings.twilio_block:
+        from dunning.channels.blocks import TwilioCredentials
+
+        b = _load_block(TwilioCredentials, settings.twilio_block)
+        return TwilioVoiceChannel(settings, b.account_sid, b.auth_token,
+                                  settings.voice_from_number or b.from_number, b.base_url,
+                                  b.timeout_seconds)
+    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+        raise ConfigError("Twilio calls are selected but credentials are missing: set "
+                          "DUNNING_TWILIO_ACCOUNT_SID and DUNNING_TWILIO_AUTH_TOKEN (or "
+                          "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN, or DUNNING_TWILIO_BLOCK)")
+    return TwilioVoiceChannel(settings, settings.twilio_account_sid, settings.twilio_auth_token,
+                              settings.voice_from_number or settings.twilio_from_number,
+                              settings.twilio_base_url, settings.provider_timeout_seconds)
+
+
 def _outbox(kind: str, settings: ChannelSettings) -> Channel:
     from dunning.channels.outbox import OutboxChannel
 
@@ -92,17 +111,18 @@ def resolve_provider(kind: str, settings: ChannelSettings) -> str:
         if settings.smtp_block or settings.smtp_host:
             return "smtp"
         return "outbox"
-    if kind == "sms":
-        if settings.sms_provider != "auto":
-            return settings.sms_provider
+    if kind in ("sms", "voice"):
+        chosen = settings.sms_provider if kind == "sms" else settings.voice_provider
+        if chosen != "auto":
+            return chosen
         if settings.twilio_block or (settings.twilio_account_sid and settings.twilio_auth_token):
             return "twilio"
         return "outbox"
-    raise ConfigError(f"unknown channel {kind!r}: expected 'email' or 'sms'")
+    raise ConfigError(f"unknown channel {kind!r}: expected 'email', 'sms' or 'voice'")
 
 
 def get_channel(kind: str, settings: ChannelSettings | None = None) -> Channel:
-    """The channel object that sends ``kind`` ("email" | "sms") messages."""
+    """The channel object that sends ``kind`` ("email" | "sms" | "voice") messages."""
     from dunning.privacy import redact_sdk_logging
 
     # The SDKs log request headers (API keys) at DEBUG: scrub them before any request.
@@ -114,7 +134,7 @@ def get_channel(kind: str, settings: ChannelSettings | None = None) -> Channel:
     if provider == "smtp":
         return _smtp(settings)
     if provider == "twilio":
-        return _twilio(settings)
+        return _twilio_voice(settings) if kind == "voice" else _twilio(settings)
     return _outbox(kind, settings)
 
 

@@ -54,6 +54,11 @@ _TWILIO_PERMANENT: dict[int, tuple[bool, bool, str]] = {
     21610: (True, False, "recipient has unsubscribed (replied STOP)"),
     21612: (False, True, "no route to this number (landline or unreachable carrier)"),
     21614: (False, True, "'To' number is not a valid mobile number"),
+    # Calls (https://www.twilio.com/docs/api/errors): 21214 'To' number cannot be reached,
+    # 21215 international call permission (geo permissions), 21216 call blocked by Twilio.
+    21214: (False, True, "'To' phone number cannot be reached by a call"),
+    21215: (False, False, "geo permission for calls to this number is not enabled"),
+    21216: (False, False, "Twilio blocked calls to this number"),
 }
 _TWILIO_AUTH = {20003}
 _TWILIO_TRANSIENT = {20429}

@@ -12,7 +12,8 @@ from dunning.channels.smtp import build_mime
 
 
 class OutboxChannel:
-    """Writes <directory>/<channel>/<reminder_id>.eml (email) or .txt (sms); idempotent."""
+    """Writes <directory>/<channel>/<reminder_id>.eml (email) or .txt (sms, voice: what the
+    call says); idempotent."""
 
     provider = "outbox"
 

@@ -21,6 +21,8 @@ EmailProvider = Literal["auto", "sendgrid", "smtp", "outbox"]
 DEV_UNSUBSCRIBE_SECRET = "dunning-dev-unsubscribe-secret"  # noqa: S105 (public by design)
 EXAMPLE_UNSUBSCRIBE_BASE_URL = "https://example.com/unsubscribe"
 SmsProvider = Literal["auto", "twilio", "outbox"]
+VoiceProvider = Literal["auto", "twilio", "outbox"]
+MachineDetection = Literal["DetectMessageEnd", "Enable"]
 
 
 def _env(name: str, *fallbacks: str) -> AliasChoices:
@@ -39,6 +41,8 @@ class ChannelSettings(BaseSettings):
     send_concurrency: int = Field(default=4, ge=1, description="Threads per batch.")
     email_rate_limit: float = Field(default=0.0, ge=0, description="Messages/s; 0 = unlimited.")
     sms_rate_limit: float = Field(default=0.0, ge=0, description="Messages/s; 0 = unlimited.")
+    voice_provider: VoiceProvider = "auto"
+    voice_rate_limit: float = Field(default=0.0, ge=0, description="Calls/s; 0 = unlimited.")
 
     # SendGrid
     sendgrid_api_key: SecretStr | None = Field(
@@ -69,6 +73,27 @@ class ChannelSettings(BaseSettings):
         default=None, validation_alias=_env("TWILIO_STATUS_CALLBACK_URL")
     )
     twilio_block: str | None = Field(default=None, validation_alias=_env("TWILIO_BLOCK"))
+
+    # Voice reminders (Twilio Calls)
+    voice_from_number: str | None = Field(
+        default=None, description="Caller ID (E.164); default DUNNING_TWILIO_FROM_NUMBER."
+    )
+    voice_support_number: str | None = Field(
+        default=None, description="Number (E.164) a customer reaches by pressing 3 (<Dial>)."
+    )
+    voice_machine_detection: MachineDetection = Field(
+        default="DetectMessageEnd",
+        description="Twilio answering-machine detection: DetectMessageEnd waits for the beep "
+        "so the voicemail is recorded whole; Enable answers faster.",
+    )
+    voice_ring_timeout_seconds: int = Field(
+        default=30, ge=5, le=600, description="How long a call rings before no-answer."
+    )
+    webhook_public_url: str | None = Field(
+        default=None,
+        description="Public base URL of the webhook receiver: calls fetch their TwiML from "
+        "<url>/webhooks/twilio/voice and report outcomes to <url>/webhooks/twilio/status.",
+    )
 
     # SMTP
     smtp_host: str | None = None

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.cli.app import app, console, emit_json, fail, out
 from dunning.cli.policy import parse_as_of
+from dunning.cli.preview_voice import show_call
 from dunning.config import get_settings
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.errors import DunningError
@@ -140,7 +141,8 @@ def preview(
     stage: str | None = typer.Option(
         None, "--stage", help="Stage to render; default: the one the days overdue suggest."),
     channel: str | None = typer.Option(
-        None, "--channel", help="email or sms; default: both."),
+        None, "--channel", help="email, sms or voice (prints the call's TwiML); default: "
+        "email and sms."),
     as_of: str | None = typer.Option(
         None, "--as-of", help="Instant the days overdue are counted at (ISO 8601)."),
     html: bool = typer.Option(False, "--html", help="Print the HTML part too."),
@@ -149,8 +151,8 @@ def preview(
     """Render the reminder(s) that would be sent for invoice number N (nothing is sent)."""
     from dunning.db import get_engine
 
-    if channel not in (None, "email", "sms"):
-        fail(f"--channel {channel!r} is not a channel; use email or sms")
+    if channel not in (None, "email", "sms", "voice"):
+        fail(f"--channel {channel!r} is not a channel; use email, sms or voice")
     try:
         policy = load_policy()
     except DunningError as exc:
@@ -172,6 +174,12 @@ def preview(
                      f"{'email address' if channel == 'email' else 'phone number'}")
             console.print(f"[yellow]no {data.channel} address for customer "
                           f"{data.customer_id}: {data.channel} skipped[/]")
+            continue
+        if data.channel == "voice":
+            try:
+                show_call(get_engine(), data, json_mode)
+            except DunningError as exc:
+                fail(str(exc))
             continue
         try:
             message = compose(data)

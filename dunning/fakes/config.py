@@ -13,6 +13,15 @@ DEFAULT_TWILIO_CALLBACK_FAILURES: dict[str, tuple[str, int]] = {
     "+15005550011": ("failed", 30008),  # unknown error
 }
 
+#: Twilio "To" numbers whose calls do not reach a person: number -> how the call goes
+#: (human, machine, no-answer, busy, failed). Every other number is answered by a person.
+DEFAULT_TWILIO_CALL_ANSWERS: dict[str, str] = {
+    "+15005550020": "machine",
+    "+15005550021": "no-answer",
+    "+15005550022": "busy",
+    "+15005550023": "failed",
+}
+
 #: Email local-part prefix -> outcome of the SendGrid event sequence (first match wins).
 DEFAULT_EMAIL_OUTCOMES: tuple[tuple[str, str], ...] = (
     ("bounce", "bounce"),  # hard bounce, status 5.x.x
@@ -45,6 +54,10 @@ class FakeConfig:
         default_factory=lambda: dict(DEFAULT_TWILIO_CALLBACK_FAILURES)
     )
     email_outcomes: tuple[tuple[str, str], ...] = DEFAULT_EMAIL_OUTCOMES
+    twilio_call_answers: dict[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_TWILIO_CALL_ANSWERS)
+    )
+    twilio_call_digits: dict[str, str] = field(default_factory=dict)  # number -> keys pressed
     twilio_account_sid: str = ""  # empty: derived from the seed
     twilio_auth_token: str = ""
     sendgrid_api_key: str = ""
@@ -73,5 +86,12 @@ class FakeConfig:
         for name in ("latency_ms", "hang_s", "rate_limit", "callback_delay_ms", "burst_429"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        bad = {n: o for n, o in self.twilio_call_answers.items()
+               if o not in ("human", "machine", "no-answer", "busy", "failed")}
+        if bad:
+            raise ValueError(f"twilio_call_answers {bad} names no outcome; use human, machine, "
+                             "no-answer, busy or failed")
+        if any(not set(d) <= set("0123456789*#") for d in self.twilio_call_digits.values()):
+            raise ValueError("twilio_call_digits must hold only the keys 0-9, * and #")
         if self.retry_after_s < 1:
             raise ValueError("retry_after_s must be at least 1 second")

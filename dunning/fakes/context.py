@@ -110,6 +110,17 @@ class FakeContext:
             return _record(self.state, kind, url, None, exc)
         return _record(self.state, kind, url, response, None)
 
+    async def post_for_text(
+        self, kind: str, url: str, *, headers: Mapping[str, str], form: Mapping[str, str]
+    ) -> tuple[int | None, str]:
+        """The receiver's status code and body for one POST (a call fetching its TwiML)."""
+        assert self._client is not None, "FakeContext.start() was not awaited"
+        try:
+            response = await self._client.post(url, data=form, headers=dict(headers))
+        except httpx.HTTPError as exc:
+            return _record(self.state, kind, url, None, exc), ""
+        return _record(self.state, kind, url, response, None), response.text
+
     def post_sync(
         self, kind: str, url: str, *, headers: Mapping[str, str], form: Mapping[str, str]
     ) -> int | None:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dunning.errors import ConfigError
-from dunning.fakes import sendgrid, twilio, twilio_app
+from dunning.fakes import sendgrid, twilio, twilio_app, twilio_calls
 from dunning.fakes.config import FakeConfig
 from dunning.fakes.context import FakeContext
 from dunning.fakes.state import FakeState, Received
@@ -30,6 +30,7 @@ WEBHOOK_PATHS = {
     "sendgrid_events": "/webhooks/sendgrid/events",
     "twilio_inbound": "/webhooks/twilio/inbound",
     "twilio_status": "/webhooks/twilio/status",
+    "twilio_voice": "/webhooks/twilio/voice",
 }
 
 
@@ -105,7 +106,9 @@ def create_app(ctx: FakeContext) -> Starlette:
         Route("/_fake/info", _info, methods=["GET"]),
         Route("/_fake/twilio/inbound", _inbound, methods=["POST"]),
     ]
-    app = Starlette(routes=twilio_app.routes + sendgrid.routes + admin, lifespan=lifespan)
+    app = Starlette(
+        routes=twilio_app.routes + twilio_calls.routes + sendgrid.routes + admin, lifespan=lifespan
+    )
     app.state.fakes = ctx
     return app
 
@@ -186,6 +189,11 @@ class RunningFakes:
             form=params,
             headers=twilio.sign(self.twilio_auth_token, target, params),
         )
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call placed, oldest first, with its transcript (``_transcript``: fetches,
+        what was said, digits pressed, numbers dialled)."""
+        return list(reversed(self.state.twilio_call_list()))
 
     def reset(self) -> None:
         """Forget everything accepted and restart the fault counters."""

@@ -14,11 +14,11 @@ from typing import Any
 class Received:
     """One accepted message for one recipient (a SendGrid send with 3 recipients gives 3)."""
 
-    provider: str  # "twilio" | "sendgrid"
+    provider: str  # "twilio" | "twilio_call" | "sendgrid"
     message_id: str  # Twilio MessageSid; SendGrid sg_message_id of this recipient
     to: str
-    body: str  # SMS body; email subject
-    reminder_id: str | None  # SendGrid custom_args["reminder_id"]; None for SMS
+    body: str  # SMS body; email subject; a call's TwiML URL
+    reminder_id: str | None  # SendGrid custom_args["reminder_id"]; a call's Url reminder_id
     custom_args: dict[str, str] = field(default_factory=dict)
     received_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
@@ -27,7 +27,7 @@ class Received:
 class CallbackLog:
     """One callback the fakes posted (or tried to) and what the receiver answered."""
 
-    kind: str  # twilio_status | twilio_inbound | sendgrid_events
+    kind: str  # twilio_status | twilio_inbound | twilio_voice | sendgrid_events
     url: str
     status_code: int | None  # None when the receiver could not be reached
     error: str | None = None
@@ -41,6 +41,7 @@ class FakeState:
         self._rng = random.Random(seed)
         self.messages: list[Received] = []
         self.twilio_messages: dict[str, dict[str, Any]] = {}  # sid -> message resource
+        self.twilio_calls: dict[str, dict[str, Any]] = {}  # sid -> call resource
         self.callbacks: list[CallbackLog] = []
 
     def new_id(self, prefix: str, length: int, alphabet: str = "0123456789abcdef") -> str:
@@ -83,6 +84,31 @@ class FakeState:
         with self._lock:
             return [dict(r) for r in reversed(self.twilio_messages.values())]
 
+    def put_twilio_call(self, resource: dict[str, Any]) -> None:
+        """Store (or replace) a Twilio call resource by its sid."""
+        with self._lock:
+            self.twilio_calls[resource["sid"]] = resource
+
+    def update_twilio_call(self, sid: str, **changes: Any) -> dict[str, Any] | None:
+        """The Twilio call ``sid`` after applying ``changes``; None if unknown (reset)."""
+        with self._lock:
+            resource = self.twilio_calls.get(sid)
+            if resource is not None:
+                resource.update(changes)
+                return dict(resource)
+            return None
+
+    def get_twilio_call(self, sid: str) -> dict[str, Any] | None:
+        """A copy of the Twilio call ``sid``, or None."""
+        with self._lock:
+            resource = self.twilio_calls.get(sid)
+            return dict(resource) if resource is not None else None
+
+    def twilio_call_list(self) -> list[dict[str, Any]]:
+        """Copies of all Twilio calls, newest first (Twilio's list order)."""
+        with self._lock:
+            return [dict(r) for r in reversed(self.twilio_calls.values())]
+
     def log_callback(self, entry: CallbackLog) -> None:
         """Remember a callback attempt."""
         with self._lock:
@@ -115,6 +141,7 @@ class FakeState:
         with self._lock:
             self.messages.clear()
             self.twilio_messages.clear()
+            self.twilio_calls.clear()
             self.callbacks.clear()
 
     def snapshot(self) -> dict[str, Any]:

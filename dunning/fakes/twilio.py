@@ -12,6 +12,7 @@ import datetime as dt
 import email.utils
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -106,7 +107,7 @@ def rfc2822(instant: dt.datetime) -> str:
 
 
 def public(resource: dict[str, Any]) -> dict[str, Any]:
-    """The message resource without the fake's private bookkeeping fields."""
+    """The resource (message, call) without the fake's private bookkeeping fields."""
     return {k: v for k, v in resource.items() if not k.startswith("_")}
 
 
@@ -260,41 +261,59 @@ def _parse_date(value: str, name: str) -> tuple[dt.datetime, bool]:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)), False
 
 
-def matches(resource: dict[str, Any], query: dict[str, str]) -> bool:
-    """Whether ``resource`` passes the list filters To, From, DateSent, DateSent<, DateSent>."""
+MESSAGE_FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
+
+
+def matches(
+    resource: dict[str, Any], query: dict[str, str], date: str = "DateSent", field: str = "_sent_at"
+) -> bool:
+    """Whether ``resource`` passes the list filters To, From and ``date`` (=, <, >) on its
+    instant ``field`` (messages: DateSent on when it was sent; calls: StartTime)."""
     if "To" in query and resource["to"] != query["To"]:
         return False
     if "From" in query and resource["from"] != query["From"]:
         return False
-    sent: dt.datetime = resource["_sent_at"]
-    for name in ("DateSent", "DateSent<", "DateSent>"):
+    if "Status" in query and resource["status"] != query["Status"]:
+        return False
+    names = (date, f"{date}<", f"{date}>")
+    sent: dt.datetime | None = resource[field]
+    if sent is None:
+        # A call not yet dialled has no start time: no date filter matches it.
+        return not any(n in query for n in names)
+    for name in names:
         if name not in query:
             continue
         bound, whole_day = _parse_date(query[name], name)
         left, right = (
-            (sent.date(), bound.date()) if whole_day or name == "DateSent" else (sent, bound)
+            (sent.date(), bound.date()) if whole_day or name == date else (sent, bound)
         )
         ok = (
             left == right
-            if name == "DateSent"
-            else (left <= right if name == "DateSent<" else left >= right)
+            if name == date
+            else (left <= right if name == f"{date}<" else left >= right)
         )
         if not ok:
             return False
     return True
 
 
-def list_page(items: list[dict[str, Any]], path: str, query: dict[str, str]) -> dict[str, Any]:
-    """One page of the message list with Twilio's paging fields; raises TwilioError."""
+def list_page(
+    items: list[dict[str, Any]],
+    path: str,
+    query: dict[str, str],
+    key: str = "messages",
+    filter_names: tuple[str, ...] = MESSAGE_FILTERS,
+    match: Callable[[dict[str, Any], dict[str, str]], bool] = matches,
+) -> dict[str, Any]:
+    """One page of the list ``key`` (messages, calls) with Twilio's paging fields, filtered by
+    ``match`` on the query parameters ``filter_names``; raises TwilioError."""
     try:
         size = min(max(int(query.get("PageSize", "50")), 1), 1000)
         page = max(int(query.get("Page", "0")), 0)
     except ValueError:
         raise TwilioError(400, 20001, "Page and PageSize must be integers") from None
-    filters = {
-        k: v for k, v in query.items() if k in ("To", "From", "DateSent", "DateSent<", "DateSent>")
-    }
-    chosen = [r for r in items if matches(r, filters)]
+    filters = {k: v for k, v in query.items() if k in filter_names}
+    chosen = [r for r in items if match(r, filters)]
     start = page * size
     rows = chosen[start : start + size]
 
@@ -304,7 +323,7 @@ def list_page(items: list[dict[str, Any]], path: str, query: dict[str, str]) -> 
 
     more = start + size < len(chosen)
     return {
-        "messages": [public(r) for r in rows],
+        key: [public(r) for r in rows],
         "start": start,
         "end": start + max(len(rows) - 1, 0),
         "page": page,

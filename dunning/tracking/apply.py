@@ -17,7 +17,12 @@ from dunning.db.models import Reminder, WebhookInbox, utcnow
 from dunning.tracking.ledger import apply_outcome, customers_by_email, record_event, rowcount
 from dunning.tracking.payments import PaymentError
 from dunning.tracking.replies import apply_inbound
-from dunning.tracking.status import sendgrid_outcome, twilio_outcome
+from dunning.tracking.status import (
+    CALL_PROGRESS,
+    call_outcome_for,
+    sendgrid_outcome,
+    twilio_outcome,
+)
 from dunning.tracking.stripe_events import STRIPE_TYPES, Unlinked, apply_stripe_event
 
 log = logging.getLogger("dunning.tracking")
@@ -90,6 +95,8 @@ def _dispatch(session: Session, row: WebhookInbox, pause_days: int,
     payload: dict[str, Any] = json.loads(row.payload or "{}")
     if row.provider == "sendgrid":
         return apply_sendgrid(session, payload, row.received_at)
+    if row.provider == "twilio" and (row.event_type or "").startswith("call_"):
+        return apply_twilio_call(session, payload, row.received_at)
     if row.provider == "twilio" and row.event_type == "inbound":
         return apply_inbound(session, payload, row.received_at, pause_days, now)
     if row.provider == "twilio":
@@ -147,3 +154,26 @@ def apply_twilio_status(session: Session, sid: str, status: str, error_code: str
                         error_code=error_code, detail=outcome.reason):
         return ["duplicate"]
     return apply_outcome(session, reminder, [reminder.customer_id], outcome, at, error_code)
+
+
+def apply_twilio_call(session: Session, fields: dict[str, Any], received: dt.datetime) -> list[str]:
+    """The kinds of change a call's status callback made: the reminder's ``call_outcome``
+    (completed, voicemail, no-answer, busy, failed) and its ledger status."""
+    sid, status = str(fields["CallSid"]), str(fields.get("CallStatus") or "")
+    found = call_outcome_for(status, fields.get("AnsweredBy"))
+    if found is None and status.lower() not in CALL_PROGRESS:
+        raise Ignored(f"twilio call status {status} is not tracked")
+    reminder = session.scalar(select(Reminder).where(Reminder.provider_message_id == sid,
+                                                     Reminder.channel == "voice"))
+    if reminder is None:
+        raise Ignored(f"no voice reminder has CallSid {sid}")
+    if not record_event(session, reminder, "twilio", f"{sid}:{status}", f"call_{status}",
+                        received, detail=fields.get("AnsweredBy")):
+        return ["duplicate"]
+    if found is None:
+        return []
+    outcome_name, outcome = found
+    kinds = [f"call_{outcome_name}"]
+    if reminder.call_outcome is None:
+        reminder.call_outcome = outcome_name
+    return kinds + apply_outcome(session, reminder, [reminder.customer_id], outcome, received)

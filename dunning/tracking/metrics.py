@@ -21,7 +21,11 @@ from dunning.db.models import Reminder
 #: Dimensions a report can group by (``week`` = ISO week of sending, ``run`` = flow run).
 DIMENSIONS = ("stage", "channel", "segment", "template", "week", "run")
 PAID_WITHIN_DAYS = (3, 7, 14)
-_COLUMNS = ["stage", "channel", "segment", "template", "flow_run_id", "status", "sent_at",
+#: Count column -> the call_outcome it counts (voice reminders).
+CALL_OUTCOMES = {"answered": "completed", "voicemail": "voicemail", "no_answer": "no-answer",
+                 "busy": "busy", "call_failed": "failed"}
+_COLUMNS = ["stage", "channel", "segment", "template", "flow_run_id", "status", "call_outcome",
+            "sent_at",
             "delivered_at", "opened_at", "clicked_at", "bounced_at", "replied_at", "paid_at"]
 
 
@@ -32,7 +36,7 @@ def load_sent(engine: Engine, since: dt.datetime | None = None) -> pd.DataFrame:
         stmt = stmt.where(Reminder.sent_at >= since)
     with session_scope(engine) as session:
         frame = pd.DataFrame(session.execute(stmt).all(), columns=_COLUMNS)
-    for column in _COLUMNS[6:]:
+    for column in _COLUMNS[7:]:
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
@@ -44,6 +48,10 @@ def reminder_flags(frame: pd.DataFrame) -> pd.DataFrame:
     out["sent"] = 1
     out["email"] = (out["channel"] == "email").astype(int)
     out["sms"] = (out["channel"] == "sms").astype(int)
+    out["voice"] = (out["channel"] == "voice").astype(int)
+    # A call's outcome (completed = a person listened, voicemail, no-answer, busy, failed).
+    for name, outcome in CALL_OUTCOMES.items():
+        out[name] = (out["call_outcome"] == outcome).astype(int)
     reached = out[["delivered_at", "opened_at", "clicked_at"]].notna().any(axis=1)
     is_email, is_sms = out["email"] == 1, out["sms"] == 1
     delivered = reached | status.isin(["delivered", "opened", "clicked", "replied"])
@@ -72,7 +80,8 @@ def summarise(flags: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
         raise ValueError(
             f"cannot group by {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}"
         )
-    counts = ["sent", "email", "sms", "delivered", "bounced", "opened", "clicked", "replied",
+    counts = ["sent", "email", "sms", "voice", *CALL_OUTCOMES, "delivered", "bounced", "opened",
+              "clicked", "replied",
               *(f"paid_{d}d" for d in PAID_WITHIN_DAYS)]
     keys = list(by) or ["scope"]
     data = flags.assign(scope="all") if not by else flags
@@ -88,6 +97,7 @@ def summarise(flags: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     table["open_rate"] = rate("opened", "email")
     table["click_rate"] = rate("clicked", "email")
     table["reply_rate"] = rate("replied", "sms")
+    table["answer_rate"] = rate("answered", "voice")
     for days in PAID_WITHIN_DAYS:
         table[f"paid_{days}d_rate"] = rate(f"paid_{days}d", "sent")
     return table

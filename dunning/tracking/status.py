@@ -111,6 +111,30 @@ def twilio_outcome(status: str, error_code: str | None) -> Outcome | None:
     return Outcome(base.status, opt_out=opt_out, reason=reason)
 
 
+#: A finished call's status (Twilio CallStatus) -> (call_outcome, ledger outcome). A call
+#: answered by a machine (AnsweredBy machine_*/fax) is a "voicemail" (call_outcome_for).
+_CALLS: dict[str, tuple[str, Outcome]] = {
+    "completed": ("completed", Outcome("delivered")),
+    "no-answer": ("no-answer", Outcome("undelivered", reason="call not answered")),
+    "busy": ("busy", Outcome("undelivered", reason="line busy")),
+    "failed": ("failed", Outcome("failed_permanent", reason="call failed")),
+    "canceled": ("failed", Outcome("failed_permanent", reason="call canceled")),
+}
+#: Call statuses on the way to the end: recorded, nothing changes.
+CALL_PROGRESS = {"queued", "initiated", "ringing", "in-progress"}
+
+
+def call_outcome_for(status: str, answered_by: str | None) -> tuple[str, Outcome] | None:
+    """(call outcome, ledger outcome) of a call's final status (Twilio CallStatus, with the
+    AnsweredBy of answering-machine detection); None for a status on the way there."""
+    found = _CALLS.get(status.lower())
+    if found is None:
+        return None
+    if found[0] == "completed" and (answered_by or "").startswith(("machine", "fax")):
+        return "voicemail", Outcome("delivered", reason="voicemail left")
+    return found
+
+
 # Twilio's default opt-out and opt-in keywords (whole message, case-insensitive).
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
 START_WORDS = {"START", "UNSTOP", "YES"}

@@ -89,16 +89,29 @@ def choose_voice(locale: str, template_language: str) -> Voice:
 
 
 def spoken_invoice_number(number: str) -> str:
-    """``number`` as a listener can note it down: letters spelled, digits in groups of three,
-    groups separated by a pause (``INV-000123`` -> ``I N V, 0 0 0, 1 2 3``)."""
+    """``number`` as a listener can note it down: letters spelled, digits in groups of three
+    (never a lone digit at the end: four digits are two pairs), groups separated by a pause
+    (``INV-000123`` -> ``I N V, 0 0 0, 1 2 3``; ``INV-0001`` -> ``I N V, 0 0, 0 1``)."""
     groups: list[str] = []
     for part in re.findall(r"[^\W\d_]+|\d+", number):
         if part.isdigit():
-            # From the left, so 12345 is "1 2 3, 4 5" as people read numbers out.
-            groups += [" ".join(part[i : i + 3]) for i in range(0, len(part), 3)]
+            start = 0
+            for size in _group_sizes(len(part)):
+                groups.append(" ".join(part[start : start + size]))
+                start += size
         else:
             groups.append(" ".join(part.upper()))
     return ", ".join(groups) or number
+
+
+def _group_sizes(n: int) -> list[int]:
+    sizes = [3] * (n // 3)
+    if n % 3 == 1 and sizes:
+        sizes[-1] = 2
+        sizes.append(2)
+    elif n % 3:
+        sizes.append(n % 3)
+    return sizes
 
 
 def spoken_date(day: dt.date, locale: str) -> str:

@@ -34,6 +34,7 @@ from dunning.webhooks.verify import (
     sendgrid_records,
     sendgrid_verifier,
     stripe_record,
+    twilio_form,
     twilio_record,
 )
 
@@ -101,12 +102,23 @@ def public_url(request: Request, base: str | None) -> str:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def answer_call(engine: Engine, reminder_id: int, fields: dict[str, str], url: str,
+                channel_settings: ChannelSettings) -> str:
+    """The TwiML for one verified voice request (the call's digits post back to ``url``)."""
+    from dunning.channels import get_channel
+    from dunning.voice.answer import respond
+
+    return respond(engine, reminder_id, fields, url, channel_settings,
+                   lambda: get_channel("sms", channel_settings))
+
+
 def create_app(settings: WebhookSettings | None = None, engine: Engine | None = None,
                channel_settings: ChannelSettings | None = None,
                signal: InboxSignal | None = None) -> Starlette:
     """The ASGI app receiving SendGrid, Twilio and Stripe webhooks into the inbox, and serving
     one-click unsubscribe at ``/unsubscribe/{token}`` (secret and templates from
-    ``channel_settings``, default the environment).
+    ``channel_settings``, default the environment), and answering reminder calls at
+    ``/webhooks/twilio/voice`` (see dunning.voice.answer).
 
     ``signal`` is told about every newly stored record; by default a debounced
     ``dunning.webhook.received`` Prefect event when a Prefect API is configured and
@@ -185,6 +197,23 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
         return [stripe_record(body, request.headers.get("stripe-signature"), stripe_secret,
                               cfg.webhook_tolerance_seconds, now())]
 
+    async def voice(request: Request) -> Response:
+        if tw is None:
+            return JSONResponse({"error": "twilio webhook secret is not configured"}, 503)
+        try:
+            _require_type(request, FORM_TYPE)
+            body = await _read_body(request, limit)
+            url = public_url(request, cfg.webhook_public_url)
+            fields = twilio_form(body, url, request.headers.get("x-twilio-signature"), tw)
+            reminder = request.query_params.get("reminder_id", "")
+            if not reminder.isdigit():
+                raise Refused(400, "voice request without a numeric reminder_id in its URL")
+        except Refused as exc:
+            log.warning("refused twilio voice request: %s (%d)", exc.message, exc.status)
+            return JSONResponse({"error": exc.message}, exc.status)
+        twiml = await run_in_threadpool(answer_call, db(), int(reminder), fields, url, channels)
+        return Response(twiml, media_type="text/xml")
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -200,6 +229,7 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
         Route("/webhooks/twilio/status",
               guarded("twilio", tw is not None, FORM_TYPE, twilio("status"), json_reply),
               methods=["POST"]),
+        Route("/webhooks/twilio/voice", voice, methods=["POST"]),
         Route("/webhooks/twilio/inbound",
               guarded("twilio", tw is not None, FORM_TYPE, twilio("inbound"), twiml_reply),
               methods=["POST"]),

@@ -87,17 +87,11 @@ def sendgrid_records(
 def twilio_record(
     body: bytes, url: str, signature: str | None, validator: RequestValidator, kind: str
 ) -> InboxRecord:
-    """The inbox record of a Twilio status callback (kind "status") or inbound SMS ("inbound")."""
-    if not signature:
-        raise Refused(401, "missing X-Twilio-Signature header")
-    try:
-        pairs = parse_qsl(_decode(body), keep_blank_values=True, strict_parsing=bool(body))
-    except ValueError:
-        raise Refused(400, "body is not form-encoded") from None
-    params = ImmutableMultiDict(pairs)
-    if not validator.validate(url, params, signature):
-        raise Refused(403, "X-Twilio-Signature does not match (check DUNNING_WEBHOOK_PUBLIC_URL)")
-    fields = dict(pairs)
+    """The inbox record of a Twilio status callback (kind "status": a message's MessageStatus
+    or a call's CallStatus) or inbound SMS ("inbound")."""
+    fields = twilio_form(body, url, signature, validator)
+    if kind == "status" and fields.get("CallSid") and not fields.get("MessageSid"):
+        return _call_record(fields)
     sid = fields.get("MessageSid") or fields.get("SmsSid")
     if not sid:
         raise Refused(400, "Twilio request without MessageSid")
@@ -107,6 +101,32 @@ def twilio_record(
     if not status:
         raise Refused(400, "Twilio status callback without MessageStatus")
     return InboxRecord("twilio", f"{sid}:{status}", status, json.dumps(fields))
+
+
+def twilio_form(
+    body: bytes, url: str, signature: str | None, validator: RequestValidator
+) -> dict[str, str]:
+    """The form fields of a Twilio request whose X-Twilio-Signature over ``url`` and the
+    fields is valid (the SDK's RequestValidator); raises Refused otherwise."""
+    if not signature:
+        raise Refused(401, "missing X-Twilio-Signature header")
+    try:
+        pairs = parse_qsl(_decode(body), keep_blank_values=True, strict_parsing=bool(body))
+    except ValueError:
+        raise Refused(400, "body is not form-encoded") from None
+    params = ImmutableMultiDict(pairs)
+    if not validator.validate(url, params, signature):
+        raise Refused(403, "X-Twilio-Signature does not match (check DUNNING_WEBHOOK_PUBLIC_URL)")
+    return dict(pairs)
+
+
+def _call_record(fields: dict[str, str]) -> InboxRecord:
+    """The inbox record of a call's status callback: event type ``call_<CallStatus>``."""
+    status = fields.get("CallStatus")
+    if not status:
+        raise Refused(400, "Twilio call status callback without CallStatus")
+    return InboxRecord("twilio", f"{fields['CallSid']}:{status}", f"call_{status}",
+                       json.dumps(fields))
 
 
 def stripe_record(
