@@ -26,7 +26,7 @@ from dunning.fakes.stripe_app import StripeFake, StripeFakeConfig, run_stripe_fa
 from dunning.params import RunParameters
 from dunning.sources.registry import get_source
 from dunning.sources.sync import sync_source
-from dunning.tracking.payments import apply_stripe_event
+from dunning.tracking.stripe_events import apply_stripe_event
 
 # Tuesday 24 Nov 2026, 15:00 UTC: 10:00 in New York, 16:00 in Berlin (both in the window).
 AS_OF = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
@@ -139,7 +139,8 @@ def test_a_full_sync_maps_customers_invoices_payments_and_a_quiet_resync_is_one_
         assert rows[ids["open_usd"]].due_on == dt.date(2026, 11, 10)
         assert rows[ids["open_usd"]].payment_link.endswith(ids["open_usd"])
         assert {r.status for r in rows.values()} == {"open", "paid", "void"}
-        assert s.scalar(select(Payment.external_id)) == f"stripe:{ids['paid']}"
+        intent = fake.state.payments[ids["paid"]][0]["payment"]["payment_intent"]
+        assert s.scalar(select(Payment.external_id)) == f"stripe:{intent}"
         attempt = s.scalar(select(PaymentAttempt))
         assert attempt is not None and attempt.outcome == "failed"
     before = fake.state.requests
@@ -158,7 +159,8 @@ def test_an_event_applied_by_the_webhook_and_by_the_sync_counts_once(
     ids = _seed(fake.state)
     _sync(engine)
     fake.state.act(ids["open_usd"], "pay")
-    paid_event = next(e for e in reversed(fake.state.events) if e["type"] == "invoice.paid")
+    paid_event = next(e for e in reversed(fake.state.events)
+                      if e["type"] == "invoice_payment.paid")
     with session_scope(engine) as s:
         assert apply_stripe_event(s, paid_event) == ["payment", "invoice_paid"]
     payments = _count(engine, Payment)

@@ -43,7 +43,7 @@ def fixtures_path() -> Path:
 @lru_cache(maxsize=1)
 def _templates() -> dict[str, dict[str, Any]]:
     resources = json.loads(fixtures_path().read_text(encoding="utf-8"))["resources"]
-    return {k: resources[k] for k in ("customer", "invoice", "event", "deleted_invoice")}
+    return {k: resources[k] for k in ("customer", "invoice", "event", "invoice_payment")}
 
 
 def template(kind: str) -> dict[str, Any]:
@@ -73,6 +73,8 @@ class StripeFakeState:
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+        #: invoice id -> its invoice_payment objects (API 2025-03-31.basil and later)
+        self.payments: dict[str, list[dict[str, Any]]] = {}
         self.requests = 0  # API requests answered (admin calls excluded)
 
     def _now(self) -> int:
@@ -163,11 +165,21 @@ class StripeFakeState:
 
     def _pay(self, obj: dict[str, Any]) -> None:
         at = self._now()
+        payment = template("invoice_payment")
+        payment.update(id=self._id("inpay"), amount_paid=obj["amount_remaining"],
+                       amount_requested=obj["amount_remaining"], created=at,
+                       currency=obj["currency"], invoice=obj["id"], livemode=False,
+                       status="paid", is_default=True,
+                       payment={"type": "payment_intent", "payment_intent": self._id("pi")},
+                       status_transitions={"canceled_at": None, "paid_at": at})
+        self.payments.setdefault(obj["id"], []).append(payment)
         obj.update(status="paid", amount_paid=obj["amount_due"], amount_remaining=0,
                    attempted=True, attempt_count=obj["attempt_count"] + 1)
         obj["status_transitions"]["paid_at"] = at
+        # Basil's order: the invoice events carry no payment; invoice_payment.paid names it.
         self._emit("invoice.payment_succeeded", obj)
         self._emit("invoice.paid", obj)
+        self._emit("invoice_payment.paid", payment)
 
     def _void(self, obj: dict[str, Any]) -> None:
         obj["status"] = "void"
@@ -234,9 +246,14 @@ class StripeFakeState:
             else:
                 chosen, more = items[:limit], len(items) > limit
             data = [copy.deepcopy(i) for i in chosen]
-            if kind == "invoices" and "data.customer" in params.get("expand", []):
-                for inv in data:
+            expand = params.get("expand", [])
+            for inv in data if kind == "invoices" else []:
+                if "data.customer" in expand:
                     inv["customer"] = copy.deepcopy(self.customers.get(inv["customer"]))
+                if "data.payments" in expand:  # includable since basil
+                    listed = copy.deepcopy(self.payments.get(inv["id"], []))
+                    inv["payments"] = {"object": "list", "data": listed, "has_more": False,
+                                       "url": f"/v1/invoice_payments?invoice={inv['id']}"}
             return {"object": "list", "data": data, "has_more": more, "url": f"/v1/{kind}"}
 
     def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class Record:
     values: dict[str, Any]
     external_id: str | None = None
     deleted: bool = False
+    #: A payment or attempt whose source names its invoice only by the source's id (Stripe's
+    #: ``in_...``): the sync looks up the invoice_number among this source's invoices.
+    invoice_source_id: str | None = None
 
 
 @dataclass

@@ -15,8 +15,12 @@ Mapping (Stripe's API reference for Customer, Invoice and Event objects):
   ``charge_automatically``, on the finalization date (those are due at once); status open,
   paid, void, and ``uncollectible`` as void (written off: no reminders); drafts are skipped;
   ``hosted_invoice_url`` is the payment link.
-- payment: ``amount_paid`` of an invoice, keyed ``stripe:<invoice id>``, the key the Stripe
-  webhook's ``invoice.paid`` uses, so a webhook and a sync never count it twice.
+- payment: each paid ``invoice_payment`` (API 2025-03-31.basil: listed with
+  ``expand[]=data.payments``, announced by ``invoice_payment.paid``), keyed by the payment's
+  own identity ``stripe:<payment_intent or charge>`` as the Stripe webhook keys it
+  (``dunning.tracking.stripe_events``), so a webhook and a sync never count it twice; an
+  invoice paid out of band is ``stripe:<invoice id>:out_of_band``. Amounts use Stripe's own
+  minor units (``dunning.stripe_currency``).
 - failed attempt: each ``invoice.payment_failed`` event, keyed ``stripe:<event id>`` (the
   webhook's key), feeding the payment_failed stage.
 """
@@ -31,10 +35,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from dunning.errors import ConfigError
-from dunning.money import from_minor, is_currency
+from dunning.money import is_currency
 from dunning.sources.base import Pull, PullProgress, Record, SourceError
 from dunning.sources.config import SourceConfig
 from dunning.sources.regional import locale_for, zone_for
+from dunning.stripe_currency import stripe_from_minor
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 PAGE = 100
@@ -126,7 +131,7 @@ class StripeSource:
                 pull.add("customers", self._customer(obj))
             if progress:
                 progress("customers", len(pull.records["customers"]))
-        for page in self._pages(client.v1.invoices.list, {}):
+        for page in self._pages(client.v1.invoices.list, {"expand": ["data.payments"]}):
             for obj in page:
                 self._add_invoice(pull, obj)
             if progress:
@@ -157,6 +162,8 @@ class StripeSource:
             kind = event["type"]
             if kind in ("customer.created", "customer.updated"):
                 pull.add("customers", self._customer(obj))
+            elif kind == "invoice_payment.paid":
+                self._add_payment(pull, obj, None)
             elif kind == "invoice.deleted":
                 pull.add("invoices", Record(obj["id"], {}, deleted=True))
             elif kind in _INVOICE_EVENTS:
@@ -197,14 +204,29 @@ class StripeSource:
             "due_on": due, "status": status, "payment_link": obj.get("hosted_invoice_url"),
         }
         pull.add("invoices", Record(obj["id"], values))
-        paid = int(obj.get("amount_paid") or 0)
-        if paid > 0:
-            at = transitions.get("paid_at") or obj.get("created") or 0
-            pull.add("payments", Record(
-                f"{obj['id']}:paid",
-                {"invoice_number": number, "amount": _amount(paid, currency),
-                 "paid_at": dt.datetime.fromtimestamp(int(at), dt.UTC)},
-                external_id=f"stripe:{obj['id']}"))
+        for payment in (obj.get("payments") or {}).get("data") or []:
+            self._add_payment(pull, payment, number)
+        if obj.get("paid_out_of_band") and int(obj.get("amount_paid") or 0) > 0:
+            self._add_payment(pull, {
+                "id": f"{obj['id']}:out_of_band", "invoice": obj["id"], "status": "paid",
+                "amount_paid": obj["amount_paid"], "currency": obj.get("currency"),
+                "status_transitions": {"paid_at": transitions.get("paid_at")}}, number)
+
+    def _add_payment(self, pull: Pull, payment: dict[str, Any], number: str | None) -> None:
+        """A paid ``invoice_payment`` as a payment record (other statuses carry no money)."""
+        if payment.get("status") != "paid" or not int(payment.get("amount_paid") or 0):
+            return
+        ref = payment.get("payment") or {}
+        identity = _id(ref.get("payment_intent")) or _id(ref.get("charge")) or payment["id"]
+        currency = str(payment.get("currency") or "").upper()
+        at = (payment.get("status_transitions") or {}).get("paid_at") or payment.get("created")
+        values: dict[str, Any] = {"amount": _amount(payment.get("amount_paid"), currency),
+                                  "paid_at": dt.datetime.fromtimestamp(int(at or 0), dt.UTC)}
+        if number:
+            values["invoice_number"] = number
+        invoice = _id(payment.get("invoice"))
+        pull.add("payments", Record(payment["id"], values, external_id=f"stripe:{identity}",
+                                    invoice_source_id=invoice))
 
     def _add_attempt(self, pull: Pull, event: dict[str, Any]) -> None:
         obj = event["data"]["object"]
@@ -223,8 +245,15 @@ def _date(stamp: Any) -> dt.date | None:
 
 
 def _amount(minor: Any, currency: str) -> Any:
-    """Minor units as a decimal amount; left raw (and rejected by validation, naming the
-    currency) when the currency is unknown."""
+    """Stripe's minor units as a decimal amount; left raw (and rejected by validation, naming
+    the currency) when the currency is unknown."""
     if minor is None or not is_currency(currency):
         return minor
-    return from_minor(int(minor), currency)
+    return stripe_from_minor(int(minor), currency)
+
+
+def _id(ref: Any) -> str | None:
+    """The id of an expandable Stripe field: a string id, or an expanded object's ``id``."""
+    if isinstance(ref, dict):
+        ref = ref.get("id")
+    return str(ref) if ref else None

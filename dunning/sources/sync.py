@@ -29,7 +29,7 @@ from dunning.masking import scrub
 from dunning.sources import state
 from dunning.sources.base import IMPORT_KINDS, RECORD_TYPES, Pull, PullProgress, Record, Source
 from dunning.tracking.ledger import OPEN_STATUSES
-from dunning.tracking.payments import apply_payment, record_attempt
+from dunning.tracking.payments import NewPayment, record_attempt, record_payments
 
 _CHUNK = 500
 #: Reasons a reminder is skipped when its invoice stops being open in the source.
@@ -270,7 +270,7 @@ def _delete_invoices(conn: Connection, name: str, gone: set[str], listed: set[st
 def _apply_money(session: Session, source: Source, record_type: str, records: list[Record],
                  counts: dict[str, int], reasons: dict[str, str]) -> None:
     """Payments or attempts: skip those already stored, validate the rest (a payment never
-    exceeds the balance), record each through the one payment path."""
+    exceeds the balance), record them through the one payment path."""
     if not records:
         return
     conn = session.connection()
@@ -284,6 +284,7 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
     counts["unchanged"] += len(records) - len(todo)
     if not todo:
         return
+    _resolve_invoices(conn, source.name, todo)
     spec = KINDS[IMPORT_KINDS[record_type]]
     table = _table(source.name, record_type, todo)
     ctx = load_context(conn, spec, table)
@@ -292,7 +293,7 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
     prefix = "csv:" if source.kind == "files" else f"{source.name}:"
     ctx.existing = {"csv:" + k[len(prefix):]: v for k, v in ctx.existing.items()
                     if k.startswith(prefix)}
-    invoices: dict[int, Invoice] = {}
+    payments: list[NewPayment] = []
     for row, rec, errors in validate_rows(spec, table, ctx):
         record = todo[row.line - 1]
         if errors:
@@ -302,15 +303,30 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
             counts["unchanged"] += 1
             continue
         external_id = record.external_id or prefix + rec["external_id"].removeprefix("csv:")
-        invoice = invoices.get(rec["invoice_id"]) or session.get(Invoice, rec["invoice_id"])
-        assert invoice is not None  # validate_rows only passes known invoices
-        invoices[invoice.id] = invoice
         if record_type == "payments":
-            done = apply_payment(session, invoice, rec["amount"], rec["paid_at"], external_id,
-                                 source.name[:32])
-        else:
-            done = record_attempt(session, invoice, rec["attempted_at"], rec["outcome"],
-                                  rec.get("failure_code"), external_id, source.name[:32])
+            payments.append(NewPayment(rec["invoice_id"], rec["amount"], rec["paid_at"],
+                                       external_id, source.name[:32]))
+            continue
+        invoice = session.get(Invoice, rec["invoice_id"])
+        assert invoice is not None  # validate_rows only passes known invoices
+        done = record_attempt(session, invoice, rec["attempted_at"], rec["outcome"],
+                              rec.get("failure_code"), external_id, source.name[:32])
         counts["inserted" if done else "unchanged"] += 1
+    for kinds in record_payments(session, payments):
+        counts["inserted" if kinds else "unchanged"] += 1
     session.flush()
 
+
+def _resolve_invoices(conn: Connection, name: str, records: list[Record]) -> None:
+    """Nothing; fills in ``invoice_number`` of records that name their invoice only by its id
+    in the source (left as that id, and so quarantined as unknown, when not found)."""
+    wanted = sorted({r.invoice_source_id for r in records
+                     if r.invoice_source_id and fields.is_blank(r.values.get("invoice_number"))})
+    numbers: dict[str, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(select(Invoice.source_id, Invoice.invoice_number).where(
+            Invoice.source == name, Invoice.source_id.in_(wanted[start:start + _CHUNK])))
+        numbers.update({str(sid): str(number) for sid, number in rows})
+    for r in records:
+        if r.invoice_source_id in wanted:
+            r.values["invoice_number"] = numbers.get(r.invoice_source_id, r.invoice_source_id)
