@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dunning.policy.model import SendWindow
 from dunning.policy.window import local_day, window_state
@@ -117,3 +120,49 @@ def test_window_starting_in_a_dst_gap_opens_at_the_first_instant_that_exists(
     window = dataclasses.replace(EVERY_DAY, start_minute=start)
     reason, opens = window_state(utc(as_of).to_pydatetime(), tz, "US", window)
     assert (reason, opens) == ("outside_send_window", utc(not_before).to_pydatetime())
+
+
+_DST_ZONES = ["America/New_York", "Europe/Berlin", "Australia/Sydney", "Australia/Lord_Howe",
+              "America/Santiago", "Asia/Beirut", "America/Havana", "Pacific/Auckland"]
+
+
+def _transition_days() -> list[tuple[str, date]]:
+    """(zone, local date) of every UTC-offset change of _DST_ZONES in 2025-2028."""
+    days = []
+    for zone in _DST_ZONES:
+        tz = ZoneInfo(zone)
+        day = date(2025, 1, 1)
+        while day < date(2029, 1, 1):
+            before = datetime(day.year, day.month, day.day, tzinfo=tz).utcoffset()
+            after = (datetime(day.year, day.month, day.day, tzinfo=tz)
+                     + timedelta(days=1)).utcoffset()
+            if before != after:
+                days.append((zone, day))
+            day += timedelta(days=1)
+    return days
+
+
+_ANY_DAY = st.tuples(st.sampled_from(_DST_ZONES),
+                     st.dates(min_value=date(2025, 1, 1), max_value=date(2028, 12, 31)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    zone_day=st.one_of(st.sampled_from(_transition_days()), _ANY_DAY),
+    minute=st.integers(min_value=0, max_value=1439),
+)
+def test_window_start_is_the_first_instant_at_or_after_the_wall_clock_time(zone_day, minute):
+    # Property of _at: the instant shows the asked wall-clock time when that time exists, and
+    # otherwise (a DST gap) it is the end of the gap: a second earlier the clock still read
+    # before the asked time.
+    from dunning.policy.window import _at
+
+    zone, day = zone_day
+    tz = ZoneInfo(zone)
+    asked = datetime(day.year, day.month, day.day) + timedelta(minutes=minute)
+    got = _at(day, minute, tz)
+    wall = got.astimezone(tz).replace(tzinfo=None)
+    assert wall >= asked
+    if wall != asked:
+        assert (got - timedelta(seconds=1)).astimezone(tz).replace(tzinfo=None) < asked
+        assert wall - asked <= timedelta(hours=1)
