@@ -34,8 +34,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REMINDER_FLOW = "payment-reminders"
 TRACKING_FLOW = "track-responses"
 RETENTION_FLOW = "retention"
+SYNC_FLOW = "sync-sources"
+DRY_RUN_FLOW = "reminders-dry-run"
 #: The flows the guards and alerts watch: every flow dunning deploys.
-WATCHED_FLOWS = [REMINDER_FLOW, TRACKING_FLOW, RETENTION_FLOW]
+WATCHED_FLOWS = [REMINDER_FLOW, TRACKING_FLOW, RETENTION_FLOW, SYNC_FLOW, DRY_RUN_FLOW]
 
 FAILURE_RATE_EVENT = "dunning.batch.failure-rate-exceeded"
 HEARTBEAT_EVENT = "prefect.flow-run.heartbeat"
@@ -82,6 +84,13 @@ _CONSEQUENCE = {
     RETENTION_FLOW: (
         "Nothing past retention was removed by this run; message bodies and webhook payloads "
         "past retention stay stored until a retention run succeeds."
+    ),
+    DRY_RUN_FLOW: "A dry run sends and records nothing: start it again when ready.",
+    SYNC_FLOW: (
+        "Customers, invoices and payments from its sources were not refreshed. A reminder run "
+        "syncs a stale source itself first and defers the reminders of a source that stays "
+        "stale (reason source_stale), so nothing goes out on stale data - and nothing goes "
+        "out for those customers until a sync succeeds."
     ),
 }
 

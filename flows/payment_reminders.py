@@ -29,6 +29,7 @@ from dunning.errors import ProviderAuthError
 from dunning.params import RunParameters
 from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
+from dunning.timeouts import flow_timeout
 from flows.shards import coordinate, store_outcomes
 from tasks.deliver import TransientDeliveryError, deliver, reconcile_stale_claims, record_plan
 from tasks.fetch import fetch_portfolio
@@ -59,6 +60,7 @@ def fan_out(groups: list[list[int]], batch_size: int | None, max_tasks: int) -> 
 
 @flow(
     name="payment-reminders",
+    timeout_seconds=flow_timeout("payment_reminders"),
     description="Plan and send the payment reminders due now, once each, and report.",
     task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
     log_prints=False,

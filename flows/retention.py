@@ -11,6 +11,7 @@ from dunning.config import get_settings
 from dunning.db import get_engine
 from dunning.db.models import utcnow
 from dunning.privacy import PrivacySettings, RetentionCounts, apply_retention
+from dunning.timeouts import flow_timeout
 
 
 @task(name="apply-retention", retries=2, retry_delay_seconds=30)
@@ -20,7 +21,7 @@ def apply_retention_task(now: dt.datetime) -> RetentionCounts:
     return apply_retention(engine, now)
 
 
-@flow(name="retention", log_prints=False)
+@flow(name="retention", log_prints=False, timeout_seconds=flow_timeout("retention"))
 def retention(now: dt.datetime | None = None) -> dict[str, int]:
     """The counts of personal text removed by the retention setting in force."""
     as_of = now or utcnow()

@@ -7,10 +7,11 @@ from typing import Any
 from prefect import flow
 
 from dunning.sources.config import load_sources
+from dunning.timeouts import flow_timeout
 from tasks.sources import sync_one
 
 
-@flow(name="sync-sources", log_prints=False,
+@flow(name="sync-sources", log_prints=False, timeout_seconds=flow_timeout("sync_sources"),
       description="Sync customers, invoices and payments from every source in sources.toml.")
 def sync_sources(names: list[str] | None = None, full: bool = False) -> list[dict[str, Any]]:
     """One sync report per source (dicts, see ``SyncReport.as_dict``).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from dunning.timeouts import flow_timeout
 from tasks.tracking import (
     apply_inbox_task,
     compute_metrics_task,
@@ -14,7 +15,8 @@ from tasks.tracking import (
 )
 
 
-@flow(name="track-responses", log_prints=False)
+@flow(name="track-responses", log_prints=False,
+      timeout_seconds=flow_timeout("track_responses"))
 def track_responses(poll_twilio: bool = True, limit: int | None = None,
                     poll_age_minutes: int | None = None,
                     metrics_by: tuple[str, ...] = ("stage", "channel")) -> dict[str, int]:

@@ -1,0 +1,44 @@
+"""How long each flow may run before Prefect fails it (DUNNING_FLOW_TIMEOUT_<FLOW>, seconds).
+
+Why every flow has one: a run that hangs (a provider call that never returns, an approval
+nobody answers) would otherwise hold its deployment's concurrency slot for ever, and every
+later run would wait behind it. A timed-out run ends Failed ("TimedOut"), which frees the slot
+and fires the run-failed alert; what it had claimed is reconciled by the next run.
+
+The flows read these when their module is imported, i.e. in each flow run's own process, so a
+deployment sets them in its ``job_variables.env`` (prefect.yaml).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dunning.config import load_settings
+
+
+class FlowTimeouts(BaseSettings):
+    """Flow-run timeouts in seconds, per flow."""
+
+    model_config = SettingsConfigDict(env_prefix="DUNNING_FLOW_TIMEOUT_", extra="ignore")
+
+    payment_reminders: int = Field(
+        default=3300, ge=60, le=7 * 86_400,
+        description="55 minutes: a reminder run ends before the next hourly one is due.",
+    )
+    reminders_dry_run: int = Field(
+        default=1800, ge=60, le=86_400, description="30 minutes for a preview run."
+    )
+    track_responses: int = Field(
+        default=840, ge=60, le=86_400, description="14 minutes: before the next 15-minute run."
+    )
+    retention: int = Field(default=3600, ge=60, le=86_400, description="One hour, nightly.")
+    sync_sources: int = Field(
+        default=540, ge=60, le=86_400, description="9 minutes: before the next 10-minute sync."
+    )
+
+
+def flow_timeout(flow: str) -> int:
+    """The timeout in seconds of ``flow`` (e.g. ``payment_reminders``) from the environment;
+    raises ConfigError naming the variable when it is invalid."""
+    return int(getattr(load_settings(FlowTimeouts), flow))
