@@ -14,13 +14,13 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from dunning.alerts import AlertSettings  # noqa: F401  (the failure-rate threshold's home)
-from dunning.tracking.metrics import load_sent, reminder_flags, summarise, to_records
+from dunning.tracking.metrics import load_sent, percent, reminder_flags, summarise, to_records
 
 #: Columns of the weekly KPI table, in the order shown in the UI.
-KPI_COLUMNS = ["segment", "sent", "delivered", "bounced", "paid_7d", "delivery_rate",
-               "bounce_rate", "paid_7d_rate"]
+KPI_COLUMNS = ["segment", "sent", "delivered", "bounced", "delivery_rate", "bounce_rate",
+               "paid_7d", "paid_7d_n", "paid_7d_rate"]
 #: Per-reminder facts only the tracking side writes; one of them proves tracking has run.
-_TRACKED = ["delivered", "bounced", "opened", "clicked", "replied", "paid_7d"]
+_TRACKED = ["delivered", "bounced", "opened", "clicked", "replied"]
 
 
 def failure_rate(sent: int, failed: int) -> float:
@@ -42,40 +42,48 @@ def week_window(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return until - dt.timedelta(days=7), until
 
 
-def kpi_table(sent: pd.DataFrame) -> pd.DataFrame | None:
+def kpi_table(sent: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame | None:
     """Delivery rate, bounce rate and paid-within-7-days rate per segment; None before tracking.
 
-    ``sent`` is one row per sent reminder as :func:`dunning.tracking.metrics.load_sent` gives.
-    The rates share the number sent as denominator; a total row "all" comes last.
+    ``sent`` is one row per sent reminder as :func:`dunning.tracking.metrics.load_sent` gives,
+    covering the 14 days up to ``as_of``. Sent, delivered, bounced and their rates are over the
+    reminders of the last 7 days; paid within 7 days is over the reminders whose 7 days have
+    elapsed (sent 7 to 14 days before ``as_of``), with their number ``paid_7d_n`` (the rate is
+    None when there are none). A total row "all" comes last.
     """
     if sent.empty:
         return None
-    flags = reminder_flags(sent)
-    if not flags[_TRACKED].to_numpy().any():
+    flags = reminder_flags(sent, as_of)
+    if not (flags[_TRACKED].to_numpy().any() or flags["paid_at"].notna().any()):
         return None
-    by_segment = summarise(flags, ["segment"])
-    total = summarise(flags).rename(columns={"scope": "segment"})
-    table = pd.concat([by_segment, total], ignore_index=True)
+    week = flags[flags["sent_at"] > pd.Timestamp(week_window(as_of)[0])]
+    paid = ["paid_7d", "paid_7d_n", "paid_7d_rate"]
+    parts = []
+    for by, frame in ((["segment"], flags), ([], flags)):
+        delivery = summarise(week, by).drop(columns=paid)
+        table = summarise(frame, by)[[*(by or ["scope"]), *paid]]
+        parts.append(table.merge(delivery, on=by or ["scope"], how="left"))
+    table = pd.concat([parts[0], parts[1].rename(columns={"scope": "segment"})],
+                      ignore_index=True)
+    for column in ("sent", "delivered", "bounced"):
+        table[column] = table[column].fillna(0).astype(int)
     return table[KPI_COLUMNS]
 
 
 def weekly_kpis(engine: Engine, as_of: dt.datetime) -> pd.DataFrame | None:
-    """The KPI table of reminders sent in the 7 days up to ``as_of``; None before tracking."""
+    """The KPI table of the week up to ``as_of`` (see :func:`kpi_table`); None before tracking."""
     since, until = week_window(as_of)
-    sent = load_sent(engine, since)
+    sent = load_sent(engine, since - dt.timedelta(days=7))
     sent = sent[sent["sent_at"] <= pd.Timestamp(until)]
-    return kpi_table(sent)
+    return kpi_table(sent, until)
 
 
 def kpi_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """``table`` as rows for a Prefect table artifact (rates as percentages, '-' for none)."""
+    """``table`` as rows for a Prefect table artifact (rates as percentages, "n/a" for none)."""
     rows = []
     for rec in to_records(table):
         row: dict[str, Any] = {}
         for key, value in rec.items():
-            if key.endswith("_rate"):
-                row[key] = "-" if value is None else f"{100 * float(value):.1f}%"
-            else:
-                row[key] = value
+            row[key] = percent(value) if key.endswith("_rate") else value
         rows.append(row)
     return rows

@@ -11,8 +11,9 @@ from prefect.events import emit_event
 
 from dunning.db import get_engine
 from dunning.tracking import TrackingSummary, apply_inbox
-from dunning.tracking.metrics import compute_metrics, to_markdown, to_records
+from dunning.tracking.metrics import compute_metrics, to_records
 from dunning.tracking.poll import poll_twilio, twilio_client
+from dunning.tracking.summary import summary_markdown
 from dunning.webhooks.settings import WebhookSettings
 
 
@@ -48,21 +49,17 @@ def compute_metrics_task(by: list[str]) -> list[dict[str, Any]]:
 def publish_tracking(counts: dict[str, int], metrics: list[dict[str, Any]],
                      flow_run_id: str | None) -> None:
     """Nothing; emits one ``dunning.tracking.completed`` event and the run's artifact."""
-    import pandas as pd
-
     emit_event(
         event="dunning.tracking.completed",
         resource={"prefect.resource.id": f"dunning.tracking.{flow_run_id or 'local'}",
                   "prefect.resource.name": "dunning"},
         payload={"counts": counts},
     )
-    changes = "\n".join(f"| {k} | {v} |" for k, v in sorted(counts.items())) or "| - | 0 |"
     create_markdown_artifact(
         key="tracking-run-summary",
-        markdown=("## What changed\n\n| kind | count |\n|---|---|\n" + changes
-                  + "\n\n## Metrics by stage and channel\n\n"
-                  + (to_markdown(pd.DataFrame(metrics)) if metrics else "No reminders sent yet.")),
-        description="Inbox events applied, opt-outs, replies, payments; delivery metrics.",
+        markdown=summary_markdown(get_engine(), counts, metrics),
+        description="Inbox events applied, opt-outs, replies, payments; delivery metrics by "
+        "stage and channel and by provider; money collected after reminders and DSO.",
     )
 
 

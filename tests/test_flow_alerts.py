@@ -42,14 +42,16 @@ def test_the_weekly_kpi_table_appears_once_tracking_data_exists(prefect_server, 
     before = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
     assert _kpi_artifacts(str(before.flow_run_id)) == []
 
-    _sent(engine, inv, "due", "reliable", 2, delivered_at=0.01, paid_at=1)
+    _sent(engine, inv, "due", "reliable", 2, delivered_at=0.01)
+    # Paid within 7 days counts reminders whose 7 days have elapsed: this one, sent 8 days ago.
+    _sent(engine, add_invoice(engine, "INV-OLDER"), "due", "reliable", 8, paid_at=1)
     after = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
     [artifact] = _kpi_artifacts(str(after.flow_run_id))
     data = artifact["data"]
     table = json.loads(data) if isinstance(data, str) else data
     rows = {r["segment"]: r for r in table}
     assert rows["reliable"]["delivery_rate"] == "100.0%"
-    assert rows["reliable"]["paid_7d_rate"] == "100.0%"
+    assert rows["reliable"]["paid_7d_rate"] == "100.0%" and rows["reliable"]["paid_7d_n"] == 1
 
 
 @flow

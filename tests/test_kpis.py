@@ -58,12 +58,15 @@ def test_no_kpi_table_before_tracking_data_exists(engine):
 
 def test_weekly_kpis_by_segment_from_the_ledger(engine):
     add_customer(engine)
-    invoices = [add_invoice(engine, f"INV-{i}") for i in range(5)]
-    _sent(engine, invoices[0], "due", "reliable", 2, delivered_at=0.01, paid_at=3)
-    _sent(engine, invoices[1], "due", "reliable", 2, delivered_at=0.01, paid_at=9)
+    invoices = [add_invoice(engine, f"INV-{i}") for i in range(7)]
+    _sent(engine, invoices[0], "due", "reliable", 2, delivered_at=0.01, paid_at=1)
+    _sent(engine, invoices[1], "due", "reliable", 2, delivered_at=0.01)
     _sent(engine, invoices[2], "due", "at_risk", 1, bounced_at=0.01)
     _sent(engine, invoices[3], "overdue_1", "at_risk", 1, delivered_at=0.01)
-    _sent(engine, invoices[4], "due", "at_risk", 10, delivered_at=0.01)  # before the week
+    # Before the week: not in its delivery counts, but their 7 days have elapsed.
+    _sent(engine, invoices[4], "due", "at_risk", 10, delivered_at=0.01, paid_at=9)
+    _sent(engine, invoices[5], "due", "reliable", 8, delivered_at=0.01, paid_at=3)
+    _sent(engine, invoices[6], "due", "reliable", 20, delivered_at=0.01, paid_at=1)  # too old
 
     table = weekly_kpis(engine, AS_OF)
     assert table is not None
@@ -71,10 +74,24 @@ def test_weekly_kpis_by_segment_from_the_ledger(engine):
     rows = {r["segment"]: r for r in table.to_dict(orient="records")}
     assert set(rows) == {"reliable", "at_risk", "all"}
     assert (rows["reliable"]["sent"], rows["reliable"]["delivered"]) == (2, 2)
-    assert rows["reliable"]["paid_7d"] == 1 and rows["reliable"]["paid_7d_rate"] == 0.5
+    # Paid within 7 days only over reminders sent at least 7 days ago (the one paid after a
+    # day, sent 2 days ago, is not counted yet).
+    assert (rows["reliable"]["paid_7d"], rows["reliable"]["paid_7d_n"]) == (1, 1)
+    assert rows["reliable"]["paid_7d_rate"] == 1.0
+    assert (rows["at_risk"]["paid_7d"], rows["at_risk"]["paid_7d_n"]) == (0, 1)
     assert rows["at_risk"]["bounce_rate"] == 0.5 and rows["at_risk"]["delivery_rate"] == 0.5
-    assert rows["all"]["sent"] == 4
+    assert rows["all"]["sent"] == 4 and rows["all"]["paid_7d_n"] == 2
 
     shown = {r["segment"]: r for r in kpi_records(table)}
     assert shown["reliable"]["delivery_rate"] == "100.0%"
     assert shown["at_risk"]["paid_7d_rate"] == "0.0%"
+
+
+def test_paid_within_7_days_is_na_before_any_reminder_matured(engine):
+    add_customer(engine)
+    inv = add_invoice(engine)
+    _sent(engine, inv, "due", "reliable", 0.01, delivered_at=0.001, paid_at=0.005)
+    table = weekly_kpis(engine, AS_OF)
+    assert table is not None
+    row = kpi_records(table)[0]
+    assert (row["paid_7d"], row["paid_7d_n"], row["paid_7d_rate"]) == (0, 0, "n/a")

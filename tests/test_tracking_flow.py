@@ -45,3 +45,9 @@ def test_flow_applies_inbox_and_publishes_summary(prefect_server: None, engine: 
             flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
             sort=ArtifactSort.CREATED_DESC, limit=1, offset=0)
     assert artifacts and "| delivered | 1 |" in str(artifacts[0].data)
+    summary = str(artifacts[0].data)
+    # Stage x channel with percentages, not 21 columns of fractions.
+    assert "| stage | channel | sent | delivered % | opened % | bounced % | paid 7d % |" in summary
+    assert "| due | email | 1 | 100.0% | 0.0% | 0.0% | 100.0% (n=1) |" in summary
+    assert "| sendgrid | 1 | 100.0% | 0.0% |" in summary  # by provider
+    assert "| due | EUR | 1 |" in summary and "DSO (days)" in summary  # money

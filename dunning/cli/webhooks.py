@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dunning.cli.app import app, console, emit_json, fail, out, webhooks_app
+from dunning.cli.app import app, console, emit_json, fail, out, parse_instant, webhooks_app
 from dunning.db import check_ready, get_engine
 
 
@@ -84,13 +84,21 @@ def replies(
 @app.command("metrics")
 def metrics(
     by: Annotated[list[str] | None, typer.Option(
-        help="Group by stage, channel, segment, template, week or run (repeatable).")] = None,
+        help="Group by stage, channel, provider, segment, template, week or run (repeatable).")]
+    = None,
     since: Annotated[str | None, typer.Option(help="Only reminders sent on/after YYYY-MM-DD.")]
+    = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Instant the paid-within windows are measured at (default now).")]
     = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Delivery, bounce, open, click, reply and paid-within-3/7/14-days rates."""
-    from dunning.tracking.metrics import DIMENSIONS, compute_metrics, to_records
+    """Delivery, bounce, open, click, reply and paid-within-3/7/14-days rates.
+
+    Delivery-side rates leave out the outbox and SMTP (no delivery reports); a paid-within
+    rate counts only reminders whose window has elapsed, with their number n ("n/a" if none).
+    """
+    from dunning.tracking.metrics import DIMENSIONS, compute_metrics, percent, to_records
 
     start = None
     if since:
@@ -98,10 +106,11 @@ def metrics(
             start = dt.datetime.combine(dt.date.fromisoformat(since), dt.time(), dt.UTC)
         except ValueError:
             fail(f"--since {since!r} is not a date; use YYYY-MM-DD, e.g. --since 2026-01-31")
+    at = parse_instant(as_of)
     engine = get_engine()
     check_ready(engine)
     try:
-        table = compute_metrics(engine, by=by or ["stage", "channel"], since=start)
+        table = compute_metrics(engine, by=by or ["stage", "channel"], since=start, as_of=at)
     except ValueError as exc:
         fail(f"--by: {exc}")
     rows = to_records(table)
@@ -111,9 +120,10 @@ def metrics(
     if not rows:
         out.print("no reminders sent yet")
         return
-    shown = [c for c in rows[0] if c in (*DIMENSIONS, "scope", "sent") or c.endswith("_rate")]
+    shown = [c for c in rows[0] if c in (*DIMENSIONS, "scope", "sent", "tracked")
+             or c.endswith(("_rate", "_n"))]
     grid = Table(*shown)
     for row in rows:
-        grid.add_row(*("-" if row[c] is None else f"{row[c]:.1%}" if c.endswith("rate")
+        grid.add_row(*(percent(row[c]) if c.endswith("rate") else "-" if row[c] is None
                        else str(row[c]) for c in shown))
     out.print(grid)
