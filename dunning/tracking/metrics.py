@@ -97,7 +97,8 @@ def reminder_flags(frame: pd.DataFrame, as_of: dt.datetime | None = None) -> pd.
 
 
 COUNTS = ["sent", "tracked", "email", "sms", "voice", *CALL_OUTCOMES, "delivered", "bounced",
-          "opened", "clicked", "replied", *(c for d in PAID_WITHIN_DAYS for c in (f"matured_{d}d", f"paid_{d}d"))]
+          "opened", "clicked", "replied",
+          *(c for d in PAID_WITHIN_DAYS for c in (f"matured_{d}d", f"paid_{d}d"))]
 
 
 def summarise(flags: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
