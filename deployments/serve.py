@@ -1,7 +1,7 @@
-"""Serve both flows without a worker: ``python -m deployments.serve [--env local]``.
+"""Serve the flows without a worker: ``python -m deployments.serve [--env local]``.
 
 For users who do not run a work pool: this process polls the Prefect API for scheduled and
-manual runs of payment-reminders and track-responses and runs them itself.
+manual runs of payment-reminders, track-responses and operator-action and runs them itself.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def load_environment(name: str) -> dict[str, Any]:
 
 
 def deployments(env: dict[str, Any]) -> list[Any]:
-    """The runner deployments for both flows, configured from ``env``."""
+    """The runner deployments of the flows, configured from ``env``."""
     from dunning.params import RunParameters
+    from flows.operator_action import operator_action
     from flows.payment_reminders import payment_reminders
     from flows.track_responses import track_responses
 
@@ -50,6 +51,11 @@ def deployments(env: dict[str, Any]) -> list[Any]:
             parameters=trk.get("parameters", {}),
             tags=["dunning", "tracking"],
             description="Apply delivery events, replies, opt-outs and payments to the ledger.",
+        ),
+        operator_action.to_deployment(
+            name="operator-action",
+            tags=["dunning", "operator"],
+            description="One audited operator action, started from this deployment's form.",
         ),
     ]
 

@@ -11,6 +11,7 @@ from prefect.events import emit_event
 
 from dunning.db import get_engine
 from dunning.tracking import TrackingSummary, apply_inbox
+from dunning.tracking.apply import retry_policy
 from dunning.tracking.metrics import compute_metrics, to_records
 from dunning.tracking.poll import poll_twilio, twilio_client
 from dunning.tracking.summary import summary_markdown
@@ -19,9 +20,11 @@ from dunning.webhooks.settings import WebhookSettings
 
 @task(name="apply-inbox", description="Apply pending webhook events to the ledger.")
 def apply_inbox_task(limit: int | None = None) -> dict[str, int]:
-    """Counts by kind of what the pending inbox rows changed."""
+    """Counts by kind of what the pending inbox rows changed (rows in error whose retry time
+    has come are applied again, counted as ``retried``)."""
     settings = WebhookSettings()
-    summary = apply_inbox(get_engine(), limit=limit, reply_pause_days=settings.reply_pause_days)
+    summary = apply_inbox(get_engine(), limit=limit, reply_pause_days=settings.reply_pause_days,
+                          retry=retry_policy(settings))
     return summary.as_dict()
 
 

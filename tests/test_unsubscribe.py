@@ -33,8 +33,13 @@ def _planned_email(engine: Engine, customer: str = "C1") -> int:
     add_customer(engine, customer, locale="de_DE" if customer == "DE" else "en_US")
     invoice = add_invoice(engine, f"INV-{customer}", customer, due_on=dt.date(2026, 11, 20))
     with session_scope(engine) as s:
-        row = Reminder(invoice_id=invoice, customer_id=customer, stage="overdue_1",
-                       channel="email", status="planned")
+        row = Reminder(
+            invoice_id=invoice,
+            customer_id=customer,
+            stage="overdue_1",
+            channel="email",
+            status="planned",
+        )
         s.add(row)
         s.flush()
         return row.id
@@ -46,8 +51,9 @@ def _opted_out(engine: Engine, customer: str = "C1") -> bool:
 
 
 def _app(engine: Engine) -> object:
-    return create_app(engine=engine, channel_settings=ChannelSettings(
-        unsubscribe_secret=SecretStr(SECRET)))
+    return create_app(
+        engine=engine, channel_settings=ChannelSettings(unsubscribe_secret=SecretStr(SECRET))
+    )
 
 
 @pytest.mark.prefect
@@ -85,10 +91,12 @@ def test_one_click_skips_planned_email_and_records_the_event(engine: Engine) -> 
     rid = _planned_email(engine)
     token = unsubscribe_token(rid, SECRET)
     with running_app(_app(engine)) as url:
-        first = httpx.post(f"{url}/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click",
-                           headers=ONE_CLICK)
-        again = httpx.post(f"{url}/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click",
-                           headers=ONE_CLICK)
+        first = httpx.post(
+            f"{url}/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK
+        )
+        again = httpx.post(
+            f"{url}/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK
+        )
     assert (first.status_code, again.status_code) == (200, 200)
     with session_scope(engine) as s:
         row = s.get_one(Reminder, rid)
@@ -100,24 +108,36 @@ def test_one_click_skips_planned_email_and_records_the_event(engine: Engine) -> 
 def test_multipart_one_click_body_is_accepted(engine: Engine) -> None:
     rid = _planned_email(engine)
     with running_app(_app(engine)) as url:
-        answer = httpx.post(f"{url}/unsubscribe/{unsubscribe_token(rid, SECRET)}",
-                            files={"List-Unsubscribe": (None, "One-Click")})
+        answer = httpx.post(
+            f"{url}/unsubscribe/{unsubscribe_token(rid, SECRET)}",
+            files={"List-Unsubscribe": (None, "One-Click")},
+        )
     assert answer.status_code == 200 and _opted_out(engine)
 
 
 def test_bad_tokens_and_bodies_change_nothing(engine: Engine) -> None:
     rid = _planned_email(engine)
     good = unsubscribe_token(rid, SECRET)
-    tampered = [unsubscribe_token(rid, "another-secret"), f"{rid + 1}{good[len(str(rid)):]}",
-                good[:-1] + ("0" if good[-1] != "0" else "1"), "garbage", f"{rid}-"]
+    tampered = [
+        unsubscribe_token(rid, "another-secret"),
+        f"{rid + 1}{good[len(str(rid)) :]}",
+        good[:-1] + ("0" if good[-1] != "0" else "1"),
+        "garbage",
+        f"{rid}-",
+    ]
     with running_app(_app(engine)) as url:
         for token in tampered:
             for method in ("GET", "POST"):
-                answer = httpx.request(method, f"{url}/unsubscribe/{token}",
-                                       content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+                answer = httpx.request(
+                    method,
+                    f"{url}/unsubscribe/{token}",
+                    content=b"List-Unsubscribe=One-Click",
+                    headers=ONE_CLICK,
+                )
                 assert answer.status_code == 404, (token, method)
-        wrong_body = httpx.post(f"{url}/unsubscribe/{good}", content=b"unsubscribe=yes",
-                                headers=ONE_CLICK)
+        wrong_body = httpx.post(
+            f"{url}/unsubscribe/{good}", content=b"unsubscribe=yes", headers=ONE_CLICK
+        )
         assert wrong_body.status_code == 400
         assert httpx.get(f"{url}/unsubscribe/{good}").status_code == 200
     assert not _opted_out(engine)
@@ -130,20 +150,26 @@ def test_the_page_speaks_the_customers_language(engine: Engine) -> None:
     with running_app(_app(engine)) as url:
         confirm = httpx.get(f"{url}/unsubscribe/{unsubscribe_token(rid, SECRET)}")
         assert '<html lang="de">' in confirm.text and "Abmelden" in confirm.text
-        done = httpx.post(f"{url}/unsubscribe/{unsubscribe_token(rid, SECRET)}",
-                          content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+        done = httpx.post(
+            f"{url}/unsubscribe/{unsubscribe_token(rid, SECRET)}",
+            content=b"List-Unsubscribe=One-Click",
+            headers=ONE_CLICK,
+        )
     assert "Sie sind abgemeldet" in done.text
 
 
-@pytest.mark.parametrize("provider_env", [
-    {"DUNNING_SENDGRID_API_KEY": "SG.key"}, {"DUNNING_SMTP_HOST": "smtp.example.net"}])
+@pytest.mark.parametrize(
+    "provider_env",
+    [{"DUNNING_SENDGRID_API_KEY": "SG.key"}, {"DUNNING_SMTP_HOST": "smtp.example.net"}],
+)
 def test_real_email_refuses_the_development_unsubscribe_defaults(
     provider_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in provider_env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError, match="DUNNING_UNSUBSCRIBE_SECRET.*"
-                       "DUNNING_UNSUBSCRIBE_BASE_URL"):
+    with pytest.raises(
+        ConfigError, match="DUNNING_UNSUBSCRIBE_SECRET.*DUNNING_UNSUBSCRIBE_BASE_URL"
+    ):
         check_email_compliance()
     monkeypatch.setenv("DUNNING_UNSUBSCRIBE_SECRET", "a-real-secret")
     with pytest.raises(ConfigError) as caught:

@@ -27,7 +27,8 @@ import_app = typer.Typer(help="Import customers, invoices, payments and payment 
                          no_args_is_help=True)
 fakes_app = typer.Typer(help="Local fake providers (Twilio, SendGrid).", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook receiver.", no_args_is_help=True)
-customer_app = typer.Typer(help="Customer data (export, erase).", no_args_is_help=True)
+customer_app = typer.Typer(help="Customers: show the timeline, pause, resume, export, erase.",
+                            no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(fakes_app, name="fakes")

@@ -46,11 +46,14 @@ def apply(
 ) -> None:
     """Apply pending inbox events to the ledger now (what the track_responses flow does)."""
     from dunning.tracking import apply_inbox
+    from dunning.tracking.apply import retry_policy
     from dunning.webhooks import WebhookSettings
 
     engine = get_engine()
     check_ready(engine)
-    counts = apply_inbox(engine, limit, WebhookSettings().reply_pause_days).as_dict()
+    settings = WebhookSettings()
+    counts = apply_inbox(engine, limit, settings.reply_pause_days,
+                         retry=retry_policy(settings)).as_dict()
     if json_out:
         emit_json(counts)
         return
@@ -60,25 +63,49 @@ def apply(
         out.print("inbox: nothing pending")
 
 
-@app.command("replies")
+replies_app = typer.Typer(help="Inbound SMS replies: list them, acknowledge one for review.",
+                          invoke_without_command=True)
+app.add_typer(replies_app, name="replies")
+
+
+@replies_app.callback()
 def replies(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Show the latest N replies.", min=1)] = 50,
+    open_only: Annotated[bool, typer.Option(
+        "--open", help="Only replies waiting for review (free text, PAID), not acknowledged."
+    )] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """List inbound SMS replies for operators (phone numbers masked)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from dunning.tracking.replies import list_replies
 
     engine = get_engine()
     check_ready(engine)
-    rows = list_replies(engine, limit)
+    rows = list_replies(engine, limit, open_only=open_only)
     if json_out:
         emit_json(rows)
         return
-    table = Table("received", "from", "customer", "invoice", "keyword", "message")
+    table = Table("id", "received", "from", "customer", "invoice", "keyword", "message")
     for r in rows:
-        table.add_row(r["received_at"][:16], r["from"], r["customer_id"] or "-",
+        table.add_row(str(r["id"]), r["received_at"][:16], r["from"], r["customer_id"] or "-",
                       r["invoice_number"] or "-", r["keyword"] or "-", r["body"] or "")
-    out.print(table if rows else "no replies yet")
+    out.print(table if rows else "no open replies" if open_only else "no replies yet")
+
+
+@replies_app.command("ack")
+def replies_ack(
+    reply_id: Annotated[int, typer.Argument(help="The reply id (dunning replies --open).")],
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="What was done about it (kept in the audit trail).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Acknowledge a reply flagged for review: it leaves ``dunning replies --open``."""
+    from dunning.cli.operate import act
+
+    act("reply_ack", json_out, record_id=reply_id, reason=reason)
 
 
 @app.command("metrics")

@@ -127,6 +127,9 @@ class Customer(Base):
         String(64), nullable=False, default="files", server_default="files", index=True
     )
     source_id: Mapped[str | None] = mapped_column(String(200))
+    # Set by `dunning customer pause`: sources may lengthen the pause, never shorten it
+    # (dunning.operations.holds).
+    paused_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
@@ -163,6 +166,13 @@ class Invoice(Base):
         String(64), nullable=False, default="files", server_default="files", index=True
     )
     source_id: Mapped[str | None] = mapped_column(String(200))
+    # Operator holds (dunning.operations.holds): sources never undo them; a source status of
+    # paid or void still wins over a dispute.
+    paused_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    disputed_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # The latest promise to pay: amount (None = the whole balance) and the day it was agreed.
+    promise_amount: Mapped[Decimal | None] = mapped_column(MONEY)
+    promise_made_on: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
@@ -287,6 +297,9 @@ class InboundMessage(Base):
     keyword: Mapped[str | None] = mapped_column(String(16))  # stop, start, paid, or None
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # A reply for review (free text or PAID) is open until an operator acknowledges it.
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class WebhookInbox(Base):
@@ -307,6 +320,9 @@ class WebhookInbox(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Automatic retries of a row in error (track-responses): how many so far and when next.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReminderRun(Base):
@@ -360,3 +376,22 @@ class SourceQuarantine(Base):
     reason: Mapped[str] = mapped_column(String(1000), nullable=False)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OperatorAction(Base):
+    """The audit trail: one row per operator action (CLI or operator-action flow run)."""
+
+    __tablename__ = "operator_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # "os user alice" or "prefect flow run <name>"; flow_run_id for the latter.
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    target: Mapped[str] = mapped_column(String(200), nullable=False)  # "invoice INV-1"
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -17,6 +17,7 @@ from dunning.errors import ImportFailed
 from dunning.importers import fields
 from dunning.importers.reader import Row, Table
 from dunning.money import quantize
+from dunning.operations.holds import source_invoice_status, source_paused_until
 from dunning.regions import default_region
 
 Record = dict[str, Any]
@@ -139,6 +140,8 @@ def _customer(c: _Cells, ctx: Context) -> Record:
         for flag in ("email_opt_out", "sms_opt_out"):
             if flag in rec and stored.get(flag):
                 rec[flag] = True
+        if "paused_until" in rec:
+            rec["paused_until"] = source_paused_until(rec["paused_until"], stored)
     return rec
 
 
@@ -160,6 +163,11 @@ def _invoice(c: _Cells, ctx: Context) -> Record:
         c.fail("due_on", f"{rec['due_on']} is before issued_on {rec['issued_on']}")
     if c.present("status"):
         rec["status"] = c.get("status", fields.choice, INVOICE_STATUSES) or "open"
+        stored = ctx.existing.get(rec["invoice_number"] or "")
+        if stored and stored.get("disputed_by_operator"):
+            # An operator's dispute outlives a re-import; paid or void from the source wins.
+            rec["status"], rec["disputed_by_operator"] = source_invoice_status(
+                rec["status"], stored)
     if c.present("payment_link"):
         rec["payment_link"] = c.get("payment_link", fields.url)
     if c.present("promise_to_pay_on"):

@@ -24,6 +24,7 @@ from dunning.tracking.status import (
     twilio_outcome,
 )
 from dunning.tracking.stripe_events import STRIPE_TYPES, Unlinked, apply_stripe_event
+from dunning.webhooks.settings import WebhookSettings
 
 log = logging.getLogger("dunning.tracking")
 
@@ -51,21 +52,69 @@ class TrackingSummary:
         return dict(sorted(self.counts.items()))
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a row in ``error`` is applied again before it waits for a person.
+
+    After its n-th failure a row is retried ``base_seconds * 2**(n-1)`` later (5, 10, 20, 40
+    minutes with the defaults); after ``max_attempts`` failures it stays in ``error`` until
+    ``dunning inbox retry``. Why retry at all: the commonest error is a payment for an invoice
+    a source has not synced yet, which resolves itself within minutes.
+    """
+
+    max_attempts: int = 5
+    base_seconds: int = 300
+
+    def next_attempt(self, failures: int, now: dt.datetime) -> dt.datetime | None:
+        """When a row that failed ``failures`` times is retried, None when it is not."""
+        if failures >= self.max_attempts:
+            return None
+        return now + dt.timedelta(seconds=self.base_seconds * 2 ** max(failures - 1, 0))
+
+
+def retry_policy(settings: WebhookSettings) -> RetryPolicy:
+    """The retry policy of ``settings`` (DUNNING_INBOX_MAX_ATTEMPTS, _RETRY_BASE_SECONDS)."""
+    return RetryPolicy(settings.inbox_max_attempts, settings.inbox_retry_base_seconds)
+
+
+def requeue_due_errors(engine: Engine, now: dt.datetime) -> int:
+    """How many inbox rows in ``error`` whose retry time has come went back to ``pending``."""
+    with session_scope(engine) as session:
+        return rowcount(session.execute(
+            update(WebhookInbox)
+            .where(WebhookInbox.status == "error", WebhookInbox.next_attempt_at.is_not(None),
+                   WebhookInbox.next_attempt_at <= now)
+            .values(status="pending", next_attempt_at=None)
+        ))
+
+
 def apply_inbox(engine: Engine, limit: int | None = None, reply_pause_days: int = 14,
-                now: dt.datetime | None = None) -> TrackingSummary:
-    """The summary of applying pending inbox rows (oldest first) to the ledger."""
+                now: dt.datetime | None = None, *, ids: list[int] | None = None,
+                retry: RetryPolicy | None = None) -> TrackingSummary:
+    """The summary of applying pending inbox rows (oldest first, or only ``ids``) to the
+    ledger. With ``retry``, rows in ``error`` whose retry time has come are applied again
+    (counted as ``retried``), and a row that fails gets its next retry time."""
     summary = TrackingSummary()
+    now = now or utcnow()
+    policy = retry or RetryPolicy(max_attempts=0)
+    if retry is not None and ids is None:
+        retried = requeue_due_errors(engine, now)
+        if retried:
+            summary.counts["retried"] = retried
     with session_scope(engine) as session:
         stmt = select(WebhookInbox.id).where(WebhookInbox.status == "pending").order_by(
             WebhookInbox.id)
-        ids = list(session.scalars(stmt.limit(limit) if limit else stmt))
-    for inbox_id in ids:
+        if ids is not None:
+            stmt = stmt.where(WebhookInbox.id.in_(ids))
+        pending = list(session.scalars(stmt.limit(limit) if limit else stmt))
+    for inbox_id in pending:
         with session_scope(engine) as session:
-            summary.add(_apply_one(session, inbox_id, reply_pause_days, now or utcnow()))
+            summary.add(_apply_one(session, inbox_id, reply_pause_days, now, policy))
     return summary
 
 
-def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetime) -> list[str]:
+def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetime,
+               retry: RetryPolicy) -> list[str]:
     # Claiming by a conditional UPDATE makes two overlapping runs apply a row only once; the
     # final status is written in the same transaction.
     claimed = rowcount(session.execute(
@@ -85,6 +134,8 @@ def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetim
     except (PaymentError, ValueError, KeyError, TypeError) as exc:
         # Bad data from a verified sender: keep it for the operator, never crash the run.
         row.status, row.error = "error", str(exc)[:500] or type(exc).__name__
+        row.attempts = (row.attempts or 0) + 1
+        row.next_attempt_at = retry.next_attempt(row.attempts, now)
         log.warning("inbox row %s (%s %s): %s", inbox_id, row.provider, row.event_type, row.error)
         return ["error"]
     return kinds or ["no_change"]

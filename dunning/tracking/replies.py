@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.db import session_scope
@@ -74,8 +74,11 @@ def _open_invoices(session: Session, customers: list[str]) -> list[int]:
         Invoice.customer_id.in_(customers), Invoice.status == "open")))
 
 
-def list_replies(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
-    """The latest inbound replies, newest first, with the sender's phone masked."""
+def list_replies(engine: Engine, limit: int = 100, *,
+                 open_only: bool = False) -> list[dict[str, Any]]:
+    """The latest inbound replies, newest first, with the sender's phone masked; with
+    ``open_only`` only those waiting for review: free text or PAID, not yet acknowledged
+    (STOP/START apply themselves)."""
     stmt = (
         select(InboundMessage, Invoice.invoice_number, Customer.name, Reminder.stage)
         .outerjoin(Invoice, Invoice.id == InboundMessage.invoice_id)
@@ -84,9 +87,13 @@ def list_replies(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
         .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
         .limit(limit)
     )
+    if open_only:
+        stmt = stmt.where(or_(InboundMessage.keyword.is_(None), InboundMessage.keyword == "paid"),
+                          InboundMessage.acknowledged_at.is_(None))
     with session_scope(engine) as session:
         return [
             {
+                "id": msg.id,
                 "received_at": msg.received_at.isoformat(),
                 "from": mask_phone(msg.from_address),
                 "customer_id": msg.customer_id,
@@ -95,6 +102,8 @@ def list_replies(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
                 "stage": stage,
                 "keyword": msg.keyword,
                 "body": msg.body,
+                "acknowledged_at": msg.acknowledged_at.isoformat() if msg.acknowledged_at
+                else None,
             }
             for msg, number, name, stage in session.execute(stmt)
         ]

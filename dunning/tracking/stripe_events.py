@@ -176,7 +176,7 @@ def _invoice_of(session: Session, event_id: str, obj: Obj) -> Invoice:
         if found is None:
             raise PaymentError(
                 f"stripe event {event_id}: no invoice numbered {number!r}; import the invoice, "
-                "then reset this inbox row to pending"
+                "then run `dunning inbox retry` (track-responses also retries it)"
             )
         return found
     if stripe_id:

@@ -37,3 +37,9 @@ class WebhookSettings(BaseSettings):
     )
     reply_pause_days: int = Field(default=14, ge=0)
     twilio_poll_age_minutes: int = Field(default=30, ge=0)
+    inbox_max_attempts: int = Field(
+        default=5, ge=0, description="Automatic applications of an inbox row in error before "
+        "it waits for `dunning inbox retry` (0 = never retried automatically).")
+    inbox_retry_base_seconds: int = Field(
+        default=300, ge=1, description="First retry delay of an inbox row in error; doubles "
+        "after each failure.")

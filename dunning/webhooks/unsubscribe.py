@@ -55,8 +55,7 @@ def find_target(engine: Engine, token: str, secret: str) -> Target | None:
         if reminder is None:
             return None
         customer = session.get_one(Customer, reminder.customer_id)
-        return Target(reminder_id, customer.customer_id, customer.locale,
-                      customer.email_opt_out)
+        return Target(reminder_id, customer.customer_id, customer.locale, customer.email_opt_out)
 
 
 def unsubscribe(engine: Engine, target: Target) -> list[str]:
@@ -69,8 +68,15 @@ def unsubscribe(engine: Engine, target: Target) -> list[str]:
     now = utcnow()
     with session_scope(engine) as session:
         reminder = session.get_one(Reminder, target.reminder_id)
-        record_event(session, reminder, "one-click", f"unsubscribe:{target.reminder_id}",
-                     "unsubscribe", now, detail="List-Unsubscribe=One-Click")
+        record_event(
+            session,
+            reminder,
+            "one-click",
+            f"unsubscribe:{target.reminder_id}",
+            "unsubscribe",
+            now,
+            detail="List-Unsubscribe=One-Click",
+        )
         return opt_out(session, [target.customer_id], "email", opted_out=True)
 
 
@@ -108,8 +114,9 @@ def page(directory: Path, locale: str, state: str) -> str:
     return f"<!doctype html><p>{html.escape(state)}</p>"
 
 
-def endpoint_for(get_engine: Callable[[], Engine], secret: str,
-                 directory: Path) -> Callable[[Request], Awaitable[Response]]:
+def endpoint_for(
+    get_engine: Callable[[], Engine], secret: str, directory: Path
+) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint serving GET (confirm page) and POST (one-click) at
     ``/unsubscribe/{token}``; ``get_engine`` returns the database engine."""
     not_found = Response("unknown or invalid unsubscribe link\n", 404, media_type="text/plain")
@@ -128,8 +135,11 @@ def endpoint_for(get_engine: Callable[[], Engine], secret: str,
             if len(body) > MAX_BODY:
                 return Response("body too large\n", 413, media_type="text/plain")
         if not is_one_click(request.headers.get("content-type", ""), body):
-            return Response("expected the body List-Unsubscribe=One-Click (RFC 8058)\n", 400,
-                            media_type="text/plain")
+            return Response(
+                "expected the body List-Unsubscribe=One-Click (RFC 8058)\n",
+                400,
+                media_type="text/plain",
+            )
         await run_in_threadpool(unsubscribe, get_engine(), target)
         return HTMLResponse(page(directory, target.locale, "done"))
 
