@@ -41,7 +41,14 @@ from dunning.locales import (
 from dunning.locales import locale_candidates as locale_candidates  # re-exported for callers
 from dunning.money import format_money
 from dunning.sms import count_segments, plain_text
-from dunning.summary import brand_colors, currency_totals, format_day, invoice_items, safe_link
+from dunning.summary import (
+    brand_colors,
+    currency_totals,
+    format_day,
+    invoice_items,
+    safe_link,
+    summary_row,
+)
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STAGES = ("pre_due", "due", "overdue_1", "overdue_2", "final_notice", "payment_failed",
@@ -70,9 +77,15 @@ def verify_unsubscribe_token(token: str, secret: str) -> int | None:
     return int(head) if hmac.compare_digest(expected, token) else None
 
 
+def paragraphs(text: str) -> list[list[str]]:
+    """``text`` as paragraphs (split at blank lines), each a list of its lines; the HTML
+    layout's filter ``paragraphs`` (a Python filter: no sandboxed attribute calls per line)."""
+    return [p.strip().split("\n") for p in str(text).split("\n\n") if p.strip()]
+
+
 @lru_cache(maxsize=4)
 def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(templates_dir),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         undefined=jinja2.StrictUndefined,
@@ -80,6 +93,8 @@ def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+    env.filters["paragraphs"] = paragraphs
+    return env
 
 
 def templates_dir(settings: ChannelSettings | None = None) -> Path:
@@ -223,7 +238,14 @@ def build_context(
     fmt = where.formats
     token = unsubscribe_token(data.reminder_id, settings.unsubscribe_secret.get_secret_value())
     repeat = _REPEAT.match(data.stage)
-    covered = list(invoices) if invoices else [data]
+    balance_due = format_money(data.balance_due, data.currency, fmt)
+    amount = format_money(data.amount, data.currency, fmt)
+    due_date = format_day(data.due_on, fmt)
+    link = safe_link(data.payment_link)
+    if invoices:
+        items, totals = invoice_items(invoices, fmt), currency_totals(invoices, fmt)
+    else:  # one invoice: its summary row reuses the values formatted above
+        items, totals = [summary_row(data, due_date, balance_due, amount)], [balance_due]
     return {
         "lang": where.lang,
         "format_locale": fmt,
@@ -234,17 +256,17 @@ def build_context(
         "customer_name": data.customer_name or "",
         "invoice_number": data.invoice_number,
         "currency": data.currency,
-        "balance_due": format_money(data.balance_due, data.currency, fmt),
-        "amount": format_money(data.amount, data.currency, fmt),
+        "balance_due": balance_due,
+        "amount": amount,
         "partly_paid": data.balance_due < data.amount,
-        "due_date": format_day(data.due_on, fmt),
+        "due_date": due_date,
         # Numeric: month names such as août or março would push an SMS into UCS-2.
         "due_date_short": format_day(data.due_on, fmt, "short"),
         "days_overdue": max(data.days_overdue, 0),
         "days_until_due": max(-data.days_overdue, 0),
-        "payment_link": safe_link(data.payment_link),
-        "invoices": invoice_items(covered, fmt),
-        "totals": currency_totals(covered, fmt),
+        "payment_link": link,
+        "invoices": items,
+        "totals": totals,
         "logo_url": settings.email_logo_url,
         **brand_colors(settings.email_brand_color),
         "company_name": core.company_name,

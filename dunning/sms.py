@@ -30,6 +30,7 @@ GSM7_BASIC = frozenset(
 )
 # Characters reached through the escape code: each costs two septets.
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_MULTI = 160, 153  # septets in a single / a concatenated segment
 UCS2_SINGLE, UCS2_MULTI = 70, 67  # UTF-16 code units in a single / a concatenated segment
@@ -46,7 +47,7 @@ class SegmentCount:
 
 def is_gsm7(text: str) -> bool:
     """Whether every character of ``text`` is in the GSM-7 default alphabet or its extension."""
-    return all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    return set(text) <= _GSM7
 
 
 def count_segments(text: str) -> SegmentCount:
@@ -62,7 +63,7 @@ def count_segments(text: str) -> SegmentCount:
         costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
         single, multi, encoding = GSM7_SINGLE, GSM7_MULTI, "GSM-7"
     else:
-        costs = [len(c.encode("utf-16-le")) // 2 for c in text]
+        costs = [2 if ord(c) > 0xFFFF else 1 for c in text]  # astral: a surrogate pair
         single, multi, encoding = UCS2_SINGLE, UCS2_MULTI, "UCS-2"
     units = sum(costs)
     if units <= single:
@@ -101,7 +102,6 @@ def _replacements() -> dict[int, str]:
         # Full-width currency signs (Babel's ja_JP yen is U+FFE5): the same sign.
         "\uffe5": "¥",
         "\uffe1": "£",
-        "\uffe0": "¢",
     }
     # Full-width ASCII forms U+FF01..U+FF5E are the ASCII characters U+0021..U+007E.
     table.update({chr(0xFF01 + i): chr(0x21 + i) for i in range(0x5E)})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
@@ -28,24 +29,35 @@ def format_day(day: date, locale: str, form: str = "long") -> str:
     return format_date(day, format=form, locale=cached_locale(locale))
 
 
-def invoice_items(reminders: Sequence[ReminderData], locale: str) -> list[dict[str, Any]]:
-    """One summary row per invoice of a message, amounts and dates formatted in ``locale``.
+def summary_row(r: ReminderData, due_date: str, balance_due: str, amount: str) -> dict[str, Any]:
+    """The summary row of reminder ``r`` from its already formatted date and amounts.
 
     Keys: invoice_number, currency, due_date, balance_due, amount (formatted strings),
     partly_paid (bool), days_overdue (int, 0 before the due date), payment_link (web link or
     None).
     """
+    return {
+        "invoice_number": r.invoice_number,
+        "currency": r.currency,
+        "due_date": due_date,
+        "balance_due": balance_due,
+        "amount": amount,
+        "partly_paid": r.balance_due < r.amount,
+        "days_overdue": max(r.days_overdue, 0),
+        "payment_link": safe_link(r.payment_link),
+    }
+
+
+def invoice_items(reminders: Sequence[ReminderData], locale: str) -> list[dict[str, Any]]:
+    """One summary row (see ``summary_row``) per invoice of a message, amounts and dates
+    formatted in ``locale``."""
     return [
-        {
-            "invoice_number": r.invoice_number,
-            "currency": r.currency,
-            "due_date": format_day(r.due_on, locale),
-            "balance_due": format_money(r.balance_due, r.currency, locale),
-            "amount": format_money(r.amount, r.currency, locale),
-            "partly_paid": r.balance_due < r.amount,
-            "days_overdue": max(r.days_overdue, 0),
-            "payment_link": safe_link(r.payment_link),
-        }
+        summary_row(
+            r,
+            format_day(r.due_on, locale),
+            format_money(r.balance_due, r.currency, locale),
+            format_money(r.amount, r.currency, locale),
+        )
         for r in reminders
     ]
 
@@ -80,6 +92,7 @@ def contrast(a: str, b: str) -> float:
     return (la + 0.05) / (lb + 0.05)
 
 
+@lru_cache(maxsize=16)
 def brand_colors(brand: str) -> dict[str, str]:
     """The layout's colours for brand colour ``brand``: the brand itself, the pay button's text
     colour (white or near-black, whichever reads better on the brand) and a link colour that
