@@ -150,16 +150,22 @@ def payload_mentions(payload: str, addresses: set[str], message_ids: set[str],
                      reminder_ids: set[str]) -> bool:
     """Whether a raw webhook payload concerns the customer with these identifiers.
 
-    Matches an email/phone (case-insensitive), a provider message id (SendGrid appends
-    ``.filter…`` to its ids, Twilio status events are keyed ``SID:status``), or a
-    ``reminder_id`` custom argument.
+    A payload carrying a ``reminder_id`` custom argument is the customer's exactly when that
+    id is one of their reminders: every recipient of one SendGrid bulk request shares the
+    request's X-Message-Id, so the message id would also match the other customers' events.
+    Otherwise it matches an email/phone (case-insensitive) or a provider message id (SendGrid
+    appends ``.filter…`` to its ids, Twilio status events are keyed ``SID:status``).
     """
     try:
         doc = json.loads(payload)
     except json.JSONDecodeError:
         lowered = payload.lower()
         return any(a in lowered for a in addresses) or any(m in payload for m in message_ids)
-    for key, text in _strings(doc):
+    strings = list(_strings(doc))
+    tagged = [text.strip() for key, text in strings if key == "reminder_id"]
+    if tagged:
+        return any(rid in reminder_ids for rid in tagged)
+    for key, text in strings:
         if text.strip().lower() in addresses:
             return True
         if text.split(".", 1)[0].split(":", 1)[0] in message_ids:

@@ -17,11 +17,15 @@ from dunning.channels.smtp import SmtpChannel
 from dunning.channels.twilio import TwilioChannel
 from dunning.errors import ConfigError
 
+LIST_UNSUBSCRIBE = ("<mailto:unsubscribe@acme.example?subject=unsubscribe%20" + "9f" * 40
+                    + ">, <https://hooks.acme.example/unsubscribe/" + "9f" * 40 + ">")
+
 
 def email_message(rid: int, text: str = "Dear Jane, please pay.") -> OutboundMessage:
     return OutboundMessage(reminder_id=rid, channel="email", to="jane@example.com", text=text,
                            subject="Invoice INV-1", html="<p>Dear Jane</p>",
-                           headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+                           headers={"List-Unsubscribe": LIST_UNSUBSCRIBE,
+                                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
                            custom_args={"reminder_id": str(rid)})
 
 
@@ -35,8 +39,9 @@ def test_default_is_outbox_writing_files(tmp_path: Path) -> None:
     assert results[0].ok and results[0].provider_message_id == "outbox-3"
     assert sms_results[0].provider_message_id == "outbox-4"
     home = tmp_path / "home" / "outbox"  # DUNNING_HOME from conftest
-    parsed = email.message_from_bytes((home / "email" / "3.eml").read_bytes(),
-                                      policy=email.policy.default)
+    raw = (home / "email" / "3.eml").read_bytes()
+    assert f"\nList-Unsubscribe: {LIST_UNSUBSCRIBE}\n".encode() in raw  # raw, one line
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["To"] == "jane@example.com" and parsed["X-Dunning-Reminder-Id"] == "3"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed.get_body(("html",)) is not None and parsed.get_body(("plain",)) is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from email.utils import formataddr, formatdate, make_msgid
 
 from pydantic import SecretStr
@@ -16,11 +17,17 @@ from dunning.channels.ratelimit import limiter_for
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import ProviderAuthError
 
+#: Headers are written as given up to RFC 5322's 998-character line limit. Python's default
+#: policy folds at 78 and RFC 2047-encodes a long List-Unsubscribe, which mailbox providers
+#: then cannot read: RFC 2369 header values (URLs in angle brackets) must stay raw.
+MIME_POLICY = default_policy.clone(max_line_length=998)
+
 
 def build_mime(message: OutboundMessage, settings: ChannelSettings) -> EmailMessage:
     """The RFC 5322 message for ``message``: text and HTML alternatives, List-Unsubscribe and
-    the reminder id as X-Dunning-Reminder-Id (the SMTP stand-in for custom_args)."""
-    mime = EmailMessage()
+    List-Unsubscribe-Post unfolded and unencoded (``MIME_POLICY``), and the reminder id as
+    X-Dunning-Reminder-Id (the SMTP stand-in for custom_args)."""
+    mime = EmailMessage(policy=MIME_POLICY)
     mime["From"] = formataddr((settings.email_from_name or "", settings.email_from))
     mime["To"] = message.to
     mime["Subject"] = message.subject or ""

@@ -42,6 +42,8 @@ def _portfolio(engine: Engine) -> dict[str, int]:
             ("sms", inv, "C1", "sms", "sent", "SM111", "+14155550100"),
             ("planned", inv, "C1", "email", "planned", None, None),
             ("other", other, "C2", "sms", "sent", "SM999", "+14155550199"),
+            # Sent in the same SendGrid bulk request as C1's email: one shared X-Message-Id.
+            ("other_email", other, "C2", "email", "sent", "SGabc", "bo@example.org"),
         ]:
             r = Reminder(invoice_id=invoice_id, customer_id=customer,
                          stage="due" if key != "planned" else "overdue_1", channel=channel,
@@ -69,6 +71,11 @@ def _portfolio(engine: Engine) -> dict[str, int]:
                                             "Body": "PAID yesterday"}),
             "SM999:delivered": ("twilio", "applied", {"MessageSid": "SM999",
                                                       "MessageStatus": "delivered"}),
+            "ev-bulk-c2": ("sendgrid", "pending", {"event": "delivered",
+                                                   "sg_event_id": "ev-bulk-c2",
+                                                   "sg_message_id": "SGabc.filter0002",
+                                                   "email": "bo@example.org",
+                                                   "reminder_id": str(ids["other_email"])}),
             # reminder_id 1 of C1 must not match reminder 11, 21...: the id is compared exactly
             "ev-near": ("sendgrid", "applied", {"event": "open", "sg_event_id": "ev-near",
                                                 "reminder_id": f"{ids['email']}0"}),
@@ -119,6 +126,8 @@ def test_erase_removes_personal_data_and_keeps_accounting(engine: Engine) -> Non
         assert inbox[gone][0] is None
     assert inbox["ev-sg-id"][1] == "ignored"  # pending, cannot be applied without payload
     assert inbox["SM999:delivered"][0] is not None and inbox["ev-near"][0] is not None
+    # C2's event from the shared bulk request keeps its payload and stays pending.
+    assert inbox["ev-bulk-c2"][0] is not None and inbox["ev-bulk-c2"][1] == "pending"
 
 
 def test_erase_twice_keeps_the_first_timestamp(engine: Engine) -> None:
@@ -170,5 +179,8 @@ def test_payload_matching_is_exact() -> None:
     assert payload_mentions('{"sg_message_id": "SM1.filter"}', addrs, msgs, rids)
     assert payload_mentions('{"reminder_id": 7}', addrs, msgs, rids)
     assert not payload_mentions('{"reminder_id": "77", "x": "SM10"}', addrs, msgs, rids)
+    # Another recipient of the same bulk request: same message id, its own reminder id.
+    assert not payload_mentions('{"sg_message_id": "SM1.filter2", "reminder_id": "8"}',
+                                addrs, msgs, rids)
     assert not payload_mentions('{"note": "+141555501000"}', addrs, msgs, rids)
     assert payload_mentions("not json ada@example.com", addrs, msgs, rids)
