@@ -97,6 +97,7 @@ def actions_of(engine: Engine, customer_id: str, invoice_ids: list[int]) -> list
                 "at": a.at,
                 "actor": a.actor,
                 "flow_run_id": a.flow_run_id,
+                "invoice_id": a.invoice_id,
                 "action": a.action,
                 "target": a.target,
                 "reason": a.reason,
