@@ -97,7 +97,8 @@ def test_catch_up_skips_unsent_lower_stages():
         ("EUR", 10000, 9950, "skip:balance_below_minimum"),  # 0.50 left
         ("EUR", 10000, 9900, "skip:balance_below_minimum"),  # exactly 1.00: at the minimum
         ("EUR", 10000, 9899, "send"),  # 1.01 left
-        ("EUR", 10000, 10000, "skip:balance_below_minimum"),
+        ("EUR", 10000, 10000, "skip:paid"),  # fully paid, even while still "open"
+        ("EUR", 10000, 10500, "skip:paid"),  # overpaid
         ("JPY", 10000, 9900, "skip:balance_below_minimum"),  # 100 yen: the JPY minimum
         ("JPY", 10000, 9899, "send"),
         ("BHD", 10000, 9000, "skip:balance_below_minimum"),  # 1.000 BHD (3 decimals)

@@ -303,6 +303,8 @@ def _decide(
     reasons = [
         (status == "paid", "paid"),
         (status == "void", "void"),
+        # Fully paid whatever its stored status (payments recorded before the status moved).
+        (rows["balance_minor"].to_numpy() <= 0, "paid"),
         (status == "disputed", "disputed"),
         (rows["balance_minor"].to_numpy() <= minimum.to_numpy(), "balance_below_minimum"),
         (cust["paused_until"] > today, "customer_paused"),
