@@ -212,3 +212,16 @@ def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_s
     assert held == {ids["open_usd"]: "paid", ids["open_eur"]: "void"}
     later = payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(days=7)))
     assert sent(later) == {numbers[ids["open_jpy"]]}
+
+
+def test_the_sync_benchmark_counts_requests_and_a_quiet_sync_costs_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.bench_stripe_sync import measure
+
+    for name in ("DUNNING_STRIPE_API_BASE", "DUNNING_STRIPE_API_KEY"):
+        monkeypatch.setenv(name, "set-by-the-benchmark")  # restored after the test
+    result = measure(150, 30, 0.0, f"sqlite:///{tmp_path / 'bench.db'}")
+    # 30 customers + 150 invoices + 15 payments; pages of 100: 1 + 1 + 2 + 1 requests.
+    assert result["full"]["inserted"] == 195 and result["full"]["requests"] == 5
+    assert result["quiet"]["requests"] == 1 and result["quiet"]["inserted"] == 0
+    assert (result["one_paid"]["inserted"], result["one_paid"]["updated"]) == (1, 1)

@@ -10,7 +10,6 @@ Stripe's Events API does.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import os
@@ -41,14 +40,23 @@ def fixtures_path() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _templates() -> dict[str, dict[str, Any]]:
+def _templates() -> dict[str, str]:
     resources = json.loads(fixtures_path().read_text(encoding="utf-8"))["resources"]
-    return {k: resources[k] for k in ("customer", "invoice", "event", "invoice_payment")}
+    # Kept as JSON text: parsing it is a cheaper fresh copy than copy.deepcopy.
+    return {k: json.dumps(resources[k])
+            for k in ("customer", "invoice", "event", "invoice_payment")}
 
 
 def template(kind: str) -> dict[str, Any]:
-    """A fresh deep copy of Stripe's fixture object of ``kind`` (customer, invoice, event)."""
-    return copy.deepcopy(_templates()[kind])
+    """A fresh copy of Stripe's fixture object of ``kind`` (customer, invoice, event,
+    invoice_payment)."""
+    result: dict[str, Any] = json.loads(_templates()[kind])
+    return result
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(obj))
+    return result
 
 
 class StripeError(Exception):
@@ -67,9 +75,10 @@ class StripeFakeState:
     """Thread-safe objects and events of one fake Stripe account."""
 
     def __init__(self, start: int = 1_764_000_000) -> None:
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._clock = start  # Unix seconds; advances one second per change
         self._ids = itertools.count(1)
+        self._numbers = itertools.count(1)  # invoice numbers, in finalization order
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
@@ -87,7 +96,7 @@ class StripeFakeState:
     def _emit(self, type_: str, obj: dict[str, Any]) -> None:
         event = template("event")
         event.update(id=self._id("evt"), type=type_, created=self._clock, api_version=None,
-                     data={"object": copy.deepcopy(obj)}, pending_webhooks=0,
+                     data={"object": _copy(obj)}, pending_webhooks=0,
                      request={"id": None, "idempotency_key": None})
         self.events.append(event)
 
@@ -96,7 +105,7 @@ class StripeFakeState:
                      preferred_locales: list[str] | None = None,
                      metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """The new customer (event ``customer.created``)."""
-        with self._lock:
+        with self.lock:
             obj = template("customer")
             obj.update(id=self._id("cus"), created=self._now(), name=name, email=email,
                        phone=phone, preferred_locales=list(preferred_locales or []),
@@ -104,7 +113,7 @@ class StripeFakeState:
             obj["address"] = {**obj["address"], "country": country}
             self.customers[obj["id"]] = obj
             self._emit("customer.created", obj)
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     def add_invoice(self, customer: str, amount: int, currency: str = "usd", *,
                     status: str = "open", due_date: int | None = None,
@@ -112,7 +121,7 @@ class StripeFakeState:
                     metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """The new invoice of ``amount`` minor units, finalized unless ``status`` is draft
         (events ``invoice.created`` and ``invoice.finalized``; then ``invoice.paid`` etc.)."""
-        with self._lock:
+        with self.lock:
             if customer not in self.customers:
                 raise StripeError(404, f"No such customer: '{customer}'",
                                   code="resource_missing", param="customer")
@@ -140,7 +149,7 @@ class StripeFakeState:
             if status in ("paid", "void", "uncollectible"):
                 {"paid": self._pay, "void": self._void,
                  "uncollectible": self._uncollectible}[status](obj)
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     def _invoice(self, invoice_id: str) -> dict[str, Any]:
         obj = self.invoices.get(invoice_id)
@@ -151,8 +160,8 @@ class StripeFakeState:
 
     def _finalize(self, obj: dict[str, Any], number: str | None = None) -> None:
         at = self._now()
-        seq = sum(1 for i in self.invoices.values() if i["number"]) + 1
-        obj.update(status="open", number=number or f"FAKE-{seq:06d}", effective_at=at,
+        obj.update(status="open", number=number or f"FAKE-{next(self._numbers):06d}",
+                   effective_at=at,
                    hosted_invoice_url=f"https://invoice.stripe.com/i/fake/{obj['id']}")
         obj["status_transitions"]["finalized_at"] = at
         self._emit("invoice.finalized", obj)
@@ -194,7 +203,7 @@ class StripeFakeState:
     def act(self, invoice_id: str, action: str) -> dict[str, Any]:
         """The invoice after ``action`` (finalize, pay, void, mark_uncollectible, fail_payment),
         with the events Stripe emits for it; StripeError when its status does not allow it."""
-        with self._lock:
+        with self.lock:
             obj = self._invoice(invoice_id)
             if action == "finalize":
                 self._require(obj, ("draft",), "finalize")
@@ -215,11 +224,11 @@ class StripeFakeState:
                 self._emit("invoice.payment_failed", obj)
             else:
                 raise StripeError(404, f"Unrecognized request URL: {action}")
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     def delete_invoice(self, invoice_id: str) -> dict[str, Any]:
         """The deleted-invoice object (drafts only, as in Stripe; event invoice.deleted)."""
-        with self._lock:
+        with self.lock:
             obj = self._invoice(invoice_id)
             self._require(obj, ("draft",), "delete")
             del self.invoices[invoice_id]
@@ -229,7 +238,7 @@ class StripeFakeState:
 
     def page(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         """A list object of ``kind`` (customers, invoices, events) for the request ``params``."""
-        with self._lock:
+        with self.lock:
             items = {"customers": list(self.customers.values()),
                      "invoices": list(self.invoices.values()), "events": self.events}[kind]
             items = [i for i in reversed(items) if _matches(kind, i, params)]  # newest first
@@ -245,26 +254,27 @@ class StripeFakeState:
                 more = len(items) > limit
             else:
                 chosen, more = items[:limit], len(items) > limit
-            data = [copy.deepcopy(i) for i in chosen]
-            expand = params.get("expand", [])
-            for inv in data if kind == "invoices" else []:
+            # No copies: the HTTP endpoint serialises the answer while it holds the lock.
+            expand = params.get("expand", []) if kind == "invoices" else []
+            data = [dict(i) if expand else i for i in chosen]
+            for inv in data if expand else []:
                 if "data.customer" in expand:
-                    inv["customer"] = copy.deepcopy(self.customers.get(inv["customer"]))
+                    inv["customer"] = self.customers.get(inv["customer"])
                 if "data.payments" in expand:  # includable since basil
-                    listed = copy.deepcopy(self.payments.get(inv["id"], []))
+                    listed = self.payments.get(inv["id"], [])
                     inv["payments"] = {"object": "list", "data": listed, "has_more": False,
                                        "url": f"/v1/invoice_payments?invoice={inv['id']}"}
             return {"object": "list", "data": data, "has_more": more, "url": f"/v1/{kind}"}
 
     def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
         """One customer or invoice; StripeError 404 (resource_missing) when unknown."""
-        with self._lock:
+        with self.lock:
             store = self.customers if kind == "customers" else self.invoices
             if object_id not in store:
                 label = kind.rstrip("s")
                 raise StripeError(404, f"No such {label}: '{object_id}'",
                                   code="resource_missing", param="id")
-            return copy.deepcopy(store[object_id])
+            return _copy(store[object_id])
 
 
 def _limit(value: Any) -> int:

@@ -106,7 +106,9 @@ def _endpoint(handler: Any) -> Any:
             await _guard(request)
             body = (await request.body()).decode("utf-8")
             params = parse_form(parse_qsl(request.url.query) + parse_qsl(body))
-            return JSONResponse(handler(request.app.state.stripe.state, request, params))
+            state: StripeFakeState = request.app.state.stripe.state
+            with state.lock:  # rendered under the lock: a snapshot, never half-changed
+                return JSONResponse(handler(state, request, params))
         except StripeError as exc:
             return JSONResponse(exc.body, exc.status)
 

@@ -255,6 +255,8 @@ def _delete_invoices(conn: Connection, name: str, gone: set[str], listed: set[st
                      complete: bool) -> int:
     """The number of this source's invoices voided because the source deleted them (named in
     ``gone``, or, after a complete pull, not ``listed``); their reminders stop."""
+    if not gone and not complete:
+        return 0
     rows = conn.execute(select(Invoice.id, Invoice.source_id, Invoice.invoice_number).where(
         Invoice.source == name, Invoice.status != "void")).all()
     ids = [r.id for r in rows
