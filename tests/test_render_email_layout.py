@@ -4,7 +4,6 @@ the same."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from decimal import Decimal
@@ -17,20 +16,13 @@ from dunning.channels.base import ReminderData
 from dunning.channels.settings import ChannelSettings
 from dunning.render import compose
 from dunning.summary import brand_colors, contrast
-
-LINK = "https://pay.example.com/inv/7"
+from tests.render_support import PAY_LINK as LINK
+from tests.render_support import reminder as sample
 
 
 def reminder(**changes: object) -> ReminderData:
-    base = ReminderData(
-        reminder_id=41, invoice_id=7, invoice_number="INV-2026-0007", customer_id="C-1",
-        stage="overdue_1", channel="email", segment="reliable", tone="neutral",
-        customer_name="Jane Doe", email="jane@example.com", phone="+4915112345678",
-        locale="en_US", timezone="Europe/Berlin", country="DE", currency="EUR",
-        amount=Decimal("1234.50"), balance_due=Decimal("200.00"), due_on=dt.date(2026, 3, 2),
-        days_overdue=4, payment_link=LINK,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    # Partly paid: 200.00 of 1,234.50 still due.
+    return sample(**{"balance_due": Decimal("200.00"), **changes})
 
 
 def settings(**changes: object) -> ChannelSettings:

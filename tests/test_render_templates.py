@@ -13,7 +13,6 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from pydantic import SecretStr
 
-from dunning.channels.base import ReminderData
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import TemplateError
 from dunning.locales import locale_candidates
@@ -28,22 +27,11 @@ from dunning.render import (
 )
 from dunning.sms import count_segments
 from dunning.voice.speech import spoken_invoice_number
+from tests.render_support import reminder
 
 LANGS = ("en", "de", "fr", "es", "ja", "pt", "it", "nl")
 #: Languages written in GSM-7's script: their SMS must not fall into UCS-2 on our own words.
 LATIN_LANGS = tuple(lang for lang in LANGS if lang != "ja")
-
-
-def reminder(**changes: object) -> ReminderData:
-    base = ReminderData(
-        reminder_id=41, invoice_id=7, invoice_number="INV-2026-0007", customer_id="C-1",
-        stage="overdue_1", channel="email", segment="reliable", tone="neutral",
-        customer_name="Jane Doe", email="jane@example.com", phone="+4915112345678",
-        locale="en_US", timezone="Europe/Berlin", country="DE", currency="EUR",
-        amount=Decimal("1234.50"), balance_due=Decimal("1234.50"), due_on=dt.date(2026, 3, 2),
-        days_overdue=4, payment_link="https://pay.example.com/inv/7",
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture
