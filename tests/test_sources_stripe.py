@@ -225,3 +225,42 @@ def test_the_sync_benchmark_counts_requests_and_a_quiet_sync_costs_one(
     assert result["full"]["inserted"] == 195 and result["full"]["requests"] == 5
     assert result["quiet"]["requests"] == 1 and result["quiet"]["inserted"] == 0
     assert (result["one_paid"]["inserted"], result["one_paid"]["updated"]) == (1, 1)
+
+
+def test_the_webhook_and_the_sync_book_a_stripe_payment_once_in_either_order(
+        engine: Engine, fake: StripeFake) -> None:
+    """The fake's own invoice_payment.paid events go through the real, signature-checking
+    webhook receiver and the track-responses core (apply_inbox), before and after syncs."""
+    from pydantic import SecretStr
+    from starlette.testclient import TestClient
+
+    from dunning.tracking import apply_inbox
+    from dunning.webhooks import WebhookSettings, create_app
+    from tests.tracking_support import STRIPE_SECRET, stripe_request
+
+    ids = _seed(fake.state)
+    _sync(engine)
+    settings = WebhookSettings(webhook_public_url="https://hooks.example.com",
+                               stripe_webhook_secret=SecretStr(STRIPE_SECRET))
+
+    def deliver(event: dict[str, Any]) -> None:
+        with TestClient(create_app(settings, engine)) as client:
+            body, headers = stripe_request(event)
+            assert client.post("/webhooks/stripe", content=body, headers=headers).status_code == 200
+        apply_inbox(engine)
+
+    def paid_event(invoice_id: str) -> dict[str, Any]:
+        return next(e for e in reversed(fake.state.events) if e["type"] == "invoice_payment.paid"
+                    and e["data"]["object"]["invoice"] == invoice_id)
+
+    fake.state.act(ids["open_usd"], "pay")  # webhook first, then the sync
+    deliver(paid_event(ids["open_usd"]))
+    assert _count(engine, Payment) == 2
+    assert _sync(engine).counts["payments"]["inserted"] == 0
+    fake.state.act(ids["open_eur"], "pay")  # the sync first, then the webhook
+    assert _sync(engine).counts["payments"]["inserted"] == 1
+    deliver(paid_event(ids["open_eur"]))
+    assert _count(engine, Payment) == 3
+    with session_scope(engine) as s:
+        statuses = dict(s.execute(select(Invoice.source_id, Invoice.status)).tuples().all())
+    assert statuses[ids["open_usd"]] == statuses[ids["open_eur"]] == "paid"
