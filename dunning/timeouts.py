@@ -32,6 +32,9 @@ class FlowTimeouts(BaseSettings):
     track_responses: int = Field(
         default=840, ge=60, le=86_400, description="14 minutes: before the next 15-minute run."
     )
+    operator_action: int = Field(
+        default=300, ge=60, le=86_400, description="5 minutes for one operator action."
+    )
     retention: int = Field(default=3600, ge=60, le=86_400, description="One hour, nightly.")
     sync_sources: int = Field(
         default=540, ge=60, le=86_400, description="9 minutes: before the next 10-minute sync."

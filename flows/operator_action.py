@@ -20,10 +20,12 @@ from pydantic import Field
 from dunning.db import get_engine
 from dunning.operations.actions import ActionName, ActionRequest, perform
 from dunning.operations.audit import Actor
+from dunning.timeouts import flow_timeout
 
 
 @flow(
     name="operator-action",
+    timeout_seconds=flow_timeout("operator_action"),
     log_prints=False,
     description="Pause, dispute, promise, record a payment, resolve a reminder, retry the "
     "inbox or acknowledge a reply; audited.",
