@@ -195,6 +195,7 @@ def load_portfolio(
         Reminder.stage,
         Reminder.channel,
         Reminder.status,
+        Reminder.call_outcome,
         _raw(Reminder.sent_at),
         _raw(Reminder.claimed_at),
         _raw(Reminder.planned_at),
@@ -267,6 +268,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         "claimed_at": None,
         "planned_at": None,
         "planned_for": None,
+        "call_outcome": None,
     },
 }
 _COLUMNS = {
@@ -302,7 +304,7 @@ _COLUMNS = {
     "attempts": ["invoice_id", "attempted_at", "outcome", "failure_code"],
     "ledger": [
         "invoice_id", "stage", "channel", "status", "sent_at", "claimed_at", "planned_at",
-        "planned_for",
+        "planned_for", "call_outcome",
     ],
 }
 _FLAGS = ("has_email", "has_phone", "sms_consent", "email_opt_out", "sms_opt_out",

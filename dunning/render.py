@@ -40,6 +40,7 @@ from dunning.locales import (
 )
 from dunning.locales import locale_candidates as locale_candidates  # re-exported for callers
 from dunning.money import format_money
+from dunning.policy.model import RETRY_SUFFIX
 from dunning.sms import count_segments, plain_text
 from dunning.summary import (
     brand_colors,
@@ -57,7 +58,9 @@ _REPEAT = re.compile(r"^(?P<base>.+)_r(?P<n>\d+)$")
 
 
 def base_stage(stage: str) -> str:
-    """The stage whose templates ``stage`` uses (final_notice_r3 -> final_notice)."""
+    """The stage whose templates ``stage`` uses (final_notice_r3 -> final_notice; a call's
+    retry final_notice.retry -> final_notice)."""
+    stage = stage.removesuffix(RETRY_SUFFIX)
     match = _REPEAT.match(stage)
     return match.group("base") if match else stage
 

@@ -3,6 +3,7 @@ customer per day, under the example policy that calls at_risk customers at the f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,3 +147,52 @@ def test_loader_accepts_voice_and_names_bad_voice_keys():
         parse_policy(
             {"ladder": {"stages": [{"name": "due", "offset_days": 0, "channels": ["fax"]}]}}
         )
+
+
+def _missed(**row):
+    return {"stage": "final_notice", "channel": "voice", "status": "undelivered",
+            "call_outcome": "no-answer", "planned_for": AS_OF - timedelta(days=1)} | row
+
+
+@pytest.mark.parametrize(
+    ("ledger", "policy", "expected"),
+    [
+        ([_missed()], EXAMPLE, "send"),  # the example policy retries a no-answer once
+        ([_missed()], replace(EXAMPLE, voice_retry_no_answer=False), None),
+        ([_missed(call_outcome="busy")], EXAMPLE, None),  # only no-answer is retried
+        ([_missed(call_outcome="completed", status="delivered")], EXAMPLE, None),
+        ([_missed(planned_for=AS_OF - timedelta(hours=1))], EXAMPLE, "skip:one_call_per_day"),
+        ([_missed(), _missed(stage="final_notice.retry", status="undelivered")], EXAMPLE, None),
+    ],
+)
+def test_an_unanswered_call_is_retried_once_on_a_later_day(ledger, policy, expected):
+    p = portfolio(CALLABLE, AT_RISK, days_overdue=7, ledger=ledger)
+    got = actions(p, AS_OF, policy)
+    assert got[("final_notice", "voice")] == "skip:already_sent"
+    assert got.get(("final_notice.retry", "voice")) == expected
+
+
+def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
+    import json
+    from decimal import Decimal
+
+    from factories import add_customer, add_invoice
+    from typer.testing import CliRunner
+
+    from dunning.cli import _load_commands, app
+
+    _load_commands()
+    monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE.source))
+    for cid, locale, country, zone in (("SV", "sv_SE", "SE", "Europe/Stockholm"),
+                                       ("DE", "de_DE", "DE", "Europe/Berlin")):
+        add_customer(engine, cid, locale=locale, country=country, timezone=zone,
+                     phone="+46701234567" if cid == "SV" else "+4915112345678",
+                     voice_consent=True)
+        add_invoice(engine, f"INV-{cid}", cid, currency="EUR", amount=Decimal("6000.00"),
+                    due_on=TODAY - timedelta(days=7))
+    result = CliRunner().invoke(app, ["plan", "--json", "--as-of", AS_OF.isoformat()])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    notes = {(x["customer_id"], x["channel"]): x["note"] for x in lines}
+    assert notes[("SV", "voice")] == "no voice template in 'sv': the call speaks English"
+    assert notes[("DE", "voice")] == "" and notes[("SV", "email")] == ""

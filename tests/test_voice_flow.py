@@ -70,13 +70,23 @@ def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
         }
         assert opted_out is True
 
+        # The next day the unanswered call is placed once more (retry_no_answer), nobody else
+        # is called: the voicemail counts as delivered and STOP pressed 9.
+        payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(days=1)))
+        wait_for_calls(rig, engine, 4)
+        assert [c["to"] for c in rig.fakes.calls()].count(NO_ANSWER) == 2
+        with session_scope(engine) as s:
+            retry = s.scalars(select(Reminder.stage).where(
+                Reminder.channel == "voice", Reminder.customer_id == "NOANSWER")).all()
+        assert sorted(retry) == ["final_notice", "final_notice.retry"]
+
         # A week later the final notice repeats: everyone due is called again but STOP.
         later = AS_OF + dt.timedelta(days=7)
         payment_reminders(RunParameters(as_of=later))
-        wait_for_calls(rig, engine, 5)
+        wait_for_calls(rig, engine, 6)
         called = [c["to"] for c in rig.fakes.calls()]
         assert called.count(PRESSES_9) == 1
-        assert called.count(MACHINE) == 2 and called.count(NO_ANSWER) == 2
+        assert called.count(MACHINE) == 2 and called.count(NO_ANSWER) == 3
         with session_scope(engine) as s:
             skipped = s.scalars(
                 select(Reminder.reason).where(

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -110,16 +111,8 @@ class TwilioChannel:
             kwargs["from_"] = self.from_number
         if self.status_callback_url:
             kwargs["status_callback"] = self.status_callback_url
-        try:
-            created = self._client.messages.create(**kwargs)
-        except TwilioRestException as exc:
-            failure = classify_twilio(exc.status, exc.code, exc.msg, self.http.thread_headers)
-            if failure.auth:
-                raise ProviderAuthError(failure.error) from None
-            return failure.result(message.reminder_id, self.provider)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            return classify_network(exc).result(message.reminder_id, self.provider)
-        return SendResult(message.reminder_id, True, self.provider, created.sid)
+        return twilio_send(self.http, self.provider, message.reminder_id,
+                           lambda: self._client.messages.create(**kwargs))
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per message, in order, with bounded concurrency under the rate limit."""
@@ -150,6 +143,24 @@ class TwilioChannel:
             if message.sid not in known and names.search(message.body or ""):
                 return str(message.sid)
         return None
+
+
+def twilio_send(
+    http: BaseUrlHttpClient, provider: str, reminder_id: int, create: Callable[[], Any]
+) -> SendResult:
+    """The SendResult of one Twilio create request (a message or a call) made by ``create``:
+    the new sid, or the classified failure. Raises ProviderAuthError when Twilio refuses the
+    credentials (the run stops)."""
+    try:
+        created = create()
+    except TwilioRestException as exc:
+        failure = classify_twilio(exc.status, exc.code, exc.msg, http.thread_headers)
+        if failure.auth:
+            raise ProviderAuthError(failure.error) from None
+        return failure.result(reminder_id, provider)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        return classify_network(exc).result(reminder_id, provider)
+    return SendResult(reminder_id, True, provider, created.sid)
 
 
 def _ledger_facts(reminder_id: int, sids: list[str]) -> tuple[str, set[str]]:

@@ -17,11 +17,10 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from dunning.channels.base import OutboundMessage, SendResult
-from dunning.channels.errors import classify_network, classify_twilio
 from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.channels.settings import ChannelSettings
-from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient, _ledger_facts
-from dunning.errors import ConfigError, ProviderAuthError
+from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient, _ledger_facts, twilio_send
+from dunning.errors import ConfigError
 from dunning.voice.calls import STATUS_PATH, answer_url
 
 if TYPE_CHECKING:
@@ -78,16 +77,9 @@ class TwilioVoiceChannel:
         }
 
     def _send_one(self, message: OutboundMessage) -> SendResult:
-        try:
-            created = self._client.calls.create(**self.call_kwargs(message))
-        except TwilioRestException as exc:
-            failure = classify_twilio(exc.status, exc.code, exc.msg, self.http.thread_headers)
-            if failure.auth:
-                raise ProviderAuthError(failure.error) from None
-            return failure.result(message.reminder_id, self.provider)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            return classify_network(exc).result(message.reminder_id, self.provider)
-        return SendResult(message.reminder_id, True, self.provider, created.sid)
+        kwargs = self.call_kwargs(message)
+        return twilio_send(self.http, self.provider, message.reminder_id,
+                           lambda: self._client.calls.create(**kwargs))
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per call, in order, with bounded concurrency under the rate limit."""

@@ -98,6 +98,11 @@ def plan_command(
     ]
     view = lines[cols].astype({c: str for c in cols if c not in ("not_before", "days_overdue")})
     view = view.assign(not_before=view["not_before"].map(_iso))
+    if (lines["channel"] == "voice").any():
+        from dunning.voice.script import language_notes
+
+        # Calls say when they cannot speak the customer's language.
+        view = view.assign(note=language_notes(lines["stage"], lines["channel"], lines["locale"]))
     if json_mode:
         # JSON lines also carry the balance and the customer's payment-history features.
         extra = lines[["currency", "balance_minor", *FEATURE_COLUMNS]]

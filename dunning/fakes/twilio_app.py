@@ -7,6 +7,8 @@ import base64
 import binascii
 import datetime as dt
 import hmac
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -112,15 +114,15 @@ async def create_message(request: Request) -> Response:
     return JSONResponse(public(resource), status_code=201)
 
 
-async def fetch_message(request: Request) -> Response:
-    """GET Messages/{Sid}.json: the message resource or 404 (20404)."""
+async def fetch_one(request: Request, get: Callable[[str], dict[str, Any] | None]) -> Response:
+    """GET <Resource>/{Sid}.json: the resource ``get`` finds or 404 (20404)."""
     ctx: FakeContext = request.app.state.fakes
     await ctx.pause()
     try:
         _authenticate(ctx, request)
     except TwilioError as exc:
         return exc.response()
-    resource = ctx.state.get_twilio(request.path_params["sid"])
+    resource = get(request.path_params["sid"])
     if resource is None:
         return TwilioError(
             404, 20404, f"The requested resource {request.url.path} was not found"
@@ -128,17 +130,26 @@ async def fetch_message(request: Request) -> Response:
     return JSONResponse(public(resource))
 
 
-async def list_messages(request: Request) -> Response:
-    """GET Messages.json: a filtered, paged list, newest first."""
+async def list_all(request: Request, page: Callable[[FakeContext], dict[str, Any]]) -> Response:
+    """GET <Resource>.json: the list ``page`` gives (filtered, paged, newest first)."""
     ctx: FakeContext = request.app.state.fakes
     await ctx.pause()
     try:
         _authenticate(ctx, request)
-        return JSONResponse(
-            list_page(ctx.state.twilio_list(), request.url.path, dict(request.query_params))
-        )
+        return JSONResponse(page(ctx))
     except TwilioError as exc:
         return exc.response()
+
+
+async def fetch_message(request: Request) -> Response:
+    """GET Messages/{Sid}.json: the message resource or 404 (20404)."""
+    return await fetch_one(request, request.app.state.fakes.state.get_twilio)
+
+
+async def list_messages(request: Request) -> Response:
+    """GET Messages.json: a filtered, paged list, newest first."""
+    return await list_all(request, lambda ctx: list_page(
+        ctx.state.twilio_list(), request.url.path, dict(request.query_params)))
 
 
 def record_inbound(ctx: FakeContext, from_: str, to: str, body: str) -> dict[str, str]:

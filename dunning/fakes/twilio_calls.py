@@ -38,7 +38,7 @@ from dunning.fakes.twilio import (
     rfc2822,
     sign,
 )
-from dunning.fakes.twilio_app import _authenticate, fault_error
+from dunning.fakes.twilio_app import _authenticate, fault_error, fetch_one, list_all
 
 OUTCOMES = ("human", "machine", "no-answer", "busy", "failed")
 CALL_FILTERS = ("To", "From", "Status", "StartTime", "StartTime<", "StartTime>")
@@ -277,38 +277,14 @@ async def create_call(request: Request) -> Response:
 
 async def fetch_call(request: Request) -> Response:
     """GET Calls/{Sid}.json: the call resource or 404 (20404)."""
-    ctx: FakeContext = request.app.state.fakes
-    await ctx.pause()
-    try:
-        _authenticate(ctx, request)
-    except TwilioError as exc:
-        return exc.response()
-    resource = ctx.state.get_twilio_call(request.path_params["sid"])
-    if resource is None:
-        return TwilioError(
-            404, 20404, f"The requested resource {request.url.path} was not found"
-        ).response()
-    return JSONResponse(public(resource))
+    return await fetch_one(request, request.app.state.fakes.state.get_twilio_call)
 
 
 async def list_calls(request: Request) -> Response:
     """GET Calls.json: filtered by To, From, Status, StartTime (=, <, >), paged, newest first."""
-    ctx: FakeContext = request.app.state.fakes
-    await ctx.pause()
-    try:
-        _authenticate(ctx, request)
-        return JSONResponse(
-            list_page(
-                ctx.state.twilio_call_list(),
-                request.url.path,
-                dict(request.query_params),
-                "calls",
-                CALL_FILTERS,
-                call_matches,
-            )
-        )
-    except TwilioError as exc:
-        return exc.response()
+    return await list_all(request, lambda ctx: list_page(
+        ctx.state.twilio_call_list(), request.url.path, dict(request.query_params), "calls",
+        CALL_FILTERS, call_matches))
 
 
 routes = [

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dunning.policy.model import Ladder, Policy
+from dunning.policy.model import RETRY_SUFFIX, Ladder, Policy
 
 #: Ledger statuses that leave a (invoice, stage, channel) open: it is planned again.
 OPEN_LEDGER_STATUSES = frozenset({"planned"})
@@ -46,11 +46,14 @@ class StageTable:
     def code_of(self, names: np.ndarray) -> np.ndarray:
         """Codes of stage ``names`` (-1 for a name no ladder knows)."""
         lookup = {n: i for i, n in enumerate(self.names)}
+        # A call's retry (final_notice.retry) is outside the ladder: it ranks nothing.
         # A repeat beyond today's repeat_max (the policy was changed) still ranks at the top of
         # the ladder, so nothing lower is planned after it.
         return np.array(
             [
-                lookup.get(
+                -1
+                if str(n).endswith(RETRY_SUFFIX)
+                else lookup.get(
                     str(n), self.payment_failed - 1 if str(n).startswith(f"{self.final}_r") else -1
                 )
                 for n in names

@@ -7,6 +7,9 @@ from datetime import date
 from decimal import Decimal
 
 CHANNEL_NAMES = ("email", "sms", "voice")
+#: Suffix of the stage of a second call after a call nobody answered (final_notice.retry):
+#: its own ledger row, so the retry is claimed once like every reminder.
+RETRY_SUFFIX = ".retry"
 #: Stages outside the ladder, each sent at most once per (invoice, channel).
 PAYMENT_FAILED = "payment_failed"
 PROMISE_BROKEN = "promise_broken"

@@ -18,7 +18,7 @@ from dunning.policy.ladder import (
     reached_codes,
     stage_table,
 )
-from dunning.policy.model import Policy
+from dunning.policy.model import RETRY_SUFFIX, Policy
 from dunning.policy.window import local_days, window_frame
 from dunning.portfolio import Portfolio
 from segments.features import aligned, compute_features, minor_threshold
@@ -136,6 +136,13 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
     stages = led["stage"].astype("category")
     cat_codes = table.code_of(np.asarray(stages.cat.categories))
     codes = np.where(stages.cat.codes.to_numpy() >= 0, cat_codes[stages.cat.codes.to_numpy()], -1)
+    # A call's retry (final_notice.retry) ranks nothing, but knows the stage it retries.
+    names = np.asarray(stages.cat.categories.astype(str), dtype=object)
+    bases = np.array([n.removesuffix(RETRY_SUFFIX) for n in names], dtype=object)
+    pos = stages.cat.codes.to_numpy()
+    is_retry = np.append(bases != names, False)[pos]  # code -1 (no stage) picks False
+    base_codes = np.where(pos >= 0, np.append(table.code_of(bases), -1)[pos], -1)
+    outcome = led["call_outcome"] if "call_outcome" in led else pd.Series(None, index=led.index)
     # A reminder's logical time is the instant its run acted as of (planned_for); rows from
     # before that column existed fall back to when they were sent, claimed or planned.
     when = (
@@ -153,6 +160,9 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
             "went_out": led["status"].astype(str).isin(WENT_OUT).to_numpy(),
             "open": led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
             "when": pd.to_datetime(when, utc=True),
+            "retry": is_retry,
+            "base": base_codes,
+            "no_answer": (outcome.astype(object) == "no-answer").to_numpy(),
         }
     )
 
@@ -213,6 +223,7 @@ def _apply_ledger(
     ) & (last_code != inv["code"].to_numpy())
     inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
     inv["called_today"] = _called_today(led, portfolio, inv)
+    inv["retry_call"] = policy.voice_retry_no_answer & _missed_call(led, inv, table)
     keep = (inv["code"].to_numpy() >= 0) & (
         np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
     )
@@ -220,6 +231,21 @@ def _apply_ledger(
     done = led.loc[led["done"]]
     return inv, _key(
         done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table
+    )
+
+
+def _missed_call(led: pd.DataFrame, inv: pd.DataFrame, table: StageTable) -> np.ndarray:
+    """Per invoice, whether its call for the stage it is at went unanswered (no-answer) and
+    has not been retried yet: the policy's voice retry_no_answer places it once more."""
+    width = len(table.names) + 1
+    calls = led.loc[led["ch"].to_numpy() == VOICE]
+    missed = calls.loc[calls["no_answer"].to_numpy() & ~calls["retry"].to_numpy(bool)]
+    retried = calls.loc[calls["retry"].to_numpy(bool)]
+    key = inv["invoice_id"].to_numpy(np.int64) * width + inv["code"].to_numpy(np.int64) + 1
+    return np.isin(
+        key, missed["invoice_id"].to_numpy(np.int64) * width + missed["code"].to_numpy() + 1
+    ) & ~np.isin(
+        key, retried["invoice_id"].to_numpy(np.int64) * width + retried["base"].to_numpy() + 1
     )
 
 
@@ -275,8 +301,12 @@ def _expand_channels(inv: pd.DataFrame, table: StageTable) -> pd.DataFrame:
     parts = []
     for ch, flags in ((0, table.email), (1, table.sms), (VOICE, table.voice)):
         part = inv.loc[flags[seg, code]].copy()
-        part["ch"] = ch
+        part["ch"], part["retry"] = ch, False
         parts.append(part)
+    # A second call after an unanswered one: its own line (stage <stage>.retry).
+    again = inv.loc[inv["retry_call"].to_numpy(bool) & table.voice[seg, code]].copy()
+    again["ch"], again["retry"] = VOICE, True
+    parts.append(again)
     rows = pd.concat(parts, ignore_index=True)
     return rows.sort_values(["invoice_id", "ch"], kind="stable", ignore_index=True)
 
@@ -298,7 +328,8 @@ def _decide(
         rows["currency"], dict(policy.min_balance_by_currency), policy.min_balance
     )
     email, sms, voice = ch == 0, ch == 1, ch == VOICE
-    done = np.isin(_key(rows["invoice_id"].to_numpy(), code, ch, table), done_keys)
+    retry = rows["retry"].to_numpy(bool)
+    done = np.isin(_key(rows["invoice_id"].to_numpy(), code, ch, table), done_keys) & ~retry
     in_ladder = code < table.payment_failed
     reasons = [
         (status == "paid", "paid"),
@@ -345,7 +376,7 @@ def _decide(
             "invoice_number": rows["invoice_number"].to_numpy(),
             "customer_id": rows["customer_id"].to_numpy(),
             "segment": pd.Categorical.from_codes(seg, categories=pd.Index(table.segments)),
-            "stage": pd.Categorical.from_codes(code, categories=pd.Index(table.names)),
+            "stage": _stage_names(code, retry, table),
             "channel": pd.Categorical.from_codes(ch, categories=pd.Index(CHANNELS)),
             "action": pd.Categorical(action, categories=["send", "defer", "skip"]),
             # Plain strings: the flow may add its own reasons (e.g. max_messages_per_run).
@@ -365,6 +396,16 @@ def _decide(
         .reset_index(drop=True)
     )
     return pd.concat([out, extra], axis=1)
+
+
+def _stage_names(code: np.ndarray, retry: np.ndarray, table: StageTable) -> pd.Categorical[str]:
+    """The stage of each line; a call's retry is ``<stage>.retry`` (categories grow only when
+    a plan has one, so reports of plans without calls keep their stage categories)."""
+    names = list(table.names)
+    if retry.any():
+        names += [n + RETRY_SUFFIX for n in table.names]
+        code = np.where(retry, code + len(table.names), code)
+    return pd.Categorical.from_codes(code, categories=pd.Index(names))
 
 
 def _second_call(rows: pd.DataFrame, calls: np.ndarray) -> np.ndarray:

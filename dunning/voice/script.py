@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import pandas as pd
 import phonenumbers
 
 from dunning.channels.base import OutboundMessage, ReminderData
-from dunning.channels.settings import ChannelSettings
+from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.errors import TemplateError
 from dunning.locales import ResolvedLocale
 from dunning.render import (
@@ -138,6 +139,22 @@ def call_script(
         f"{base}/voice.{lang}",
         lang,
     )
+
+
+def language_notes(stages: pd.Series, channels: pd.Series, locales: pd.Series) -> list[str]:
+    """Per plan line, why its call speaks English instead of the customer's language (""
+    for every other line); worked out once per (stage, locale) of the calls."""
+    directory = templates_dir(get_channel_settings())
+    keys = list(zip(stages.astype(str), channels.astype(str), locales.astype(str), strict=True))
+    notes: dict[tuple[str, str, str], str] = {}
+    for key in dict.fromkeys(k for k in keys if k[1] == "voice"):
+        try:
+            lang = resolve(key[0], "voice", key[2], directory).lang
+        except TemplateError as exc:
+            notes[key] = str(exc)
+            continue
+        notes[key] = choose_voice(key[2], lang).fallback or ""
+    return [notes.get(k, "") for k in keys]
 
 
 def compose_voice(data: ReminderData, settings: ChannelSettings) -> OutboundMessage:
