@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from dunning.policy import Policy, load_policy, plan
 from dunning.portfolio import Portfolio
-
-_REPEAT = re.compile(r"_r\d+$")
+from dunning.render import base_stage
 
 
 def select_lines(
@@ -33,7 +31,9 @@ def select_lines(
     if segments:
         keep &= lines["segment"].astype(str).isin(segments)
     if stages:
-        keep &= lines["stage"].astype(str).str.replace(_REPEAT, "", regex=True).isin(stages)
+        # Repeats and a call's retry count as their stage (final_notice_r2.retry: final_notice).
+        stage = lines["stage"].astype(str)
+        keep &= stage.map({n: base_stage(n) for n in stage.unique()}).isin(stages)
     out = lines[keep].copy()
     for col in ("action", "reason"):  # free text from here on (the planner may use categoricals)
         if col in out.columns and isinstance(out[col].dtype, pd.CategoricalDtype):

@@ -196,3 +196,15 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
     notes = {(x["customer_id"], x["channel"]): x["note"] for x in lines}
     assert notes[("SV", "voice")] == "no voice template in 'sv': the call speaks English"
     assert notes[("DE", "voice")] == "" and notes[("SV", "email")] == ""
+
+
+def test_a_run_limited_to_the_final_notice_keeps_its_repeats_and_call_retries():
+    from tasks.plan import select_lines
+
+    p = portfolio(CALLABLE, AT_RISK, days_overdue=7, ledger=[_missed()])
+    lines = plan(p, AS_OF, EXAMPLE)
+    kept = select_lines(lines, channels=["voice"], segments=None, stages=["final_notice"],
+                        max_messages=None, as_of=AS_OF)
+    assert sorted(kept["stage"].astype(str)) == ["final_notice", "final_notice.retry"]
+    assert select_lines(lines, channels=None, segments=None, stages=["due"],
+                        max_messages=None, as_of=AS_OF).empty
