@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from dunning.db import session_scope
 from dunning.db.models import Reminder, WebhookInbox, utcnow
-from dunning.tracking.ledger import apply_outcome, customers_by_email, record_event, rowcount
+from dunning.tracking.ledger import (
+    apply_outcome,
+    customers_by_email,
+    record_event,
+    rowcount,
+    settle_ambiguous,
+)
 from dunning.tracking.payments import PaymentError
 from dunning.tracking.replies import apply_inbound
 from dunning.tracking.status import (
@@ -176,7 +182,9 @@ def apply_sendgrid(session: Session, event: dict[str, Any], received: dt.datetim
     if not record_event(session, reminder, "sendgrid", str(event["sg_event_id"]),
                         str(event["event"]), at, detail=outcome.reason):
         return ["duplicate"]
-    return apply_outcome(session, reminder, customers, outcome, at)
+    message_id = str(event.get("sg_message_id") or "").split(".", 1)[0] or None
+    settled = settle_ambiguous(reminder, outcome, "sendgrid", message_id, at)
+    return settled + apply_outcome(session, reminder, customers, outcome, at)
 
 
 def _sendgrid_reminder(session: Session, event: dict[str, Any]) -> Reminder | None:
@@ -204,7 +212,9 @@ def apply_twilio_status(session: Session, sid: str, status: str, error_code: str
     if not record_event(session, reminder, "twilio", f"{sid}:{status}", status, at,
                         error_code=error_code, detail=outcome.reason):
         return ["duplicate"]
-    return apply_outcome(session, reminder, [reminder.customer_id], outcome, at, error_code)
+    settled = settle_ambiguous(reminder, outcome, "twilio", sid, at)
+    return settled + apply_outcome(session, reminder, [reminder.customer_id], outcome, at,
+                                   error_code)
 
 
 def apply_twilio_call(session: Session, fields: dict[str, Any], received: dt.datetime) -> list[str]:

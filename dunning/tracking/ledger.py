@@ -68,6 +68,38 @@ def advance(reminder: Reminder, status: str, at: dt.datetime, reason: str | None
     return True
 
 
+#: Ledger states in which nobody knows whether the message left: a claim whose provider call
+#: timed out (or whose holder vanished) and a row reconciliation marked ``unknown``.
+AMBIGUOUS = ("claimed", "unknown")
+
+
+def settle_ambiguous(reminder: Reminder | None, outcome: Outcome, provider: str,
+                     message_id: str | None, at: dt.datetime) -> list[str]:
+    """``["settled"]`` when a provider event settled an ambiguous reminder as sent, else ``[]``.
+
+    An event about a ``claimed`` or ``unknown`` reminder (SendGrid ``processed``/``delivered``
+    with its reminder id, a Twilio status callback for its sid) proves the provider accepted
+    the message, so it was sent: status ``sent``, ``sent_at`` its claim time (when the
+    provider was called), the provider's message id kept, the lease cleared. The event's own
+    status (delivered, opened...) is applied after this by ``advance``; ``at`` (the event's
+    instant) is the sending time of a row without a claim time. An event saying the
+    provider refused it (``failed_permanent``: SendGrid dropped, Twilio failed) only clears
+    the lease; ``advance`` records the failure.
+    """
+    if reminder is None or reminder.status not in AMBIGUOUS or outcome.status is None:
+        return []
+    reminder.lease_expires_at = None
+    reminder.provider = reminder.provider or provider
+    if message_id and not reminder.provider_message_id:
+        reminder.provider_message_id = message_id[:128]
+    if outcome.status == "failed_permanent":
+        return []
+    reminder.status = "sent"
+    reminder.sent_at = reminder.sent_at or reminder.claimed_at or at
+    reminder.reason = "settled by the provider's event (the send had timed out or crashed)"
+    return ["settled"]
+
+
 def apply_outcome(session: Session, reminder: Reminder | None, customer_ids: list[str],
                   outcome: Outcome, at: dt.datetime, error_code: str | None = None) -> list[str]:
     """The kinds of change ``outcome`` made (for the run summary)."""
