@@ -262,6 +262,8 @@ def claim(
                 Invoice.status,
                 Invoice.payment_link,
                 Invoice.promise_to_pay_on,
+                Invoice.promise_amount,
+                Invoice.promise_made_on,
                 Invoice.paused_until.label("i_paused"),
                 paid.label("paid"),
                 Customer.customer_id,
@@ -294,7 +296,9 @@ def claim(
                     phone=row["phone"], locale=row["locale"], timezone=row["timezone"],
                     country=row["country"], currency=row["currency"], amount=row["amount"],
                     paid=row["paid"], due_on=row["due_on"], payment_link=row["payment_link"],
-                    as_of=when,
+                    promise_to_pay_on=row["promise_to_pay_on"],
+                    promise_amount=row["promise_amount"],
+                    promise_made_on=row["promise_made_on"], as_of=when,
                 )
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)
                 today = data.due_on + dt.timedelta(days=data.days_overdue)

@@ -222,6 +222,20 @@ def find_language(stage: str, channel: str, locale: str, directory: Path) -> str
     return resolve(stage, channel, locale, directory).lang
 
 
+def promise_terms(data: ReminderData, fmt: str) -> dict[str, str | None] | None:
+    """The latest agreement for templates ("as agreed on 3 December …"): ``on`` (the date
+    promised), ``amount`` (None: the whole balance) and ``agreed_on`` (None when unknown, e.g.
+    a promise imported from a file), formatted in ``fmt``; None without a promise."""
+    if data.promise_to_pay_on is None:
+        return None
+    return {
+        "on": format_day(data.promise_to_pay_on, fmt),
+        "amount": None if data.promise_amount is None
+        else format_money(data.promise_amount, data.currency, fmt),
+        "agreed_on": format_day(data.promise_made_on, fmt) if data.promise_made_on else None,
+    }
+
+
 def build_context(
     data: ReminderData,
     where: ResolvedLocale | str,
@@ -265,6 +279,7 @@ def build_context(
         "due_date": due_date,
         # Numeric: month names such as août or março would push an SMS into UCS-2.
         "due_date_short": format_day(data.due_on, fmt, "short"),
+        "promise": promise_terms(data, fmt),
         "days_overdue": max(data.days_overdue, 0),
         "days_until_due": max(-data.days_overdue, 0),
         "payment_link": link,

@@ -39,6 +39,11 @@ class ReminderData:
     due_on: dt.date
     days_overdue: int  # negative before the due date
     payment_link: str | None
+    # The latest agreement, a promise to pay (``dunning invoice promise``): the date promised,
+    # the amount (None: the whole balance) and the day it was agreed; None when there is none.
+    promise_to_pay_on: dt.date | None = None
+    promise_amount: Decimal | None = None
+    promise_made_on: dt.date | None = None
 
 
 @dataclass

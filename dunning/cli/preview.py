@@ -99,6 +99,9 @@ def load_preview(
                 paid=paid,
                 due_on=invoice.due_on,
                 payment_link=invoice.payment_link,
+                promise_to_pay_on=invoice.promise_to_pay_on,
+                promise_amount=invoice.promise_amount,
+                promise_made_on=invoice.promise_made_on,
                 as_of=as_of,
             )
             for channel in channels
