@@ -160,6 +160,7 @@ def load_portfolio(
             "has_email"
         ),
         ((Customer.phone.is_not(None)) & (Customer.phone != "")).label("has_phone"),
+        Customer.not_mobile,
         Customer.sms_consent,
         Customer.email_opt_out,
         Customer.sms_opt_out,
@@ -244,6 +245,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
         "region": None,
         "has_email": True,
         "has_phone": True,
+        "not_mobile": False,
         "sms_consent": True,
         "email_opt_out": False,
         "sms_opt_out": False,
@@ -280,6 +282,7 @@ _COLUMNS = {
         "region",
         "has_email",
         "has_phone",
+        "not_mobile",
         "sms_consent",
         "email_opt_out",
         "sms_opt_out",
@@ -307,7 +310,8 @@ _COLUMNS = {
         "planned_for", "call_outcome",
     ],
 }
-_FLAGS = ("has_email", "has_phone", "sms_consent", "email_opt_out", "sms_opt_out",
+_FLAGS = ("has_email", "has_phone", "not_mobile", "sms_consent", "email_opt_out",
+          "sms_opt_out",
           "voice_consent", "voice_opt_out")
 _DATES = ("paused_until", "issued_on", "due_on", "promise_to_pay_on")
 _INSTANTS = ("paid_at", "attempted_at", "sent_at", "claimed_at", "planned_at", "planned_for")

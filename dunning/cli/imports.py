@@ -73,6 +73,8 @@ def _print_report(report: ImportReport, json_mode: bool) -> None:
         soft_wrap=True)
     if report.rejects_file:
         console.print(f"rejected rows with reasons: {report.rejects_file}", highlight=False)
+    for line in report.warnings:
+        console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 @import_app.command("customers")

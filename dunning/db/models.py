@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from dunning import sharding
 
@@ -109,6 +110,11 @@ class Customer(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     email_invalid: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     phone: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
+    # The phone is no SMS destination: typed fixed-line (or toll-free...) by phonenumbers, or
+    # given with an extension. The plan skips SMS with reason not_mobile.
+    not_mobile: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
     country: Mapped[str] = mapped_column(String(2), nullable=False)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False)
     locale: Mapped[str] = mapped_column(String(16), nullable=False)

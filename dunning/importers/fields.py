@@ -148,6 +148,35 @@ def email(cell: Any) -> str:
         raise ValueError(f"not a valid email address: {exc}") from None
 
 
+#: Number types that never receive SMS. FIXED_LINE_OR_MOBILE (all US and Canadian numbers,
+#: phonenumbers cannot tell them apart) stays an SMS destination; so do VOIP and UNKNOWN.
+_NOT_MOBILE = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "a fixed line",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a universal access number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+}
+
+
+def not_mobile_reason(cell: Any, region: str | None) -> str | None:
+    """Why the phone ``cell`` (already valid, see :func:`phone`) cannot receive SMS, or None.
+
+    An extension (``+49 30 1234567 ext. 12``) means a switchboard; a number phonenumbers types
+    as fixed-line (or toll-free, premium-rate...) cannot receive SMS either.
+    """
+    try:
+        number = phonenumbers.parse(str(cell).strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.extension:
+        return "has an extension, so it is no SMS destination"
+    kind = _NOT_MOBILE.get(phonenumbers.number_type(number))
+    return f"is {kind}, so it is no SMS destination" if kind else None
+
+
 def phone(cell: Any, region: str | None) -> str:
     """``cell`` as an E.164 phone number, reading national numbers in ``region``."""
     if isinstance(cell, (int, float)) and not isinstance(cell, bool):

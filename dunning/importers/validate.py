@@ -66,6 +66,8 @@ class Plan:
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
     rejected: list[Row] = field(default_factory=list)
+    #: Problems that do not stop the row (a phone that cannot receive SMS).
+    warnings: list[RowError] = field(default_factory=list)
 
 
 class _Cells:
@@ -74,6 +76,10 @@ class _Cells:
     def __init__(self, row: Row) -> None:
         self.row = row
         self.errors: list[RowError] = []
+        self.warnings: list[RowError] = []
+
+    def warn(self, column: str, problem: str) -> None:
+        self.warnings.append(RowError(self.row.line, column, problem))
 
     def present(self, column: str) -> bool:
         return column in self.row.cells
@@ -120,6 +126,13 @@ def _customer(c: _Cells, ctx: Context) -> Record:
         rec["email"] = c.get("email", fields.email)
     if c.present("phone"):
         rec["phone"] = c.get("phone", fields.phone, rec["country"])
+        cell = c.row.cells["phone"]  # the cell, not E.164, which drops an extension
+        reason = rec["phone"] and fields.not_mobile_reason(
+            cell if isinstance(cell, str) else rec["phone"], rec["country"])
+        rec["not_mobile"] = bool(reason)
+        if reason:
+            c.warn("phone", f"{reason}: the customer is imported, SMS reminders are skipped "
+                            "(not_mobile); give a mobile number to receive SMS")
     for flag in ("sms_consent", "voice_consent", "email_opt_out", "sms_opt_out"):
         if c.present(flag):
             rec[flag] = bool(c.get(flag, fields.boolean))
@@ -214,7 +227,7 @@ KINDS: dict[str, Kind] = {
         ("name", "email", "phone", "sms_consent", "voice_consent", "email_opt_out",
          "sms_opt_out", "paused_until", "region"),
         _customer,
-        {"name": None, "email": None, "phone": None, "sms_consent": False,
+        {"name": None, "email": None, "phone": None, "not_mobile": False, "sms_consent": False,
          "voice_consent": False, "email_opt_out": False, "sms_opt_out": False,
          "paused_until": None, "region": None},
     ),
@@ -261,11 +274,13 @@ def key_cells(table: Table, column: str) -> set[str]:
 
 def validate_rows(kind: Kind, table: Table, ctx: Context,
                   advance: Callable[[int], None] | None = None,
+                  warnings: list[RowError] | None = None,
                   ) -> Iterator[tuple[Row, Record, list[RowError]]]:
     """Each row of ``table`` with its parsed record and its problems (empty when valid).
 
-    The one validation path: CSV/Excel imports and every source's sync use it. Raises
-    ImportFailed when the header lacks a required column or names an unknown one.
+    The one validation path: CSV/Excel imports and every source's sync use it. Problems that
+    do not reject a row are appended to ``warnings`` when given. Raises ImportFailed when the
+    header lacks a required column or names an unknown one.
     """
     check_header(kind, table)
     first_line: dict[str, int] = {}
@@ -290,6 +305,8 @@ def validate_rows(kind: Kind, table: Table, ctx: Context,
             first_line[key] = row.line
         if kind.name == "payments" and not cells.errors and key not in ctx.existing:
             _check_balance(cells, rec, ctx, paid, fields.text(row.cells["invoice_number"], 64))
+        if warnings is not None and not cells.errors:
+            warnings.extend(cells.warnings)
         yield row, rec, cells.errors
     if advance:
         advance(len(table.rows) % 1000)
@@ -299,7 +316,7 @@ def plan_import(kind: Kind, table: Table, ctx: Context,
                 advance: Callable[[int], None] | None = None) -> Plan:
     """The inserts, updates, unchanged count and errors of importing ``table`` over ``ctx``."""
     plan = Plan()
-    for row, rec, errors in validate_rows(kind, table, ctx, advance):
+    for row, rec, errors in validate_rows(kind, table, ctx, advance, plan.warnings):
         if errors:
             plan.errors.extend(errors)
             plan.rejected.append(row)

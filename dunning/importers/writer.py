@@ -57,6 +57,8 @@ class ImportReport:
     rejected: int = 0
     rejects_file: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: Rows imported with a caveat, as ``line N: column: problem`` (a phone without SMS).
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -95,6 +97,7 @@ def import_file(engine: Engine, kind: str, path: Path, *, skip_invalid: bool = F
             plan = plan_import(spec, table, load_context(conn, spec, table), advance)
             report.rejected = len(plan.rejected)
             report.errors = [str(e) for e in sorted(plan.errors)]
+            report.warnings = [str(w) for w in sorted(plan.warnings)]
             if plan.rejected and not skip_invalid:
                 raise InvalidRows(report)
             if kind == "payments":

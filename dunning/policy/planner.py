@@ -351,6 +351,7 @@ def _decide(
         (sms & cust["sms_opt_out"], "sms_opt_out"),
         (sms & ~cust["sms_consent"], "no_sms_consent"),
         (sms & ~cust["has_phone"], "missing_phone"),
+        (sms & cust["not_mobile"], "not_mobile"),
         (voice & cust["voice_opt_out"], "voice_opt_out"),
         (voice & ~cust["voice_consent"], "no_voice_consent"),
         (voice & ~cust["has_phone"], "missing_phone"),
@@ -447,7 +448,7 @@ def _customers_of(rows: pd.DataFrame, cust: pd.DataFrame) -> dict[str, np.ndarra
     } | {"paused_until": cust["paused_until"].to_numpy("datetime64[D]")[pos]} | {
         # A portfolio built by hand (tests, notebooks) may lack the voice columns: no consent.
         col: cust[col].to_numpy(bool)[pos] if col in cust else np.zeros(len(pos), dtype=bool)
-        for col in ("voice_consent", "voice_opt_out")
+        for col in ("voice_consent", "voice_opt_out", "not_mobile")
     } | {
         # ISO 3166-2 region for regional holidays; "" when none (the window then takes the
         # region the time zone names, if any).
