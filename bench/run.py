@@ -63,7 +63,7 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
     run = RunParameters(as_of=AS_OF, concurrency=args.concurrency, batch_size=args.batch_size,
                         max_messages=args.max_messages)
     with measured() as m:
-        state = payment_reminders(run, return_state=True)
+        state = payment_reminders(**run.model_dump(), return_state=True)
     state.result()
     planned = sum(ledger_counts(url).values())
     created = 5 + len(batches_of(list(range(planned)), args.batch_size, run.max_tasks))

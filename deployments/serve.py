@@ -1,7 +1,8 @@
 """Serve the flows without a worker: ``python -m deployments.serve [--env local]``.
 
 For users who do not run a work pool: this process polls the Prefect API for scheduled and
-manual runs of payment-reminders, track-responses and operator-action and runs them itself.
+manual runs of payment-reminders, reminders-dry-run, track-responses and operator-action and
+runs them itself.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ def load_environment(name: str) -> dict[str, Any]:
 
 
 def deployments(env: dict[str, Any]) -> list[Any]:
-    """The runner deployments of the flows, configured from ``env``."""
+    """The runner deployments of the flows (payment-reminders, its dry run, track-responses,
+    operator-action), configured from ``env``."""
     from dunning.params import RunParameters
+    from flows.dry_run import reminders_dry_run
     from flows.operator_action import operator_action
     from flows.payment_reminders import payment_reminders
     from flows.track_responses import track_responses
@@ -37,13 +40,17 @@ def deployments(env: dict[str, Any]) -> list[Any]:
         payment_reminders.to_deployment(
             name="payment-reminders",
             cron=rem["cron"],
-            parameters={
-                "params": RunParameters(**rem.get("parameters", {})).model_dump(
-                    mode="json", exclude_none=True
-                )
-            },
+            # Checked by the model, then only the settings given: the rest keep the defaults.
+            parameters=RunParameters(**rem.get("parameters", {})).model_dump(
+                mode="json", exclude_unset=True
+            ),
             tags=["dunning", "reminders"],
             description="Plan and send the payment reminders due this hour, once each.",
+        ),
+        reminders_dry_run.to_deployment(
+            name="dry-run",
+            tags=["dunning", "reminders", "preview"],
+            description="Preview a reminder run without sending anything (start it from the UI).",
         ),
         track_responses.to_deployment(
             name="track-responses",

@@ -1,15 +1,43 @@
-"""The reminder flow's parameters: one pydantic model, so the Prefect UI renders a form and
-invalid values are refused before a run starts."""
+"""The reminder flow's parameters.
+
+The flows take them flat, one top-level parameter each (the Prefect convention), so a run that
+overrides one keeps every other default of its deployment. Each parameter's type is one of the
+annotated types below: they give the flow's JSON schema its bounds, enums and patterns, which
+the Prefect server enforces before a run is created (``enforce_parameter_schema``), and the
+same types make up ``RunParameters``, the model that checks the rules across parameters
+(shard below shards, the policy file exists) once the run starts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from dunning.sharding import MAX_SHARDS
+
+#: An ISO 8601 instant as the flows accept it: a date, optionally a time (minutes, seconds,
+#: fractions) and an offset (``Z`` or ±HH:MM). The server enforces it, since the JSON-schema
+#: ``format: date-time`` alone is not checked by Prefect's parameter validation.
+ISO_INSTANT_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:?\d{2})?)?$"
+)
+_ISO_INSTANT = re.compile(ISO_INSTANT_PATTERN)
+
+
+def _iso_instant(value: Any) -> Any:
+    """``value`` unchanged; raises ValueError for a string that is not an ISO 8601 instant."""
+    if isinstance(value, str) and not _ISO_INSTANT.match(value):
+        raise ValueError(
+            f"as_of {value!r} is not an ISO 8601 instant; write e.g. 2026-11-30T15:00:00Z "
+            "(UTC) or 2026-11-30T16:00:00+01:00"
+        )
+    return value
 
 
 class ChannelName(StrEnum):
@@ -28,51 +56,58 @@ class StageName(StrEnum):
     promise_broken = "promise_broken"
 
 
-class RunParameters(BaseModel):
-    """What one reminder run does."""
-
-    model_config = ConfigDict(extra="forbid", use_enum_values=True)
-
-    as_of: dt.datetime | None = Field(
-        default=None,
-        description="The instant the run acts as of (UTC if no offset); empty = now. "
-        "Re-running with the same as_of sends nothing new.",
-    )
-    dry_run: bool = Field(default=False, description="Plan and report only; send nothing.")
-    channels: list[ChannelName] | None = Field(
-        default=None, description="Only these channels; empty = all."
-    )
-    segments: list[str] | None = Field(
-        default=None, description="Only customers in these segments; empty = all."
-    )
-    stages: list[StageName] | None = Field(
-        default=None, description="Only these stages (repeats count as final_notice)."
-    )
-    invoice_numbers: list[str] | None = Field(
-        default=None, description="Only these invoices; empty = the whole portfolio."
-    )
-    batch_size: int | None = Field(
-        default=None,
+AsOf = Annotated[
+    dt.datetime | None,
+    BeforeValidator(_iso_instant),
+    Field(
+        description="The instant the run acts as of, ISO 8601 (UTC if no offset), e.g. "
+        "2026-11-30T15:00:00Z; empty = now. Re-running with the same as_of sends nothing new.",
+        json_schema_extra={"pattern": ISO_INSTANT_PATTERN},
+    ),
+]
+DryRun = Annotated[bool, Field(description="Plan and report only; send nothing.")]
+# Why tuples with an empty default rather than an optional list: the UI then shows the
+# allowed values at once, without a "None" toggle to switch first.
+Channels = Annotated[
+    tuple[ChannelName, ...], Field(description="Only these channels; empty = all.")
+]
+Segments = Annotated[
+    tuple[str, ...], Field(description="Only customers in these segments; empty = all.")
+]
+Stages = Annotated[
+    tuple[StageName, ...],
+    Field(description="Only these stages (repeats count as final_notice); empty = all."),
+]
+InvoiceNumbers = Annotated[
+    tuple[str, ...], Field(description="Only these invoices; empty = the whole portfolio.")
+]
+BatchSize = Annotated[
+    int | None,
+    Field(
         ge=1,
         le=10_000,
         description="Reminders per delivery task. Empty: one task per invoice while the run "
         "has at most max_tasks invoices, else batches sized to stay within max_tasks. A "
         "number is raised automatically when needed to stay within max_tasks.",
-    )
-    max_tasks: int = Field(
-        default=200, ge=1, le=2_000, description="Most delivery tasks a run creates."
-    )
-    concurrency: int = Field(default=4, ge=1, le=64, description="Delivery tasks running at once.")
-    max_messages: int | None = Field(
-        default=None,
+    ),
+]
+MaxTasks = Annotated[int, Field(ge=1, le=2_000, description="Most delivery tasks a run creates.")]
+Concurrency = Annotated[int, Field(ge=1, le=64, description="Delivery tasks running at once.")]
+MaxMessages = Annotated[
+    int | None,
+    Field(
         ge=0,
-        description="Send at most this many messages in this run; the rest wait for the next run.",
-    )
-    policy_path: Path | None = Field(
-        default=None, description="Policy file (TOML/YAML); empty = the configured default."
-    )
-    shards: int = Field(
-        default=1,
+        description="Send at most this many messages in this run; the rest wait for the next "
+        "run. Empty = no cap.",
+    ),
+]
+PolicyPath = Annotated[
+    Path | None,
+    Field(description="Policy file (TOML/YAML); empty = the configured default."),
+]
+Shards = Annotated[
+    int,
+    Field(
         ge=1,
         le=MAX_SHARDS,
         description="Split the run into this many shards by customer (crc32 of the customer "
@@ -80,19 +115,49 @@ class RunParameters(BaseModel):
         "coordinates: it starts one run per shard (on the work pool when run from a "
         "deployment, else in this process), waits for all and reports their sum; "
         "max_messages is split evenly across the shards.",
-    )
-    shard: int | None = Field(
-        default=None,
+    ),
+]
+Shard = Annotated[
+    int | None,
+    Field(
         ge=0,
         description="Handle only this shard (0 .. shards-1): the customers whose shard key "
         "modulo shards is this number. Empty = all customers (or coordinate, if shards > 1).",
-    )
-    shard_deployment: str | None = Field(
-        default=None,
+    ),
+]
+ShardDeployment = Annotated[
+    str | None,
+    Field(
         description="Deployment that runs the shards, as flow/deployment. Empty: "
         "payment-reminders/payment-reminders-shard when it exists, else this run's own "
         "deployment; outside a deployment the shards run in this process.",
-    )
+    ),
+]
+
+
+class RunParameters(BaseModel):
+    """What one reminder run does: the flows' flat parameters, checked together.
+
+    Raises pydantic.ValidationError naming the parameter: out of bounds, an unknown field, a
+    shard not below shards, a policy file that does not exist, an as_of not ISO 8601.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    as_of: AsOf = None
+    dry_run: DryRun = False
+    channels: Channels = ()
+    segments: Segments = ()
+    stages: Stages = ()
+    invoice_numbers: InvoiceNumbers = ()
+    batch_size: BatchSize = None
+    max_tasks: MaxTasks = 200
+    concurrency: Concurrency = 4
+    max_messages: MaxMessages = None
+    policy_path: PolicyPath = None
+    shards: Shards = 1
+    shard: Shard = None
+    shard_deployment: ShardDeployment = None
 
     @field_validator("as_of")
     @classmethod
@@ -130,3 +195,21 @@ class RunParameters(BaseModel):
         if value is not None and not value.is_file():
             raise ValueError(f"policy file {value} does not exist")
         return value
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def document_parameters(fn: F) -> F:
+    """``fn`` with an ``Args:`` section for each of its parameters that is a RunParameters
+    field, taken from the field's description (apply it under ``@flow``).
+
+    Why: Prefect builds the run form's descriptions from the flow function's docstring, and
+    the descriptions live once, on the annotated types above.
+    """
+    import inspect
+
+    names = [n for n in inspect.signature(fn).parameters if n in RunParameters.model_fields]
+    lines = [f"    {n}: {RunParameters.model_fields[n].description}" for n in names]
+    fn.__doc__ = (inspect.cleandoc(fn.__doc__ or "") + "\n\nArgs:\n" + "\n".join(lines)).strip()
+    return fn

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
@@ -20,13 +21,31 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import TypeAdapter
 from sqlalchemy import insert
 
 from dunning.channels import check_email_compliance
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
 from dunning.errors import ProviderAuthError
-from dunning.params import RunParameters
+from dunning.params import (
+    AsOf,
+    BatchSize,
+    Channels,
+    Concurrency,
+    DryRun,
+    InvoiceNumbers,
+    MaxMessages,
+    MaxTasks,
+    PolicyPath,
+    RunParameters,
+    Segments,
+    Shard,
+    ShardDeployment,
+    Shards,
+    Stages,
+    document_parameters,
+)
 from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from dunning.timeouts import flow_timeout
@@ -58,17 +77,73 @@ def fan_out(groups: list[list[int]], batch_size: int | None, max_tasks: int) -> 
     return batches_of([i for g in groups for i in g], batch_size or 1, max_tasks)
 
 
+def run_name(prefix: str) -> Callable[[], str]:
+    """A flow_run_name callable: ``<prefix> <as_of as YYYY-MM-DDTHH:MMZ>`` (now when empty),
+    e.g. ``reminders 2026-11-30T15:00Z``, so the runs list tells runs apart by their as-of."""
+
+    def name() -> str:
+        value = (flow_run.parameters or {}).get("as_of")
+        try:
+            as_of = TypeAdapter(AsOf).validate_python(value) or utcnow()
+        except ValueError:  # the flow's own validation reports it; the name just shows it
+            return f"{prefix} {value}"
+        return f"{prefix} {as_of.astimezone(dt.UTC):%Y-%m-%dT%H:%MZ}"
+
+    return name
+
+
 @flow(
     name="payment-reminders",
     timeout_seconds=flow_timeout("payment_reminders"),
+    flow_run_name=run_name("reminders"),
     description="Plan and send the payment reminders due now, once each, and report.",
     task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
     log_prints=False,
 )
-def payment_reminders(params: RunParameters | None = None) -> RunReport:
+@document_parameters
+def payment_reminders(
+    as_of: AsOf = None,
+    dry_run: DryRun = False,
+    channels: Channels = (),
+    segments: Segments = (),
+    stages: Stages = (),
+    invoice_numbers: InvoiceNumbers = (),
+    batch_size: BatchSize = None,
+    max_tasks: MaxTasks = 200,
+    concurrency: Concurrency = 4,
+    max_messages: MaxMessages = None,
+    policy_path: PolicyPath = None,
+    shards: Shards = 1,
+    shard: Shard = None,
+    shard_deployment: ShardDeployment = None,
+) -> RunReport:
     """The run's report: what was sent, failed, skipped and deferred, per plan line (for a
-    coordinator of shards: the sum of its shards' reports)."""
-    params = params or RunParameters()
+    coordinator of shards: the sum of its shards' reports). Each parameter is top-level, so a
+    run that sets one keeps the deployment's defaults for the others."""
+    return run_reminders(
+        RunParameters(
+            as_of=as_of,
+            dry_run=dry_run,
+            channels=channels,
+            segments=segments,
+            stages=stages,
+            invoice_numbers=invoice_numbers,
+            batch_size=batch_size,
+            max_tasks=max_tasks,
+            concurrency=concurrency,
+            max_messages=max_messages,
+            policy_path=policy_path,
+            shards=shards,
+            shard=shard,
+            shard_deployment=shard_deployment,
+        )
+    )
+
+
+def run_reminders(params: RunParameters) -> RunReport:
+    """The report of one reminder run with ``params``, inside a flow run (the body of
+    ``payment_reminders`` and ``reminders_dry_run``); a dry run returns before anything is
+    written to the ledger or handed to a provider."""
     # Sources older than their maximum age are synced first (once, by a coordinator for all
     # its shards); those still stale after that have their reminders deferred below.
     stale = refresh_stale_sources() if params.shard is None and not params.dry_run else None
@@ -89,13 +164,13 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
         check_email_compliance()
     # Settle claims a crashed run left behind first, so what they release is planned now.
     reconciled = {} if params.dry_run else reconcile_stale_claims()
-    portfolio = fetch_portfolio(params.invoice_numbers, shard)
+    portfolio = fetch_portfolio(_names(params.invoice_numbers), shard)
     planned: tuple[pd.DataFrame, Any] = plan_reminders(
         portfolio,
         as_of,
         params.policy_path,
         _names(params.channels),
-        params.segments,
+        _names(params.segments),
         _names(params.stages),
         params.max_messages,
     )
@@ -142,9 +217,9 @@ def payment_reminders(params: RunParameters | None = None) -> RunReport:
     return report
 
 
-def _names(values: list[Any] | None) -> list[str] | None:
-    """Enum members (or their values) as plain strings; None stays None."""
-    return None if values is None else [str(getattr(v, "value", v)) for v in values]
+def _names(values: Sequence[Any]) -> list[str] | None:
+    """Enum members (or their values) as plain strings; empty (= no restriction) is None."""
+    return [str(getattr(v, "value", v)) for v in values] or None
 
 
 def _floors(policy: Any) -> dict[str, str]:

@@ -148,7 +148,7 @@ def _shard_target(params: RunParameters) -> uuid.UUID | None:
 
 def _shard_run_name(p: RunParameters) -> str:
     """The flow run name of shard run ``p``: the coordinator's name with the shard's number."""
-    return f"{flow_run.name or 'payment-reminders'}-shard-{p.shard}-of-{p.shards}"
+    return f"{flow_run.name or 'reminders'} shard {p.shard} of {p.shards}"
 
 
 def _run_in_process(shard_params: list[RunParameters]) -> list[ShardOutcome]:
@@ -157,7 +157,7 @@ def _run_in_process(shard_params: list[RunParameters]) -> list[ShardOutcome]:
     for p in shard_params:
         name = _shard_run_name(p)
         state: State[Any] = _reminder_flow().with_options(flow_run_name=name)(
-            p, return_state=True
+            **p.model_dump(), return_state=True
         )
         child = state.state_details.flow_run_id
         report = state.result(raise_on_failure=False) if state.is_completed() else None
@@ -185,7 +185,8 @@ def _run_on_workers(
     for p in shard_params:
         run = run_deployment(
             target,
-            parameters={"params": p.model_dump(mode="json", exclude_none=True)},
+            # Every parameter, top-level: the shard deployment's own defaults do not matter.
+            parameters=p.model_dump(mode="json", exclude_none=True),
             flow_run_name=_shard_run_name(p),
             timeout=0,  # start them all first, then wait for all
             as_subflow=True,

@@ -27,10 +27,8 @@ from dunning.seed import seed_portfolio  # noqa: E402
 
 RUN_ONCE = """
 import datetime as dt
-from dunning.params import RunParameters
 from flows.payment_reminders import payment_reminders
-report = payment_reminders(RunParameters(as_of=dt.datetime.fromisoformat('{as_of}'),
-                                         batch_size=5))
+report = payment_reminders(as_of=dt.datetime.fromisoformat('{as_of}'), batch_size=5)
 print(report.flow_run_id)
 """
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

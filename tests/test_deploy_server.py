@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DEPLOYMENTS = {
-    "payment-reminders/payment-reminders": {"params": {"batch_size": 5}},
-    "payment-reminders/dry-run": {"params": {"dry_run": True}},
+    "payment-reminders/payment-reminders": {"batch_size": 5},
+    "reminders-dry-run/dry-run": {},
     "track-responses/track-responses": {"poll_twilio": False},
 }
 
@@ -91,11 +91,11 @@ def test_deploy_all_then_a_worker_runs_each_deployment(tmp_path: Path):
                   for name, run_id in runs.items()}
         assert states == dict.fromkeys(DEPLOYMENTS, "COMPLETED"), states
 
-        for name in ("payment-reminders/payment-reminders", "payment-reminders/dry-run"):
+        for name in ("payment-reminders/payment-reminders", "reminders-dry-run/dry-run"):
             arts = _artifacts(env, runs[name])
             assert {"reminder-run-summary", "reminder-run-failures"} <= set(arts), name
             summary = arts["reminder-run-summary"]["data"]
             assert "| sent | failed | skipped | deferred |" in summary
             assert "## By stage" in summary or "| 0 | 0 | 0 | 0 |" in summary
-        assert "(dry run)" in _artifacts(env, runs["payment-reminders/dry-run"])[
+        assert "(dry run)" in _artifacts(env, runs["reminders-dry-run/dry-run"])[
             "reminder-run-summary"]["data"]

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from prefect import flow
 
-from dunning.params import RunParameters
 from tasks.report import emit_batch
 from tests.factories import add_customer, add_invoice
 from tests.test_kpis import AS_OF, _sent
@@ -39,13 +38,13 @@ def test_the_weekly_kpi_table_appears_once_tracking_data_exists(prefect_server, 
 
     add_customer(engine)
     inv = add_invoice(engine, "INV-TRACKED")
-    before = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
+    before = payment_reminders(as_of=AS_OF, dry_run=True)
     assert _kpi_artifacts(str(before.flow_run_id)) == []
 
     _sent(engine, inv, "due", "reliable", 2, delivered_at=0.01)
     # Paid within 7 days counts reminders whose 7 days have elapsed: this one, sent 8 days ago.
     _sent(engine, add_invoice(engine, "INV-OLDER"), "due", "reliable", 8, paid_at=1)
-    after = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
+    after = payment_reminders(as_of=AS_OF, dry_run=True)
     [artifact] = _kpi_artifacts(str(after.flow_run_id))
     data = artifact["data"]
     table = json.loads(data) if isinstance(data, str) else data

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from dunning.db.models import Reminder, ReminderRun
-from dunning.params import RunParameters
 from tests.factories import add_customer, add_invoice, add_payment
 
 pytestmark = pytest.mark.prefect
@@ -52,13 +51,13 @@ def test_a_run_sends_each_due_reminder_once_and_a_rerun_sends_nothing(
     from flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
-    dry = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
+    dry = payment_reminders(as_of=AS_OF, dry_run=True)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count(Reminder.id))) == 0
     planned = dry.counts()["planned"]
     assert planned >= 3
 
-    first = payment_reminders(RunParameters(as_of=AS_OF))
+    first = payment_reminders(as_of=AS_OF)
     counts = first.counts()
     assert counts["sent"] == planned and counts["failed"] == 0
     frame = first.to_frame()
@@ -77,7 +76,7 @@ def test_a_run_sends_each_due_reminder_once_and_a_rerun_sends_nothing(
     outbox = Path(tmp_path / "home" / "outbox")
     assert len([p for p in outbox.rglob("*") if p.is_file()]) == planned
 
-    second = payment_reminders(RunParameters(as_of=AS_OF))
+    second = payment_reminders(as_of=AS_OF)
     assert second.counts()["sent"] == 0
     with engine.connect() as conn:
         assert conn.scalar(select(func.count(Reminder.id))) == planned
@@ -97,7 +96,7 @@ def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, en
     from flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
-    report = payment_reminders(RunParameters(as_of=AS_OF))
+    report = payment_reminders(as_of=AS_OF)
     with get_client(sync_client=True) as client:
         # Every filter spelled out: this client/server pair rejects the defaults (None).
         arts = client.read_artifacts(
@@ -122,7 +121,7 @@ def test_the_summary_shows_the_delivery_funnel(prefect_server, engine):
     from flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
-    report = payment_reminders(RunParameters(as_of=AS_OF))
+    report = payment_reminders(as_of=AS_OF)
     sent = report.counts()["sent"]
     assert f"accepted by the provider {sent} (failed 0" in report.to_markdown()
 
@@ -131,7 +130,7 @@ def test_max_messages_defers_the_rest_to_the_next_run(prefect_server, engine):
     from flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
-    report = payment_reminders(RunParameters(as_of=AS_OF, max_messages=1))
+    report = payment_reminders(as_of=AS_OF, max_messages=1)
     frame = report.to_frame()
     assert report.counts()["sent"] == 1
     assert (frame["reason"] == "max_messages_per_run").sum() >= 2
@@ -160,9 +159,9 @@ def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_s
     from flows.payment_reminders import fan_out, payment_reminders
 
     _portfolio(engine)
-    report = payment_reminders(RunParameters(as_of=AS_OF, dry_run=True))
+    report = payment_reminders(as_of=AS_OF, dry_run=True)
     invoices = report.to_frame().query("outcome == 'planned'")["invoice_number"].nunique()
-    real = payment_reminders(RunParameters(as_of=AS_OF))
+    real = payment_reminders(as_of=AS_OF)
     assert _delivery_tasks(str(real.flow_run_id)) == invoices
     # above max_tasks, or with a batch size, reminders are cut into batches instead
     groups = [[1, 2], [3], [4, 5], [6]]
@@ -179,17 +178,17 @@ def test_rerunning_a_seeded_portfolio_for_the_same_as_of_sends_nothing_new(
 
     # the seed has failed card payments, promises, repeats: every path the planner takes
     seed_portfolio(engine, 200, 1000, 7, AS_OF.date())  # the demo portfolio
-    first = payment_reminders(RunParameters(as_of=AS_OF))
+    first = payment_reminders(as_of=AS_OF)
     assert first.counts()["sent"] > 10
     with engine.connect() as conn:
         rows = conn.scalar(select(func.count(Reminder.id)))
-    again = payment_reminders(RunParameters(as_of=AS_OF))
+    again = payment_reminders(as_of=AS_OF)
     assert again.counts()["sent"] == 0
     with engine.connect() as conn:
         assert conn.scalar(select(func.count(Reminder.id))) == rows
     # two hours later more send windows are open (further west), but no invoice that was
     # reminded at 15:00 gets a second message the same day
-    later = payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(hours=2))).to_frame()
+    later = payment_reminders(as_of=AS_OF + dt.timedelta(hours=2)).to_frame()
     first_sent = set(first.to_frame().query("outcome == 'sent'")["invoice_number"])
     later_sent = set(later.query("outcome == 'sent'")["invoice_number"])
     assert later_sent and not (later_sent & first_sent)

@@ -1,57 +1,75 @@
-"""The reminder flow's parameter form: schema, validation in pydantic and on the server."""
+"""The reminder flows' parameter form: flat parameters, their schema, validation in pydantic
+and on the server."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import ParameterTypeError, PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
 from pydantic import ValidationError
 
 from dunning.params import RunParameters
+from flows.dry_run import reminders_dry_run
 from flows.payment_reminders import payment_reminders
 
 ROOT = Path(__file__).resolve().parents[1]
+FIELDS = {"as_of", "dry_run", "channels", "segments", "stages", "invoice_numbers", "batch_size",
+          "max_tasks", "concurrency", "max_messages", "policy_path", "shards", "shard",
+          "shard_deployment"}
 INVALID: list[tuple[dict[str, Any], str]] = [
     ({"batch_size": 0}, "batch_size"),
     ({"channels": ["fax"]}, "channels"),
     ({"stages": ["overdue_9"]}, "stages"),
+    ({"as_of": "26.11.2026"}, "as_of"),
+    ({"as_of": "2026-11-26T15"}, "as_of"),
     ({"concurrency": 65}, "concurrency"),
     ({"max_messages": -1}, "max_messages"),
-    ({"batchsize": 10}, "batchsize"),
 ]
 
 
-def _form() -> dict[str, Any]:
-    schema = parameter_schema(payment_reminders.fn).model_dump()
-    return schema["definitions"]
+def _schema(fn: Any = payment_reminders) -> dict[str, Any]:
+    return parameter_schema(fn.fn).model_dump_for_openapi()
 
 
-def test_every_field_of_the_form_has_a_title_and_a_description():
-    fields = _form()["RunParameters"]["properties"]
-    assert {"as_of", "dry_run", "channels", "segments", "stages", "invoice_numbers",
-            "batch_size", "max_messages", "policy_path"} <= set(fields)
-    assert all(f.get("description") and f.get("title") for f in fields.values())
+def test_the_flow_takes_every_run_parameter_top_level_with_title_and_description():
+    props = _schema()["properties"]
+    assert set(props) == FIELDS == set(RunParameters.model_fields)
+    assert all(p.get("description") and p.get("title") for p in props.values()), props
+    assert "params" not in props
 
 
-def test_channels_and_stages_are_enums_and_numbers_have_bounds():
-    defs = _form()
+def test_list_fields_show_their_allowed_values_without_a_none_toggle():
+    schema = _schema()
+    props, defs = schema["properties"], schema["definitions"]
     assert defs["ChannelName"]["enum"] == ["email", "sms", "voice"]
     assert {"pre_due", "due", "overdue_1", "overdue_2", "final_notice"} <= set(
         defs["StageName"]["enum"])
-    fields = defs["RunParameters"]["properties"]
-    assert fields["channels"]["anyOf"][0]["items"] == {"$ref": "#/definitions/ChannelName"}
-    assert fields["stages"]["anyOf"][0]["items"] == {"$ref": "#/definitions/StageName"}
-    batch = fields["batch_size"]["anyOf"][0]  # empty = one task per invoice for small runs
+    for name, enum in (("channels", "ChannelName"), ("stages", "StageName")):
+        # an array of the enum with an empty default: no anyOf with null to switch off first
+        assert props[name]["type"] == "array" and "anyOf" not in props[name]
+        assert props[name]["items"] == {"$ref": f"#/definitions/{enum}"}
+        assert props[name]["default"] == []
+    batch = props["batch_size"]["anyOf"][0]  # empty = one task per invoice for small runs
     assert batch["minimum"] == 1 and batch["maximum"] == 10_000
-    assert fields["as_of"]["anyOf"][0]["format"] == "date-time"
-    # unknown keys are refused rather than silently ignored
-    assert defs["RunParameters"]["additionalProperties"] is False
+
+
+def test_as_of_is_a_date_time_with_a_pattern_the_server_can_enforce():
+    as_of = _schema()["properties"]["as_of"]
+    assert as_of["anyOf"][0] == {"type": "string", "format": "date-time"}
+    import re
+    pattern = re.compile(as_of["pattern"])
+    for good in ("2026-11-30T15:00:00Z", "2026-11-30T16:00:00+01:00", "2026-11-30",
+                 "2026-11-30T15:00", "2026-11-30 15:00:00.123456+00:00"):
+        assert pattern.match(good), good
+    for bad in ("26.11.2026", "2026-11-30T15", "1700000000", "tomorrow", "2026-11-30T15:00:00ZZ"):
+        assert not pattern.match(bad), bad
 
 
 @pytest.mark.parametrize(("values", "field"), INVALID)
@@ -61,27 +79,49 @@ def test_invalid_values_are_refused_naming_the_field(values: dict[str, Any], fie
     assert field in str(err.value)
 
 
+def test_an_unknown_field_is_refused():
+    with pytest.raises(ValidationError, match="batchsize"):
+        RunParameters(batchsize=10)  # type: ignore[call-arg]
+
+
 def test_a_missing_policy_file_is_refused(tmp_path: Path):
     with pytest.raises(ValidationError, match="does not exist"):
         RunParameters(policy_path=tmp_path / "nope.toml")
 
 
-def test_the_parameters_in_prefect_yaml_are_valid_forms():
+def test_a_bad_as_of_fails_the_flow_before_it_starts():
+    with pytest.raises(ParameterTypeError, match="as_of"):
+        payment_reminders(as_of="26.11.2026")  # type: ignore[arg-type]
+
+
+def test_the_dry_run_flow_has_no_parameter_that_could_make_it_send():
+    props = _schema(reminders_dry_run)["properties"]
+    assert "dry_run" not in props and "params" not in props
+    assert not {"shards", "shard", "shard_deployment", "batch_size", "concurrency"} & set(props)
+    assert set(props) <= FIELDS
+    assert all(p.get("description") for p in props.values())
+
+
+def test_prefect_yaml_parameters_are_flat_valid_and_sending_schedules_ship_paused():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    reminders = [d for d in spec["deployments"]
-                 if d["entrypoint"].endswith(":payment_reminders")]
-    assert {d["name"] for d in reminders} == {
-        "payment-reminders", "dry-run", "payment-reminders-sharded", "payment-reminders-shard"}
-    for dep in reminders:
-        RunParameters(**dep["parameters"]["params"])
-    assert next(d for d in reminders if d["name"] == "dry-run")["parameters"]["params"][
-        "dry_run"] is True
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    reminders = {n: d for n, d in deployments.items()
+                 if d["entrypoint"].endswith(":payment_reminders")}
+    assert set(reminders) == {
+        "payment-reminders", "payment-reminders-sharded", "payment-reminders-shard"}
+    for dep in reminders.values():
+        RunParameters(**dep["parameters"])  # flat and valid, no nested params object
+        for schedule in dep["schedules"]:
+            assert schedule.get("active") is False, dep["name"]
+    assert reminders["payment-reminders"]["schedules"], "the hourly schedule is there, paused"
+    dry = deployments["dry-run"]
+    assert dry["entrypoint"] == "flows/dry_run.py:reminders_dry_run"
+    assert "dry_run" not in dry["parameters"]
 
 
-async def _create_run(deployment_id: Any, params: dict[str, Any]) -> Any:
+async def _create_run(deployment_id: Any, parameters: dict[str, Any]) -> Any:
     async with get_client() as client:
-        return await client.create_flow_run_from_deployment(
-            deployment_id, parameters={"params": params})
+        return await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
 
 
 async def _delete_run(run_id: Any) -> None:
@@ -91,17 +131,31 @@ async def _delete_run(run_id: Any) -> None:
 
 @pytest.mark.prefect
 def test_the_server_refuses_a_run_with_invalid_parameters(prefect_server):
-    deployment = payment_reminders.to_deployment(name="params-form-test")
+    deployment = payment_reminders.to_deployment(
+        name="params-form-test", parameters={"dry_run": True, "concurrency": 8})
     deployment_id = deployment.apply()  # type: ignore[union-attr]
 
-    accepted = asyncio.run(_create_run(deployment_id, {"batch_size": 50, "channels": ["sms"]}))
-    assert accepted.parameters == {"params": {"batch_size": 50, "channels": ["sms"]}}
+    accepted = asyncio.run(_create_run(
+        deployment_id, {"batch_size": 50, "channels": ["sms"], "as_of": "2026-11-30T15:00:00Z"}))
+    # a partial override keeps every other default of the deployment
+    assert accepted.parameters == {"dry_run": True, "concurrency": 8, "batch_size": 50,
+                                   "channels": ["sms"], "as_of": "2026-11-30T15:00:00Z"}
     asyncio.run(_delete_run(accepted.id))  # nothing should ever pick it up
 
-    for values, field in INVALID[:3]:
+    for values, field in INVALID:
         with pytest.raises(PrefectHTTPStatusError) as err:
             asyncio.run(_create_run(deployment_id, values))
-        assert err.value.response.status_code == 409
+        assert err.value.response.status_code == 409, values
         assert "Validation failed" in err.value.response.text
-        assert field in err.value.response.text or str(list(values.values())[0]) in (
-            err.value.response.text)
+        assert field in err.value.response.text
+
+
+@pytest.mark.prefect
+def test_flow_run_names_carry_the_as_of(prefect_server, db_url):
+    from prefect.client.orchestration import get_client as client_of
+
+    state = reminders_dry_run(as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC),
+                              return_state=True)
+    with client_of(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == "dry run 2026-11-30T15:00Z"

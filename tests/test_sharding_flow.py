@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from dunning.cli import _load_commands, app
 from dunning.db.models import Invoice, Reminder, ReminderRun
 from dunning.fakes import run_fakes
-from dunning.params import RunParameters
 from dunning.seed import seed_portfolio
 from dunning.sharding import shard_of
 from tests.factories import add_customer, add_invoice
@@ -49,13 +48,13 @@ def test_three_shards_send_exactly_what_one_run_sends(prefect_server, engine: En
     from flows.payment_reminders import payment_reminders
 
     seed_portfolio(engine, 150, 600, 7, AS_OF.date())
-    single = payment_reminders(RunParameters(as_of=AS_OF))
+    single = payment_reminders(as_of=AS_OF)
     sent_by_one = _ledger(engine)
     assert single.counts()["sent"] > 15 and {s for *_, s in sent_by_one} == {"sent"}
 
     seed_portfolio(engine, 150, 600, 7, AS_OF.date(), reset=True)  # the identical portfolio
     assert _ledger(engine) == set()
-    sharded = payment_reminders(RunParameters(as_of=AS_OF, shards=3))
+    sharded = payment_reminders(as_of=AS_OF, shards=3)
 
     assert _ledger(engine) == sent_by_one
     one, three = single.to_json(), sharded.to_json()
@@ -83,13 +82,13 @@ def test_shards_act_as_of_the_coordinators_instant_and_split_max_messages(
     from flows.payment_reminders import payment_reminders
 
     seed_portfolio(engine, 150, 600, 7, AS_OF.date())
-    dry = payment_reminders(RunParameters(dry_run=True, shards=2))  # as_of empty: now
+    dry = payment_reminders(dry_run=True, shards=2)  # as_of empty: now
     runs = _runs(engine)
     assert len(runs) == 2 and all(r.dry_run for r in runs)
     assert runs[0].as_of == runs[1].as_of == dry.as_of
     assert _ledger(engine) == set()
 
-    capped = payment_reminders(RunParameters(as_of=AS_OF, shards=2, max_messages=5))
+    capped = payment_reminders(as_of=AS_OF, shards=2, max_messages=5)
     assert capped.counts()["sent"] == 5  # 3 + 2, not 5 per shard
     assert sorted(s["counts"]["sent"] for s in capped.to_json()["shards"]) == [2, 3]
     reasons = dict(capped.skip_reasons())
@@ -117,7 +116,7 @@ def test_a_failed_shard_fails_the_coordinator_after_the_other_shards_ran(
     with run_fakes(seed=3) as fakes:
         for name, value in {**fakes.env(), "DUNNING_TWILIO_AUTH_TOKEN": "wrong"}.items():
             monkeypatch.setenv(name, value)
-        state = payment_reminders(RunParameters(as_of=AS_OF, shards=2), return_state=True)
+        state = payment_reminders(as_of=AS_OF, shards=2, return_state=True)
         received = fakes.received()
 
     assert state.is_failed()

@@ -110,7 +110,7 @@ def _start(env: dict[str, str], deployment: str, params: dict[str, Any]) -> str:
     flow, name = deployment.split("/")
     dep = _api(env, "GET", f"/deployments/name/{flow}/{name}")
     run = _api(env, "POST", f"/deployments/{dep['id']}/create_flow_run",
-               {"parameters": {"params": {"as_of": AS_OF.isoformat(), **params}},
+               {"parameters": {"as_of": AS_OF.isoformat(), **params},
                 "state": {"type": "SCHEDULED"}})
     return str(run["id"])
 
@@ -192,7 +192,7 @@ def test_two_workers_run_a_sharded_run_and_each_reminder_is_sent_once(
     assert {i: r["state"]["type"] for i, r in runs.items()} == dict.fromkeys(runs, "COMPLETED")
     # Every shard ran: the coordinator's two children cover shards 0 and 1.
     assert len(children) == 2
-    assert sorted(runs[i]["parameters"]["params"]["shard"] for i in children) == [0, 1]
+    assert sorted(runs[i]["parameters"]["shard"] for i in children) == [0, 1]
     assert all(runs[i]["parent_task_run_id"] for i in children)  # linked as subflows
     ran = _ran_by(logs)
     assert set(runs) | {refused} == set(ran)

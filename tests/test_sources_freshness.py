@@ -17,7 +17,6 @@ from sqlalchemy import Engine, select, update
 
 from dunning.db import session_scope
 from dunning.db.models import Invoice, SourceState, utcnow
-from dunning.params import RunParameters
 from dunning.sources.config import load_sources
 from dunning.sources.freshness import STALE_REASON, defer_stale, stale_sources
 from tests.factories import add_customer, add_invoice
@@ -69,7 +68,7 @@ def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
     _age(engine, 45)  # older than max_age_minutes = 30
     monkeypatch.setenv("ERP_DATABASE_URL", "sqlite:////nonexistent/dir/erp.db")
 
-    run = payment_reminders(RunParameters(as_of=AS_OF))
+    run = payment_reminders(as_of=AS_OF)
     assert _sent(run) == {"INV-IMPORTED"}
     frame = run.to_frame()
     erp_lines = frame[frame["invoice_number"].isin(["R-1", "R-2"])]
@@ -86,14 +85,14 @@ def test_a_stale_source_is_synced_at_the_start_of_the_run(
     from flows.payment_reminders import payment_reminders
 
     # Never synced: the run syncs the ERP first, then reminds its open invoices.
-    run = payment_reminders(RunParameters(as_of=AS_OF))
+    run = payment_reminders(as_of=AS_OF)
     assert _sent(run) == {"R-1", "R-2"}
     # Paid in the ERP, and the data is old again: the next run syncs first and sends nothing
     # for the paid invoice (its reminders were sent already; the payment is recorded).
     erp_exec(erp, "INSERT INTO ar_pay VALUES (1, 'R-1', 100.00, :p, :t)",
              p=dt.datetime(2026, 11, 24, 14, 0), t=T0 + dt.timedelta(days=23))
     _age(engine, 45)
-    payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(days=1)))
+    payment_reminders(as_of=AS_OF + dt.timedelta(days=1))
     with session_scope(engine) as s:
         assert s.scalar(select(Invoice.status).where(Invoice.invoice_number == "R-1")) == "paid"
 

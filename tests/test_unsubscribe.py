@@ -60,14 +60,13 @@ def _app(engine: Engine) -> object:
 def test_one_click_from_a_sent_eml_skips_the_next_plans_email(
     prefect_server: None, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dunning.params import RunParameters
-    from flows.payment_reminders import payment_reminders
+        from flows.payment_reminders import payment_reminders
 
     add_customer(engine, "C1")
     add_invoice(engine, "INV-1", "C1", due_on=dt.date(2026, 11, 20))
     with running_app(create_app(engine=engine)) as url:
         monkeypatch.setenv("DUNNING_UNSUBSCRIBE_BASE_URL", f"{url}/unsubscribe")
-        report = payment_reminders(RunParameters(as_of=AS_OF, channels=["email"]))
+        report = payment_reminders(as_of=AS_OF, channels=["email"])
         assert report.counts()["sent"] == 1
         (eml,) = (tmp_path / "home" / "outbox" / "email").glob("*.eml")
         message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)

@@ -47,10 +47,10 @@ def run(
             {
                 "as_of": parse_instant(as_of),
                 "dry_run": dry_run,
-                "channels": channel or None,
-                "segments": segment or None,
-                "stages": stage or None,
-                "invoice_numbers": invoice or None,
+                "channels": channel or (),
+                "segments": segment or (),
+                "stages": stage or (),
+                "invoice_numbers": invoice or (),
                 "batch_size": batch_size,
                 "max_messages": max_messages,
                 "policy_path": policy,
@@ -74,7 +74,7 @@ def run(
 
     if not json_out:
         console.print("[dim]running the payment-reminders flow…[/]")
-    state = payment_reminders(params, return_state=True)
+    state = payment_reminders(**params.model_dump(), return_state=True)
     report = state.result(raise_on_failure=False)
     if isinstance(report, OperationalError):
         fail(

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from dunning.fakes import RunningFakes, run_fakes
-from dunning.params import RunParameters
 from tests.reliability.support import (
     AS_OF,
     LEASE_S,
@@ -43,7 +42,7 @@ def _run(batch_size: int) -> Any:
     """The final state of one reminder flow run in this process."""
     from flows.payment_reminders import payment_reminders
 
-    return payment_reminders(RunParameters(as_of=AS_OF, batch_size=batch_size),
+    return payment_reminders(as_of=AS_OF, batch_size=batch_size,
                              return_state=True)
 
 

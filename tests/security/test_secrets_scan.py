@@ -138,13 +138,11 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
                 monkeypatch.setenv(name, value)
         monkeypatch.setenv("DUNNING_SENDGRID_API_KEY", WRONG_KEY)
         from dunning.config import get_settings
-        from dunning.params import RunParameters
         from flows.payment_reminders import payment_reminders
 
         get_settings.cache_clear()
         # Six days later new stages are due, so the run reaches SendGrid with the wrong key.
-        failed = payment_reminders(RunParameters(as_of=dt.datetime(2026, 11, 30, 15, 0,
-                                                                   tzinfo=dt.UTC)),
+        failed = payment_reminders(as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC),
                                    return_state=True)
         outcome = failed.result(raise_on_failure=False)
         exception_texts = [str(failed.message), repr(outcome), str(outcome)]
