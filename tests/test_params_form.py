@@ -89,7 +89,8 @@ def test_a_missing_policy_file_is_refused(tmp_path: Path):
         RunParameters(policy_path=tmp_path / "nope.toml")
 
 
-def test_a_bad_as_of_fails_the_flow_before_it_starts():
+@pytest.mark.prefect
+def test_a_bad_as_of_fails_the_flow_before_it_starts(prefect_server):
     with pytest.raises(ParameterTypeError, match="as_of"):
         payment_reminders(as_of="26.11.2026")  # type: ignore[arg-type]
 
