@@ -23,7 +23,6 @@ from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, Reminder
 from dunning.fakes.stripe import StripeFakeState, fixtures_path
 from dunning.fakes.stripe_app import StripeFake, StripeFakeConfig, run_stripe_fake
-from dunning.params import RunParameters
 from dunning.sources.registry import get_source
 from dunning.sources.sync import sync_source
 from dunning.tracking.stripe_events import apply_stripe_event
@@ -191,7 +190,7 @@ def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_s
 
     with session_scope(engine) as s:
         numbers = {i.source_id: i.invoice_number for i in s.scalars(select(Invoice))}
-    first = payment_reminders(RunParameters(as_of=AS_OF))
+    first = payment_reminders(as_of=AS_OF)
     assert sent(first) == {numbers[ids[k]] for k in ("open_usd", "open_eur", "open_jpy")}
 
     # Paid and voided in Stripe; planned reminders of both exist when the sync comes.
@@ -210,7 +209,7 @@ def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_s
             Invoice, Invoice.id == Reminder.invoice_id).where(Reminder.stage == "overdue_2")
         ).tuples().all())
     assert held == {ids["open_usd"]: "paid", ids["open_eur"]: "void"}
-    later = payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(days=7)))
+    later = payment_reminders(as_of=AS_OF + dt.timedelta(days=7))
     assert sent(later) == {numbers[ids["open_jpy"]]}
 
 

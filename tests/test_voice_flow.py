@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
-from dunning.params import RunParameters
 from dunning.tracking import apply_inbox
 from tests.factories import add_customer, add_invoice
 from tests.voice_support import voice_rig, wait_for_calls
@@ -50,7 +49,7 @@ def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE))
     _portfolio(engine)
     with voice_rig(engine, monkeypatch, twilio_call_digits={PRESSES_9: "9"}) as rig:
-        report = payment_reminders(RunParameters(as_of=AS_OF))
+        report = payment_reminders(as_of=AS_OF)
         assert report.counts()["failed"] == 0
         wait_for_calls(rig, engine, 3)
         assert sorted(c["to"] for c in rig.fakes.calls()) == sorted([PRESSES_9, MACHINE, NO_ANSWER])
@@ -72,7 +71,7 @@ def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
 
         # The next day the unanswered call is placed once more (retry_no_answer), nobody else
         # is called: the voicemail counts as delivered and STOP pressed 9.
-        payment_reminders(RunParameters(as_of=AS_OF + dt.timedelta(days=1)))
+        payment_reminders(as_of=AS_OF + dt.timedelta(days=1))
         wait_for_calls(rig, engine, 4)
         assert [c["to"] for c in rig.fakes.calls()].count(NO_ANSWER) == 2
         with session_scope(engine) as s:
@@ -82,7 +81,7 @@ def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
 
         # A week later the final notice repeats: everyone due is called again but STOP.
         later = AS_OF + dt.timedelta(days=7)
-        payment_reminders(RunParameters(as_of=later))
+        payment_reminders(as_of=later)
         wait_for_calls(rig, engine, 6)
         called = [c["to"] for c in rig.fakes.calls()]
         assert called.count(PRESSES_9) == 1
