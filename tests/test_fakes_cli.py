@@ -24,6 +24,7 @@ from dunning.fakes import bind
 DUNNING = str(Path(sys.executable).with_name("dunning"))
 runner = CliRunner()
 _load_commands()
+BUSY = "+4915100000032"
 
 
 class Served:
@@ -56,6 +57,10 @@ def served(hooks: Receiver) -> Iterator[Served]:
             "4",
             "--webhook-url",
             hooks.base_url,
+            "--call-answer",
+            BUSY + "=busy",
+            "--call-digits",
+            "+4915100000031=9",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -161,3 +166,26 @@ def test_listening_socket_disables_nagle() -> None:
             client.close()
     finally:
         sock.close()
+
+
+def test_serve_takes_call_knobs_and_reports_calls_signed(served: Served, hooks: Receiver) -> None:
+    assert served.env["DUNNING_WEBHOOK_PUBLIC_URL"] == hooks.base_url
+    call = twilio_client(served).calls.create(
+        to=BUSY, from_="+15005550006", url="http://127.0.0.1:9/never-fetched",
+        status_callback=hooks.url("/calls/status"))
+    assert call.sid.startswith("CA") and call.status == "queued"
+    hook = hooks.next()
+    fields = dict(parse_qsl(hook.body.decode()))
+    assert (hook.path, fields["CallSid"], fields["CallStatus"]) == ("/calls/status", call.sid,
+                                                                   "busy")
+    validator = RequestValidator(served.twilio_auth_token)
+    assert validator.validate(hooks.url("/calls/status"), fields,
+                              hook.headers["X-Twilio-Signature"])
+
+
+@pytest.mark.parametrize("option", ["--call-answer", "--call-digits"])
+def test_malformed_call_knobs_exit_naming_the_option(option: str) -> None:
+    result = runner.invoke(app, ["fakes", "serve", option, "4915100000031"])
+    assert result.exit_code == 1 and option in result.output
+    bad = runner.invoke(app, ["fakes", "serve", "--call-answer", "+4915100000031=sometimes"])
+    assert bad.exit_code == 1 and "twilio_call_answers" in bad.output

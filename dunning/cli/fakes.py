@@ -42,10 +42,18 @@ def serve_command(
     twilio_inbound_url: str = typer.Option(None, "--twilio-inbound-url", help="Inbound SMS URL."),
     emit_opens: bool = typer.Option(False, "--emit-opens", help="Add open and click events."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same credentials, ids and faults."),
+    call_answer: list[str] = typer.Option(
+        [], "--call-answer", help="NUMBER=human|machine|no-answer|busy|failed: how calls to "
+        "NUMBER go (repeatable; others are answered by a person)."),
+    call_digits: list[str] = typer.Option(
+        [], "--call-digits", help="NUMBER=DIGITS: keys pressed in calls to NUMBER, one per "
+        "<Gather> (repeatable), e.g. +4915112345678=9."),
     json_out: bool = typer.Option(False, "--json", help="Print the env vars as one JSON object."),
 ) -> None:
-    """Serve fake Twilio (/2010-04-01) and SendGrid (/v3) on one port until Ctrl-C."""
+    """Serve fake Twilio (/2010-04-01: Messages and Calls) and SendGrid (/v3) on one port
+    until Ctrl-C."""
     base = webhook_url.rstrip("/") if webhook_url else None
+    answers, digits = _pairs("--call-answer", call_answer), _pairs("--call-digits", call_digits)
     config = FakeConfig(
         seed=seed,
         latency_ms=latency_ms,
@@ -63,6 +71,8 @@ def serve_command(
         or (base + WEBHOOK_PATHS["sendgrid_events"] if base else None),
         twilio_inbound_url=twilio_inbound_url
         or (base + WEBHOOK_PATHS["twilio_inbound"] if base else None),
+        twilio_call_answers={**FakeConfig().twilio_call_answers, **answers},
+        twilio_call_digits=digits,
     )
     try:
         ctx = FakeContext.create(config)
@@ -77,6 +87,8 @@ def serve_command(
     env = env_for(f"http://{shown_host}:{sock.getsockname()[1]}", ctx)
     if base:
         env["DUNNING_TWILIO_STATUS_CALLBACK_URL"] = base + WEBHOOK_PATHS["twilio_status"]
+        # Calls fetch their TwiML from the receiver and report there.
+        env["DUNNING_WEBHOOK_PUBLIC_URL"] = base
     if json_out:
         emit_json(env)
     else:
@@ -85,6 +97,18 @@ def serve_command(
             out.print(f"export {name}={value}", highlight=False, soft_wrap=True)
     sys.stdout.flush()  # serve() blocks; a piped stdout must show the variables now
     serve(ctx, sock)
+
+
+def _pairs(option: str, values: list[str]) -> dict[str, str]:
+    """``NUMBER=VALUE`` options as a dict; exits naming the option when one is malformed."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        number, sep, rest = value.partition("=")
+        if not sep or not number.startswith("+") or not rest:
+            fail(f"{option} {value!r} is not NUMBER=VALUE; write e.g. {option} "
+                 "+4915112345678=" + ("9" if option == "--call-digits" else "no-answer"))
+        pairs[number] = rest
+    return pairs
 
 
 def _admin(method: str, fakes_url: str, path: str, **kwargs: Any) -> Any:
