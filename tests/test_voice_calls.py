@@ -29,6 +29,7 @@ CUSTOMERS = {
     "repeat": ("+4915100000001", "1", True, "de_DE"),
     "link": ("+4915100000002", "2", True, "de_DE"),
     "link_no_consent": ("+4915100000003", "2", False, "en_US"),
+    "link_opted_out": ("+4915100000007", "2", True, "en_US"),  # replied STOP to an SMS
     "support": ("+4915100000004", "3", True, "fr_FR"),
     "stop": ("+4915100000005", "9", True, "es_ES"),
     "invalid": ("+4915100000006", "7", True, "en_US"),
@@ -49,6 +50,7 @@ def _seed(engine: Engine) -> dict[str, int]:
             locale=locale,
             country="DE",
             timezone="Europe/Berlin",
+            sms_opt_out=cid == "link_opted_out",
         )
         invoice = add_invoice(
             engine, f"INV-{i:04d}", cid, currency="EUR", amount=Decimal("1250.50")
@@ -108,6 +110,8 @@ def test_every_digit_path_of_a_reminder_call(engine: Engine, monkeypatch: pytest
     assert any("not agreed to receive text messages" in t for t in transcript["link_no_consent"])
     assert not any("Press 2" in t for t in transcript["link_no_consent"])
     assert not [m for m in texts if m.to == CUSTOMERS["link_no_consent"][0]]
+    assert any("not agreed to receive text messages" in t for t in transcript["link_opted_out"])
+    assert not [m for m in texts if m.to == CUSTOMERS["link_opted_out"][0]]
     # 3: connected to the support number.
     support = calls[CUSTOMERS["support"][0]]["_transcript"]
     assert ("dial", SUPPORT) in support and any("Tapez 3" in t for t in transcript["support"])
@@ -127,7 +131,7 @@ def test_every_digit_path_of_a_reminder_call(engine: Engine, monkeypatch: pytest
     assert [c for c, out in optout.items() if out] == ["stop"]
 
     summary = apply_inbox(engine)
-    assert summary.counts["call_completed"] == 6 and summary.counts["call_voicemail"] == 1
+    assert summary.counts["call_completed"] == 7 and summary.counts["call_voicemail"] == 1
     with session_scope(engine) as s:
         outcome = {
             r.customer_id: (r.call_outcome, r.status)
@@ -143,6 +147,7 @@ def test_every_digit_path_of_a_reminder_call(engine: Engine, monkeypatch: pytest
         "digit_1",
         "digit_2",
         "digit_2",
+        "digit_2",
         "digit_3",
         "digit_7",
         "digit_9",
@@ -152,6 +157,6 @@ def test_every_digit_path_of_a_reminder_call(engine: Engine, monkeypatch: pytest
     metrics = compute_metrics(engine, by=("channel",)).set_index("channel")
     voice = metrics.loc["voice"]
     assert (voice["voice"], voice["answered"], voice["voicemail"], voice["no_answer"]) == (
-        8, 6, 1, 1)
-    assert voice["answer_rate"] == 0.75
+        9, 7, 1, 1)
+    assert voice["answer_rate"] == round(7 / 9, 4)
     assert metrics.loc["sms", "voice"] == 0  # the payment-link SMS counts as an SMS

@@ -115,7 +115,7 @@ def _payment_link(
 ) -> str:
     """The phrase to say after digit 2, having sent the payment link when allowed."""
     if not call.offer_link:
-        return "link_no_consent" if not call.sms_consent else "link_failed"
+        return "link_no_consent" if not call.sms_allowed else "link_failed"
     data = call.data
     sends = pd.DataFrame(
         [

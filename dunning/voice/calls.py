@@ -27,7 +27,7 @@ class Call:
     data: ReminderData
     status: str  # the reminder's ledger status
     offer_link: bool  # digit 2 is on offer: SMS consent, no SMS opt-out, a link to send
-    sms_consent: bool
+    sms_allowed: bool  # SMS consent and no SMS opt-out
     voice_opt_out: bool
 
 
@@ -102,6 +102,6 @@ def _call(
         offer_link=link_on_offer(
             customer.sms_consent, customer.sms_opt_out, customer.phone, invoice.payment_link
         ),
-        sms_consent=customer.sms_consent,
+        sms_allowed=bool(customer.sms_consent) and not customer.sms_opt_out,
         voice_opt_out=customer.voice_opt_out,
     )
