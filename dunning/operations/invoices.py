@@ -198,18 +198,23 @@ def _invoice_paid(s: Session, req: ActionRequest, ctx: Context) -> Change:
     )
 
 
+def _customer_change(
+    customer: Customer, values: tuple[dict[str, Any], dict[str, Any]], effect: str
+) -> Change:
+    before, after = values
+    return Change(
+        f"customer {customer.customer_id}", customer.customer_id, None, before, after, effect
+    )
+
+
 def _customer_pause(s: Session, req: ActionRequest, ctx: Context) -> Change:
     customer = _customer(s, req)
     until = _future(req, ctx.today, "--until")
     if customer.paused_until == until:
         raise Refused(f"customer {customer.customer_id} is already paused until {until}")
-    before, after = set_fields(customer, paused_until=until, paused_by_operator=True)
-    return Change(
-        f"customer {customer.customer_id}",
-        customer.customer_id,
-        None,
-        before,
-        after,
+    return _customer_change(
+        customer,
+        set_fields(customer, paused_until=until, paused_by_operator=True),
         f"No reminders to them before {until} (plan: customer_paused).",
     )
 
@@ -218,13 +223,9 @@ def _customer_resume(s: Session, req: ActionRequest, ctx: Context) -> Change:
     customer = _customer(s, req)
     if customer.paused_until is None or customer.paused_until <= ctx.today:
         raise Refused(f"customer {customer.customer_id} is not paused; nothing to resume")
-    before, after = set_fields(customer, paused_until=None, paused_by_operator=False)
-    return Change(
-        f"customer {customer.customer_id}",
-        customer.customer_id,
-        None,
-        before,
-        after,
+    return _customer_change(
+        customer,
+        set_fields(customer, paused_until=None, paused_by_operator=False),
         "Reminders resume with the next run.",
     )
 
