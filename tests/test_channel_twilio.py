@@ -48,7 +48,8 @@ def test_creates_message_with_callback() -> None:
     form = parse_qs(req.body.decode())
     assert form["To"] == ["+4915112345678"] and form["From"] == ["+15005550006"]
     assert form["Body"][0].endswith("Reply STOP to opt out")
-    assert form["StatusCallback"] == ["https://hooks.example/twilio/status"]
+    # The reminder id rides in the (Twilio-signed) URL so a timed-out send can be settled.
+    assert form["StatusCallback"] == ["https://hooks.example/twilio/status?reminder_id=5"]
 
 
 def test_messaging_service_instead_of_from() -> None:

@@ -153,3 +153,35 @@ def test_a_twilio_status_callback_settles_a_claim_and_a_drop_is_no_send(engine: 
     apply_inbox(engine)
     row = _row(engine, did)
     assert (row.status, row.sent_at, row.lease_expires_at) == ("failed_permanent", None, None)
+
+
+def test_a_timed_out_twilio_claim_ends_sent_by_its_status_callback(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rid = _reminder(engine, channel="sms")
+    with run_fakes(seed=4, timeout_rate=1.0, timeout_accepts=True, hang_s=3) as fakes:
+        token = fakes.env()["DUNNING_TWILIO_AUTH_TOKEN"]
+        verify = WebhookSettings(twilio_auth_token=token)
+        with running_app(create_app(verify, engine)) as receiver:
+            env = {
+                **fakes.env(),
+                "DUNNING_PROVIDER_TIMEOUT_SECONDS": "1",
+                "DUNNING_TWILIO_STATUS_CALLBACK_URL": f"{receiver}/webhooks/twilio/status",
+            }
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            (data,) = claim(engine, [rid], claimer="run-t", lease_seconds=300).claimed
+            (result,) = get_channel("sms").send_batch([compose(data)])
+            assert not result.ok and (result.error_code or "").startswith("timeout")
+            (recorded,) = record(engine, [result], {}, claimer="run-t")
+            assert recorded.status == "claimed" and _row(engine, rid).provider_message_id is None
+            (sent,) = fakes.received("twilio")
+            _wait_for_inbox(engine, 2)  # sent, delivered
+    summary = apply_inbox(engine).as_dict()
+    assert summary["settled"] == 1 and summary["delivered"] == 1
+    row = _row(engine, rid)
+    assert (row.status, row.provider_message_id, row.sent_at) == (
+        "delivered",
+        sent.message_id,
+        row.claimed_at,
+    )

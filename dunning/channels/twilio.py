@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from pydantic import SecretStr
@@ -110,7 +111,7 @@ class TwilioChannel:
         else:
             kwargs["from_"] = self.from_number
         if self.status_callback_url:
-            kwargs["status_callback"] = self.status_callback_url
+            kwargs["status_callback"] = callback_for(self.status_callback_url, message.reminder_id)
         return twilio_send(self.http, self.provider, message.reminder_id,
                            lambda: self._client.messages.create(**kwargs))
 
@@ -180,3 +181,22 @@ def _ledger_facts(reminder_id: int, sids: list[str]) -> tuple[str, set[str]]:
             select(Reminder.provider_message_id).where(Reminder.provider_message_id.in_(sids))
         ).scalars())
         return str(number), {str(s) for s in known}
+
+
+#: The query parameter of a status callback URL that names the reminder (signed by Twilio
+#: with the rest of the URL, so it cannot be forged).
+CALLBACK_REMINDER_PARAM = "reminder_id"
+
+
+def callback_for(url: str, reminder_id: int) -> str:
+    """``url`` with ``reminder_id=<id>`` added to its query.
+
+    Why: when the send times out we never learn the message's sid, so the status callback is
+    the only news that it went out; the reminder id in its URL lets track-responses settle
+    the ambiguous claim (``dunning.tracking.ledger.settle_ambiguous``).
+    """
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k != CALLBACK_REMINDER_PARAM]
+    query.append((CALLBACK_REMINDER_PARAM, str(reminder_id)))
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -159,7 +159,7 @@ def _dispatch(session: Session, row: WebhookInbox, pause_days: int,
     if row.provider == "twilio":
         return apply_twilio_status(session, payload.get("MessageSid") or payload["SmsSid"],
                                    row.event_type or "", payload.get("ErrorCode") or None,
-                                   row.received_at)
+                                   row.received_at, payload.get("dunning_reminder_id"))
     if row.provider == "stripe":
         if row.event_type not in STRIPE_TYPES:
             raise Ignored(f"stripe event type {row.event_type} is not tracked")
@@ -201,12 +201,20 @@ def _sendgrid_reminder(session: Session, event: dict[str, Any]) -> Reminder | No
 
 
 def apply_twilio_status(session: Session, sid: str, status: str, error_code: str | None,
-                        at: dt.datetime) -> list[str]:
-    """The kinds of change a Twilio message status (callback or poll) made."""
+                        at: dt.datetime, reminder_id: str | None = None) -> list[str]:
+    """The kinds of change a Twilio message status (callback or poll) made.
+
+    The reminder is the one holding ``sid``; else ``reminder_id`` (from our status callback
+    URL) names an SMS reminder without a sid yet, whose send timed out before Twilio's answer.
+    """
     outcome = twilio_outcome(status, error_code)
     if outcome is None:
         raise Ignored(f"twilio status {status} is not tracked")
     reminder = session.scalar(select(Reminder).where(Reminder.provider_message_id == sid))
+    if reminder is None and reminder_id and str(reminder_id).isdigit():
+        named = session.get(Reminder, int(reminder_id))
+        if named is not None and named.channel == "sms" and named.provider_message_id is None:
+            reminder = named
     if reminder is None:
         raise Ignored(f"no reminder has MessageSid {sid}")
     if not record_event(session, reminder, "twilio", f"{sid}:{status}", status, at,

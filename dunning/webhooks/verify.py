@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 from sendgrid.helpers.eventwebhook import EventWebhook
@@ -100,6 +100,11 @@ def twilio_record(
     status = fields.get("MessageStatus") or fields.get("SmsStatus")
     if not status:
         raise Refused(400, "Twilio status callback without MessageStatus")
+    # Our callback URLs name the reminder (channels.twilio.callback_for); Twilio signed the URL,
+    # so the id is as trustworthy as the body. Kept under a name Twilio never sends.
+    reminder_id = dict(parse_qsl(urlsplit(url).query)).get("reminder_id", "")
+    if reminder_id.isdigit():
+        fields["dunning_reminder_id"] = reminder_id
     return InboxRecord("twilio", f"{sid}:{status}", status, json.dumps(fields))
 
 
