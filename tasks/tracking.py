@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from dunning.channels.twilio_config import twilio_config
 from dunning.db import get_engine
 from dunning.tracking import TrackingSummary, apply_inbox
 from dunning.tracking.apply import retry_policy
@@ -33,13 +34,14 @@ def apply_inbox_task(limit: int | None = None) -> dict[str, int]:
 def poll_twilio_task(age_minutes: int | None = None) -> dict[str, int]:
     """Counts by kind of what polling Twilio changed (``poll_skipped`` without credentials)."""
     settings = WebhookSettings()
-    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+    config = twilio_config()  # the same account sending uses (block, DUNNING_*, TWILIO_*)
+    if config is None:
         # Email-only operators run the same flow; no Twilio account is not a failure.
-        get_run_logger().info("Twilio polling skipped: no DUNNING_TWILIO_ACCOUNT_SID/AUTH_TOKEN")
+        get_run_logger().info("Twilio polling skipped: no Twilio account is configured")
         return {"poll_skipped": 1}
     age = dt.timedelta(minutes=settings.twilio_poll_age_minutes if age_minutes is None
                        else age_minutes)
-    return poll_twilio(get_engine(), twilio_client(settings), age).as_dict()
+    return poll_twilio(get_engine(), twilio_client(config), age).as_dict()
 
 
 @task(name="compute-metrics", description="Delivery and recovery rates by stage and channel.")

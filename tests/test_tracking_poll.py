@@ -13,11 +13,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from tracking_support import SENT_AT, seed
 
+from dunning.channels.twilio_config import TwilioConfig
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
 from dunning.errors import ConfigError
 from dunning.tracking.poll import poll_twilio, stale_sms, twilio_client
-from dunning.webhooks import WebhookSettings
 
 STATUSES = {"sms-due": ("delivered", None), "sms-overdue_1": ("undelivered", 30003),
             "sms-overdue_2": ("sent", None)}
@@ -59,12 +59,12 @@ def test_poll_applies_final_statuses_of_stale_sms(engine: Engine, api_url: str) 
     ids = seed(engine, reminders=[("due", "sms", "sent"), ("overdue_1", "sms", "sent"),
                                   ("overdue_2", "sms", "sent"), ("final_notice", "sms", "sent"),
                                   ("due", "email", "sent")])
-    settings = WebhookSettings(twilio_account_sid="AC" + "0" * 32,
-                               twilio_auth_token=SecretStr("token"), twilio_base_url=api_url)
+    config = TwilioConfig(account_sid="AC" + "0" * 32, auth_token=SecretStr("token"),
+                          base_url=api_url)
     now = SENT_AT + dt.timedelta(hours=1)
     # A message younger than the poll age is left alone.
     assert stale_sms(engine, dt.timedelta(hours=2), now) == []
-    summary = poll_twilio(engine, twilio_client(settings), dt.timedelta(minutes=30), now)
+    summary = poll_twilio(engine, twilio_client(config), dt.timedelta(minutes=30), now)
     assert summary.counts["polled"] == 3 and summary.counts["poll_error"] == 1  # unknown sid
     with session_scope(engine) as s:
         got = {k: (s.get_one(Reminder, ids[k]).status, s.get_one(Reminder, ids[k]).error_code)
@@ -80,5 +80,13 @@ def test_poll_applies_final_statuses_of_stale_sms(engine: Engine, api_url: str) 
 
 
 def test_poll_without_credentials_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="DUNNING_TWILIO_ACCOUNT_SID"):
-        twilio_client(WebhookSettings())
+    with pytest.raises(ConfigError, match="polling Twilio .* DUNNING_TWILIO_ACCOUNT_SID"):
+        twilio_client()
+
+
+def test_poll_reads_the_same_twilio_account_as_sending(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Twilio's conventional names, which sending always accepted, now serve the poller too.
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "conventional-token")
+    client = twilio_client()
+    assert client.username == "AC" + "1" * 32 and client.password == "conventional-token"

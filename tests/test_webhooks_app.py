@@ -22,6 +22,7 @@ from tracking_support import (
     twilio_form,
 )
 
+from dunning.channels.settings import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import WebhookInbox
 from dunning.errors import ConfigError
@@ -34,11 +35,13 @@ KEY, PUBLIC_KEY = sendgrid_keys()
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
     settings = WebhookSettings(
-        webhook_public_url=PUBLIC, twilio_auth_token=SecretStr(TWILIO_TOKEN),
+        webhook_public_url=PUBLIC,
         sendgrid_webhook_public_key=PUBLIC_KEY, stripe_webhook_secret=SecretStr(STRIPE_SECRET),
         webhook_max_body_bytes=4096,
     )
-    with TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000") as c:
+    twilio = ChannelSettings(twilio_account_sid="AC" + "0" * 32,
+                             twilio_auth_token=SecretStr(TWILIO_TOKEN))
+    with TestClient(create_app(settings, engine, twilio), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
@@ -156,3 +159,18 @@ def test_unconfigured_provider_is_503_and_bad_key_is_a_config_error(engine: Engi
         assert response.status_code == 503 and "not configured" in response.text
     with pytest.raises(ConfigError, match="DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY"):
         create_app(WebhookSettings(sendgrid_webhook_public_key="bm90IGEga2V5"), engine)
+
+
+def test_receiver_reads_the_twilio_account_sending_uses(engine: Engine,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only Twilio's conventional names set: sending accepted them, the receiver now does too
+    # (one configuration, dunning.channels.twilio_config).
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    settings = WebhookSettings(webhook_public_url=PUBLIC)
+    url = PUBLIC + "/webhooks/twilio/status"
+    params = {"MessageSid": "SMconv", "MessageStatus": "delivered"}
+    body, headers = twilio_form(url, params)
+    with TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000") as c:
+        assert c.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 200
+    assert ("twilio", "SMconv:delivered", "delivered") in inbox(engine)

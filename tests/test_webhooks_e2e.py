@@ -18,6 +18,7 @@ from sendgrid.helpers.mail import CustomArg, Mail
 from sqlalchemy import Engine, select
 from twilio.rest import Client
 
+from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio import BaseUrlHttpClient
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Reminder, WebhookInbox
@@ -92,9 +93,10 @@ def test_fake_callbacks_flow_into_the_ledger(engine: Engine, receiver_url: str) 
                    emit_opens=True) as fakes:
         settings = WebhookSettings(
             webhook_public_url=receiver_url,
-            twilio_auth_token=SecretStr(fakes.twilio_auth_token),
             sendgrid_webhook_public_key=fakes.sendgrid_public_key)
-        server, thread = serve(create_app(settings, engine), receiver_url)
+        twilio = ChannelSettings(twilio_account_sid=fakes.twilio_account_sid,
+                                 twilio_auth_token=SecretStr(fakes.twilio_auth_token))
+        server, thread = serve(create_app(settings, engine, twilio), receiver_url)
         try:
             twilio = Client(fakes.twilio_account_sid, fakes.twilio_auth_token,
                             http_client=BaseUrlHttpClient(fakes.base_url))

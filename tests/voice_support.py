@@ -46,10 +46,8 @@ def voice_rig(engine: Engine, monkeypatch: pytest.MonkeyPatch, **knobs: Any) -> 
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("DUNNING_WEBHOOK_PUBLIC_URL", url)
         monkeypatch.setenv("DUNNING_VOICE_SUPPORT_NUMBER", SUPPORT)
-        settings = WebhookSettings(
-            twilio_auth_token=fakes.twilio_auth_token,  # type: ignore[arg-type]
-            webhook_public_url=url,
-        )
+        # The receiver reads Twilio's auth token where sending does: the DUNNING_* env above.
+        settings = WebhookSettings(webhook_public_url=url)
         port = int(url.rsplit(":", 1)[1])
         server = uvicorn.Server(
             uvicorn.Config(

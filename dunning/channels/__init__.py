@@ -58,41 +58,22 @@ def _smtp(settings: ChannelSettings) -> Channel:
 
 def _twilio(settings: ChannelSettings) -> Channel:
     from dunning.channels.twilio import TwilioChannel
+    from dunning.channels.twilio_config import require_twilio
 
-    if settings.twilio_block:
-        from dunning.channels.blocks import TwilioCredentials
-
-        b = _load_block(TwilioCredentials, settings.twilio_block)
-        return TwilioChannel(settings, b.account_sid, b.auth_token, b.from_number,
-                             b.messaging_service_sid, b.base_url, b.timeout_seconds,
-                             b.status_callback_url or settings.twilio_status_callback_url)
-    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
-        raise ConfigError("Twilio is selected but credentials are missing: set "
-                          "DUNNING_TWILIO_ACCOUNT_SID and DUNNING_TWILIO_AUTH_TOKEN (or "
-                          "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN, or DUNNING_TWILIO_BLOCK)")
-    return TwilioChannel(settings, settings.twilio_account_sid, settings.twilio_auth_token,
-                         settings.twilio_from_number, settings.twilio_messaging_service_sid,
-                         settings.twilio_base_url, settings.provider_timeout_seconds,
-                         settings.twilio_status_callback_url)
+    c = require_twilio(settings, "Twilio (selected for SMS)")
+    return TwilioChannel(settings, c.account_sid, c.auth_token, c.from_number,
+                         c.messaging_service_sid, c.base_url, c.timeout_seconds,
+                         c.status_callback_url)
 
 
 def _twilio_voice(settings: ChannelSettings) -> Channel:
+    from dunning.channels.twilio_config import require_twilio
     from dunning.channels.twilio_voice import TwilioVoiceChannel
 
-    if settings.twilio_block:
-        from dunning.channels.blocks import TwilioCredentials
-
-        b = _load_block(TwilioCredentials, settings.twilio_block)
-        return TwilioVoiceChannel(settings, b.account_sid, b.auth_token,
-                                  settings.voice_from_number or b.from_number, b.base_url,
-                                  b.timeout_seconds)
-    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
-        raise ConfigError("Twilio calls are selected but credentials are missing: set "
-                          "DUNNING_TWILIO_ACCOUNT_SID and DUNNING_TWILIO_AUTH_TOKEN (or "
-                          "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN, or DUNNING_TWILIO_BLOCK)")
-    return TwilioVoiceChannel(settings, settings.twilio_account_sid, settings.twilio_auth_token,
-                              settings.voice_from_number or settings.twilio_from_number,
-                              settings.twilio_base_url, settings.provider_timeout_seconds)
+    c = require_twilio(settings, "Twilio calls (selected for voice)")
+    return TwilioVoiceChannel(settings, c.account_sid, c.auth_token,
+                              settings.voice_from_number or c.from_number, c.base_url,
+                              c.timeout_seconds)
 
 
 def _outbox(kind: str, settings: ChannelSettings) -> Channel:
@@ -115,7 +96,9 @@ def resolve_provider(kind: str, settings: ChannelSettings) -> str:
         chosen = settings.sms_provider if kind == "sms" else settings.voice_provider
         if chosen != "auto":
             return chosen
-        if settings.twilio_block or (settings.twilio_account_sid and settings.twilio_auth_token):
+        from dunning.channels.twilio_config import twilio_configured
+
+        if twilio_configured(settings):
             return "twilio"
         return "outbox"
     raise ConfigError(f"unknown channel {kind!r}: expected 'email', 'sms' or 'voice'")

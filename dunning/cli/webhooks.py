@@ -20,6 +20,7 @@ def serve(
     """Receive SendGrid, Twilio and Stripe webhooks into the inbox (uvicorn)."""
     import uvicorn
 
+    from dunning.channels.twilio_config import twilio_configured
     from dunning.webhooks import WebhookSettings, create_app
 
     engine = get_engine()
@@ -28,7 +29,7 @@ def serve(
     application = create_app(settings, engine)
     missing = [name for name, value in (
         ("DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY", settings.sendgrid_webhook_public_key),
-        ("DUNNING_TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+        ("DUNNING_TWILIO_AUTH_TOKEN", twilio_configured()),
         ("DUNNING_STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret)) if not value]
     if missing:
         console.print(f"not configured (those endpoints answer 503): {', '.join(missing)}")

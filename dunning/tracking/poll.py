@@ -10,11 +10,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient
+from dunning.channels.twilio_config import TwilioConfig, require_twilio
 from dunning.db import session_scope
 from dunning.db.models import Reminder, utcnow
-from dunning.errors import ConfigError
 from dunning.tracking.apply import Ignored, TrackingSummary, apply_twilio_status
-from dunning.webhooks.settings import WebhookSettings
 
 log = logging.getLogger("dunning.tracking")
 
@@ -22,14 +21,12 @@ log = logging.getLogger("dunning.tracking")
 NOT_FINAL = ("claimed", "sent", "unknown")
 
 
-def twilio_client(settings: WebhookSettings) -> Client:
-    """A Twilio SDK client for the configured account and base URL."""
-    if not settings.twilio_account_sid or not settings.twilio_auth_token:
-        raise ConfigError("polling Twilio needs DUNNING_TWILIO_ACCOUNT_SID and "
-                          "DUNNING_TWILIO_AUTH_TOKEN; set them or run with poll_twilio=False")
-    http = BaseUrlHttpClient(settings.twilio_base_url or TWILIO_API)
-    return Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
-                  http_client=http)
+def twilio_client(config: TwilioConfig | None = None) -> Client:
+    """A Twilio SDK client for ``config`` (default: the one Twilio configuration, see
+    ``dunning.channels.twilio_config``); ConfigError when no account is configured."""
+    c = config or require_twilio(purpose="polling Twilio (or run with poll_twilio=False)")
+    http = BaseUrlHttpClient(c.base_url or TWILIO_API)
+    return Client(c.account_sid, c.auth_token.get_secret_value(), http_client=http)
 
 
 def stale_sms(engine: Engine, older_than: dt.timedelta, now: dt.datetime | None = None,

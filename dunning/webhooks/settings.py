@@ -1,4 +1,8 @@
-"""Settings of the webhook receiver and the tracking flow (DUNNING_* environment variables)."""
+"""Settings of the webhook receiver and the tracking flow (DUNNING_* environment variables).
+
+Twilio's account (the auth token that signs callbacks, the SID and base URL the poller uses)
+is not here: every part reads it from ``dunning.channels.twilio_config``, as sending does.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,6 @@ class WebhookSettings(BaseSettings):
             "Public base URL Twilio calls (e.g. https://hooks.example.com). Behind a proxy the "
             "local URL differs from the one Twilio signed; unset means the request's own URL."
         ),
-    )
-    twilio_auth_token: SecretStr | None = None
-    twilio_account_sid: str | None = None
-    twilio_base_url: str | None = Field(
-        default=None, description="Base URL of the Twilio API (a local fake in tests)."
     )
     sendgrid_webhook_public_key: str | None = Field(
         default=None, description="SendGrid Signed Event Webhook verification key (base64 DER)."
