@@ -8,6 +8,7 @@ runs them itself.
 from __future__ import annotations
 
 import argparse
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -67,13 +68,23 @@ def deployments(env: dict[str, Any]) -> list[Any]:
     ]
 
 
+def apply_settings(env: dict[str, Any]) -> dict[str, str]:
+    """The environment's ``[env]`` settings now in force: each is set in ``os.environ``
+    unless the variable is already set (the operator's own environment wins)."""
+    for name, value in env.get("env", {}).items():
+        os.environ.setdefault(name, str(value))
+    return {name: os.environ[name] for name in env.get("env", {})}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="local", help="environment settings file to use")
     args = parser.parse_args(argv)
     from prefect import serve
 
-    serve(*deployments(load_environment(args.env)))
+    env = load_environment(args.env)
+    apply_settings(env)
+    serve(*deployments(env))
 
 
 if __name__ == "__main__":

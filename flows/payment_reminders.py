@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import TypeAdapter
 from sqlalchemy import insert
@@ -49,6 +50,7 @@ from dunning.params import (
 from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from dunning.timeouts import flow_timeout
+from flows.approval import await_approval
 from flows.shards import coordinate, store_outcomes
 from tasks.deliver import TransientDeliveryError, deliver, reconcile_stale_claims, record_plan
 from tasks.fetch import fetch_portfolio
@@ -188,6 +190,14 @@ def run_reminders(params: RunParameters) -> RunReport:
         if params.shard is not None:
             store_outcomes(None, report)
         return report
+
+    # Approval before the loud part (DUNNING_APPROVAL_*): nothing is recorded or sent before
+    # a person approves; a rejected run ends Cancelled and the next run plans again.
+    held = await_approval(sends)
+    if held is not None:
+        log.warning("%s", held)
+        # A returned state is the run's final state (Prefect's convention).
+        return Cancelled(message=held)  # type: ignore[return-value]
 
     with get_engine().begin() as conn:
         key = conn.execute(
