@@ -96,7 +96,6 @@ def test_a_paused_run_is_approved_or_rejected_through_the_api(
     from prefect.flow_runs import resume_flow_run
     from prefect.input.actions import read_flow_run_input
 
-    from dunning.params import RunParameters
     from flows.payment_reminders import payment_reminders
 
     seed_portfolio(engine, 20, 40, 7, AS_OF.date())
@@ -105,7 +104,7 @@ def test_a_paused_run_is_approved_or_rejected_through_the_api(
     started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     states: list[Any] = []
     runner = threading.Thread(target=lambda: states.append(payment_reminders(
-        RunParameters(as_of=AS_OF), return_state=True)))
+        as_of=AS_OF, return_state=True)))
     runner.start()
     try:
         paused = _paused_run(started)
