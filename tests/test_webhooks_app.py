@@ -174,3 +174,34 @@ def test_receiver_reads_the_twilio_account_sending_uses(engine: Engine,
     with TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000") as c:
         assert c.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 200
     assert ("twilio", "SMconv:delivered", "delivered") in inbox(engine)
+
+
+def test_twilio_voice_requests_are_verified_before_anything_is_said(
+        client: TestClient, engine: Engine) -> None:
+    url = PUBLIC + "/webhooks/twilio/voice?reminder_id=404"
+    params = {"CallSid": "CA1", "CallStatus": "in-progress", "AnsweredBy": "human"}
+    body, headers = twilio_form(url, params)
+    # Signed, but no voice reminder 404 exists: the call ends at once.
+    response = client.post("/webhooks/twilio/voice?reminder_id=404", content=body,
+                           headers=headers)
+    assert response.status_code == 200 and "<Hangup />" in response.text
+    assert response.headers["content-type"].startswith("text/xml")
+    # The signature covers the reminder id in the URL: another id is refused.
+    tampered = client.post("/webhooks/twilio/voice?reminder_id=7", content=body, headers=headers)
+    assert tampered.status_code == 403
+    unsigned = client.post("/webhooks/twilio/voice?reminder_id=404", content=body,
+                           headers={"Content-Type": headers["Content-Type"]})
+    assert unsigned.status_code == 401
+    body, headers = twilio_form(PUBLIC + "/webhooks/twilio/voice", params)
+    no_id = client.post("/webhooks/twilio/voice", content=body, headers=headers)
+    assert no_id.status_code == 400 and "reminder_id" in no_id.json()["error"]
+    assert inbox(engine) == []
+
+
+def test_twilio_call_status_callbacks_are_stored_by_call(client: TestClient, engine: Engine) -> None:
+    params = {"CallSid": "CA7", "CallStatus": "no-answer", "To": "+4915112345678"}
+    body, headers = twilio_form(PUBLIC + "/webhooks/twilio/status", params)
+    assert client.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 200
+    body, headers = twilio_form(PUBLIC + "/webhooks/twilio/status", {"CallSid": "CA8"})
+    assert client.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 400
+    assert inbox(engine) == [("twilio", "CA7:no-answer", "call_no-answer")]
