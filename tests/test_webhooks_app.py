@@ -198,7 +198,8 @@ def test_twilio_voice_requests_are_verified_before_anything_is_said(
     assert inbox(engine) == []
 
 
-def test_twilio_call_status_callbacks_are_stored_by_call(client: TestClient, engine: Engine) -> None:
+def test_twilio_call_status_callbacks_are_stored_by_call(
+        client: TestClient, engine: Engine) -> None:
     params = {"CallSid": "CA7", "CallStatus": "no-answer", "To": "+4915112345678"}
     body, headers = twilio_form(PUBLIC + "/webhooks/twilio/status", params)
     assert client.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 200
