@@ -21,6 +21,7 @@ from dunning.render import compose
 from dunning.tracking import apply_inbox
 from dunning.tracking.metrics import compute_metrics
 from dunning.voice.answer import PAYMENT_LINK
+from dunning.voice.calls import link_on_offer
 from tests.voice_support import SUPPORT, said, voice_rig, wait_for_calls
 
 AS_OF = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
@@ -160,3 +161,21 @@ def test_every_digit_path_of_a_reminder_call(engine: Engine, monkeypatch: pytest
         9, 7, 1, 1)
     assert voice["answer_rate"] == round(7 / 9, 4)
     assert metrics.loc["sms", "voice"] == 0  # the payment-link SMS counts as an SMS
+
+
+@pytest.mark.parametrize(
+    ("consent", "opt_out", "phone", "link", "not_mobile", "offered"),
+    [
+        (True, False, "+4915100000001", "https://pay.example.com/x", False, True),
+        (False, False, "+4915100000001", "https://pay.example.com/x", False, False),
+        (True, True, "+4915100000001", "https://pay.example.com/x", False, False),
+        (True, False, None, "https://pay.example.com/x", False, False),
+        (True, False, "+4930123456", "https://pay.example.com/x", True, False),  # landline
+        (True, False, "+4915100000001", None, False, False),
+        (True, False, "+4915100000001", "javascript:alert(1)", False, False),
+    ],
+)
+def test_digit_2_is_offered_only_where_a_payment_link_sms_can_go(
+    consent, opt_out, phone, link, not_mobile, offered
+):
+    assert link_on_offer(consent, opt_out, phone, link, not_mobile) is offered

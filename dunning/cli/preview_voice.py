@@ -17,14 +17,13 @@ def show_call(engine: Engine, data: ReminderData, json_mode: bool) -> None:
     """Print what the call for ``data`` says and its TwiML (person and answering machine)."""
     settings = get_channel_settings()
     with engine.connect() as conn:
-        consent, opt_out = conn.execute(
-            select(Customer.sms_consent, Customer.sms_opt_out).where(
+        consent, opt_out, not_mobile = conn.execute(
+            select(Customer.sms_consent, Customer.sms_opt_out, Customer.not_mobile).where(
                 Customer.customer_id == data.customer_id
             )
         ).one()
-    script = call_script(
-        data, settings, link_on_offer(consent, opt_out, data.phone, data.payment_link)
-    )
+    offer = link_on_offer(consent, opt_out, data.phone, data.payment_link, not_mobile)
+    script = call_script(data, settings, offer)
     url = answer_url(settings.webhook_public_url, data.reminder_id)
     person, machine = twiml.answer(script, url), twiml.voicemail(script)
     if json_mode:

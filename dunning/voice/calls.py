@@ -38,12 +38,16 @@ def answer_url(base: str | None, reminder_id: int) -> str:
 
 
 def link_on_offer(
-    sms_consent: bool, sms_opt_out: bool, phone: str | None, payment_link: str | None
+    sms_consent: bool,
+    sms_opt_out: bool,
+    phone: str | None,
+    payment_link: str | None,
+    not_mobile: bool = False,
 ) -> bool:
     """Whether a call may offer the payment link by SMS: only with SMS consent, never after
-    an SMS opt-out, and only when there is a number and a web link to send."""
+    an SMS opt-out, and only when there is a mobile number and a web link to send."""
     link_ok = bool(payment_link) and str(payment_link).lower().startswith(("https://", "http://"))
-    return bool(sms_consent) and not sms_opt_out and bool(phone) and link_ok
+    return bool(sms_consent) and not sms_opt_out and bool(phone) and not not_mobile and link_ok
 
 
 def load_call(engine: Engine, reminder_id: int, as_of: dt.datetime | None = None) -> Call:
@@ -100,7 +104,8 @@ def _call(
         data=data,
         status=reminder.status,
         offer_link=link_on_offer(
-            customer.sms_consent, customer.sms_opt_out, customer.phone, invoice.payment_link
+            customer.sms_consent, customer.sms_opt_out, customer.phone, invoice.payment_link,
+            customer.not_mobile,
         ),
         sms_allowed=bool(customer.sms_consent) and not customer.sms_opt_out,
         voice_opt_out=customer.voice_opt_out,
