@@ -21,12 +21,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, bindparam, func, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.channels.base import ReminderData, SendResult
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
 from dunning.money import quantize
+from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
 
 #: Statuses in which a reminder has left (or may have left) for the provider.
 OUTBOUND = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered")
@@ -52,9 +53,12 @@ def record_plan(
 ) -> list[int]:
     """Ids of the ``planned`` ledger rows for the plan's send lines, inserting missing ones.
 
-    ``sends`` has invoice_id, customer_id, stage, channel, segment, tone and not_before. A row
-    that exists already (any status) is left alone: the UNIQUE constraint makes re-planning
-    idempotent, and only rows still ``planned`` come back to be claimed.
+    ``sends`` has invoice_id, customer_id, stage, channel, segment, tone and not_before. The
+    UNIQUE constraint makes re-planning idempotent: a row that exists already is left alone,
+    except a reminder that never reached the provider (``failed_permanent``, or ``skipped`` at
+    claim time but not by an operator), which the planner plans again: it goes back to
+    ``planned`` (its last error kept until the next attempt). Only ``planned`` rows come back
+    to be claimed.
     """
     if sends.empty:
         return []
@@ -92,6 +96,7 @@ def record_plan(
         # backends); a literal VALUES list re-compiled 20k bind parameters per run.
         stmt = ins(table).on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
         conn.execute(stmt, rows)
+        conn.execute(_reopen(), [{f"b_{k}": v for k, v in r.items()} for r in rows])
         ids: list[int] = []
         invoice_ids = sorted({r["invoice_id"] for r in rows})
         wanted = {(r["invoice_id"], r["stage"], r["channel"]) for r in rows}
@@ -103,6 +108,34 @@ def record_plan(
             )
             ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
     return sorted(ids)
+
+
+def _reopen() -> Any:
+    """The UPDATE (executemany, ``b_`` parameters of a plan row) that puts a reminder that
+    never reached the provider back to ``planned``; an operator's skip stays."""
+    return (
+        update(Reminder)
+        .where(
+            Reminder.invoice_id == bindparam("b_invoice_id"),
+            Reminder.stage == bindparam("b_stage"),
+            Reminder.channel == bindparam("b_channel"),
+            # Why OR of equalities: an IN list cannot be used in an executemany statement.
+            or_(*(Reminder.status == status for status in sorted(NOT_SENT))),
+            (Reminder.reason.is_(None)) | ~Reminder.reason.startswith(OPERATOR_REASON_PREFIX),
+        )
+        .values(
+            status="planned",
+            claimed_by=None,
+            lease_expires_at=None,
+            segment=bindparam("b_segment"),
+            tone=bindparam("b_tone"),
+            planned_at=bindparam("b_planned_at"),
+            planned_for=bindparam("b_planned_for"),
+            not_before=bindparam("b_not_before"),
+            flow_run_id=bindparam("b_flow_run_id"),
+            updated_at=bindparam("b_updated_at"),
+        )
+    )
 
 
 def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:

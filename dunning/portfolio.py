@@ -197,6 +197,7 @@ def load_portfolio(
         Reminder.channel,
         Reminder.status,
         Reminder.call_outcome,
+        Reminder.reason,
         _raw(Reminder.sent_at),
         _raw(Reminder.claimed_at),
         _raw(Reminder.planned_at),
@@ -266,6 +267,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "ledger": {
         "channel": "email",
         "status": "sent",
+        "reason": None,
         "sent_at": None,
         "claimed_at": None,
         "planned_at": None,
@@ -306,8 +308,8 @@ _COLUMNS = {
     "payments": ["invoice_id", "amount_minor", "paid_at"],
     "attempts": ["invoice_id", "attempted_at", "outcome", "failure_code"],
     "ledger": [
-        "invoice_id", "stage", "channel", "status", "sent_at", "claimed_at", "planned_at",
-        "planned_for", "call_outcome",
+        "invoice_id", "stage", "channel", "status", "reason", "sent_at", "claimed_at",
+        "planned_at", "planned_for", "call_outcome",
     ],
 }
 _FLAGS = ("has_email", "has_phone", "not_mobile", "sms_consent", "email_opt_out",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import traceback
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -106,13 +107,29 @@ def templates_dir(settings: ChannelSettings | None = None) -> Path:
     return Path(configured) if configured else DEFAULT_TEMPLATES_DIR
 
 
+def _template_line(exc: BaseException, directory: Path | None) -> tuple[str, int] | None:
+    """(template file relative to ``directory``, line) where a render error was raised.
+
+    Jinja rewrites the traceback so a template's frames carry its file name and line."""
+    root = str(directory or DEFAULT_TEMPLATES_DIR)
+    where = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(root) and frame.lineno:
+            where = (str(Path(frame.filename).relative_to(root)), frame.lineno)
+    return where
+
+
 def _template_error(name: str, directory: Path | None, exc: jinja2.TemplateError) -> TemplateError:
-    """Jinja's error while using template ``name`` as a TemplateError naming the template
-    (and the missing field, when one is missing)."""
+    """Jinja's error while using template ``name`` as a TemplateError naming the template,
+    the line, and the missing field when one is missing."""
     if isinstance(exc, jinja2.UndefinedError):
+        where = _template_line(exc, directory)
+        place = f"template {where[0]} line {where[1]}" if where else f"template {name}"
+        if where and where[0] != name:
+            place += f" (rendering {name})"
         return TemplateError(
-            f"template {name}: {exc.message}; pass that field in the render context or "
-            "remove it from the template"
+            f"{place}: field {exc.message}; pass that field in the render context or "
+            "fix its name in the template"
         )
     if isinstance(exc, jinja2.TemplateNotFound):
         return TemplateError(f"template {name}: {exc.name} not found in {directory}")

@@ -54,8 +54,8 @@ from flows.approval import await_approval
 from flows.shards import coordinate, store_outcomes
 from tasks.deliver import TransientDeliveryError, deliver, reconcile_stale_claims, record_plan
 from tasks.fetch import fetch_portfolio
-from tasks.plan import plan_reminders
-from tasks.report import emit_batch, publish_report
+from tasks.plan import check_templates, plan_reminders
+from tasks.report import emit_batch, publish_report, raise_escalations
 from tasks.sources import check_stale_sources, refresh_stale_sources
 
 
@@ -181,6 +181,8 @@ def run_reminders(params: RunParameters) -> RunReport:
     lines = defer_stale(lines, stale_invoice_ids(get_engine(), list(stale)), as_of)
     sends = lines[lines["action"] == "send"]
     log.info("planned %d reminder(s) to send as of %s", len(sends), as_of.isoformat())
+    # Before anything is written or sent: a broken template fails the run here, whole.
+    check_templates(lines)
 
     if params.dry_run:
         report = RunReport(
@@ -207,6 +209,7 @@ def run_reminders(params: RunParameters) -> RunReport:
         ).inserted_primary_key
         run_row_id = int(key[0]) if key else None
 
+    raise_escalations(lines, run_id, as_of)
     groups = record_plan(sends, run_id, as_of)
     batches = fan_out(groups, params.batch_size, params.max_tasks)
     stopped = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)

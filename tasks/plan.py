@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from dunning.policy import Policy, load_policy, plan
 from dunning.portfolio import Portfolio
 from dunning.render import base_stage
+from dunning.preflight import check_templates as _check_templates
 
 
 def select_lines(
@@ -80,3 +81,14 @@ def plan_reminders(
         as_of=as_of,
     )
     return lines, policy
+
+
+@task(
+    name="check-templates",
+    description="Render every template the run's send lines need, before anything is sent.",
+    cache_policy=NO_CACHE,
+)
+def check_templates(lines: pd.DataFrame) -> int:
+    """How many sample messages rendered; a TemplateError (template, line, field) fails the
+    run before the plan is written to the ledger, so nothing is sent or marked."""
+    return _check_templates(lines)

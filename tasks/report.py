@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
+from dunning.escalation import EVENT, record_escalations
 from dunning.kpis import (
     AlertSettings,
     failure_rate,
@@ -32,6 +33,30 @@ def emit(event: str, run_id: str, payload: dict[str, Any]) -> None:
         },
         payload=payload,
     )
+
+
+@task(
+    name="raise-escalations",
+    description="Hand invoices whose reminder ladder is exhausted to a person (once each).",
+    cache_policy=NO_CACHE,
+)
+def raise_escalations(lines: Any, run_id: str, as_of: Any) -> int:
+    """How many invoices this run newly escalated; emits dunning.invoice.escalated for each."""
+    escalations = record_escalations(get_engine(), lines, at=utcnow())
+    for esc in escalations:
+        emit_event(
+            event=EVENT,
+            resource={
+                "prefect.resource.id": f"dunning.invoice.{esc.invoice_number}",
+                "prefect.resource.name": esc.invoice_number,
+            },
+            related=[
+                {"prefect.resource.id": f"dunning.run.{run_id}",
+                 "prefect.resource.role": "run"},
+            ],
+            payload={**esc.payload(), "as_of": str(as_of)},
+        )
+    return len(escalations)
 
 
 @task(

@@ -11,6 +11,9 @@ from tests.policy_support import AS_OF, TODAY, actions, lines, portfolio
 SENT = {"status": "sent", "sent_at": AS_OF - timedelta(days=1)}
 
 
+FIRST_OVERDUE = {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}
+
+
 @pytest.mark.parametrize(
     ("days_overdue", "expected"),
     [
@@ -18,24 +21,28 @@ SENT = {"status": "sent", "sent_at": AS_OF - timedelta(days=1)}
         (-3, {("pre_due", "email"): "send"}),
         (-1, {("pre_due", "email"): "send"}),
         (0, {("due", "email"): "send", ("due", "sms"): "send"}),
-        (1, {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}),
-        (5, {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}),
-        (6, {("overdue_2", "email"): "send", ("overdue_2", "sms"): "send"}),
-        (11, {("final_notice", "email"): "send", ("final_notice", "sms"): "send"}),
-        (18, {("final_notice_r2", "email"): "send", ("final_notice_r2", "sms"): "send"}),
-        (25, {("final_notice_r3", "email"): "send", ("final_notice_r3", "sms"): "send"}),
-        (
-            50,
-            {("final_notice_r3", "email"): "send", ("final_notice_r3", "sms"): "send"},
-        ),  # max 2 repeats
+        (1, FIRST_OVERDUE),
+        (5, FIRST_OVERDUE),
+        # never reminded: the first contact of an overdue invoice is overdue_1, however late
+        (6, FIRST_OVERDUE),
+        (11, FIRST_OVERDUE),
+        (18, FIRST_OVERDUE),
+        (50, FIRST_OVERDUE),
     ],
 )
-def test_new_customer_gets_the_default_ladder_and_only_the_highest_stage(days_overdue, expected):
+def test_first_contact_is_the_reached_courtesy_stage_or_overdue_1(days_overdue, expected):
     assert actions(portfolio(days_overdue=days_overdue)) == expected
 
 
+def test_first_contact_carries_the_true_days_overdue():
+    row = lines(portfolio(days_overdue=33))[("overdue_1", "email")]
+    assert (row["days_overdue"], row["tone"]) == (33, "neutral")
+
+
 def test_plan_line_carries_tone_segment_days_and_as_of():
-    row = lines(portfolio(days_overdue=6))[("overdue_2", "email")]
+    p = portfolio(days_overdue=6, ledger=[{"stage": "overdue_1", "channel": "email",
+                                          "status": "sent", "sent_at": AS_OF - timedelta(days=5)}])
+    row = lines(p)[("overdue_2", "email")]
     assert (row["segment"], row["tone"], row["days_overdue"], row["reason"]) == (
         "new",
         "firm",
@@ -61,8 +68,22 @@ def test_sent_stage_is_not_planned_again_but_open_planned_row_is():
     assert actions(p) == {("overdue_1", "email"): "skip:already_sent", ("overdue_1", "sms"): "send"}
 
 
-@pytest.mark.parametrize("status", ["claimed", "bounced", "failed_permanent", "unknown", "skipped"])
-def test_every_non_planned_status_counts_as_done(status):
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        ("claimed", None, "skip:already_sent"),
+        ("bounced", None, "skip:already_sent"),
+        ("unknown", None, "skip:already_sent"),
+        # never reached the customer: not consumed, planned again
+        ("failed_permanent", "template_error", "send"),
+        ("skipped", "customer_paused", "send"),
+        # an operator's decision consumes the stage
+        ("skipped", "operator: settled by phone", "skip:already_sent"),
+    ],
+)
+def test_only_a_reminder_that_went_out_or_an_operator_decision_consumes_a_stage(
+    status, reason, expected
+):
     p = portfolio(
         days_overdue=2,
         ledger=[
@@ -70,25 +91,55 @@ def test_every_non_planned_status_counts_as_done(status):
                 "stage": "overdue_1",
                 "channel": "email",
                 "status": status,
+                "reason": reason,
                 "planned_at": AS_OF - timedelta(days=1),
             }
         ],
     )
-    assert actions(p)[("overdue_1", "email")] == "skip:already_sent"
+    assert actions(p)[("overdue_1", "email")] == expected
 
 
-def test_lower_stage_is_never_planned_after_a_higher_one_was_sent():
-    # overdue_2 went out (e.g. under a faster ladder); the invoice now only reaches overdue_1.
+def test_a_permanent_failure_is_retried_from_the_next_local_day():
+    failed = {"stage": "overdue_1", "channel": "email", "status": "failed_permanent",
+              "reason": "template_error", "planned_for": AS_OF - timedelta(hours=2)}
+    p = portfolio(days_overdue=2, ledger=[failed])
+    assert actions(p) == {("overdue_1", "email"): "skip:failed_today", ("overdue_1", "sms"): "send"}
+    assert actions(p, as_of=AS_OF + timedelta(days=1))[("overdue_1", "email")] == "send"
+
+
+def test_a_failed_overdue_1_does_not_move_the_ladder_on():
+    # overdue_1 never reached the customer: ten days later it is still the first contact
+    failed = [{"stage": "overdue_1", "channel": ch, "status": "failed_permanent",
+               "planned_for": AS_OF - timedelta(days=10)} for ch in ("email", "sms")]
+    assert actions(portfolio(days_overdue=12, ledger=failed)) == FIRST_OVERDUE
+
+
+def test_the_other_channel_of_the_last_stage_sent_may_still_go_out():
+    # overdue_2 went out by SMS only (e.g. under a faster ladder); final_notice is not reached
     p = portfolio(days_overdue=3, ledger=[{"stage": "overdue_2", "channel": "sms", **SENT}])
+    assert actions(p) == {
+        ("overdue_2", "email"): "send",
+        ("overdue_2", "sms"): "skip:already_sent",
+    }
+
+
+def test_lower_stage_is_never_planned_after_a_higher_one_may_have_gone_out():
+    # overdue_2 may have gone out (unknown): the ladder does not climb on it, nor go back
+    p = portfolio(days_overdue=8, ledger=[
+        {"stage": "overdue_1", "channel": "email", "status": "sent",
+         "sent_at": AS_OF - timedelta(days=1)},
+        {"stage": "overdue_2", "channel": "email", "status": "unknown",
+         "planned_for": AS_OF - timedelta(hours=20)},
+    ])
     assert actions(p) == {
         ("overdue_1", "email"): "skip:higher_stage_sent",
         ("overdue_1", "sms"): "skip:higher_stage_sent",
     }
 
 
-def test_catch_up_skips_unsent_lower_stages():
+def test_first_contact_when_overdue_is_overdue_1_even_after_pre_due():
     p = portfolio(days_overdue=12, ledger=[{"stage": "pre_due", "channel": "email", **SENT}])
-    assert set(actions(p)) == {("final_notice", "email"), ("final_notice", "sms")}
+    assert actions(p) == FIRST_OVERDUE
 
 
 @pytest.mark.parametrize(
@@ -189,7 +240,7 @@ def test_after_the_broken_promise_reminder_the_ladder_resumes():
         days_overdue=8,
         ledger=[{"stage": "promise_broken", "channel": "email", **SENT}],
     )
-    assert actions(p) == {("overdue_2", "email"): "send", ("overdue_2", "sms"): "send"}
+    assert actions(p) == FIRST_OVERDUE
 
 
 def test_customer_who_opted_out_of_sms_only_still_gets_email():
@@ -286,6 +337,9 @@ def test_at_risk_segment_escalates_faster():
         days_overdue=7,
         attempts=[{"invoice_id": 1000, "attempted_at": AS_OF - timedelta(days=30)}],
         paid_history=5,
+        ledger=[{"stage": st, "channel": "email", "status": "sent",
+                 "sent_at": AS_OF - timedelta(days=d)} for st, d in (("overdue_1", 6),
+                                                                     ("overdue_2", 3))],
     )
     got = lines(p)
     assert got[("final_notice", "email")]["segment"] == "at_risk"
@@ -309,8 +363,8 @@ def test_repeat_beyond_the_current_policy_still_blocks_lower_stages():
         days_overdue=12, ledger=[{"stage": "final_notice_r9", "channel": "email", **SENT}]
     )
     assert actions(p) == {
-        ("final_notice", "email"): "skip:higher_stage_sent",
-        ("final_notice", "sms"): "skip:higher_stage_sent",
+        ("final_notice_r3", "email"): "skip:higher_stage_sent",
+        ("final_notice_r3", "sms"): "skip:higher_stage_sent",
     }
 
 
@@ -337,8 +391,10 @@ def test_a_reminder_that_failed_to_go_out_does_not_count_as_reminded_today():
                "sent_at": None, "claimed_at": AS_OF - timedelta(hours=1)}]
     attempts = [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(hours=5)}]
     p = portfolio(days_overdue=3, attempts=attempts, ledger=failed)
-    # nothing reached the customer today: the ladder stage goes out now
-    assert actions(p) == {("overdue_1", "email"): "send", ("overdue_1", "sms"): "send"}
+    # nothing reached the customer today: the failed reminder is not consumed (its email is
+    # retried tomorrow), and its SMS goes out now
+    assert actions(p) == {("payment_failed", "email"): "skip:failed_today",
+                          ("payment_failed", "sms"): "send"}
 
 
 def test_the_same_stage_on_its_other_channel_still_goes_out_the_same_day():

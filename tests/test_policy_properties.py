@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dunning.policy import plan
 from dunning.policy.forecast import simulate
-from dunning.policy.ladder import stage_table
+from dunning.policy.ladder import SENT_OR_LATER, stage_table
 from dunning.policy.window import holiday_dates
 from dunning.portfolio import Portfolio, build_portfolio
 from tests.policy_support import POLICY
@@ -75,7 +75,10 @@ def portfolios(draw: st.DrawFn) -> Portfolio:
                     "stage": draw(st.sampled_from(STAGES)),
                     "channel": draw(st.sampled_from(["email", "sms"])),
                     "status": draw(
-                        st.sampled_from(["planned", "sent", "delivered", "failed_permanent"])
+                        st.sampled_from(
+                            ["planned", "sent", "delivered", "failed_permanent", "skipped",
+                             "unknown"]
+                        )
                     ),
                     "planned_at": datetime(2026, 1, 1, tzinfo=UTC)
                     + timedelta(days=draw(st.integers(0, 400))),
@@ -141,3 +144,46 @@ def test_stages_never_go_backwards_across_consecutive_days(p, as_of):
         assert group["rank"].is_monotonic_increasing
     # and each (invoice, stage, channel) is sent at most once over the whole period
     assert not sends.duplicated(["invoice_id", "stage", "channel"]).any()
+
+
+def _sent_codes(p: Portfolio) -> dict[int, set[int]]:
+    """Per invoice, the codes of ladder reminders the provider accepted (sent or later)."""
+    table = stage_table(POLICY)
+    led = p.ledger.loc[p.ledger["status"].astype(str).isin(SENT_OR_LATER)]
+    out: dict[int, set[int]] = {}
+    for inv, code in zip(led["invoice_id"], table.code_of(led["stage"].astype(str).to_numpy()),
+                         strict=True):
+        out.setdefault(int(inv), set()).add(int(code))
+    return out
+
+
+@SETTINGS
+@given(portfolios(), as_of_st)
+def test_a_message_never_claims_an_earlier_reminder_that_was_not_sent(p, as_of):
+    """A send line past overdue_1 (overdue_2, final_notice, a repeat) only where the rung
+    before it, or a higher one, reached the provider."""
+    table = stage_table(POLICY)
+    first = table.names.index("overdue_1")
+    sent = _sent_codes(p)
+    lines = plan(p, as_of, POLICY)
+    sends = lines.loc[lines["action"] == "send"]
+    for row in sends.to_dict("records"):
+        code = table.names.index(str(row["stage"]))
+        if first < code < table.payment_failed:
+            assert any(c >= code - 1 for c in sent.get(int(row["invoice_id"]), set()))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(portfolios(), as_of_st)
+def test_the_first_overdue_reminder_of_a_never_reminded_invoice_is_overdue_1(p, as_of):
+    table = stage_table(POLICY)
+    sent = _sent_codes(p)
+    sends = simulate(p, as_of, POLICY, days=9)
+    if sends.empty:
+        return
+    first = table.names.index("overdue_1")
+    ladder = sends.assign(code=[table.names.index(str(s)) for s in sends["stage"]])
+    overdue = ladder.loc[(ladder["code"] >= first) & (ladder["code"] < table.payment_failed)]
+    for invoice_id, group in overdue.sort_values("day", kind="stable").groupby("invoice_id"):
+        if not any(c >= first for c in sent.get(int(invoice_id), set())):
+            assert str(group["stage"].iloc[0]) == "overdue_1"

@@ -166,13 +166,13 @@ def test_forecast_and_segments_commands(engine: Engine):
         "channel": "email",
         "count": 1,
     }
-    # C1 is at_risk (failed attempt): overdue_2 from 4 days, final_notice from 7, repeat every 4.
+    # C1 is at_risk (failed attempt): overdue_2 from 4 days, final_notice from 7, each at least
+    # min_gap_days (3) after the last reminder sent; Sat 11-28 defers overdue_2 to Monday.
     assert [(d["day"], d["stage"]) for d in days if d["channel"] == "sms"] == [
         ("2026-11-24", "payment_failed"),
         ("2026-11-25", "overdue_1"),
-        ("2026-11-27", "overdue_2"),
-        ("2026-11-30", "final_notice"),
-        ("2026-12-04", "final_notice_r2"),
+        ("2026-11-30", "overdue_2"),
+        ("2026-12-03", "final_notice"),
     ]
     segments = {
         (s["segment"], s["currency"]): s for s in _run("segments", "--as-of", AS_OF, "--json")

@@ -69,11 +69,22 @@ def test_every_template_renders_in_every_locale(
                                   ("voice", ".txt"))}
 
 
-def test_missing_field_raises_naming_template_and_field() -> None:
+def test_missing_field_raises_naming_template_line_and_field() -> None:
     with pytest.raises(TemplateError) as info:
         render_template("overdue_1/email.en.txt", {"customer_name": "Jane", "lang": "en"})
     assert str(info.value).startswith(
-        "template overdue_1/email.en.txt: 'invoice_number' is undefined")
+        "template overdue_1/email.en.txt line 3: field 'invoice_number' is undefined")
+
+
+def test_missing_field_in_a_shared_phrase_names_that_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "_shared").mkdir()
+    (tmp_path / "_shared" / "en.txt").write_text(
+        "{# phrases #}\n{% macro greeting() %}Dear {{ customer_nme }},{% endmacro %}")
+    (tmp_path / "body.txt").write_text("{{ s.greeting() }} pay now")
+    with pytest.raises(TemplateError) as info:
+        render_template("body.txt", {"customer_name": "Jane", "lang": "en"}, tmp_path)
+    assert str(info.value).startswith(
+        "template _shared/en.txt line 2 (rendering body.txt): field 'customer_nme' is undefined")
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:

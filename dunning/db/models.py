@@ -179,6 +179,9 @@ class Invoice(Base):
     # The latest promise to pay: amount (None = the whole balance) and the day it was agreed.
     promise_amount: Mapped[Decimal | None] = mapped_column(MONEY)
     promise_made_on: Mapped[dt.date | None] = mapped_column(Date)
+    # Set once, by the run that found the reminder ladder exhausted; that run emits the event
+    # dunning.invoice.escalated for a person or a collections hand-off (never twice).
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False

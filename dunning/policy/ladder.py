@@ -15,6 +15,16 @@ WENT_OUT = frozenset(
     {"claimed", "sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered",
      "unknown"}
 )
+#: Ledger statuses of a reminder the provider accepted ("sent or later"): only these count
+#: as an earlier reminder the customer got, so only they move the ladder on.
+SENT_OR_LATER = frozenset(
+    {"sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered"}
+)
+#: Ledger statuses of a reminder that never reached the provider. Such a row never consumes
+#: its stage: the planner plans it again (a failure from the customer's next local day on).
+NOT_SENT = frozenset({"failed_permanent", "skipped"})
+#: A skip reason with this prefix is an operator's decision: it consumes the stage.
+OPERATOR_REASON_PREFIX = "operator"
 
 
 @dataclass(frozen=True)
@@ -63,9 +73,7 @@ class StageTable:
 
 
 def _repeat_names(policy: Policy) -> list[str]:
-    most = max(
-        [policy.ladder.repeat_max] + [lad.repeat_max for lad in policy.segment_ladders.values()]
-    )
+    most = max([policy.ladder.repeats] + [lad.repeats for lad in policy.segment_ladders.values()])
     final = policy.stage_order[-1]
     return [f"{final}_r{r}" for r in range(2, most + 2)]
 
@@ -93,20 +101,80 @@ def stage_table(policy: Policy) -> StageTable:
 
 
 def reached_codes(ladder: Ladder, days: np.ndarray, table: StageTable) -> np.ndarray:
-    """Per invoice, the code of the highest stage of ``ladder`` reached ``days`` after due.
-
-    -1 means no stage is reached yet.
-    """
+    """Per invoice, the code of the highest stage of ``ladder`` reached ``days`` after due,
+    by days alone (no repeats); -1 means no stage is reached yet."""
     offsets = np.array([s.offset_days for s in ladder.stages], dtype=np.int64)
     codes = np.array([table.names.index(s.name) for s in ladder.stages], dtype=np.int64)
     idx = np.searchsorted(offsets, days, side="right") - 1
-    reached = np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
-    if ladder.repeat_every_days and ladder.repeat_max:
-        final = ladder.stages[-1]
-        since = days - final.offset_days
-        repeat = np.minimum(
-            1 + np.maximum(since, 0) // ladder.repeat_every_days, 1 + ladder.repeat_max
-        )
-        final_code = table.names.index(final.name)
-        reached = np.where((since >= 0) & (repeat >= 2), final_code + repeat - 1, reached)
-    return reached
+    return np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
+
+
+def rung_codes(ladder: Ladder, table: StageTable) -> np.ndarray:
+    """The global codes of ``ladder``'s overdue rungs in climbing order: the stages with a
+    positive offset, then the repeats of the final stage (r2..r{1+repeats})."""
+    final = ladder.stages[-1].name
+    names = [s.name for s in ladder.stages[ladder.first_overdue :]]
+    names += [f"{final}_r{k}" for k in range(2, ladder.repeats + 2)]
+    return np.array([table.names.index(n) for n in names], dtype=np.int64)
+
+
+def climb(
+    ladder: Ladder,
+    table: StageTable,
+    days: np.ndarray,
+    last_sent: np.ndarray,
+    gap: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(stage code to plan, escalated flag) per invoice under ``ladder``.
+
+    ``days``: days overdue in the customer's calendar; ``last_sent``: the highest ladder code
+    the customer actually got (sent or later; -1 none); ``gap``: local days since that
+    reminder (a large number when none). The rules (docs/policy.md, "Ladder semantics"):
+
+    - before the first overdue rung is reached by days, the highest reached stage (pre_due,
+      due) as before;
+    - once overdue, the overdue rungs are climbed one per reminder sent: the first contact is
+      the first overdue rung (overdue_1) whatever the days, the next rung only when reached by
+      days and at least ``min_gap_days`` after the last reminder sent; a repeat of the final
+      stage ``repeat_every_days`` after the last reminder sent, up to ``repeat_max`` repeats (or,
+      ``until_paid``, while the days overdue stay under ``escalate_after_days``);
+    - past the last repeat (or the cap), once the next repeat would have been due, the invoice
+      is escalated instead of going silent.
+    A code -1 means nothing is reached yet.
+    """
+    by_days = reached_codes(ladder, days, table)
+    rungs = rung_codes(ladder, table)
+    if len(rungs) == 0:
+        return by_days, np.zeros(len(days), dtype=bool)
+    n_stages = len(ladder.stages) - ladder.first_overdue  # rungs that are stages, not repeats
+    offsets = np.array(
+        [s.offset_days for s in ladder.stages[ladder.first_overdue :]]
+        + [ladder.stages[-1].offset_days] * (len(rungs) - n_stages),
+        dtype=np.int64,
+    )
+    # Position of the last rung sent; a code between rungs (a stage this segment's ladder
+    # skips, a repeat beyond today's count) counts as the highest rung at or below it.
+    pos = np.searchsorted(rungs, last_sent, side="right") - 1
+    nxt = pos + 1
+    exhausted = nxt >= len(rungs)
+    at = np.minimum(nxt, len(rungs) - 1)
+    is_repeat = at >= n_stages
+    spacing = np.where(is_repeat, max(ladder.repeat_every_days, ladder.min_gap_days),
+                       ladder.min_gap_days)
+    capped = np.zeros(len(days), dtype=bool)
+    if ladder.escalate_after_days is not None:
+        capped = is_repeat & (days >= ladder.escalate_after_days)
+    allowed = (
+        ~exhausted
+        & ~capped
+        & (days >= offsets[at])
+        & ((nxt == 0) | (gap >= spacing))
+    )
+    code = np.where(
+        allowed, rungs[at], np.where(pos >= 0, rungs[np.maximum(pos, 0)], by_days)
+    )
+    # Before the first overdue rung is reached, a lower rung's code from by_days stands.
+    code = np.where((pos < 0) & ~allowed, by_days, code)
+    wait = max(ladder.repeat_every_days, ladder.min_gap_days)
+    escalated = (pos >= n_stages - 1) & (exhausted | capped) & (gap >= wait)
+    return code, escalated

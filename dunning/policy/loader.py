@@ -15,6 +15,7 @@ from dunning.config import get_settings
 from dunning.errors import PolicyError
 from dunning.policy.model import (
     CHANNEL_NAMES,
+    CONSOLIDATE_MODES,
     DEFAULT_VOICE_WINDOW,
     PAYMENT_FAILED,
     PROMISE_BROKEN,
@@ -130,6 +131,8 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         "promise_broken",
         "segments",
         "blackout",
+        "consolidate",
+        "max_sms_per_customer_per_day",
     }
     for key in data:
         if key not in known:
@@ -141,6 +144,10 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         for spec in [r.table(seg, "ladders", "segments.ladders")]
         for name in spec
     }
+    grouping = r.table(seg, "consolidate", "segments.consolidate")
+    sms_cap = data.get("max_sms_per_customer_per_day", 1)
+    if r.integer(sms_cap, "max_sms_per_customer_per_day") < 1:
+        raise r.error("max_sms_per_customer_per_day", f"must be at least 1, got {sms_cap}")
     rules = tuple(_rule(r, rule, i) for i, rule in enumerate(seg.get("rules", [])))
     blackout = _blackout(r, data.get("blackout", []))
     return Policy(
@@ -174,7 +181,19 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         payment_failed=_extra(r, data, PAYMENT_FAILED, ("email", "sms"), "helpful"),
         promise_broken=_extra(r, data, PROMISE_BROKEN, ("email", "sms"), "firm"),
         source=source,
+        consolidate=_consolidate(r, data.get("consolidate", "invoice"), "consolidate"),
+        segment_consolidate={
+            name: _consolidate(r, value, f"segments.consolidate.{name}")
+            for name, value in grouping.items()
+        },
+        max_sms_per_customer_per_day=sms_cap,
     )
+
+
+def _consolidate(r: _Reader, value: Any, path: str) -> str:
+    if value not in CONSOLIDATE_MODES:
+        raise r.error(path, f"must be one of {list(CONSOLIDATE_MODES)}, got {value!r}")
+    return str(value)
 
 
 def _stage(r: _Reader, spec: Any, path: str) -> Stage:
@@ -199,14 +218,38 @@ def _check_order(r: _Reader, stages: tuple[Stage, ...], path: str) -> None:
             )
 
 
-def _repeat(r: _Reader, spec: dict[str, Any], path: str, base: Ladder | None) -> tuple[int, int]:
-    every = spec.get("repeat_every_days", base.repeat_every_days if base else 0)
-    most = spec.get("repeat_max", base.repeat_max if base else 0)
-    every = r.integer(every, f"{path}.repeat_every_days")
-    most = r.integer(most, f"{path}.repeat_max")
+def _repeat(
+    r: _Reader, spec: dict[str, Any], path: str, stages: tuple[Stage, ...], base: Ladder | None
+) -> Ladder:
+    """The ladder of ``stages`` with the repeat, gap and escalation keys of ``spec`` (a
+    segment's keys default to ``base``'s)."""
+    default = base or Ladder(stages)
+    every = r.integer(
+        spec.get("repeat_every_days", default.repeat_every_days), f"{path}.repeat_every_days"
+    )
+    most = r.integer(spec.get("repeat_max", default.repeat_max), f"{path}.repeat_max")
     if every < 0 or most < 0 or (most > 0 and every == 0):
         raise r.error(f"{path}.repeat_every_days", "must be positive when repeat_max is set")
-    return every, most
+    gap = r.integer(spec.get("min_gap_days", default.min_gap_days), f"{path}.min_gap_days")
+    if gap < 1:
+        raise r.error(f"{path}.min_gap_days", f"must be at least 1 (one local day), got {gap}")
+    until_paid = spec.get("until_paid", default.until_paid)
+    if not isinstance(until_paid, bool):
+        raise r.error(f"{path}.until_paid", f"must be true or false, got {until_paid!r}")
+    cap = spec.get("escalate_after_days", default.escalate_after_days)
+    if cap is not None:
+        cap = r.integer(cap, f"{path}.escalate_after_days")
+        if cap <= stages[-1].offset_days:
+            raise r.error(
+                f"{path}.escalate_after_days",
+                f"must be greater than the offset of {stages[-1].name} ({stages[-1].offset_days})",
+            )
+    if until_paid and (every == 0 or cap is None):
+        raise r.error(
+            f"{path}.until_paid",
+            "needs repeat_every_days > 0 and escalate_after_days (the cap on repeats)",
+        )
+    return Ladder(stages, every, most, gap, until_paid, cap)
 
 
 def _ladder(r: _Reader, spec: dict[str, Any]) -> Ladder:
@@ -221,8 +264,7 @@ def _ladder(r: _Reader, spec: dict[str, Any]) -> Ladder:
             f"must have unique names other than payment_failed/promise_broken, got {names}",
         )
     _check_order(r, stages, "ladder.stages")
-    every, most = _repeat(r, spec, "ladder", None)
-    return Ladder(stages, every, most)
+    return _repeat(r, spec, "ladder", stages, None)
 
 
 def _override(r: _Reader, base: Ladder, spec: dict[str, Any], segment: str) -> Ladder:
@@ -255,8 +297,7 @@ def _override(r: _Reader, base: Ladder, spec: dict[str, Any], segment: str) -> L
     if unknown:
         raise r.error(f"{path}.stages.{sorted(unknown)[0]}", "is not a stage of the default ladder")
     _check_order(r, tuple(stages), f"{path}.stages")
-    every, most = _repeat(r, spec, path, base)
-    return Ladder(tuple(stages), every, most)
+    return _repeat(r, spec, path, tuple(stages), base)
 
 
 def _rule(r: _Reader, spec: Any, index: int) -> SegmentRule:

@@ -10,6 +10,8 @@ CHANNEL_NAMES = ("email", "sms", "voice")
 #: Suffix of the stage of a second call after a call nobody answered (final_notice.retry):
 #: its own ledger row, so the retry is claimed once like every reminder.
 RETRY_SUFFIX = ".retry"
+#: How reminders are grouped into messages: one per invoice, or one per customer.
+CONSOLIDATE_MODES = ("invoice", "customer")
 #: Stages outside the ladder, each sent at most once per (invoice, channel).
 PAYMENT_FAILED = "payment_failed"
 PROMISE_BROKEN = "promise_broken"
@@ -27,11 +29,41 @@ class Stage:
 
 @dataclass(frozen=True)
 class Ladder:
-    """The stages of one segment, in escalation order, and the repeat after the last one."""
+    """The stages of one segment, in escalation order, and the repeat after the last one.
+
+    Stages with ``offset_days`` > 0 are the overdue rungs: they are climbed one rung per
+    reminder actually sent (see docs/policy.md, "Ladder semantics").
+    """
 
     stages: tuple[Stage, ...]
     repeat_every_days: int = 0  # 0: no repeat after the final stage
     repeat_max: int = 0  # how many repeats after the final stage (r2..r{1+max})
+    min_gap_days: int = 1  # local days between an overdue rung and the next one, at least
+    until_paid: bool = False  # repeat every repeat_every_days until paid (repeat_max ignored)
+    escalate_after_days: int | None = None  # the cap: no repeat from this many days overdue
+
+    @property
+    def repeats(self) -> int:
+        """How many repeats of the final stage this ladder can send at most (r2..r{1+n}).
+
+        With ``until_paid`` the count is bounded by the cap: each repeat comes at least
+        ``repeat_every_days`` after the one before and none at or past
+        ``escalate_after_days``.
+        """
+        if not self.repeat_every_days:
+            return 0
+        if self.until_paid and self.escalate_after_days is not None:
+            span = self.escalate_after_days - self.stages[-1].offset_days
+            return max(0, -(-span // self.repeat_every_days))
+        return self.repeat_max
+
+    @property
+    def first_overdue(self) -> int:
+        """Index of the first stage with a positive offset (the first contact once overdue);
+        len(stages) when the ladder has none."""
+        return next(
+            (i for i, s in enumerate(self.stages) if s.offset_days > 0), len(self.stages)
+        )
 
     def stage(self, name: str) -> Stage | None:
         """The stage called ``name`` or None."""
@@ -102,10 +134,17 @@ class Policy:
     payment_failed: ExtraStage = ExtraStage(PAYMENT_FAILED, ("email", "sms"), "helpful")
     promise_broken: ExtraStage = ExtraStage(PROMISE_BROKEN, ("email",), "firm")
     source: str = ""
+    consolidate: str = "invoice"  # "invoice": one message per invoice; "customer": one per customer
+    segment_consolidate: dict[str, str] = field(default_factory=dict)
+    max_sms_per_customer_per_day: int = 1
 
     def ladder_for(self, segment: str) -> Ladder:
         """The ladder of ``segment`` (the default ladder when it has no override)."""
         return self.segment_ladders.get(segment, self.ladder)
+
+    def consolidate_for(self, segment: str) -> str:
+        """How messages of ``segment`` are grouped: "invoice" or "customer"."""
+        return self.segment_consolidate.get(segment, self.consolidate)
 
     @property
     def segments(self) -> tuple[str, ...]:

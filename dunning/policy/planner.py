@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 
 from dunning.policy.ladder import (
+    NOT_SENT,
     OPEN_LEDGER_STATUSES,
+    OPERATOR_REASON_PREFIX,
+    SENT_OR_LATER,
     WENT_OUT,
     StageTable,
-    reached_codes,
+    climb,
     stage_table,
 )
 from dunning.policy.model import RETRY_SUFFIX, Policy
@@ -81,15 +84,15 @@ def plan(
     as_of = check_as_of(as_of)
     feats = segments if segments is not None else segment_frame(portfolio, as_of, policy)
     table = stage_table(policy)
-    inv, done_keys = _invoice_frame(portfolio, as_of, policy, feats, table)
+    inv, keys = _invoice_frame(portfolio, as_of, policy, feats, table)
     rows = _expand_channels(inv, table)
     cust = _customers_of(rows, portfolio.customers.reset_index(drop=True))
-    return _decide(rows, cust, done_keys, as_of, policy, feats, table)
+    return _decide(rows, cust, keys, as_of, policy, feats, table)
 
 
 def _invoice_frame(
     portfolio: Portfolio, as_of: datetime, policy: Policy, feats: pd.DataFrame, table: StageTable
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
     """(invoices with customer position, local day, days overdue and stage code; done keys)."""
     inv = portfolio.invoices
     if "in_scope" in inv.columns:
@@ -104,10 +107,17 @@ def _invoice_frame(
     seg_codes = pd.Categorical(
         feats["segment"].to_numpy()[seg_pos], categories=table.segments
     ).codes[pos]
+    led = _ledger_codes(portfolio, table)
+    last_sent, last_day = _last_sent(led, inv["invoice_id"], table, zones=cust["timezone"], pos=pos)
+    # Local days since the last reminder sent; "never" is further back than any gap.
+    gap = np.where(np.isnat(last_day), 1 << 30, (today - last_day).astype(np.int64))
     code = np.full(len(inv), -1, dtype=np.int64)
+    escalated = np.zeros(len(inv), dtype=bool)
     for i, seg in enumerate(table.segments):
         mask = seg_codes == i
-        code[mask] = reached_codes(policy.ladder_for(seg), days[mask], table)
+        code[mask], escalated[mask] = climb(
+            policy.ladder_for(seg), table, days[mask], last_sent[mask], gap[mask]
+        )
     out = pd.DataFrame(
         {
             "invoice_id": inv["invoice_id"].to_numpy(np.int64),
@@ -121,17 +131,33 @@ def _invoice_frame(
             "days": days,
             "seg": seg_codes,
             "code": code,
+            "escalated": escalated,
             "promise": inv["promise_to_pay_on"].to_numpy("datetime64[D]"),
             "inv_paused": inv["paused_until"].to_numpy("datetime64[D]"),
             "cpos": pos,
         }
     )
-    return _apply_ledger(out, portfolio, as_of, policy, table)
+    return _apply_ledger(out, led, portfolio, as_of, policy, table)
+
+
+def _last_sent(
+    led: pd.DataFrame, ids: pd.Series, table: StageTable, *, zones: pd.Series, pos: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per invoice of ``ids``: the highest ladder code actually sent (-1 none) and the local
+    date (customer zone at position ``pos`` of ``zones``) of the latest ladder reminder sent
+    (NaT none)."""
+    ladder_sent = led.loc[led["sent"] & (led["code"] >= 0) & (led["code"] < table.payment_failed)]
+    top = aligned(ids, ladder_sent.groupby("invoice_id")["code"].max())
+    last = _ns(aligned(ids, ladder_sent.groupby("invoice_id")["when"].max()))
+    return top.fillna(-1).to_numpy(np.int64), _local_dates(last, zones.to_numpy()[pos])
 
 
 def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
-    """The ledger with stage code, channel code (email 0, sms 1, voice 2), done flag and row
-    instant."""
+    """The ledger with stage code, channel code (email 0, sms 1, voice 2), flags and row instant.
+
+    ``done``: the row consumes its (invoice, stage, channel): anything but planned, except a
+    reminder that never reached the provider (failed, skipped), unless an operator decided.
+    ``sent``: the provider accepted it (sent or later). ``failed``: it failed permanently."""
     led = portfolio.ledger
     stages = led["stage"].astype("category")
     cat_codes = table.code_of(np.asarray(stages.cat.categories))
@@ -149,6 +175,10 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
         led["planned_for"].fillna(led["sent_at"]).fillna(led["claimed_at"])
         .fillna(led["planned_at"])
     )
+    status = led["status"].astype(str)
+    reason = led["reason"] if "reason" in led.columns else pd.Series("", index=led.index)
+    operator = reason.fillna("").astype(str).str.startswith(OPERATOR_REASON_PREFIX).to_numpy()
+    not_sent = status.isin(NOT_SENT).to_numpy() & ~operator
     return pd.DataFrame(
         {
             "invoice_id": led["invoice_id"].to_numpy(np.int64),
@@ -156,9 +186,11 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
             "ch": pd.Categorical(led["channel"].astype(str), categories=CHANNELS).codes.astype(
                 np.int64
             ),
-            "done": ~led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
-            "went_out": led["status"].astype(str).isin(WENT_OUT).to_numpy(),
-            "open": led["status"].astype(str).isin(OPEN_LEDGER_STATUSES).to_numpy(),
+            "done": ~status.isin(OPEN_LEDGER_STATUSES).to_numpy() & ~not_sent,
+            "sent": status.isin(SENT_OR_LATER).to_numpy(),
+            "failed": (status == "failed_permanent").to_numpy(),
+            "went_out": status.isin(WENT_OUT).to_numpy(),
+            "open": status.isin(OPEN_LEDGER_STATUSES).to_numpy(),
             "when": pd.to_datetime(when, utc=True),
             "retry": is_retry,
             "base": base_codes,
@@ -168,13 +200,18 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
 
 
 def _apply_ledger(
-    inv: pd.DataFrame, portfolio: Portfolio, as_of: datetime, policy: Policy, table: StageTable
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """(``inv`` with the stage code to plan; the keys of done ledger rows).
+    inv: pd.DataFrame,
+    led: pd.DataFrame,
+    portfolio: Portfolio,
+    as_of: datetime,
+    policy: Policy,
+    table: StageTable,
+) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """(``inv`` with the stage code to plan; the keys of done ledger rows and of rows that
+    failed on the customer's local today).
 
     payment_failed and promise_broken take precedence over the ladder stage.
     """
-    led = _ledger_codes(portfolio, table)
     ids = inv["invoice_id"]
     ladder_rows = led.loc[(led["code"] >= 0) & (led["code"] < table.payment_failed)]
     max_done = ladder_rows.loc[ladder_rows["done"]].groupby("invoice_id")["code"].max()
@@ -227,10 +264,22 @@ def _apply_ledger(
     keep = (inv["code"].to_numpy() >= 0) & (
         np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
     )
+    # A permanent failure is tried again, but from the customer's next local day: a provider
+    # that refuses an address is not asked again every hourly run.
+    failed = led.loc[led["failed"]]
+    where = pd.Index(ids).get_indexer(failed["invoice_id"])
+    failed, where = failed.loc[where >= 0], where[where >= 0]
+    zones = portfolio.customers.reset_index(drop=True)["timezone"].astype(str).to_numpy()
+    failed_day = _local_dates(_ns(failed["when"]), zones[inv["cpos"].to_numpy()[where]])
+    failed = failed.loc[failed_day == inv["today"].to_numpy()[where]]
     inv = inv.loc[keep].reset_index(drop=True)
     done = led.loc[led["done"]]
-    return inv, _key(
-        done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table
+    return inv, (
+        _key(done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table),
+        _key(
+            failed["invoice_id"].to_numpy(), failed["code"].to_numpy(), failed["ch"].to_numpy(),
+            table,
+        ),
     )
 
 
@@ -271,8 +320,13 @@ def _called_today(led: pd.DataFrame, portfolio: Portfolio, inv: pd.DataFrame) ->
 def _local_day(instants: np.ndarray, portfolio: Portfolio, inv: pd.DataFrame) -> np.ndarray:
     """Each invoice's instant (int64 ns, _MISSING = none) as a date in its customer's zone."""
     zones = portfolio.customers.reset_index(drop=True)["timezone"].astype(str).to_numpy()
-    zone = zones[inv["cpos"].to_numpy()]
-    out = np.full(len(inv), np.datetime64("NaT"), dtype="datetime64[D]")
+    return _local_dates(instants, zones[inv["cpos"].to_numpy()])
+
+
+def _local_dates(instants: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """Instants (int64 ns, _MISSING = none) as dates in the zone named alongside each."""
+    zone = zone.astype(str)
+    out = np.full(len(instants), np.datetime64("NaT"), dtype="datetime64[D]")
     present = instants != _MISSING
     for name in np.unique(zone[present]):
         mask = present & (zone == name)
@@ -314,7 +368,7 @@ def _expand_channels(inv: pd.DataFrame, table: StageTable) -> pd.DataFrame:
 def _decide(
     rows: pd.DataFrame,
     cust: dict[str, np.ndarray],
-    done_keys: np.ndarray,
+    keys: tuple[np.ndarray, np.ndarray],
     as_of: datetime,
     policy: Policy,
     feats: pd.DataFrame,
@@ -329,7 +383,9 @@ def _decide(
     )
     email, sms, voice = ch == 0, ch == 1, ch == VOICE
     retry = rows["retry"].to_numpy(bool)
-    done = np.isin(_key(rows["invoice_id"].to_numpy(), code, ch, table), done_keys) & ~retry
+    row_keys = _key(rows["invoice_id"].to_numpy(), code, ch, table)
+    done = np.isin(row_keys, keys[0]) & ~retry
+    failed_today = np.isin(row_keys, keys[1]) & ~retry
     in_ladder = code < table.payment_failed
     reasons = [
         (status == "paid", "paid"),
@@ -341,8 +397,12 @@ def _decide(
         (cust["paused_until"] > today, "customer_paused"),
         (rows["inv_paused"].to_numpy() > today, "invoice_paused"),
         (rows["promise"].to_numpy() >= today, "promise_to_pay"),
+        # The ladder is climbed to its end and the next repeat would be due: a person takes
+        # over (event dunning.invoice.escalated) instead of the invoice going silent.
+        (in_ladder & rows["escalated"].to_numpy(bool), "escalated"),
         (in_ladder & (code < rows["max_done"].to_numpy()), "higher_stage_sent"),
         (done, "already_sent"),
+        (failed_today, "failed_today"),
         # One reminder per invoice per local day: a re-run, or payment_failed sent this
         # morning, never adds a second message the same day; the next stage goes tomorrow.
         (rows["reminded_today"].to_numpy(bool), "reminded_today"),
