@@ -1,7 +1,7 @@
 """invoices.escalated_at: when the ladder was exhausted and the invoice handed to a person
 
-Revision ID: 0004_ladder_escalation
-Revises: 0003
+Revision ID: 0006_ladder_escalation
+Revises: 0005_sources
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import dunning.db.models
 
-revision = "0004_ladder_escalation"
-down_revision = "0003"
+revision = "0006_ladder_escalation"
+down_revision = "0005_sources"
 branch_labels = None
 depends_on = None
 
