@@ -107,7 +107,7 @@ def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
     state = payment_reminders(RunParameters(as_of=_at(RUNS[0])), return_state=True)
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
-    assert "template overdue_1/email.en.txt line 3: field 'invoice_numbr' is undefined" in message
+    assert "template overdue_1/email.en.txt line 1: field 'invoice_numbr' is undefined" in message
     assert "stage overdue_1 on email for locale en_US" in message
     assert _ledger(engine) == []  # nothing marked
     outbox = Path(tmp_path / "home" / "outbox")

@@ -73,7 +73,7 @@ def test_missing_field_raises_naming_template_line_and_field() -> None:
     with pytest.raises(TemplateError) as info:
         render_template("overdue_1/email.en.txt", {"customer_name": "Jane", "lang": "en"})
     assert str(info.value).startswith(
-        "template overdue_1/email.en.txt line 3: field 'invoice_number' is undefined")
+        "template overdue_1/email.en.txt line 1: field 'invoice_number' is undefined")
 
 
 def test_missing_field_in_a_shared_phrase_names_that_file_and_line(tmp_path: Path) -> None:
