@@ -23,8 +23,17 @@ AT_RISK = {"amount_minor": 600_000}
 CALLABLE = {"voice_consent": True, "phone": "+4915112345678"}
 
 
+def climbed(as_of=AS_OF, invoice_id=1):
+    """Ledger rows of overdue_1 and overdue_2 sent 6 and 3 days before ``as_of``: the final
+    notice comes only after earlier reminders went out (docs/policy.md, Ladder semantics)."""
+    return [{"invoice_id": invoice_id, "stage": stage, "channel": "email", "status": "sent",
+             "planned_for": as_of - timedelta(days=days), "sent_at": as_of - timedelta(days=days)}
+            for stage, days in (("overdue_1", 6), ("overdue_2", 3))]
+
+
 def voice_actions(customer=None, invoice=None, as_of=AS_OF, **kw):
-    p = portfolio(CALLABLE | (customer or {}), AT_RISK | (invoice or {}), days_overdue=7, **kw)
+    p = portfolio(CALLABLE | (customer or {}), AT_RISK | (invoice or {}), days_overdue=7,
+                  ledger=climbed(as_of), **kw)
     return {k: v for k, v in actions(p, as_of, EXAMPLE).items() if k[1] == "voice"}
 
 
@@ -36,7 +45,8 @@ def test_the_default_policy_calls_nobody():
 
 def test_the_example_policy_calls_at_risk_customers_at_the_final_notice():
     assert voice_actions() == {("final_notice", "voice"): "send"}
-    small = portfolio(CALLABLE, {"amount_minor": 10_000}, days_overdue=7)  # not at_risk
+    small = portfolio(CALLABLE, {"amount_minor": 10_000}, days_overdue=7,
+                      ledger=climbed())  # not at_risk
     assert not [k for k in actions(small, AS_OF, EXAMPLE) if k[1] == "voice"]
 
 
@@ -55,7 +65,7 @@ def test_a_call_needs_voice_consent_no_opt_out_and_a_phone(customer, expected):
 
 def test_calls_keep_the_stricter_voice_window_while_messages_go_out():
     early = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)  # 09:30 in Berlin
-    p = portfolio(CALLABLE, AT_RISK, days_overdue=7)
+    p = portfolio(CALLABLE, AT_RISK, days_overdue=7, ledger=climbed())
     got = actions(p, early, EXAMPLE)
     assert got[("final_notice", "email")] == "send"
     assert got[("final_notice", "voice")] == "defer:outside_send_window"
@@ -71,7 +81,8 @@ def test_calls_keep_the_stricter_voice_window_while_messages_go_out():
 
 def test_no_call_on_a_public_holiday():
     christmas = datetime(2026, 12, 25, 12, 0, tzinfo=UTC)  # a Friday
-    p = portfolio(CALLABLE, AT_RISK | {"due_on": christmas.date() - timedelta(days=7)})
+    p = portfolio(CALLABLE, AT_RISK | {"due_on": christmas.date() - timedelta(days=7)},
+                  ledger=climbed(christmas))
     assert actions(p, christmas, EXAMPLE)[("final_notice", "voice")] == "defer:holiday"
 
 
@@ -99,7 +110,8 @@ def _two_invoices(ledger=None):
             "due_on": due,
         },
     ]
-    return build_portfolio([cust], invoices, ledger=ledger)
+    history = climbed(invoice_id=1) + climbed(invoice_id=2)
+    return build_portfolio([cust], invoices, ledger=history + (ledger or []))
 
 
 def test_one_call_per_customer_per_day_across_invoices():
