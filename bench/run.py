@@ -66,8 +66,9 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
         state = payment_reminders(**run.model_dump(), return_state=True)
     state.result()
     planned = sum(ledger_counts(url).values())
-    # reconcile, fetch, plan, check-templates, raise-escalations, record-plan, publish-report
-    created = 7 + len(batches_of(list(range(planned)), args.batch_size, run.max_tasks))
+    # reconcile, fetch, plan, stale-sources, check-templates, raise-escalations, record-plan,
+    # publish-report, then the delivery batches
+    created = 8 + len(batches_of(list(range(planned)), args.batch_size, run.max_tasks))
     m.extra["task_runs_created"] = created
     m.extra["task_runs_recorded"] = recorded_task_runs(state.state_details.flow_run_id, created)
     m.extra["in_flight_sends"] = in_flight(args)

@@ -1,7 +1,7 @@
 """invoices.escalated_at: when the ladder was exhausted and the invoice handed to a person
 
-Revision ID: 0006_ladder_escalation
-Revises: 0005_sources
+Revision ID: 0007_ladder_escalation
+Revises: 0006_customers_region
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import dunning.db.models
 
-revision = "0006_ladder_escalation"
-down_revision = "0005_sources"
+revision = "0007_ladder_escalation"
+down_revision = "0006_customers_region"
 branch_labels = None
 depends_on = None
 
