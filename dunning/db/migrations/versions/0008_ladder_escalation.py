@@ -1,7 +1,7 @@
 """invoices.escalated_at: when the ladder was exhausted and the invoice handed to a person
 
-Revision ID: 0007_ladder_escalation
-Revises: 0006_customers_region
+Revision ID: 0008_ladder_escalation
+Revises: 0007_operate
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import dunning.db.models
 
-revision = "0007_ladder_escalation"
-down_revision = "0006_customers_region"
+revision = "0008_ladder_escalation"
+down_revision = "0007_operate"
 branch_labels = None
 depends_on = None
 
