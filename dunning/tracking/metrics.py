@@ -114,8 +114,10 @@ def summarise(flags: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
         )
     keys = list(by) or ["scope"]
     data = flags.assign(scope="all") if not by else flags
-    if data.empty:
+    if data.empty and not set(COUNTS) <= set(data.columns):
         return pd.DataFrame(columns=[*keys, *COUNTS])
+    # An empty frame with the flag columns (no reminder in the week) goes through the same
+    # steps, so callers always get the rate and paid-within columns.
     table = data.groupby(keys, dropna=False)[COUNTS].sum().reset_index()
 
     def rate(num: str, den: str) -> pd.Series:
