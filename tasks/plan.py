@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from dunning.policy import Policy, load_policy, plan
 from dunning.portfolio import Portfolio
-from dunning.render import base_stage
 from dunning.preflight import check_templates as _check_templates
+from dunning.render import base_stage
 
 
 def select_lines(

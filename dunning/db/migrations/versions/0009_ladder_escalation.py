@@ -1,7 +1,7 @@
 """invoices.escalated_at: when the ladder was exhausted and the invoice handed to a person
 
-Revision ID: 0008_ladder_escalation
-Revises: 0007_operate
+Revision ID: 0009_ladder_escalation
+Revises: 0008_customers_not_mobile
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import dunning.db.models
 
-revision = "0008_ladder_escalation"
-down_revision = "0007_operate"
+revision = "0009_ladder_escalation"
+down_revision = "0008_customers_not_mobile"
 branch_labels = None
 depends_on = None
 
