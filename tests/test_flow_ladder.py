@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
 from dunning.db.models import Invoice, Reminder
-from dunning.params import RunParameters
 from dunning.render import DEFAULT_TEMPLATES_DIR
 
 pytestmark = pytest.mark.prefect
@@ -64,7 +63,7 @@ def test_first_contact_case_first_overdue_wording_then_repeats_from_the_last_sen
     stages: dict[str, list[tuple[str, str]]] = {"INV-CU-1": [], "INV-CU-2": []}
     seen = 0
     for day in RUNS:
-        report = payment_reminders(RunParameters(as_of=_at(day)))
+        report = payment_reminders(as_of=_at(day))
         assert report.counts()["failed"] == 0
         rows = _ledger(engine)
         for number, stage, channel, status, _ in rows[seen:]:
@@ -104,7 +103,7 @@ def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
 
     _import_case(CASE)
     monkeypatch.setenv("DUNNING_TEMPLATES_DIR", str(_broken_templates(tmp_path)))
-    state = payment_reminders(RunParameters(as_of=_at(RUNS[0])), return_state=True)
+    state = payment_reminders(as_of=_at(RUNS[0]), return_state=True)
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
     assert "template overdue_1/email.en.txt line 1: field 'invoice_numbr' is undefined" in message
@@ -114,7 +113,7 @@ def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
     assert not outbox.exists() or not [p for p in outbox.rglob("*") if p.is_file()]
 
     monkeypatch.delenv("DUNNING_TEMPLATES_DIR")  # the template is fixed
-    report = payment_reminders(RunParameters(as_of=_at(RUNS[0])))
+    report = payment_reminders(as_of=_at(RUNS[0]))
     assert report.counts()["sent"] == 4  # two invoices, email and SMS, overdue_1
 
 
@@ -138,7 +137,7 @@ def test_a_reminder_that_never_reached_the_provider_is_sent_after_all(prefect_se
                 planned_at=_at("2026-11-02"),
             )
         )
-    report = payment_reminders(RunParameters(as_of=_at(RUNS[0])))
+    report = payment_reminders(as_of=_at(RUNS[0]))
     assert report.counts()["sent"] == 4
     [row] = [r for r in _ledger(engine) if r[:3] == ("INV-CU-2", "overdue_1", "email")]
     assert row[3] == "sent"
@@ -189,12 +188,12 @@ def test_an_exhausted_ladder_escalates_once_instead_of_going_silent(prefect_serv
                 )
             ],
         )
-    first = payment_reminders(RunParameters(as_of=_at("2026-12-07"), invoice_numbers=["INV-CU-2"]))
+    first = payment_reminders(as_of=_at("2026-12-07"), invoice_numbers=["INV-CU-2"])
     frame = first.to_frame()
     assert set(frame["reason"]) == {"escalated"}
     with engine.connect() as conn:
         assert conn.scalar(select(Invoice.escalated_at).where(Invoice.id == inv)) is not None
-    again = payment_reminders(RunParameters(as_of=_at("2026-12-08"), invoice_numbers=["INV-CU-2"]))
+    again = payment_reminders(as_of=_at("2026-12-08"), invoice_numbers=["INV-CU-2"])
     assert set(again.to_frame()["reason"]) == {"escalated"}
     events: list[dict[str, Any]] = []
     for _ in range(60):  # events reach the server asynchronously
