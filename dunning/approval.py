@@ -49,7 +49,8 @@ def approval_reasons(sends: pd.DataFrame, settings: ApprovalSettings) -> list[st
     if not settings.enabled or sends.empty:
         return []
     reasons = []
-    finals = int((sends["stage"].astype(str) == FINAL_STAGE).sum())
+    # Repeats of the final notice (final_notice_r2, …) and their retries are final notices too.
+    finals = int(sends["stage"].astype(str).str.startswith(FINAL_STAGE).sum())
     if settings.final_notice and finals:
         reasons.append(f"{finals} final notice(s)")
     if len(sends) > settings.max_messages:
@@ -89,9 +90,10 @@ def _largest(sends: pd.DataFrame) -> str:
     for r in top.itertuples():
         minor = int(str(r.balance_minor))
         amount = format_money(from_minor(minor, str(r.currency)), str(r.currency), "en_US")
-        rows.append(f"| {r.invoice_number} | {mask_customer(str(r.customer_id))} | {r.segment} "
-                    f"| {r.stage} | {r.channels} | {amount} |\n")
-    return ("| invoice | customer | segment | stage | channels | balance |\n"
+        # Balance next to the invoice: the UI's form is narrow and clips the last columns.
+        rows.append(f"| {r.invoice_number} | {amount} | {r.stage} | {r.channels} "
+                    f"| {mask_customer(str(r.customer_id))} | {r.segment} |\n")
+    return ("| invoice | balance | stage | channels | customer | segment |\n"
             "|---|---|---|---|---|---|\n" + "".join(rows))
 
 

@@ -43,6 +43,8 @@ def test_approval_is_asked_for_final_notices_and_large_runs_only_when_enabled() 
     assert approval_reasons(_sends(5, "final_notice"), on) == ["5 final notice(s)"]
     assert approval_reasons(_sends(21), on) == [
         "21 messages, more than DUNNING_APPROVAL_MAX_MESSAGES=20"]
+    repeats = pd.concat([_sends(2, "final_notice_r3"), _sends(1, "overdue_1")])
+    assert approval_reasons(repeats, on) == ["2 final notice(s)"]
     no_finals = ApprovalSettings(enabled=True, final_notice=False, max_messages=20)
     assert approval_reasons(_sends(5, "final_notice"), no_finals) == []
 
