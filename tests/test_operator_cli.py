@@ -57,3 +57,49 @@ def test_replies_open_lists_nothing_on_an_empty_inbox(engine: Engine) -> None:
     result = dunning("replies", "--open", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     assert dunning("replies", "--open").stdout.strip() == "no open replies"
+
+
+def test_each_command_changes_the_next_plan(engine: Engine) -> None:
+    from dunning.db.models import Invoice, Reminder
+    from tests.operate_support import line, next_plan
+
+    add_customer(engine, "C1")
+    add_customer(engine, "C2")
+    for number, customer in (("INV-2", "C1"), ("INV-3", "C1"), ("INV-5", "C2")):
+        add_invoice(engine, number, customer, due_on=dt.date(2026, 11, 10))
+    now = dt.datetime.now(dt.UTC)
+    until = (now + dt.timedelta(days=14)).date().isoformat()
+    for args, number, reason in (
+        (("invoice", "dispute", "INV-2", "--reason", "wrong quantity"), "INV-2", "disputed"),
+        (
+            ("invoice", "promise", "INV-3", "--on", until, "--amount", "10"),
+            "INV-3",
+            "promise_to_pay",
+        ),
+        (("customer", "pause", "C2", "--until", until), "INV-5", "customer_paused"),
+    ):
+        result = dunning(*args)
+        assert result.exit_code == 0, result.stderr
+        assert line(next_plan(engine, now), number, "email") == ("skip", reason), args
+    with session_scope(engine) as s:
+        invoice = s.scalar(select(Invoice.id).where(Invoice.invoice_number == "INV-2"))
+        row = Reminder(
+            invoice_id=invoice,
+            customer_id="C1",
+            stage="overdue_1",
+            channel="email",
+            status="unknown",
+            reason="process stopped after claiming",
+            claimed_at=now - dt.timedelta(hours=1),
+        )
+        s.add(row)
+        s.flush()
+        rid = row.id
+    resolved = dunning("reminder", "resolve", str(rid), "--as", "sent")
+    assert resolved.exit_code == 0 and "status unknown → sent" in resolved.stdout
+    again = dunning("reminder", "resolve", str(rid), "--as", "requeue")
+    assert again.exit_code == 1 and f"reminder {rid} is sent" in again.stderr
+    nothing = dunning("inbox", "retry", "--all-errors")
+    assert nothing.exit_code == 1 and "no inbox rows are in error" in nothing.stderr
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count(OperatorAction.id))) == 4
