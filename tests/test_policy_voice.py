@@ -189,7 +189,10 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
     from decimal import Decimal
 
     from factories import add_customer, add_invoice
+    from sqlalchemy import insert
     from typer.testing import CliRunner
+
+    from dunning.db.models import Reminder
 
     from dunning.cli import _load_commands, app
 
@@ -200,8 +203,12 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
         add_customer(engine, cid, locale=locale, country=country, timezone=zone,
                      phone="+46701234567" if cid == "SV" else "+4915112345678",
                      voice_consent=True)
-        add_invoice(engine, f"INV-{cid}", cid, currency="EUR", amount=Decimal("6000.00"),
-                    due_on=TODAY - timedelta(days=7))
+        inv = add_invoice(engine, f"INV-{cid}", cid, currency="EUR", amount=Decimal("6000.00"),
+                          due_on=TODAY - timedelta(days=7))
+        # the final notice (and its call) only follows reminders that went out
+        with engine.begin() as conn:
+            conn.execute(insert(Reminder), [
+                {**row, "customer_id": cid, "attempts": 1} for row in climbed(invoice_id=inv)])
     result = CliRunner().invoke(app, ["plan", "--json", "--as-of", AS_OF.isoformat()])
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in result.stdout.splitlines()]

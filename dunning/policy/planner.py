@@ -6,7 +6,9 @@ vectorised mask; loops run only over segments, time zones and (time zone, countr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,7 @@ FEATURE_COLUMNS = [
 ]
 CHANNELS = ("email", "sms", "voice")  # channel codes 0, 1, 2
 VOICE = CHANNELS.index("voice")
+SMS = CHANNELS.index("sms")
 _NAT = np.datetime64("NaT", "ns")
 _MISSING = np.iinfo(np.int64).min  # NaT as int64 nanoseconds: earlier than any instant
 
@@ -260,6 +263,7 @@ def _apply_ledger(
     ) & (last_code != inv["code"].to_numpy())
     inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
     inv["called_today"] = _called_today(led, portfolio, inv)
+    inv["sms_today"] = _sent_today(led, portfolio, inv, SMS)
     inv["retry_call"] = policy.voice_retry_no_answer & _missed_call(led, inv, table)
     keep = (inv["code"].to_numpy() >= 0) & (
         np.isin(inv["status"].to_numpy(), ("open", "disputed")) | inv["has_open_row"].to_numpy()
@@ -315,6 +319,32 @@ def _called_today(led: pd.DataFrame, portfolio: Portfolio, inv: pd.DataFrame) ->
     )
     last_call = last.reindex(inv["customer_id"].to_numpy()).fillna(_MISSING).to_numpy(np.int64)
     return _local_day(last_call, portfolio, inv) == inv["today"].to_numpy()
+
+
+def _sent_today(
+    led: pd.DataFrame, portfolio: Portfolio, inv: pd.DataFrame, channel: int
+) -> np.ndarray:
+    """Per invoice, how many reminders on ``channel`` (code) went out (or may have) to its
+    customer, about any invoice, on the customer's local today."""
+    rows = led.loc[led["went_out"].to_numpy() & (led["ch"].to_numpy() == channel)]
+    if rows.empty or inv.empty:
+        return np.zeros(len(inv), dtype=np.int64)
+    invoices = portfolio.invoices
+    owner = pd.Series(
+        invoices["customer_id"].astype(str).to_numpy(), index=invoices["invoice_id"].to_numpy()
+    )
+    customer = owner.reindex(rows["invoice_id"].to_numpy()).to_numpy()
+    cust = portfolio.customers.reset_index(drop=True)
+    where = pd.Index(cust["customer_id"].astype(str)).get_indexer(pd.Index(customer))
+    found = where >= 0
+    zones = cust["timezone"].astype(str).to_numpy()[where[found]]
+    day = _local_dates(_ns(rows["when"])[found], zones)
+    frame = pd.DataFrame({"customer_id": customer[found], "day": day})
+    mine = pd.DataFrame(
+        {"customer_id": inv["customer_id"].to_numpy(), "day": inv["today"].to_numpy()}
+    ).drop_duplicates()
+    counts = frame.merge(mine, on=["customer_id", "day"]).groupby("customer_id").size()
+    return counts.reindex(inv["customer_id"].to_numpy()).fillna(0).to_numpy(np.int64)
 
 
 def _local_day(instants: np.ndarray, portfolio: Portfolio, inv: pd.DataFrame) -> np.ndarray:
@@ -426,6 +456,12 @@ def _decide(
         # Calls keep their own, stricter window (voice_window) and the same holidays.
         vdefer, vstart = window_frame(zones, countries, as_of, policy.voice_window, regions)
         defer, start = np.where(voice, vdefer, defer), np.where(voice, vstart, start)
+    # At most max_sms_per_customer_per_day SMS per customer per local day, across invoices:
+    # the most overdue go first, the others wait for the customer's next open window.
+    capped = _over_sms_cap(rows, sms & (skip == "") & (defer == ""), policy)
+    if capped.any():
+        defer = np.where(capped, "sms_daily_cap", defer)
+        start = np.where(capped, _next_day_start(rows, cust, capped, policy), start)
     is_skip, is_defer = skip != "", (skip == "") & (defer != "")
     action = np.where(is_skip, "skip", np.where(is_defer, "defer", "send"))
     as_of_ns = np.datetime64(as_of.replace(tzinfo=None), "ns")
@@ -467,6 +503,51 @@ def _stage_names(code: np.ndarray, retry: np.ndarray, table: StageTable) -> pd.C
         names += [n + RETRY_SUFFIX for n in table.names]
         code = np.where(retry, code + len(table.names), code)
     return pd.Categorical.from_codes(code, categories=pd.Index(names))
+
+
+def _over_sms_cap(rows: pd.DataFrame, candidates: np.ndarray, policy: Policy) -> np.ndarray:
+    """Which ``candidates`` (SMS lines that would go out now) exceed the customer's daily
+    SMS cap, counting the SMS already sent to them today; most days overdue go first."""
+    if not candidates.any():
+        return np.zeros(len(rows), dtype=bool)
+    order = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].to_numpy(),
+            "days": rows["days"].to_numpy(),
+            "invoice_id": rows["invoice_id"].to_numpy(),
+        }
+    ).loc[candidates]
+    order = order.sort_values(["customer_id", "days", "invoice_id"], ascending=[True, False, True])
+    rank = order.groupby("customer_id").cumcount().reindex(rows.index).to_numpy()
+    already = rows["sms_today"].to_numpy(np.int64)
+    cap = policy.max_sms_per_customer_per_day
+    return candidates & (np.nan_to_num(rank, nan=0) + already >= cap)
+
+
+def _next_day_start(
+    rows: pd.DataFrame, cust: dict[str, np.ndarray], mask: np.ndarray, policy: Policy
+) -> np.ndarray:
+    """The send-window start from the customer's next local day on, for the rows in
+    ``mask`` (UTC datetime64[ns]; NaT elsewhere)."""
+    out = np.full(len(rows), _NAT, dtype="datetime64[ns]")
+    zones = np.asarray(cust["timezone"]).astype(str)
+    today = rows["today"].to_numpy("datetime64[D]")
+    for zone, day in set(zip(zones[mask], today[mask], strict=True)):
+        sel = mask & (zones == zone) & (today == day)
+        try:
+            tz: Any = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = UTC
+        midnight = datetime.combine(
+            pd.Timestamp(day).date() + timedelta(days=1), time.min, tzinfo=tz
+        ).astimezone(UTC)
+        reason, start = window_frame(
+            pd.Series(zones[sel]), pd.Series(np.asarray(cust["country"])[sel]), midnight,
+            policy.send_window, pd.Series(np.asarray(cust["region"])[sel]),
+        )
+        midnight_ns = np.datetime64(midnight.replace(tzinfo=None), "ns")
+        out[sel] = np.where(reason == "", midnight_ns, start)
+    return out
 
 
 def _second_call(rows: pd.DataFrame, calls: np.ndarray) -> np.ndarray:
