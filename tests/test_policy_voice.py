@@ -192,9 +192,8 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
     from sqlalchemy import insert
     from typer.testing import CliRunner
 
-    from dunning.db.models import Reminder
-
     from dunning.cli import _load_commands, app
+    from dunning.db.models import Reminder
 
     _load_commands()
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE.source))
