@@ -46,8 +46,11 @@ def test_preview_both_channels_as_json(engine: Engine) -> None:
     result = preview("--invoice", "INV-1", "--as-of", AS_OF, "--json")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
+    # the plan's stage: a never-reminded invoice's first contact is overdue_1
     assert [(r["channel"], r["stage"], r["template"]) for r in rows] == [
-        ("email", "overdue_2", "overdue_2/email.de"), ("sms", "overdue_2", "overdue_2/sms.de")]
+        ("email", "overdue_1", "overdue_1/email.de"), ("sms", "overdue_1", "overdue_1/sms.de")]
+    # 07:00 in New York: a run would hold both until the window opens at 09:00
+    assert [r["plan_action"] for r in rows] == ["defer", "defer"]
     email = rows[0]
     assert "380,00\xa0€ (von ursprünglich 500,00\xa0€)" in email["text"]  # balance after payment
     assert "Grete {{ 7*7 }}" in email["text"]
@@ -126,3 +129,34 @@ def test_preview_voice_says_when_the_call_falls_back_to_english(engine: Engine) 
     assert data["language"] == "en-US" and data["offer_link"] is False
     assert data["warnings"] == ["no voice template in 'sv': the call speaks English"]
     assert "Press 2" not in data["twiml"]
+
+
+def test_preview_shows_what_plan_would_do_and_its_exact_stage(engine: Engine) -> None:
+    import datetime as dt
+
+    from dunning.policy import plan
+    from dunning.portfolio import load_portfolio
+
+    invoice_id = _seed(engine, sms_consent=False)
+    with session_scope(engine) as s:  # overdue_1 went out a week ago
+        s.add(Reminder(invoice_id=invoice_id, customer_id="C1", stage="overdue_1",
+                       channel="email", status="delivered", attempts=1,
+                       planned_for=dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC),
+                       sent_at=dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)))
+    result = preview("--invoice", "INV-1", "--as-of", AS_OF, "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["channel"]: r for r in map(json.loads, result.stdout.splitlines())}
+    lines = plan(load_portfolio(engine), dt.datetime(2026, 11, 10, 12, tzinfo=dt.UTC),
+                 load_policy())
+    assert {str(s) for s in lines["stage"]} == {rows["email"]["stage"]} == {"overdue_2"}
+    # 07:00 in New York: the email waits for the window; the SMS would never go
+    assert rows["email"]["plan"] == (
+        "deferred until 2026-11-10T14:00:00+00:00: outside_send_window")
+    assert rows["sms"]["plan"] == "would not be sent: no_sms_consent"
+    human = preview("--invoice", "INV-1", "--as-of", AS_OF)
+    assert human.exit_code == 0, human.output
+    assert "sms · stage overdue_2: would not be sent: no_sms_consent" in human.stdout
+    assert "email · stage overdue_2: deferred until 2026-11-10T14:00:00+00:00" in human.stdout
+    at_ten = preview("--invoice", "INV-1", "--as-of", "2026-11-10T15:00:00Z", "--json")
+    email = json.loads(at_ten.stdout.splitlines()[0])
+    assert (email["stage"], email["plan"]) == ("overdue_2", "send now")

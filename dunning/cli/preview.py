@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import typer
 from sqlalchemy import Engine, func, select
 
@@ -41,6 +42,37 @@ def known_stages(policy: Policy) -> list[str]:
     return [*policy.stage_order, PAYMENT_FAILED, PROMISE_BROKEN]
 
 
+def plan_for_invoice(
+    engine: Engine, policy: Policy, invoice_number: str, as_of: dt.datetime
+) -> dict[str, dict[str, Any]]:
+    """The plan lines of ``invoice_number`` at ``as_of`` by channel, from the same planner
+    ``dunning plan`` and the flow use (its customer's whole history is loaded, so segment,
+    stage and reasons are the ones a run would see); empty when the invoice is not planned
+    (no stage reached yet, or settled)."""
+    from dunning.policy import plan
+    from dunning.portfolio import load_portfolio
+
+    portfolio = load_portfolio(engine, invoice_numbers=[invoice_number])
+    lines = plan(portfolio, as_of, policy)
+    lines = lines.loc[lines["invoice_number"] == invoice_number]
+    return {str(r["channel"]): {str(k): v for k, v in r.items()}
+            for r in lines.to_dict("records")}
+
+
+def verdict(line: dict[str, Any] | None) -> str:
+    """What a run would do with a plan line, in words: "send now", "would not be sent:
+    <reason>" or "deferred until <UTC instant>: <reason>"."""
+    if line is None:
+        return "not in the plan: no stage is reached yet, or the invoice is settled"
+    action = str(line["action"])
+    if action == "send":
+        return "send now"
+    if action == "skip":
+        return f"would not be sent: {line['reason']}"
+    when = pd.Timestamp(line["not_before"]).isoformat()
+    return f"deferred until {when}: {line['reason']}"
+
+
 def load_preview(
     engine: Engine,
     policy: Policy,
@@ -48,9 +80,13 @@ def load_preview(
     stage: str | None,
     channels: list[str],
     as_of: dt.datetime,
+    *,
+    tone: str | None = None,
+    segment: str | None = None,
 ) -> list[ReminderData]:
     """The ReminderData of ``invoice_number`` for each of ``channels`` at ``as_of``; the stage
-    is ``stage`` or the one the days overdue suggest under the policy's default ladder."""
+    is ``stage`` or the one the days overdue suggest under the policy's default ladder;
+    ``tone``/``segment`` (from a plan line) override the default ladder's tone."""
     from dunning.db import session_scope
 
     with session_scope(engine) as session:
@@ -71,7 +107,7 @@ def load_preview(
         ladder = policy.ladder
         chosen = stage or suggest_stage(ladder, days).name
         extras = {PAYMENT_FAILED: policy.payment_failed, PROMISE_BROKEN: policy.promise_broken}
-        tone = extras[chosen].tone if chosen in extras else _tone(ladder, chosen)
+        tone = tone or (extras[chosen].tone if chosen in extras else _tone(ladder, chosen))
         ids = dict(
             session.execute(
                 select(Reminder.channel, Reminder.id).where(
@@ -86,7 +122,7 @@ def load_preview(
                 customer_id=customer.customer_id,
                 stage=chosen,
                 channel=channel,
-                segment=None,
+                segment=segment,
                 tone=tone,
                 customer_name=customer.name,
                 email=customer.email,
@@ -124,6 +160,16 @@ def _as_dict(message: OutboundMessage, stage: str, html_path: Path | None) -> di
         "sms_segments": count.segments if count else None,
         "sms_encoding": count.encoding if count else None,
         "warnings": message.warnings,
+    }
+
+
+def _plan_fields(planned: dict[str, dict[str, Any]], channel: str) -> dict[str, Any]:
+    """The JSON fields saying what a run would do on ``channel`` (None without a plan)."""
+    line = planned.get(channel)
+    return {
+        "plan_action": str(line["action"]) if line else None,
+        "plan_reason": str(line["reason"] or "") if line else None,
+        "plan": verdict(line) if planned else None,
     }
 
 
@@ -165,11 +211,36 @@ def preview(
              f"{', '.join(known_stages(policy))} (or a repeat such as final_notice_r2)")
     when = parse_as_of(as_of)
     channels = [channel] if channel else ["email", "sms"]
+    planned: dict[str, dict[str, Any]] = {}
+    chosen_tone = chosen_segment = None
+    asked = stage is not None
     try:
-        items = load_preview(get_engine(), policy, invoice, stage, channels, when)
+        if stage is None:
+            # The exact stage a run would plan (ladder semantics, segment ladders, ledger),
+            # from the planner itself rather than a second copy of the ladder.
+            planned = plan_for_invoice(get_engine(), policy, invoice, when)
+            if planned:
+                first = next(iter(planned.values()))
+                stage = str(first["stage"])
+                chosen_tone, chosen_segment = str(first["tone"]), str(first["segment"])
+        items = load_preview(get_engine(), policy, invoice, stage, channels, when,
+                             tone=chosen_tone, segment=chosen_segment)
     except DunningError as exc:
         fail(str(exc))
     for data in items:
+        line = planned.get(data.channel)
+        if asked:
+            said = "as asked with --stage (the plan may differ: run without --stage)"
+        elif not planned:
+            said = f"{verdict(None)}; showing the stage the days overdue reach"
+        elif line is None:
+            said = (f"would not be sent: stage {data.stage} has no {data.channel} in the "
+                    f"{chosen_segment} ladder")
+        else:
+            said = verdict(line)
+        if not json_mode:
+            out.print(f"{data.channel} · stage {data.stage}: {said}", markup=False,
+                          highlight=False)
         address = data.email if data.channel == "email" else data.phone
         if not address:
             if channel:
@@ -190,7 +261,7 @@ def preview(
             fail(str(exc))
         path = _write_html(message, invoice, data.stage)
         if json_mode:
-            emit_json(_as_dict(message, data.stage, path))
+            emit_json(_as_dict(message, data.stage, path) | _plan_fields(planned, data.channel))
             continue
         out.rule(f"{data.channel} · {message.template_key} · stage {data.stage}")
         out.print(f"To: {message.to}", highlight=False, markup=False, soft_wrap=True)
