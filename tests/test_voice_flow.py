@@ -15,7 +15,7 @@ from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
 from dunning.tracking import apply_inbox
 from tests.factories import add_customer, add_invoice
-from tests.voice_support import voice_rig, wait_for_calls
+from tests.voice_support import climb, voice_rig, wait_for_calls
 
 pytestmark = pytest.mark.prefect
 
@@ -31,14 +31,16 @@ def _portfolio(engine) -> None:
     big = {"currency": "EUR", "amount": Decimal("6000.00"), "due_on": DUE}
     for cid, phone in (("STOP", PRESSES_9), ("MACHINE", MACHINE), ("NOANSWER", NO_ANSWER)):
         add_customer(engine, cid, phone=phone, voice_consent=True, **berlin)
-        add_invoice(engine, f"INV-{cid}", cid, **big)
-    add_invoice(engine, "INV-STOP-2", "STOP", **big)  # a second invoice: still one call a day
+        climb(engine, add_invoice(engine, f"INV-{cid}", cid, **big), cid, AS_OF)
+    # A second invoice: still one call a day.
+    climb(engine, add_invoice(engine, "INV-STOP-2", "STOP", **big), "STOP", AS_OF)
     add_customer(engine, "NOCONSENT", phone="+4915100000010", **berlin)
-    add_invoice(engine, "INV-NOCONSENT", "NOCONSENT", **big)
+    climb(engine, add_invoice(engine, "INV-NOCONSENT", "NOCONSENT", **big), "NOCONSENT", AS_OF)
     add_customer(engine, "SMALL", phone="+4915100000011", voice_consent=True, **berlin)
-    add_invoice(
+    small = add_invoice(
         engine, "INV-SMALL", "SMALL", currency="EUR", amount=Decimal("80.00"), due_on=DUE
     )  # not at_risk: no call
+    climb(engine, small, "SMALL", AS_OF)
 
 
 def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(

@@ -83,3 +83,17 @@ def wait_for_calls(rig: Rig, engine: Engine, count: int) -> None:
 def said(call: dict[str, Any]) -> list[str]:
     """What the fake heard a call say, in order."""
     return [entry[2] for entry in call["_transcript"] if entry[0] == "say"]
+
+
+def climb(engine: Engine, invoice_id: int, customer_id: str, as_of: Any) -> None:
+    """Ledger rows of overdue_1 and overdue_2 sent 6 and 3 days before ``as_of``: a final
+    notice comes only after earlier reminders went out (docs/policy.md, ladder semantics)."""
+    import datetime as dt
+
+    from dunning.db.models import Reminder
+
+    with session_scope(engine) as s:
+        for stage, days in (("overdue_1", 6), ("overdue_2", 3)):
+            when = as_of - dt.timedelta(days=days)
+            s.add(Reminder(invoice_id=invoice_id, customer_id=customer_id, stage=stage,
+                           channel="email", status="sent", planned_for=when, sent_at=when))
