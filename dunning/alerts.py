@@ -138,6 +138,24 @@ def _our_flows(names: list[str]) -> dict[str, str | list[str]]:
     return {"prefect.resource.role": "flow", "prefect.resource.name": names}
 
 
+def _flow_run_trigger(expect: set[str], flows: list[str], *, seconds: int = 0,
+                      after: set[str] | None = None) -> EventTrigger:
+    """A trigger on flow-run events of ``flows``: reactive (fires on an ``expect`` event), or
+    with ``seconds`` proactive (fires when no ``expect`` event came within ``seconds`` — after
+    an ``after`` event of the same flow run, when given)."""
+    proactive = seconds > 0
+    return EventTrigger(
+        after=after or set(),
+        expect=expect,
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=_our_flows(flows),  # type: ignore[arg-type]
+        for_each={"prefect.resource.id"} if after else set(),
+        posture=Posture.Proactive if proactive else Posture.Reactive,
+        threshold=1,
+        within=dt.timedelta(seconds=seconds),
+    )
+
+
 def _notify(block_document_id: UUID, subject: str, body: str) -> SendNotification:
     return SendNotification(block_document_id=block_document_id, subject=subject, body=body)
 
@@ -155,16 +173,8 @@ def guard_specs(settings: AlertSettings) -> list[AutomationCore]:
         description="Crash a dunning flow run whose heartbeats stopped (its worker or process "
         "died), so it stops holding the deployment's concurrency slot.",
         enabled=True,
-        trigger=EventTrigger(
-            after={HEARTBEAT_EVENT},
-            expect={"prefect.flow-run.*"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related=_our_flows(WATCHED_FLOWS),  # type: ignore[arg-type]
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=dt.timedelta(seconds=settings.zombie_seconds),
-        ),
+        trigger=_flow_run_trigger({"prefect.flow-run.*"}, WATCHED_FLOWS,
+                                  seconds=settings.zombie_seconds, after={HEARTBEAT_EVENT}),
         actions=[ChangeFlowRunState(
             name=None,
             force=False,
@@ -191,14 +201,8 @@ def _run_failed(block_document_id: UUID, flow_name: str) -> AutomationCore:
         name=run_failed_automation(flow_name),
         description=f"Notify the operator when a {flow_name} flow run fails or crashes.",
         enabled=True,
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "flow", "prefect.resource.name": flow_name},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=dt.timedelta(0),
-        ),
+        trigger=_flow_run_trigger({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+                                  [flow_name]),
         actions=[_notify(block_document_id,
                          "dunning: a reminder run failed" if flow_name == REMINDER_FLOW
                          else f"dunning: a {flow_name} run failed", body)],
@@ -220,16 +224,7 @@ def _stalled(block_document_id: UUID, name: str, after: str, seconds: int, subje
         name=name,
         description=f"Notify the operator when a dunning flow run has {what} for {seconds} s.",
         enabled=True,
-        trigger=EventTrigger(
-            after={after},
-            expect=_STARTED,
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related=_our_flows(WATCHED_FLOWS),  # type: ignore[arg-type]
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=dt.timedelta(seconds=seconds),
-        ),
+        trigger=_flow_run_trigger(_STARTED, WATCHED_FLOWS, seconds=seconds, after={after}),
         actions=[_notify(block_document_id, subject, body)],
     )
 
@@ -251,14 +246,7 @@ def alert_specs(block_document_id: UUID, settings: AlertSettings) -> list[Automa
         name=LATE_AUTOMATION,
         description="Notify the operator when a scheduled dunning flow run is Late.",
         enabled=True,
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Late"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related=_our_flows(WATCHED_FLOWS),  # type: ignore[arg-type]
-            posture=Posture.Reactive,
-            threshold=1,
-            within=dt.timedelta(0),
-        ),
+        trigger=_flow_run_trigger({"prefect.flow-run.Late"}, WATCHED_FLOWS),
         actions=[_notify(
             block_document_id, "dunning: a scheduled run is late",
             "Flow run {{ flow_run.name }} is Late: no worker picked it up at its scheduled "
@@ -272,15 +260,8 @@ def alert_specs(block_document_id: UUID, settings: AlertSettings) -> list[Automa
         description="Notify the operator when no payment-reminders run completed for "
         f"{settings.no_completed_seconds} s.",
         enabled=True,
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Completed"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "flow",
-                           "prefect.resource.name": REMINDER_FLOW},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=dt.timedelta(seconds=settings.no_completed_seconds),
-        ),
+        trigger=_flow_run_trigger({"prefect.flow-run.Completed"}, [REMINDER_FLOW],
+                                  seconds=settings.no_completed_seconds),
         actions=[_notify(
             block_document_id, "dunning: no reminder run completed",
             f"No payment-reminders flow run completed in the last "

@@ -32,8 +32,13 @@ class AlertInbox:
         """The alerts whose subject or body contains ``marker``."""
         return [m for m in self.received if marker in str(m)]
 
-    def wait_for(self, marker: str, retrigger: Callable[[], None] | None = None,
-                 attempts: int = 60, pause: float = 0.5) -> list[dict[str, Any]]:
+    def wait_for(
+        self,
+        marker: str,
+        retrigger: Callable[[], None] | None = None,
+        attempts: int = 60,
+        pause: float = 0.5,
+    ) -> list[dict[str, Any]]:
         """The alerts mentioning ``marker``, waiting up to ``attempts`` × ``pause`` seconds;
         ``retrigger`` runs every tenth attempt, because the server's triggers service picks
         up new automations only on its next refresh."""

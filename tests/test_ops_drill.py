@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 from alert_support import alert_inbox
+from server_support import api, run_cli
 from sqlalchemy import func, select
 
 from bench.common import fake_providers
@@ -47,24 +47,6 @@ HEARTBEAT_S, ZOMBIE_S, PENDING_S = 30, 60, 30
 WAIT_S = 360.0  # upper bound for the whole drill on a loaded 2-core box
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
-                          check=False)
-    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
-    """The API's JSON answer; 503 (SQLite busy under the workers' polls) is retried."""
-    for attempt in range(5):
-        response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
-        if response.status_code != 503 or attempt == 4:
-            break
-        time.sleep(1 + attempt)
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
 def _parameters(deployment: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """``values`` in the deployment's parameter shape (flat, or nested under ``params``)."""
     properties = deployment.get("parameter_openapi_schema", {}).get("properties", {})
@@ -74,18 +56,33 @@ def _parameters(deployment: dict[str, Any], values: dict[str, Any]) -> dict[str,
 def _start(env: dict[str, str], deployment: dict[str, Any]) -> str:
     """A new run of ``deployment`` with fast heartbeats, sending one message at a time."""
     values = {"as_of": AS_OF.isoformat(), "batch_size": 1, "concurrency": 1}
-    run = _api(env, "POST", f"/deployments/{deployment['id']}/create_flow_run", {
-        "parameters": _parameters(deployment, values), "state": {"type": "SCHEDULED"},
-        "job_variables": {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}}})
+    run = api(
+        env,
+        "POST",
+        f"/deployments/{deployment['id']}/create_flow_run",
+        {
+            "parameters": _parameters(deployment, values),
+            "state": {"type": "SCHEDULED"},
+            "job_variables": {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}},
+        },
+    )
     return str(run["id"])
 
 
 def _orphan_pending(env: dict[str, str], flow_id: str) -> str:
     """A payment-reminders run a worker moved to Pending and then died before starting."""
-    run = _api(env, "POST", "/flow_runs/", {"flow_id": flow_id, "name": "orphaned-submission",
-                                            "state": {"type": "SCHEDULED"}})
-    _api(env, "POST", f"/flow_runs/{run['id']}/set_state",
-         {"state": {"type": "PENDING"}, "force": True})
+    run = api(
+        env,
+        "POST",
+        "/flow_runs/",
+        {"flow_id": flow_id, "name": "orphaned-submission", "state": {"type": "SCHEDULED"}},
+    )
+    api(
+        env,
+        "POST",
+        f"/flow_runs/{run['id']}/set_state",
+        {"state": {"type": "PENDING"}, "force": True},
+    )
     return str(run["id"])
 
 
@@ -94,9 +91,23 @@ def _worker(env: dict[str, str], name: str, log: Path) -> Iterator[psutil.Proces
     """A process worker on the pool; it and every process it started are killed on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", "dunning", "--type", "process",
-             "--name", name], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                str(BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "dunning",
+                "--type",
+                "process",
+                "--name",
+                name,
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield psutil.Process(proc.pid)
     finally:
@@ -127,7 +138,8 @@ def _until(what: str, check: Any, logs: list[Path], timeout: float = WAIT_S) -> 
 
 
 def test_a_zombie_left_by_a_killed_worker_is_crashed_alerted_and_the_next_run_starts(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     db_url = f"sqlite:///{tmp_path / 'dunning.db'}"
     upgrade(db_url)
     engine = get_engine(db_url)
@@ -135,43 +147,63 @@ def test_a_zombie_left_by_a_killed_worker_is_crashed_alerted_and_the_next_run_st
 
     def sent() -> int:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(
-                Reminder.status == "sent")).scalar_one())
+            return int(
+                conn.execute(select(func.count()).where(Reminder.status == "sent")).scalar_one()
+            )
 
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-    with (alert_inbox() as alerts, fake_providers(latency_ms=1500.0) as fakes,
-          local_server(tmp_path / "prefect") as env):
-        env.update({**fakes.env, "DUNNING_DATABASE_URL": db_url,
-                    "DUNNING_HOME": str(tmp_path / "home"), "DUNNING_LEASE_SECONDS": "10",
-                    "DUNNING_ALERT_WEBHOOK_URL": alerts.url,
-                    "DUNNING_ALERT_ZOMBIE_SECONDS": str(ZOMBIE_S),
-                    "DUNNING_ALERT_PENDING_SECONDS": str(PENDING_S),
-                    "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"})
-        setup = json.loads(_run([str(BIN / "dunning"), "setup-prefect", "--json"], env))
+    with (
+        alert_inbox() as alerts,
+        fake_providers(latency_ms=1500.0) as fakes,
+        local_server(tmp_path / "prefect") as env,
+    ):
+        env.update(
+            {
+                **fakes.env,
+                "DUNNING_DATABASE_URL": db_url,
+                "DUNNING_HOME": str(tmp_path / "home"),
+                "DUNNING_LEASE_SECONDS": "10",
+                "DUNNING_ALERT_WEBHOOK_URL": alerts.url,
+                "DUNNING_ALERT_ZOMBIE_SECONDS": str(ZOMBIE_S),
+                "DUNNING_ALERT_PENDING_SECONDS": str(PENDING_S),
+                "PREFECT_WORKER_QUERY_SECONDS": "2",
+                "PREFECT_LOGGING_LEVEL": "INFO",
+            }
+        )
+        setup = json.loads(run_cli([str(BIN / "dunning"), "setup-prefect", "--json"], env))
         assert ZOMBIE_AUTOMATION in {a["name"] for a in setup["automations"]}
-        _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "payment-reminders"], env)
-        deployment = _api(env, "GET", "/deployments/name/payment-reminders/payment-reminders")
+        run_cli([str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "payment-reminders"], env)
+        deployment = api(env, "GET", "/deployments/name/payment-reminders/payment-reminders")
 
         zombie = _start(env, deployment)
         orphan = _orphan_pending(env, deployment["flow_id"])
         with _worker(env, "worker-a", logs[0]) as worker_a:
             _until("the first run sends", lambda: sent() >= 1, logs)
-            assert _api(env, "GET", f"/flow_runs/{zombie}")["state"]["type"] == "RUNNING"
+            assert api(env, "GET", f"/flow_runs/{zombie}")["state"]["type"] == "RUNNING"
             _kill_tree(worker_a.pid)  # mid-send: the worker and the flow process, SIGKILL
         killed_at = dt.datetime.now(dt.UTC)
         sent_by_zombie = sent()
         follower = _start(env, deployment)
 
         with _worker(env, "worker-b", logs[1]):
-            crashed = _until("the zombie is crashed", lambda: (
-                r := _api(env, "GET", f"/flow_runs/{zombie}"))["state"]["type"] == "CRASHED"
-                and r, logs)
-            done = _until("the next run ends", lambda: (
-                r := _api(env, "GET", f"/flow_runs/{follower}"))["state"]["type"] in FINAL
-                and r, logs)
+            crashed = _until(
+                "the zombie is crashed",
+                lambda: (
+                    (r := api(env, "GET", f"/flow_runs/{zombie}"))["state"]["type"] == "CRASHED"
+                    and r
+                ),
+                logs,
+            )
+            done = _until(
+                "the next run ends",
+                lambda: (
+                    (r := api(env, "GET", f"/flow_runs/{follower}"))["state"]["type"] in FINAL and r
+                ),
+                logs,
+            )
             crash_alert = alerts.wait_for(crashed["name"], attempts=120)
             pending_alert = alerts.wait_for("orphaned-submission", attempts=120)
-            orphan_state = _api(env, "GET", f"/flow_runs/{orphan}")["state"]["type"]
+            orphan_state = api(env, "GET", f"/flow_runs/{orphan}")["state"]["type"]
         received = fakes.received()
 
     # The zombie was crashed by our automation, not by anything else.
@@ -189,11 +221,12 @@ def test_a_zombie_left_by_a_killed_worker_is_crashed_alerted_and_the_next_run_st
     assert pending_alert and pending_alert[0]["subject"] == "dunning: a run is stuck in Pending"
     assert orphan_state == "PENDING"  # alerted, left for the operator (the runbook says how)
     # The ledger held: no reminder reached the provider twice.
-    keys = Counter(m["reminder_id"] or f"{m['provider']}:{m['to']}:{m['body']}"
-                   for m in received)
+    keys = Counter(m["reminder_id"] or f"{m['provider']}:{m['to']}:{m['body']}" for m in received)
     assert {k: n for k, n in keys.items() if n > 1} == {}
     assert sent() > sent_by_zombie
-    print(f"drill: zombie crashed {(crashed_at - killed_at).total_seconds():.0f} s after the "
-          f"kill (window {ZOMBIE_S} s, heartbeat {HEARTBEAT_S} s); next run started "
-          f"{(started_at - crashed_at).total_seconds():.0f} s after the crash; "
-          f"sent {sent_by_zombie} before the kill, {sent()} in all")
+    print(
+        f"drill: zombie crashed {(crashed_at - killed_at).total_seconds():.0f} s after the "
+        f"kill (window {ZOMBIE_S} s, heartbeat {HEARTBEAT_S} s); next run started "
+        f"{(started_at - crashed_at).total_seconds():.0f} s after the crash; "
+        f"sent {sent_by_zombie} before the kill, {sent()} in all"
+    )

@@ -72,7 +72,7 @@ def test_setup_creates_pool_block_and_automations_once_when_run_twice(
     related = failed.trigger.match_related
     spec = related[0] if isinstance(related, list) else related
     assert spec.model_dump() == {"prefect.resource.role": "flow",
-                                 "prefect.resource.name": REMINDER_FLOW}
+                                 "prefect.resource.name": [REMINDER_FLOW]}
     rate = autos[FAILURE_RATE_AUTOMATION][0]
     assert rate.trigger.expect == {FAILURE_RATE_EVENT}
     for auto in (failed, rate):

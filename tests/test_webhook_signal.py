@@ -82,12 +82,16 @@ def test_the_receiver_signals_stored_events_only_and_survives_a_failing_emitter(
     assert answer.status_code == 200 and answer.json()["stored"] == 1
 
 
-def test_without_a_prefect_api_the_receiver_emits_nothing(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_receiver_signals_only_when_a_prefect_api_is_configured() -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from dunning.webhooks import signal
 
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert not signal.prefect_configured()
+    # Without an API, Prefect's client would start an ephemeral server inside the receiver.
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert not signal.prefect_configured()
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        assert signal.prefect_configured()
 
 
 def _api(method: str, path: str, body: Any = None) -> Any:
