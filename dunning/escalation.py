@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine, select, update
 
 from dunning.db.models import Invoice
+from dunning.outbound.events import Event, emit
 
 EVENT = "dunning.invoice.escalated"
 
@@ -69,7 +70,7 @@ def record_escalations(engine: Engine, lines: pd.DataFrame, *, at: dt.datetime) 
                 continue  # another run escalated it meanwhile
             row = by_id[invoice_id]
             out.append(
-                Escalation(
+                esc_row := Escalation(
                     invoice_number=str(row["invoice_number"]),
                     customer_id=str(row["customer_id"]),
                     stage=str(row["stage"]),
@@ -78,4 +79,8 @@ def record_escalations(engine: Engine, lines: pd.DataFrame, *, at: dt.datetime) 
                     balance_minor=int(row["balance_minor"]),
                 )
             )
+            # The outbox event of this hand-off, in the transaction that records it.
+            data = {k: v for k, v in esc_row.payload().items() if k != "customer_id"}
+            emit(conn, [Event("invoice.escalated", invoice_id, esc_row.customer_id, None, data)],
+                 at)
     return out

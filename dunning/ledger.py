@@ -28,6 +28,7 @@ from dunning.channels.base import ReminderData, SendResult
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
 from dunning.money import quantize
 from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
+from dunning.outbound.events import Event, emit
 
 #: Statuses in which a reminder has left (or may have left) for the provider.
 OUTBOUND = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered")
@@ -107,6 +108,8 @@ def record_plan(
                 )
             )
             ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
+        if any(r["stage"] == "promise_broken" for r in rows):
+            _emit_promises_broken(conn, invoice_ids, now)
     return sorted(ids)
 
 
@@ -136,6 +139,23 @@ def _reopen() -> Any:
             updated_at=bindparam("b_updated_at"),
         )
     )
+
+
+def _emit_promises_broken(conn: Any, invoice_ids: list[int], now: dt.datetime) -> None:
+    """One promise.broken event per invoice whose promise_broken reminder this plan just
+    inserted (the planner decided the promise to pay was broken; re-planning adds nothing)."""
+    first: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(invoice_ids):
+        rows = conn.execute(
+            select(Reminder.id, Reminder.invoice_id, Reminder.customer_id)
+            .where(Reminder.invoice_id.in_(chunk), Reminder.stage == "promise_broken",
+                   Reminder.created_at == now)
+            .order_by(Reminder.id)
+        )
+        for r in rows:
+            first.setdefault(r.invoice_id, (r.id, r.customer_id))
+    emit(conn, [Event("promise.broken", inv, cust, rid) for inv, (rid, cust) in first.items()],
+         now)
 
 
 def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
@@ -414,7 +434,29 @@ def record(
             conn.execute(update(Reminder).where(_held(claimer)).values(values), rows)
         for res, msg in flags:
             _flag_customer(conn, res, msg, now)
+        _emit_outcomes(conn, [r.reminder_id for r in out
+                              if r.status in ("sent", "failed_permanent")], now)
     return out
+
+
+def _emit_outcomes(conn: Any, reminder_ids: list[int], now: dt.datetime) -> None:
+    """Outbox events (reminder.sent / reminder.failed) for the rows this transaction just
+    moved to sent or failed_permanent (a stale worker's results matched no row: no event)."""
+    events: list[Event] = []
+    for chunk in _chunks(sorted(reminder_ids)):
+        rows = conn.execute(
+            select(Reminder.id, Reminder.invoice_id, Reminder.customer_id, Reminder.stage,
+                   Reminder.channel, Reminder.status, Reminder.error_code)
+            .where(Reminder.id.in_(chunk), Reminder.updated_at == now,
+                   Reminder.status.in_(("sent", "failed_permanent")))
+        )
+        for r in rows:
+            data = {"stage": r.stage, "channel": r.channel}
+            if r.status != "sent":
+                data["error_code"] = r.error_code
+            events.append(Event("reminder.sent" if r.status == "sent" else "reminder.failed",
+                                r.invoice_id, r.customer_id, r.id, data))
+    emit(conn, events, now)
 
 
 def _ambiguous(res: SendResult) -> bool:
@@ -443,11 +485,15 @@ def _flag_customer(conn: Any, res: SendResult, msg: dict[str, Any], now: dt.date
     """Record what a permanent failure says about the customer: opted out, invalid e-mail."""
     cust = select(Reminder.customer_id).where(Reminder.id == res.reminder_id)
     if res.opt_out:
-        conn.execute(
+        changed = conn.execute(
             update(Customer)
-            .where(Customer.customer_id == cust.scalar_subquery())
+            .where(Customer.customer_id == cust.scalar_subquery(),
+                   Customer.sms_opt_out.is_not(True))
             .values(sms_opt_out=True, updated_at=now)
-        )
+        ).rowcount
+        if changed:
+            emit(conn, [Event("customer.opted_out", None, conn.scalar(cust), res.reminder_id,
+                              {"channel": "sms"})], now)
     if res.invalid_address and msg.get("to_address") and "@" in str(msg["to_address"]):
         conn.execute(
             update(Customer)
@@ -477,6 +523,7 @@ def fail_claimed(engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer
             ),
             rows,
         )
+        _emit_outcomes(conn, list(reasons), now)
 
 
 def release(engine: Engine, reminder_ids: Sequence[int], *, claimer: str) -> int:

@@ -36,6 +36,9 @@ class FlowTimeouts(BaseSettings):
         default=300, ge=60, le=86_400, description="5 minutes for one operator action."
     )
     retention: int = Field(default=3600, ge=60, le=86_400, description="One hour, nightly.")
+    outbound_events: int = Field(
+        default=240, ge=60, le=86_400, description="4 minutes: before the next 5-minute run."
+    )
     sync_sources: int = Field(
         default=540, ge=60, le=86_400, description="9 minutes: before the next 10-minute sync."
     )

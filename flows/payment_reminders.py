@@ -51,6 +51,7 @@ from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from dunning.timeouts import flow_timeout
 from flows.approval import await_approval
+from flows.outbound_events import deliver_outbound_events
 from flows.shards import coordinate, store_outcomes
 from tasks.deliver import TransientDeliveryError, deliver, reconcile_stale_claims, record_plan
 from tasks.fetch import fetch_portfolio
@@ -225,6 +226,9 @@ def run_reminders(params: RunParameters) -> RunReport:
     publish_report(report, run_row_id)
     if params.shard is not None:
         store_outcomes(run_row_id, report)
+    # Tell subscribers now; a failure here is retried by the outbound-events flow, so it
+    # never fails the reminder run (return_state keeps its exception in the task run).
+    deliver_outbound_events(return_state=True)
     if stopped:
         raise RuntimeError(f"delivery stopped early: {stopped}")
     return report

@@ -404,3 +404,64 @@ class OperatorAction(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class OutboundEvent(Base):
+    """The transactional outbox: one row per business event, written in the transaction of
+    the change that caused it (docs/outbound.md). ``event_id`` is the Standard Webhooks
+    ``webhook-id`` every subscriber sees for it, on every attempt."""
+
+    __tablename__ = "outbound_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class OutboundSubscriber(Base):
+    """A receiver of outbound events: an https URL (or loopback), its event types and its
+    ``whsec_`` secret. The subscriber from DUNNING_OUTBOUND_WEBHOOK_URL has ``source='env'``
+    and no stored secret (read from DUNNING_OUTBOUND_WEBHOOK_SECRET when sending)."""
+
+    __tablename__ = "outbound_subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    events: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    secret: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(8), nullable=False, default="cli")
+    # Events with a larger id than this are not yet queued for the subscriber.
+    cursor: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+OUTBOUND_DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+
+class OutboundDelivery(Base):
+    """One event for one subscriber: pending (with next_attempt_at), delivered or dead
+    (dead letter after the maximum attempts)."""
+
+    __tablename__ = "outbound_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscriber_id", name="uq_outbound_delivery"),
+        CheckConstraint(
+            "status IN ('pending', 'delivered', 'dead')", name="ck_outbound_delivery_status"
+        ),
+        Index("ix_outbound_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_events.id", ondelete="CASCADE"), nullable=False
+    )
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_subscribers.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

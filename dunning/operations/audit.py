@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from dunning.db import session_scope
 from dunning.db.models import OperatorAction
+from dunning.outbound.events import Event, emit
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def record(
     )
     session.add(row)
     session.flush()
+    # The reason is free text an operator typed (it may name people): it stays in the audit.
+    emit(session, [Event("operator.action", invoice_id, customer_id, None,
+                         {"action": action, "audit_id": row.id})], at)
     return row
 
 

@@ -183,7 +183,7 @@ def apply_sendgrid(session: Session, event: dict[str, Any], received: dt.datetim
                         str(event["event"]), at, detail=outcome.reason):
         return ["duplicate"]
     message_id = str(event.get("sg_message_id") or "").split(".", 1)[0] or None
-    settled = settle_ambiguous(reminder, outcome, "sendgrid", message_id, at)
+    settled = settle_ambiguous(session, reminder, outcome, "sendgrid", message_id, at)
     return settled + apply_outcome(session, reminder, customers, outcome, at)
 
 
@@ -220,7 +220,7 @@ def apply_twilio_status(session: Session, sid: str, status: str, error_code: str
     if not record_event(session, reminder, "twilio", f"{sid}:{status}", status, at,
                         error_code=error_code, detail=outcome.reason):
         return ["duplicate"]
-    settled = settle_ambiguous(reminder, outcome, "twilio", sid, at)
+    settled = settle_ambiguous(session, reminder, outcome, "twilio", sid, at)
     return settled + apply_outcome(session, reminder, [reminder.customer_id], outcome, at,
                                    error_code)
 

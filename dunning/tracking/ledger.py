@@ -9,6 +9,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Customer, DeliveryEvent, Reminder
+from dunning.outbound.events import STATUS_EVENTS, Event, emit
 from dunning.tracking.status import STATUS_TIMESTAMP, Outcome, moves_forward
 
 OPEN_STATUSES = ("planned", "claimed")
@@ -73,7 +74,7 @@ def advance(reminder: Reminder, status: str, at: dt.datetime, reason: str | None
 AMBIGUOUS = ("claimed", "unknown")
 
 
-def settle_ambiguous(reminder: Reminder | None, outcome: Outcome, provider: str,
+def settle_ambiguous(session: Session, reminder: Reminder | None, outcome: Outcome, provider: str,
                      message_id: str | None, at: dt.datetime) -> list[str]:
     """``["settled"]`` when a provider event settled an ambiguous reminder as sent, else ``[]``.
 
@@ -97,6 +98,7 @@ def settle_ambiguous(reminder: Reminder | None, outcome: Outcome, provider: str,
     reminder.status = "sent"
     reminder.sent_at = reminder.sent_at or reminder.claimed_at or at
     reminder.reason = "settled by the provider's event (the send had timed out or crashed)"
+    emit(session, [reminder_event("reminder.sent", reminder, settled=True)], at)
     return ["settled"]
 
 
@@ -107,11 +109,20 @@ def apply_outcome(session: Session, reminder: Reminder | None, customer_ids: lis
     if reminder is not None and outcome.status:
         if advance(reminder, outcome.status, at, outcome.reason, error_code):
             kinds.append(outcome.status)
+            if outcome.status in STATUS_EVENTS:
+                emit(session, [reminder_event(STATUS_EVENTS[outcome.status], reminder,
+                                              status=outcome.status)], at)
     if outcome.opt_out:
         kinds += opt_out(session, customer_ids, outcome.opt_out, opted_out=True)
     if outcome.invalid_address:
         kinds += mark_email_invalid(session, customer_ids)
     return kinds
+
+
+def reminder_event(type_: str, reminder: Reminder, **data: Any) -> Event:
+    """The outbound event ``type_`` about ``reminder`` (ids, stage and channel only)."""
+    return Event(type_, reminder.invoice_id, reminder.customer_id, reminder.id,
+                 {"stage": reminder.stage, "channel": reminder.channel, **data})
 
 
 def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: bool) -> list[str]:
@@ -124,11 +135,17 @@ def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: 
         return []
     column = {"sms": Customer.sms_opt_out, "voice": Customer.voice_opt_out}.get(
         channel, Customer.email_opt_out)
+    moving = list(session.scalars(
+        select(Customer.customer_id)
+        .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))))
     changed = rowcount(session.execute(
         update(Customer)
         .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))
         .values({column: opted_out})
     ))
+    if opted_out and changed:
+        emit(session, [Event("customer.opted_out", customer_id=c, data={"channel": channel})
+                       for c in moving])
     if opted_out:
         skip_open_reminders(session, customer_ids=customer_ids, channel=channel,
                             reason=f"{channel}_opt_out")

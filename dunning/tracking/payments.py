@@ -28,6 +28,7 @@ from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
+from dunning.outbound.events import Event, emit
 from dunning.tracking.ledger import skip_open_reminders
 
 #: Ids per IN list: well under SQLite's and PostgreSQL's parameter limits.
@@ -101,6 +102,7 @@ def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[li
             for _, p in part])
     for i, pay in new:
         kinds[i].append("payment" if pay.amount >= 0 else "refund")
+    _emit_payments(session, [p for _, p in new])
     invoice_ids = sorted({p.invoice_id for _, p in new})
     _attribute(session, [p for _, p in new if p.amount > 0])
     last = {p.invoice_id: i for i, p in new}
@@ -119,6 +121,23 @@ def record_payment(session: Session, invoice: Invoice, amount: Decimal, paid_at:
 
 #: The name this function had before it became the one path; kept for callers.
 apply_payment = record_payment
+
+
+def _emit_payments(session: Session, payments: list[NewPayment]) -> None:
+    """One payment.recorded outbox event per new payment or refund (amount as a string in
+    the invoice's currency, negative for a refund), in the payment's transaction."""
+    customers: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(sorted({p.invoice_id for p in payments})):
+        for inv, cust, currency in session.execute(
+                select(Invoice.id, Invoice.customer_id, Invoice.currency)
+                .where(Invoice.id.in_(chunk))):
+            customers[inv] = (cust, currency)
+    emit(session, [
+        Event("payment.recorded", p.invoice_id, customers.get(p.invoice_id, (None, None))[0],
+              None, {"amount": str(p.amount), "currency": customers.get(p.invoice_id,
+                     (None, None))[1], "paid_at": p.paid_at.isoformat(), "source": p.source,
+                     "external_id": p.external_id})
+        for p in payments])
 
 
 def _attribute(session: Session, positive: list[NewPayment]) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from dunning.db import session_scope
 from dunning.db.models import Customer, InboundMessage, Invoice, Reminder
 from dunning.masking import mask_phone
+from dunning.outbound.events import Event, emit
 from dunning.tracking.ledger import advance, customers_by_phone, opt_out
 from dunning.tracking.status import parse_keyword
 
@@ -35,6 +36,10 @@ def apply_inbound(session: Session, fields: dict[str, Any], received: dt.datetim
         keyword=keyword.keyword, received_at=received,
     ))
     kinds = ["reply"]
+    # Only ids and the keyword leave: never the reply's text or the sender's number.
+    emit(session, [Event("reply.received", reminder.invoice_id if reminder else None,
+                         customer_id, reminder.id if reminder else None,
+                         {"channel": "sms", "keyword": keyword.keyword})], received)
     if reminder is not None:
         if reminder.replied_at is None:
             reminder.replied_at = received
