@@ -27,8 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from dunning.channels.base import ReminderData, SendResult
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
 from dunning.money import quantize
-from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
 from dunning.outbound.events import Event, emit
+from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
 
 #: Statuses in which a reminder has left (or may have left) for the provider.
 OUTBOUND = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered")

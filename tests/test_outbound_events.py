@@ -205,3 +205,27 @@ def test_the_environment_subscriber_gets_every_outbox_event(
     assert row["source"] == "env" and SECRET not in str(row)
     with session_scope(engine) as s:
         assert s.scalar(select(func.count(OutboundDelivery.id))) == 2
+
+
+def test_escalation_and_a_broken_promise_write_their_events_once(engine: Engine) -> None:
+    import pandas as pd
+
+    from dunning.escalation import record_escalations
+    from dunning.ledger import record_plan
+
+    add_customer(engine, "C1")
+    invoice_id = add_invoice(engine, "INV-1", "C1")
+    line = {"invoice_id": invoice_id, "customer_id": "C1", "stage": "promise_broken",
+            "channel": "email", "segment": None, "tone": None, "not_before": None}
+    record_plan(engine, pd.DataFrame([line]))
+    record_plan(engine, pd.DataFrame([line]))  # re-planning adds no row: no second event
+    esc = pd.DataFrame([{"reason": "escalated", "invoice_id": invoice_id,
+                         "invoice_number": "INV-1", "customer_id": "C1",
+                         "stage": "final_notice", "days_overdue": 60, "currency": "USD",
+                         "balance_minor": 10000}])
+    record_escalations(engine, esc, at=NOW)
+    record_escalations(engine, esc, at=NOW)  # escalated already: no second event
+    events = _events(engine)
+    assert [e["type"] for e in events] == ["promise.broken", "invoice.escalated"]
+    assert events[1]["data"]["invoice_id"] == invoice_id
+    assert events[1]["data"]["last_stage"] == "final_notice"
