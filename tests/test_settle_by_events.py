@@ -160,9 +160,11 @@ def test_a_timed_out_twilio_claim_ends_sent_by_its_status_callback(
 ) -> None:
     rid = _reminder(engine, channel="sms")
     with run_fakes(seed=4, timeout_rate=1.0, timeout_accepts=True, hang_s=3) as fakes:
-        token = fakes.env()["DUNNING_TWILIO_AUTH_TOKEN"]
-        verify = WebhookSettings(twilio_auth_token=token)
-        with running_app(create_app(verify, engine)) as receiver:
+        # The receiver reads Twilio's auth token from the one Twilio configuration (the
+        # environment), so the fakes' credentials are in place before the app is created.
+        for name, value in fakes.env().items():
+            monkeypatch.setenv(name, value)
+        with running_app(create_app(WebhookSettings(), engine)) as receiver:
             env = {
                 **fakes.env(),
                 "DUNNING_PROVIDER_TIMEOUT_SECONDS": "1",
