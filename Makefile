@@ -11,12 +11,15 @@ DEMO_INVOICES ?= 1000
 DEMO_DATE ?= 2026-11-24
 DEMO_AS_OF ?= $(DEMO_DATE)T15:00:00Z
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-prefect-oldest lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	@# The newest Prefect pyproject.toml allows (an existing venv would keep an older one);
+	@# the oldest supported is tested by test-prefect-oldest.
+	$(BIN)/pip install --quiet --upgrade "prefect>=3.8,<4"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +42,24 @@ demo: install
 test: install $(PRISM)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The Prefect-facing tests (deploy on a real server, parameters, the flow, setup-prefect) on the
+# oldest Prefect we support, in a venv of its own pinned by constraints/prefect-3.8.8.txt.
+OLDEST := 3.8.8
+OLDEST_VENV := .venv-prefect-$(OLDEST)
+PREFECT_TESTS ?= tests/test_deploy_server.py tests/test_deploy_parameters.py \
+	tests/test_params_form.py tests/test_flow_payment_reminders.py tests/test_prefect_setup.py
+$(OLDEST_VENV)/.installed-stamp: pyproject.toml constraints/prefect-$(OLDEST).txt
+	@test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/pip install --quiet -e ".[dev]" -c constraints/prefect-$(OLDEST).txt
+	@touch $@
+
+test-prefect-oldest: $(OLDEST_VENV)/.installed-stamp $(PRISM)
+	@$(OLDEST_VENV)/bin/python -c "import prefect, sys; v = prefect.__version__; \
+		sys.exit(0 if v == '$(OLDEST)' else f'expected prefect $(OLDEST), found {v}')"
+	@# SQLite only: the database backends are covered by `make test`; this job is about Prefect.
+	DUNNING_TEST_DATABASE_URL= $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $(PREFECT_TESTS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy dunning flows tasks segments deployments
@@ -47,4 +68,4 @@ bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .dunning node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .dunning node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -211,7 +211,11 @@ def task_run_count(flow_run_id: uuid.UUID | None) -> int:
                 return seen
 
 
-def delivery_window_s(flow_run_id: uuid.UUID | None, task_name: str = "deliver-batch") -> float:
+# The delivery tasks' run names: "deliver email batch 3/12 (200)".
+DELIVERY_TASKS = " batch "
+
+
+def delivery_window_s(flow_run_id: uuid.UUID | None, task_name: str = DELIVERY_TASKS) -> float:
     """Seconds from the first ``task_name`` run's start to the last one's end, as the Prefect
     server recorded them (0.0 when none are recorded)."""
     from prefect.client.orchestration import get_client

@@ -171,6 +171,18 @@ def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
     return [sorted(groups[k]) for k in sorted(groups)]
 
 
+def channels_and_stages(engine: Engine, reminder_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """(channel, stage) of each of ``reminder_ids``, to name and tag the delivery tasks."""
+    out: dict[int, tuple[str, str]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(reminder_ids)):
+            rows = conn.execute(
+                select(Reminder.id, Reminder.channel, Reminder.stage).where(Reminder.id.in_(chunk))
+            )
+            out.update({rid: (str(channel), str(stage)) for rid, channel, stage in rows})
+    return out
+
+
 @dataclass(frozen=True)
 class ClaimOutcome:
     """What a claim gave: reminders to send now and reminders skipped at claim time."""

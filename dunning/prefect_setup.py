@@ -213,6 +213,7 @@ def server_env(home: Path, port: int, ui: bool = False) -> dict[str, str]:
         "PREFECT_UI_API_URL": api,
         "PREFECT_UI_ENABLED": "true" if ui else "false",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
         "PREFECT_LOGGING_LEVEL": "WARNING",
     })
     return env

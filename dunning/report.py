@@ -28,6 +28,10 @@ _OUTCOME = {
     "unknown": "unknown",
 }
 ACTIONS = ("sent", "failed", "skipped", "deferred", "pending", "unknown", "planned")
+#: The outcomes the failures artifact lists: failed, fate unknown, left for the next run.
+FAILURE_OUTCOMES = ("failed", "unknown", "pending")
+#: A dry run's table columns: outcome -> heading.
+DRY_RUN_COLUMNS = {"planned": "would send", "skipped": "skipped", "deferred": "deferred"}
 _COLUMNS = [
     "invoice_number",
     "customer_id",
@@ -159,10 +163,10 @@ class RunReport:
     def to_compact(self) -> dict[str, Any]:
         """The report as small JSON: plan lines grouped (with their number ``n``) by segment,
         stage, channel, action, outcome, reason and error code; invoice numbers are kept only
-        for failed and unknown lines, which the failures table lists one by one."""
+        for failed, unknown and pending lines, which the failures artifact lists one by one."""
         frame = self.frame.reindex(columns=_COMPACT).astype(object)
         if not frame.empty:
-            listed = frame["outcome"].isin(["failed", "unknown"])
+            listed = frame["outcome"].isin(FAILURE_OUTCOMES)
             frame.loc[~listed, "invoice_number"] = None
         frame = frame.where(frame.notna(), None)
         rows: list[list[Any]] = []
@@ -225,6 +229,15 @@ class RunReport:
         held = self.frame[self.frame["outcome"].isin(["skipped", "deferred"])]
         return [(str(k), int(v)) for k, v in held["reason"].value_counts().head(top).items()]
 
+    def summary_line(self) -> str:
+        """The counts in one line, for the closing log line and the final state's message:
+        ``sent 12, failed 1, skipped 3, deferred 5, pending 0, unknown 0`` (a dry run:
+        ``would send 12, skipped 3, deferred 5``)."""
+        c = self.counts()
+        if self.dry_run:
+            return f"would send {c['planned']}, skipped {c['skipped']}, deferred {c['deferred']}"
+        return ", ".join(f"{a} {c[a]}" for a in ACTIONS[:6])
+
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary printed by ``dunning run --json``."""
         return {
@@ -245,14 +258,16 @@ class RunReport:
     def to_markdown(self) -> str:
         """The run summary as markdown for the Prefect UI."""
         c = self.counts()
+        # A dry run's tables count what it would send (its send lines are "planned").
+        columns = DRY_RUN_COLUMNS if self.dry_run else dict.fromkeys(ACTIONS[:6], "")
+        head = [label or action for action, label in columns.items()]
         lines = [
-            f"# Reminder run {'(dry run) ' if self.dry_run else ''}"
+            f"# Reminder run {'(dry run: nothing was sent) ' if self.dry_run else ''}"
             f"as of {self.as_of:%Y-%m-%d %H:%M} UTC",
             "",
-            "| sent | failed | skipped | deferred | pending | unknown |",
-            "|---:|---:|---:|---:|---:|---:|",
-            f"| {c['sent']} | {c['failed']} | {c['skipped']} | {c['deferred']} | {c['pending']} "
-            f"| {c['unknown']} |",
+            "| " + " | ".join(head) + " |",
+            "|" + "---:|" * len(head),
+            "| " + " | ".join(str(c[a]) for a in columns) + " |",
         ]
         if self.stopped:
             lines += ["", f"**Delivery stopped early:** {self.stopped}"]
@@ -261,15 +276,17 @@ class RunReport:
             by = self._by(column)
             if not by:
                 continue
+            shown = list(DRY_RUN_COLUMNS) if self.dry_run else list(ACTIONS[:4])
+            names = [DRY_RUN_COLUMNS.get(a, a) if self.dry_run else a for a in shown]
             lines += [
                 "",
                 f"## By {title}",
                 "",
-                f"| {title} | " + " | ".join(ACTIONS[:4]) + " |",
-                "|---|" + "---:|" * 4,
+                f"| {title} | " + " | ".join(names) + " |",
+                "|---|" + "---:|" * len(shown),
             ]
             for key, row in sorted(by.items()):
-                cells = " | ".join(str(row.get(a, 0)) for a in ACTIONS[:4])
+                cells = " | ".join(str(row.get(a, 0)) for a in shown)
                 lines.append(f"| {key} | {cells} |")
         reasons = self.skip_reasons()
         if reasons:
@@ -306,17 +323,57 @@ class RunReport:
         )
 
     def failures(self) -> list[dict[str, Any]]:
-        """Failed and unknown reminders for the failures table (no personal data)."""
+        """The reminders that did not go out as planned, for the failures artifact (no
+        personal data): failed, unknown (fate to be settled by reconciliation) and pending
+        (left planned for the next run: transient errors, or delivery stopped early)."""
         if self.frame.empty:
             return []
-        bad = self.frame[self.frame["outcome"].isin(["failed", "unknown"])]
+        bad = self.frame[self.frame["outcome"].isin(FAILURE_OUTCOMES)]
         return [
             {
                 "invoice": r.invoice_number,
                 "stage": r.stage,
                 "channel": r.channel,
-                "error_code": r.error_code or "",
-                "reason": r.reason or "",
+                "outcome": r.outcome,
+                "error_code": _text(r.error_code),
+                "reason": _text(r.reason) or _PENDING_REASON.get(str(r.outcome), ""),
             }
             for r in bad.itertuples()
         ]
+
+    def failures_markdown(self) -> str:
+        """The failures artifact: a table of ``failures()``, or one plain sentence when there
+        are none."""
+        rows = self.failures()
+        lines = [f"# Reminders not sent as planned, run as of {self.as_of:%Y-%m-%d %H:%M} UTC"]
+        if self.stopped:
+            lines += ["", f"**Delivery stopped early:** {self.stopped}. The reminders it did not "
+                      "reach stay planned (pending) for the next run."]
+        if not rows:
+            lines += ["", "No failures: every reminder due was sent, or skipped or deferred for "
+                      "the reason in the run summary."]
+            return "\n".join(lines)
+        counts = {o: sum(r["outcome"] == o for r in rows) for o in FAILURE_OUTCOMES}
+        lines += ["", ", ".join(f"{o} {n}" for o, n in counts.items()), "",
+                  "| invoice | stage | channel | outcome | error code | reason |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['invoice']} | {r['stage']} | {r['channel']} | {r['outcome']} "
+                  f"| {r['error_code']} | {_cell(r['reason'])} |" for r in rows]
+        return "\n".join(lines)
+
+
+#: What a failures row says when the ledger gave no reason.
+_PENDING_REASON = {
+    "pending": "left planned for the next run",
+    "unknown": "claimed when a run stopped; the next run reconciles it with the provider",
+}
+
+
+def _text(value: Any) -> str:
+    """``value`` as text; None and NaN (a missing cell of the frame) are empty."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _cell(text: Any) -> str:
+    """``text`` safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

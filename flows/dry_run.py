@@ -9,6 +9,7 @@ parameters such as ``dry_run`` or a nested ``params`` fail the run before it sta
 from __future__ import annotations
 
 from prefect import flow
+from prefect.states import State
 
 from dunning.params import (
     AsOf,
@@ -23,7 +24,7 @@ from dunning.params import (
 )
 from dunning.report import RunReport
 from dunning.timeouts import flow_timeout
-from flows.payment_reminders import run_name, run_reminders
+from flows.payment_reminders import completed, run_name, run_reminders
 
 
 @flow(
@@ -42,18 +43,21 @@ def reminders_dry_run(
     invoice_numbers: InvoiceNumbers = (),
     max_messages: MaxMessages = None,
     policy_path: PolicyPath = None,
-) -> RunReport:
-    """The report of what a reminder run as of ``as_of`` would send, skip and defer; writes
-    nothing to the ledger and contacts no provider."""
-    return run_reminders(
-        RunParameters(
-            as_of=as_of,
-            dry_run=True,  # hard-wired: this flow has no parameter that could change it
-            channels=channels,
-            segments=segments,
-            stages=stages,
-            invoice_numbers=invoice_numbers,
-            max_messages=max_messages,
-            policy_path=policy_path,
+) -> State[RunReport]:
+    """The report of what a reminder run as of ``as_of`` would send, skip and defer (in a
+    Completed state whose message gives the counts); writes nothing to the ledger and contacts
+    no provider."""
+    return completed(
+        run_reminders(
+            RunParameters(
+                as_of=as_of,
+                dry_run=True,  # hard-wired: this flow has no parameter that could change it
+                channels=channels,
+                segments=segments,
+                stages=stages,
+                invoice_numbers=invoice_numbers,
+                max_messages=max_messages,
+                policy_path=policy_path,
+            )
         )
     )

@@ -16,18 +16,20 @@ from itertools import islice
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import TypeAdapter
 from sqlalchemy import insert
 
+from dunning import ledger
 from dunning.channels import check_email_compliance
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
+from dunning.delivery import BatchResult
 from dunning.errors import ProviderAuthError
 from dunning.params import (
     AsOf,
@@ -47,6 +49,9 @@ from dunning.params import (
     Stages,
     document_parameters,
 )
+from dunning.progress import DeliveryProgress
+from dunning.progress import report as report_progress
+from dunning.render import base_stage
 from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from dunning.timeouts import flow_timeout
@@ -119,28 +124,40 @@ def payment_reminders(
     shards: Shards = 1,
     shard: Shard = None,
     shard_deployment: ShardDeployment = None,
-) -> RunReport:
+) -> State[RunReport]:
     """The run's report: what was sent, failed, skipped and deferred, per plan line (for a
-    coordinator of shards: the sum of its shards' reports). Each parameter is top-level, so a
-    run that sets one keeps the deployment's defaults for the others."""
-    return run_reminders(
-        RunParameters(
-            as_of=as_of,
-            dry_run=dry_run,
-            channels=channels,
-            segments=segments,
-            stages=stages,
-            invoice_numbers=invoice_numbers,
-            batch_size=batch_size,
-            max_tasks=max_tasks,
-            concurrency=concurrency,
-            max_messages=max_messages,
-            policy_path=policy_path,
-            shards=shards,
-            shard=shard,
-            shard_deployment=shard_deployment,
+    coordinator of shards: the sum of its shards' reports), in a Completed state whose message
+    gives the counts. Each parameter is top-level, so a run that sets one keeps the
+    deployment's defaults for the others."""
+    return completed(
+        run_reminders(
+            RunParameters(
+                as_of=as_of,
+                dry_run=dry_run,
+                channels=channels,
+                segments=segments,
+                stages=stages,
+                invoice_numbers=invoice_numbers,
+                batch_size=batch_size,
+                max_tasks=max_tasks,
+                concurrency=concurrency,
+                max_messages=max_messages,
+                policy_path=policy_path,
+                shards=shards,
+                shard=shard,
+                shard_deployment=shard_deployment,
+            )
         )
     )
+
+
+def completed(report: RunReport) -> State[RunReport]:
+    """A Completed state holding ``report`` whose message gives its counts, so the runs list
+    and the run page show them (calling the flow still returns the report itself); a state
+    the run already ended in (Cancelled: approval rejected) is kept as it is."""
+    if isinstance(report, State):
+        return report
+    return Completed(message=report.summary_line(), data=report)
 
 
 def run_reminders(params: RunParameters) -> RunReport:
@@ -192,6 +209,7 @@ def run_reminders(params: RunParameters) -> RunReport:
         publish_report(report, None)
         if params.shard is not None:
             store_outcomes(None, report)
+        log.info("dry run as of %s: %s", as_of.isoformat(), report.summary_line())
         return report
 
     # Approval before the loud part (DUNNING_APPROVAL_*): nothing is recorded or sent before
@@ -213,7 +231,7 @@ def run_reminders(params: RunParameters) -> RunReport:
     raise_escalations(lines, run_id, as_of)
     groups = record_plan(sends, run_id, as_of)
     batches = fan_out(groups, params.batch_size, params.max_tasks)
-    stopped = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
+    stopped, _ = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
 
     report = RunReport(
         as_of,
@@ -229,6 +247,7 @@ def run_reminders(params: RunParameters) -> RunReport:
     # Tell subscribers now; a failure here is retried by the outbound-events flow, so it
     # never fails the reminder run (return_state keeps its exception in the task run).
     deliver_outbound_events(return_state=True)
+    log.info("run totals as of %s: %s", as_of.isoformat(), report.summary_line())
     if stopped:
         raise RuntimeError(f"delivery stopped early: {stopped}")
     return report
@@ -246,6 +265,21 @@ def _floors(policy: Any) -> dict[str, str]:
     return {"*": str(default), **{k: str(v) for k, v in dict(floors).items()}}
 
 
+def batch_names(
+    batches: list[list[int]], kinds: dict[int, tuple[str, str]]
+) -> list[tuple[str, list[str]]]:
+    """Each batch's task-run name and tags: ``deliver email batch 3/12 (200)`` (channels
+    joined by ``+`` when a batch mixes them), tags ``channel:<c>`` and ``stage:<base stage>``."""
+    out = []
+    for number, batch in enumerate(batches, start=1):
+        channels = sorted({kinds[i][0] for i in batch if i in kinds})
+        stages = sorted({base_stage(kinds[i][1]) for i in batch if i in kinds})
+        name = f"deliver {'+'.join(channels) or 'reminders'} batch {number}/{len(batches)}"
+        tags = [f"channel:{c}" for c in channels] + [f"stage:{st}" for st in stages]
+        out.append((f"{name} ({len(batch)})", tags))
+    return out
+
+
 def _deliver_all(
     batches: list[list[int]],
     claimer: str,
@@ -253,22 +287,32 @@ def _deliver_all(
     as_of: dt.datetime,
     concurrency: int,
     log: Any,
-) -> str | None:
-    """Why delivery stopped, if it did; runs the delivery tasks, ``concurrency`` at a time."""
+) -> tuple[str | None, BatchResult]:
+    """Why delivery stopped (None if it did not) and the batches' summed counts; runs the
+    delivery tasks, ``concurrency`` at a time, logging one line per finished batch."""
     total = len(batches)
     progress = create_progress_artifact(
         0.0, key="reminder-run-progress", description="Share of delivery batches finished."
     )
     assert isinstance(progress, uuid.UUID)  # a sync flow gets the id, not a coroutine
-    done = 0
+    names = batch_names(
+        batches, ledger.channels_and_stages(get_engine(), [i for b in batches for i in b])
+    )
+    planned = sum(len(b) for b in batches)
+    totals = BatchResult()
+    done = handled = 0
     failed_batches = 0
+    report_progress(DeliveryProgress(planned, 0, 0, 0, 0, total, 0))
     pending = iter(enumerate(batches, start=1))
     running: dict[PrefectFuture[Any], int] = {}
     # Why a sliding window rather than waves of ``concurrency``: a wave waits for its slowest
     # batch while the other slots idle; here a finished batch hands its slot on at once.
     while True:
         for number, batch in islice(pending, max(concurrency, 1) - len(running)):
-            running[deliver.submit(batch, claimer, floors, as_of)] = number
+            name, batch_tags = names[number - 1]
+            with tags(*batch_tags):
+                task = deliver.with_options(task_run_name=name)
+                running[task.submit(batch, claimer, floors, as_of)] = number
         if not running:
             break
         fut = next(as_completed(list(running)))
@@ -278,12 +322,24 @@ def _deliver_all(
         except ProviderAuthError as exc:
             log.error("provider refused our credentials: %s", exc)
             wait(list(running))
-            return str(exc)
+            return str(exc), totals
         except TransientDeliveryError as exc:
             failed_batches += 1
             log.warning("batch %d: %s after all retries; left for the next run", number, exc)
             res = exc.result
         done += 1
+        handled += len(batches[number - 1])
+        for attr in ("sent", "failed", "skipped", "released", "ambiguous"):
+            setattr(totals, attr, getattr(totals, attr) + getattr(res, attr))
+        log.info(
+            "%s: sent %d, failed %d, skipped %d, left planned %d, unknown %d",
+            names[number - 1][0].removeprefix("deliver "),
+            res.sent,
+            res.failed,
+            res.skipped,
+            res.released,
+            res.ambiguous,
+        )
         emit_batch(
             claimer.removeprefix("run-"),
             {
@@ -297,9 +353,14 @@ def _deliver_all(
             },
         )
         update_progress_artifact(progress, 100.0 * done / max(total, 1))
+        report_progress(
+            DeliveryProgress(
+                planned, handled, totals.sent, totals.failed, totals.skipped, total, done
+            )
+        )
     if failed_batches:
         return (
             f"{failed_batches} of {total} batch(es) hit transient provider errors after all "
             "retries (provider down?); their reminders stay planned for the next run"
-        )
-    return None
+        ), totals
+    return None, totals

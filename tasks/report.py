@@ -68,26 +68,25 @@ def raise_escalations(lines: Any, run_id: str, as_of: Any) -> int:
 def publish_report(report: RunReport, run_row_id: int | None) -> dict[str, Any]:
     """The run summary as JSON, after publishing artifacts and storing the counts."""
     summary = report.to_json()
+    # Dry runs under keys of their own, so the latest "reminder-run-*" is always a real run.
+    prefix = "reminder-dry-run" if report.dry_run else "reminder-run"
     create_markdown_artifact(
-        key="reminder-run-summary",
+        key=f"{prefix}-summary",
         markdown=report.to_markdown(),
-        description="Reminders sent, failed, skipped and deferred by segment, stage and channel.",
+        description=(
+            "What a run now would send, skip and defer, by segment, stage and channel (a dry "
+            "run: nothing was sent)."
+            if report.dry_run
+            else "Reminders sent, failed, skipped and deferred by segment, stage and channel."
+        ),
     )
-    failures = report.failures()
-    create_table_artifact(
-        key="reminder-run-failures",
-        table=failures
-        or [
-            {
-                "invoice": "-",
-                "stage": "-",
-                "channel": "-",
-                "error_code": "",
-                "reason": "no failures",
-            }
-        ],
-        description="Reminders that failed or whose fate is unknown (no personal data).",
-    )
+    if not report.dry_run:
+        create_markdown_artifact(
+            key=f"{prefix}-failures",
+            markdown=report.failures_markdown(),
+            description="Reminders failed, left pending for the next run, or of unknown fate "
+            "(no personal data).",
+        )
     if run_row_id is not None and not report.dry_run:
         with get_engine().begin() as conn:
             conn.execute(

@@ -91,11 +91,12 @@ def test_deploy_all_then_a_worker_runs_each_deployment(tmp_path: Path):
                   for name, run_id in runs.items()}
         assert states == dict.fromkeys(DEPLOYMENTS, "COMPLETED"), states
 
-        for name in ("payment-reminders/payment-reminders", "reminders-dry-run/dry-run"):
-            arts = _artifacts(env, runs[name])
-            assert {"reminder-run-summary", "reminder-run-failures"} <= set(arts), name
-            summary = arts["reminder-run-summary"]["data"]
-            assert "| sent | failed | skipped | deferred |" in summary
-            assert "## By stage" in summary or "| 0 | 0 | 0 | 0 |" in summary
-        assert "(dry run)" in _artifacts(env, runs["reminders-dry-run/dry-run"])[
-            "reminder-run-summary"]["data"]
+        arts = _artifacts(env, runs["payment-reminders/payment-reminders"])
+        assert {"reminder-run-summary", "reminder-run-failures"} <= set(arts)
+        summary = arts["reminder-run-summary"]["data"]
+        assert "| sent | failed | skipped | deferred |" in summary
+        assert "## By stage" in summary or "| 0 | 0 | 0 | 0 |" in summary
+        dry = _artifacts(env, runs["reminders-dry-run/dry-run"])
+        assert "reminder-run-summary" not in dry  # dry runs publish under their own keys
+        assert "| would send | skipped | deferred |" in dry["reminder-dry-run-summary"]["data"]
+        assert "(dry run: nothing was sent)" in dry["reminder-dry-run-summary"]["data"]

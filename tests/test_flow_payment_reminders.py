@@ -148,7 +148,7 @@ def _delivery_tasks(flow_run_id: str) -> int:
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="deliver-batch")),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=" batch ")),
             limit=200,
             offset=0,
         )

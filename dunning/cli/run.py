@@ -63,6 +63,11 @@ def run(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         fail(f"invalid run parameters: {problems}")
+    from dunning.channels.preflight import ALL_CHANNELS, check_provider_config
+
+    # Before anything starts (the database check, a Prefect server), in a dry run too: a
+    # provider forced without credentials is one line here, not a traceback from a flow run.
+    check_provider_config([str(c) for c in params.channels] or ALL_CHANNELS)
     check_ready(get_engine())
     if not params.dry_run and "email" in ([str(c) for c in params.channels or []] or ["email"]):
         from dunning.channels import check_email_compliance
@@ -70,6 +75,7 @@ def run(
         check_email_compliance()  # before Prefect starts: ConfigError names the setting
     # The ephemeral server's 20 s default start budget is too tight on a busy laptop or CI box.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from dunning.report import RunReport
     from flows.payment_reminders import payment_reminders
 
     if not json_out:
@@ -84,6 +90,8 @@ def run(
         )
     if isinstance(report, BaseException):
         fail(f"the run failed: {report}")
+    if not isinstance(report, RunReport):
+        fail(f"the run ended {state.name} without a report: {state.message or ''}")
     summary = report.to_json()
     if json_out:
         emit_json(summary)
