@@ -11,7 +11,7 @@ DEMO_INVOICES ?= 1000
 DEMO_DATE ?= 2026-11-24
 DEMO_AS_OF ?= $(DEMO_DATE)T15:00:00Z
 
-.PHONY: install demo test test-prefect-oldest lint bench clean
+.PHONY: install demo ui test test-prefect-oldest lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ demo: install
 	@echo "Next: '$(BIN)/dunning ledger' lists every reminder; messages are under .dunning/outbox/;"
 	@echo "      '$(BIN)/dunning plan --all --as-of $(DEMO_AS_OF)' shows why each invoice was or was not reminded;"
 	@echo "      '$(BIN)/dunning run --as-of $(DEMO_AS_OF)' again sends nothing new."
+	@if [ -n "$$PREFECT_API_URL" ]; then \
+	  echo "See the run in the Prefect UI: $${PREFECT_API_URL%/api}/runs (flow runs, task runs, logs, artifacts)"; \
+	else \
+	  echo "See it in the Prefect UI: 'make ui' starts a local Prefect server with its UI (kept"; \
+	  echo "      running) and runs this demo against it; the run above used a throwaway server."; \
+	fi
 
 test: install $(PRISM)
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -47,7 +53,8 @@ test: install $(PRISM)
 OLDEST := 3.8.8
 OLDEST_VENV := .venv-prefect-$(OLDEST)
 PREFECT_TESTS ?= tests/test_deploy_server.py tests/test_deploy_parameters.py \
-	tests/test_params_form.py tests/test_flow_payment_reminders.py tests/test_prefect_setup.py
+	tests/test_params_form.py tests/test_flow_payment_reminders.py tests/test_flow_conventions.py \
+	tests/test_prefect_setup.py
 $(OLDEST_VENV)/.installed-stamp: pyproject.toml constraints/prefect-$(OLDEST).txt
 	@test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/pip install --quiet --upgrade pip
@@ -59,6 +66,13 @@ test-prefect-oldest: $(OLDEST_VENV)/.installed-stamp $(PRISM)
 		sys.exit(0 if v == '$(OLDEST)' else f'expected prefect $(OLDEST), found {v}')"
 	@# SQLite only: the database backends are covered by `make test`; this job is about Prefect.
 	DUNNING_TEST_DATABASE_URL= $(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider $(PREFECT_TESTS)
+
+# A persistent local Prefect server with its UI (in the background, under .dunning/prefect-ui;
+# its address printed), then the demo run against it so there is a run to look at.
+ui: install
+	@api=$$($(BIN)/python -m dunning.prefect_ui | sed -n 's/^PREFECT_API_URL=//p'); \
+	  test -n "$$api" || exit 1; \
+	  PREFECT_API_URL=$$api $(MAKE) --no-print-directory demo
 
 lint: install
 	$(BIN)/ruff check .

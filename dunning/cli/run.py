@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from dunning.cli.app import app, console, emit_json, fail, out, parse_instant
+from dunning.cli.app import app, console, emit_json, fail, out, parse_instant, show_progress
 from dunning.config import get_settings
 from dunning.db import check_ready, get_engine, redact_url
 from dunning.db.models import Invoice, Reminder
@@ -80,7 +81,11 @@ def run(
 
     if not json_out:
         console.print("[dim]running the payment-reminders flow…[/]")
-    state = payment_reminders(**params.model_dump(), return_state=True)
+    from dunning.cli.run_progress import delivery_bar
+
+    # On a terminal a bar follows the delivery batches; --json (or a pipe) stays quiet.
+    with delivery_bar(console) if show_progress(json_out) else nullcontext():
+        state = payment_reminders(**params.model_dump(), return_state=True)
     report = state.result(raise_on_failure=False)
     if isinstance(report, OperationalError):
         fail(
