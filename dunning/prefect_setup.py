@@ -46,19 +46,30 @@ def automation_specs(block_document_id: UUID, settings: AlertSettings | None = N
     return [*guard_specs(settings), *alert_specs(block_document_id, settings)]
 
 
-async def ensure_work_pool(client: PrefectClient) -> str:
-    """``created`` or ``exists``: the process work pool the deployments run on."""
+async def ensure_work_pool(
+    client: PrefectClient, name: str = WORK_POOL, pool_type: str = "process"
+) -> str:
+    """``created`` or ``exists``: the work pool ``name`` the deployments run on, of
+    ``pool_type`` (a worker type installed here: ``process``, or e.g. ``docker`` with
+    prefect-docker). Raises ConfigError naming the type when no installed worker has it."""
     try:
-        await client.read_work_pool(WORK_POOL)
+        await client.read_work_pool(name)
         return "exists"
     except ObjectNotFound:
         pass
-    from prefect.workers.process import ProcessWorker
+    from prefect.workers.base import BaseWorker
 
+    worker = BaseWorker.get_worker_class_from_type(pool_type)
+    if worker is None:
+        raise ConfigError(
+            f"work pool type {pool_type!r} has no worker installed here: use --pool-type "
+            "process, or install the integration that provides it (e.g. prefect-docker, "
+            "prefect-kubernetes) first"
+        )
     await client.create_work_pool(WorkPoolCreate(
-        name=WORK_POOL, type="process",
-        description="Runs the dunning flows from a checkout (prefect worker start --pool dunning).",
-        base_job_template=ProcessWorker.get_default_base_job_template(),
+        name=name, type=pool_type,
+        description=f"Runs the dunning flows (prefect worker start --pool {name}).",
+        base_job_template=worker.get_default_base_job_template(),
     ))
     return "created"
 
@@ -163,31 +174,47 @@ async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[
 
 
 async def setup_prefect(
-    settings: AlertSettings | None = None, rates: dict[str, float] | None = None
+    settings: AlertSettings | None = None,
+    rates: dict[str, float] | None = None,
+    *,
+    alerts: bool = True,
+    pool: str = WORK_POOL,
+    pool_type: str = "process",
 ) -> dict[str, Any]:
-    """What was created or updated: the work pool, the notification block, the automations
-    and the provider rate limits (from DUNNING_EMAIL_RATE_LIMIT / DUNNING_SMS_RATE_LIMIT).
+    """What was created or updated: the work pool ``pool`` (of ``pool_type``), the
+    notification block, the automations and the provider rate limits (from
+    DUNNING_EMAIL_RATE_LIMIT / DUNNING_SMS_RATE_LIMIT).
 
-    Raises ConfigError when no notification target is configured (before touching anything).
+    ``alerts=False`` (a local trial) skips the notification block and the alert automations
+    that notify through it, so no notification target is needed; the guards that act
+    without notifying (crashing zombie runs) are still made. Raises ConfigError when alerts
+    are wanted and no notification target is configured (before touching anything).
     """
     settings = settings or load_settings(AlertSettings)
-    check_alert_target(settings)
+    if alerts:
+        check_alert_target(settings)
     if rates is None:
         from dunning.channels.settings import get_channel_settings
 
         channel = get_channel_settings()
         rates = {"email": channel.email_rate_limit, "sms": channel.sms_rate_limit}
+    block: dict[str, Any] | None = None
     async with get_client() as client:
         limits = await ensure_rate_limits(client, rates)
-        pool = await ensure_work_pool(client)
-        block_id, block_ref, block_status = await ensure_notification_block(client, settings)
+        pool_status = await ensure_work_pool(client, pool, pool_type)
+        if alerts:
+            block_id, block_ref, block_status = await ensure_notification_block(client, settings)
+            specs = automation_specs(block_id, settings)
+            block = {"ref": block_ref, "id": str(block_id), "status": block_status}
+        else:
+            specs = guard_specs(settings)
         automations = []
-        for spec in automation_specs(block_id, settings):
+        for spec in specs:
             auto_id, status = await ensure_automation(client, spec)
             automations.append({"name": spec.name, "id": str(auto_id), "status": status})
     return {
-        "work_pool": {"name": WORK_POOL, "type": "process", "status": pool},
-        "block": {"ref": block_ref, "id": str(block_id), "status": block_status},
+        "work_pool": {"name": pool, "type": pool_type, "status": pool_status},
+        "block": block,
         "automations": automations,
         "rate_limits": limits,
         "failure_rate_threshold": settings.failure_rate,

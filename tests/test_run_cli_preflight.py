@@ -32,7 +32,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
          ["SendGrid is selected but no API key is set", "DUNNING_SENDGRID_API_KEY"]),
         (["run"], {"DUNNING_EMAIL_PROVIDER": "sendgrid"}, ["DUNNING_SENDGRID_API_KEY"]),
         (["run", "--dry-run", "--channel", "sms"], {"DUNNING_SMS_PROVIDER": "twilio"},
-         ["Twilio is selected but credentials are missing", "DUNNING_TWILIO_ACCOUNT_SID"]),
+         ["Twilio", "credentials", "DUNNING_TWILIO_ACCOUNT_SID"]),
         (["run", "--dry-run"], {"DUNNING_PROVIDER_TIMEOUT_SECONDS": "-3"},
          ["invalid channel settings", "provider_timeout_seconds"]),
     ],
