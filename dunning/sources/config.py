@@ -30,7 +30,7 @@ _ALLOWED: dict[str, set[str]] = {
                "default_timezone", "default_locale"},
     "xero": {"tenant_id", "client_id_env", "client_id_block", "client_secret_env",
              "client_secret_block", "refresh_token_block", "api_base", "identity_base",
-             "default_country", "default_timezone", "default_locale"},
+             "payment_links", "default_country", "default_timezone", "default_locale"},
 }
 _SECRETS = {"api_key", "client_id", "client_secret", "refresh_token", "password", "token"}
 
@@ -161,6 +161,9 @@ def _check_kind(where: str, kind: str, settings: dict[str, Any]) -> None:
                               "environment variable and name it with url_env")
     if kind == "xero" and "tenant_id" not in settings:
         raise ConfigError(f"{where}: tenant_id is required (the Xero organisation's id)")
+    if kind == "xero" and settings.get("payment_links", "online_invoice") != "online_invoice":
+        raise ConfigError(f"{where}: payment_links must be \"online_invoice\" (fetch each open "
+                          "invoice's OnlineInvoiceUrl) or left out (no payment link)")
 
 
 def _has_password(url: str) -> bool:

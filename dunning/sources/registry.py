@@ -25,8 +25,12 @@ def build_source(config: SourceConfig) -> Source:
         from dunning.sources.stripe import StripeSource
 
         return StripeSource(config)
-    raise ConfigError(f"[sources.{config.name}]: kind {config.kind!r} is not available in this "
-                      "version; use stripe, sql or files")
+    if config.kind == "xero":
+        from dunning.sources.xero import XeroSource
+
+        return XeroSource(config)
+    raise ConfigError(f"[sources.{config.name}]: unknown kind {config.kind!r}; use stripe, "
+                      "xero, sql or files")
 
 
 def get_source(name: str) -> Source:
