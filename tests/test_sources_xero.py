@@ -30,7 +30,7 @@ from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.errors import ConfigError
 from dunning.fakes.xero import XeroFakeState
-from dunning.fakes.xero_app import XeroFake, XeroFakeConfig, run_xero_fake
+from dunning.fakes.xero_app import XeroFake, run_xero_fake
 from dunning.sources.config import load_sources
 from dunning.sources.registry import build_source, get_source
 from dunning.sources.sync import SyncFailed, sync_source
@@ -55,17 +55,30 @@ def _free_port() -> int:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[XeroFake, str]]:
     """The fake Xero and Prism proxying to it (validating requests): (fake, Prism's API base)."""
     if not PRISM.exists():
-        pytest.fail(f"Stoplight Prism is not installed at {PRISM}: run "
-                    "`npm install --no-save @stoplight/prism-cli@5` in the repository root")
+        pytest.fail(
+            f"Stoplight Prism is not installed at {PRISM}: run "
+            "`npm install --no-save @stoplight/prism-cli@5` in the repository root"
+        )
     log = tmp_path_factory.mktemp("prism") / "xero.log"
     with run_xero_fake() as fake:
         port = _free_port()
         proc = subprocess.Popen(
-            [str(PRISM), "proxy", "--errors", "-h", "127.0.0.1", "-p", str(port), str(SPEC),
-             f"{fake.base_url}/api.xro/2.0"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            [
+                str(PRISM),
+                "proxy",
+                "--errors",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                str(SPEC),
+                f"{fake.base_url}/api.xro/2.0",
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         try:
-            deadline = time.monotonic() + 120  # startup allowance on a busy machine
+            deadline = time.monotonic() + 300  # startup allowance: a 0.9 MB description, busy machine
             while True:
                 if proc.poll() is not None:
                     pytest.fail(f"prism exited ({proc.returncode}): {log.read_text()}")
@@ -74,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[XeroFake,
                         break
                 except OSError:
                     if time.monotonic() > deadline:
-                        pytest.fail(f"prism did not start within 120 s: {log.read_text()}")
+                        pytest.fail(f"prism did not start within 300 s: {log.read_text()}")
                     time.sleep(0.3)
             # Prism serves the description's paths (/Invoices ...) at its root and forwards
             # them below the upstream's /api.xro/2.0, as Xero's server URL has them.
@@ -85,8 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[XeroFake,
 
 
 @pytest.fixture
-def fake(served: tuple[XeroFake, str], tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> XeroFake:
+def fake(served: tuple[XeroFake, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> XeroFake:
     """A fresh organisation in the fake; sources.toml has `[sources.xero]` through Prism."""
     running, prism_base = served
     running.state = XeroFakeState()
@@ -96,7 +108,8 @@ def fake(served: tuple[XeroFake, str], tmp_path: Path,
     (tmp_path / "sources.toml").write_text(
         f'[sources.xero]\nkind = "xero"\ntenant_id = "{running.state.tenant_id}"\n'
         f'api_base = "{prism_base}"\nidentity_base = "{running.base_url}"\n'
-        'payment_links = "online_invoice"\n')
+        'payment_links = "online_invoice"\n'
+    )
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "sources.toml"))
     monkeypatch.setenv("DUNNING_XERO_CLIENT_ID", running.config.client_id)
     monkeypatch.setenv("DUNNING_XERO_CLIENT_SECRET", running.config.client_secret)
@@ -132,15 +145,18 @@ def _source(sleeps: _Sleeps | None = None) -> XeroSource:
 
 
 def test_prism_passes_the_sdks_requests_and_refuses_a_request_off_the_spec(
-        fake: XeroFake, served: tuple[XeroFake, str]) -> None:
+    fake: XeroFake, served: tuple[XeroFake, str]
+) -> None:
     ids = _seed(fake.state)
     source = _source()
     api = source._api()
     since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    page = source._call(api.get_invoices, where='Type=="ACCREC"', page=1, page_size=100,
-                        if_modified_since=since)
-    assert {i.invoice_id for i in page.invoices} == {ids[k] for k in (
-        "open_usd", "open_eur", "open_jpy", "paid", "void")}
+    page = source._call(
+        api.get_invoices, where='Type=="ACCREC"', page=1, page_size=100, if_modified_since=since
+    )
+    assert {i.invoice_id for i in page.invoices} == {
+        ids[k] for k in ("open_usd", "open_eur", "open_jpy", "paid", "void")
+    }
     assert api.api_client.last_response.getheader("sl-violations") is None
     assert fake.state.modified_since[-1] == since.isoformat()
     online = source._call(api.get_online_invoice, invoice_id=ids["open_usd"])
@@ -148,9 +164,13 @@ def test_prism_passes_the_sdks_requests_and_refuses_a_request_off_the_spec(
     # The same request with an If-Modified-Since that is no date-time never reaches the fake.
     token = next(iter(fake.access_tokens))
     request = urllib.request.Request(
-        served[1] + "/Invoices", headers={"Authorization": f"Bearer {token}",
-                                          "xero-tenant-id": fake.state.tenant_id,
-                                          "If-Modified-Since": "yesterday"})
+        served[1] + "/Invoices",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "xero-tenant-id": fake.state.tenant_id,
+            "If-Modified-Since": "yesterday",
+        },
+    )
     served_before = fake.state.requests
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
@@ -164,7 +184,8 @@ def _sync(engine: Engine, full: bool = False, sleeps: _Sleeps | None = None) -> 
 
 
 def test_a_full_sync_maps_xero_and_a_quiet_resync_is_one_request_per_record_type(
-        engine: Engine, fake: XeroFake) -> None:
+    engine: Engine, fake: XeroFake
+) -> None:
     ids = _seed(fake.state)
     fake.config.burst_429, fake.config.retry_after = 3, 2
     sleeps = _Sleeps()
@@ -177,10 +198,13 @@ def test_a_full_sync_maps_xero_and_a_quiet_resync_is_one_request_per_record_type
         jo = s.get(Customer, ids["jo"])
         assert jo is not None
         assert (jo.country, jo.timezone, jo.locale, jo.source) == (
-            "DE", "Europe/Berlin", "de_DE", "xero")
+            "DE",
+            "Europe/Berlin",
+            "de_DE",
+            "xero",
+        )
         ada = s.get(Customer, ids["ada"])
-        assert ada is not None and (ada.phone, ada.timezone) == ("+14155550100",
-                                                                 "America/New_York")
+        assert ada is not None and (ada.phone, ada.timezone) == ("+14155550100", "America/New_York")
         rows = {i.source_id: i for i in s.scalars(select(Invoice))}
         assert str(rows[ids["open_usd"]].amount) == "125.5000"
         assert str(rows[ids["open_jpy"]].amount) == "5400.0000"
@@ -205,7 +229,8 @@ def test_a_full_sync_maps_xero_and_a_quiet_resync_is_one_request_per_record_type
 
 
 def test_rate_limits_are_bounded_and_a_long_retry_after_fails_the_sync(
-        engine: Engine, fake: XeroFake) -> None:
+    engine: Engine, fake: XeroFake
+) -> None:
     _seed(fake.state)
     fake.config.burst_429, fake.config.retry_after = 1, 0  # every request limited
     with pytest.raises(SyncFailed, match="kept answering 429"):
@@ -217,8 +242,9 @@ def test_rate_limits_are_bounded_and_a_long_retry_after_fails_the_sync(
         assert s.scalar(select(Invoice)) is None  # nothing half-written
 
 
-def test_wrong_credentials_or_tenant_fail_with_advice(engine: Engine, fake: XeroFake,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_credentials_or_tenant_fail_with_advice(
+    engine: Engine, fake: XeroFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DUNNING_XERO_CLIENT_SECRET", "wrong")
     with pytest.raises(SyncFailed, match="refused the credentials"):
         _sync(engine)
@@ -240,7 +266,8 @@ def test_payment_links_accepts_only_online_invoice(tmp_path: Path) -> None:
 
 @pytest.mark.prefect
 def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_stops_them(
-        prefect_server: None, engine: Engine, fake: XeroFake) -> None:
+    prefect_server: None, engine: Engine, fake: XeroFake
+) -> None:
     from flows.payment_reminders import payment_reminders
 
     ids = _seed(fake.state)
@@ -261,22 +288,36 @@ def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_s
     # Paid and voided in Xero; planned reminders of both exist when the sync comes.
     for invoice_id, action in ((ids["open_usd"], "pay"), (ids["open_eur"], "void")):
         request = urllib.request.Request(
-            f"{fake.base_url}/_fake/xero/invoices/{invoice_id}/{action}", method="POST")
+            f"{fake.base_url}/_fake/xero/invoices/{invoice_id}/{action}", method="POST"
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
     with session_scope(engine) as s:
         for sid in (ids["open_usd"], ids["open_eur"]):
             inv = s.scalar(select(Invoice).where(Invoice.source_id == sid))
             assert inv is not None
-            s.add(Reminder(invoice_id=inv.id, customer_id=inv.customer_id, stage="overdue_2",
-                           channel="email", status="planned"))
+            s.add(
+                Reminder(
+                    invoice_id=inv.id,
+                    customer_id=inv.customer_id,
+                    stage="overdue_2",
+                    channel="email",
+                    status="planned",
+                )
+            )
     synced = runner.invoke(app, ["sync", "xero", "--json"])
     assert synced.exit_code == 0, synced.stderr
     assert json.loads(synced.stdout)["requests"] == 4  # token + one page per record type
     with session_scope(engine) as s:
-        held = dict(s.execute(select(Invoice.source_id, Reminder.reason).join(
-            Invoice, Invoice.id == Reminder.invoice_id).where(Reminder.stage == "overdue_2")
-        ).tuples().all())
+        held = dict(
+            s.execute(
+                select(Invoice.source_id, Reminder.reason)
+                .join(Invoice, Invoice.id == Reminder.invoice_id)
+                .where(Reminder.stage == "overdue_2")
+            )
+            .tuples()
+            .all()
+        )
     assert held == {ids["open_usd"]: "paid", ids["open_eur"]: "void"}
     later = payment_reminders(as_of=AS_OF + dt.timedelta(days=7))
     assert sent(later) == {numbers[ids["open_jpy"]]}
@@ -284,7 +325,8 @@ def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_s
 
 @pytest.mark.prefect
 def test_a_refresh_token_in_a_secret_block_is_rotated_on_each_sync(
-        prefect_server: None, engine: Engine, fake: XeroFake, tmp_path: Path) -> None:
+    prefect_server: None, engine: Engine, fake: XeroFake, tmp_path: Path
+) -> None:
     from prefect.blocks.system import Secret
 
     _seed(fake.state)

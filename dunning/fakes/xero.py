@@ -22,8 +22,11 @@ class XeroError(Exception):
     def __init__(self, status: int, message: str, kind: str = "ValidationException") -> None:
         super().__init__(message)
         self.status = status
-        self.body = {"ErrorNumber": 10 if status == 400 else status, "Type": kind,
-                     "Message": message}
+        self.body = {
+            "ErrorNumber": 10 if status == 400 else status,
+            "Type": kind,
+            "Message": message,
+        }
 
 
 def xero_date(when: dt.datetime | dt.date) -> str:
@@ -54,25 +57,49 @@ class XeroFakeState:
         self._clock = max(now, self._clock + dt.timedelta(seconds=1))
         return self._clock
 
-    def add_contact(self, name: str, email: str | None = None, phone: str | None = None,
-                    country: str | None = None) -> dict[str, Any]:
+    def add_contact(
+        self,
+        name: str,
+        email: str | None = None,
+        phone: str | None = None,
+        country: str | None = None,
+    ) -> dict[str, Any]:
         """The new contact (a customer), with a mobile phone and a street address country."""
         with self.lock:
             cid = str(uuid.uuid4())
-            phones = [{"PhoneType": "MOBILE", "PhoneNumber": phone or "",
-                       "PhoneAreaCode": "", "PhoneCountryCode": ""}]
+            phones = [
+                {
+                    "PhoneType": "MOBILE",
+                    "PhoneNumber": phone or "",
+                    "PhoneAreaCode": "",
+                    "PhoneCountryCode": "",
+                }
+            ]
             addresses = [{"AddressType": "STREET", "Country": country or ""}]
             self.contacts[cid] = {
-                "ContactID": cid, "ContactStatus": "ACTIVE", "Name": name,
-                "EmailAddress": email or "", "Phones": phones, "Addresses": addresses,
-                "IsCustomer": True, "IsSupplier": False,
-                "UpdatedDateUTC": xero_date(self.tick()), "HasValidationErrors": False,
+                "ContactID": cid,
+                "ContactStatus": "ACTIVE",
+                "Name": name,
+                "EmailAddress": email or "",
+                "Phones": phones,
+                "Addresses": addresses,
+                "IsCustomer": True,
+                "IsSupplier": False,
+                "UpdatedDateUTC": xero_date(self.tick()),
+                "HasValidationErrors": False,
             }
             return self.contacts[cid]
 
-    def add_invoice(self, contact_id: str, total: str, currency: str, due: dt.date,
-                    status: str = "AUTHORISED", kind: str = "ACCREC",
-                    date: dt.date | None = None) -> dict[str, Any]:
+    def add_invoice(
+        self,
+        contact_id: str,
+        total: str,
+        currency: str,
+        due: dt.date,
+        status: str = "AUTHORISED",
+        kind: str = "ACCREC",
+        date: dt.date | None = None,
+    ) -> dict[str, Any]:
         """The new invoice of ``contact_id`` for ``total`` (a decimal string) in ``currency``.
 
         A PAID invoice comes with its payment. Raises XeroError for an unknown contact.
@@ -86,14 +113,27 @@ class XeroFakeState:
             amount = Decimal(total)
             issued = date or due - dt.timedelta(days=30)
             self.invoices[iid] = {
-                "Type": kind, "InvoiceID": iid, "InvoiceNumber": f"INV-{self._numbers:04d}",
-                "Reference": "", "Contact": {"ContactID": contact_id, "Name": contact["Name"]},
-                "Date": xero_date(issued), "DueDate": xero_date(due), "Status": "AUTHORISED",
-                "LineAmountTypes": "Exclusive", "CurrencyCode": currency,
-                "SubTotal": float(amount), "TotalTax": 0.0, "Total": float(amount),
-                "AmountDue": float(amount), "AmountPaid": 0.0, "AmountCredited": 0.0,
-                "Payments": [], "HasAttachments": False, "IsDiscounted": False,
-                "UpdatedDateUTC": xero_date(self.tick()), "HasErrors": False,
+                "Type": kind,
+                "InvoiceID": iid,
+                "InvoiceNumber": f"INV-{self._numbers:04d}",
+                "Reference": "",
+                "Contact": {"ContactID": contact_id, "Name": contact["Name"]},
+                "Date": xero_date(issued),
+                "DueDate": xero_date(due),
+                "Status": "AUTHORISED",
+                "LineAmountTypes": "Exclusive",
+                "CurrencyCode": currency,
+                "SubTotal": float(amount),
+                "TotalTax": 0.0,
+                "Total": float(amount),
+                "AmountDue": float(amount),
+                "AmountPaid": 0.0,
+                "AmountCredited": 0.0,
+                "Payments": [],
+                "HasAttachments": False,
+                "IsDiscounted": False,
+                "UpdatedDateUTC": xero_date(self.tick()),
+                "HasErrors": False,
             }
             if status == "PAID":
                 self.pay(iid)
@@ -117,24 +157,38 @@ class XeroFakeState:
             due = Decimal(str(invoice["AmountDue"]))
             paid = Decimal(amount) if amount else due
             if paid <= 0 or paid > due:
-                raise XeroError(400, "The payment amount must be more than 0 and at most "
-                                     "the amount due")
+                raise XeroError(
+                    400, "The payment amount must be more than 0 and at most the amount due"
+                )
             now = self.tick()
             pid = str(uuid.uuid4())
             payment = {
-                "PaymentID": pid, "Date": xero_date(now), "Amount": float(paid),
-                "CurrencyRate": 1.0, "PaymentType": "ACCRECPAYMENT", "Status": "AUTHORISED",
-                "IsReconciled": False, "UpdatedDateUTC": xero_date(now),
-                "Invoice": {"InvoiceID": invoice_id, "InvoiceNumber": invoice["InvoiceNumber"],
-                            "Type": invoice["Type"], "CurrencyCode": invoice["CurrencyCode"]},
+                "PaymentID": pid,
+                "Date": xero_date(now),
+                "Amount": float(paid),
+                "CurrencyRate": 1.0,
+                "PaymentType": "ACCRECPAYMENT",
+                "Status": "AUTHORISED",
+                "IsReconciled": False,
+                "UpdatedDateUTC": xero_date(now),
+                "Invoice": {
+                    "InvoiceID": invoice_id,
+                    "InvoiceNumber": invoice["InvoiceNumber"],
+                    "Type": invoice["Type"],
+                    "CurrencyCode": invoice["CurrencyCode"],
+                },
                 "HasValidationErrors": False,
             }
             self.payments[pid] = payment
             left = due - paid
-            invoice.update(AmountDue=float(left), AmountPaid=float(
-                Decimal(str(invoice["AmountPaid"])) + paid), UpdatedDateUTC=xero_date(now))
-            invoice["Payments"].append({"PaymentID": pid, "Date": payment["Date"],
-                                        "Amount": float(paid)})
+            invoice.update(
+                AmountDue=float(left),
+                AmountPaid=float(Decimal(str(invoice["AmountPaid"])) + paid),
+                UpdatedDateUTC=xero_date(now),
+            )
+            invoice["Payments"].append(
+                {"PaymentID": pid, "Date": payment["Date"], "Amount": float(paid)}
+            )
             if left == 0:
                 invoice.update(Status="PAID", FullyPaidOnDate=payment["Date"])
             return payment

@@ -44,7 +44,7 @@ class XeroFakeConfig:
     """Knobs of the fake Xero: the custom connection's credentials, rate limiting."""
 
     client_id: str = "FAKECLIENTID0000000000000000000"
-    client_secret: str = "fake-xero-client-secret"
+    client_secret: str = "fake-xero-client-secret"  # noqa: S105 - the fake's own test value
     burst_429: int = 0  # every Nth API request is answered 429 (0 = never)
     retry_after: int = 1  # seconds in the 429's Retry-After
 
@@ -130,21 +130,30 @@ async def _list(request: Request) -> JSONResponse:
         if where:
             match = _WHERE_TYPE.match(where)
             if not match:
-                raise XeroError(400, f"the fake understands only where=Type==\"ACCREC\", "
-                                     f"not {where!r}")
+                raise XeroError(
+                    400, f'the fake understands only where=Type=="ACCREC", not {where!r}'
+                )
             wanted_type = match.group(1)
         statuses = set(filter(None, (query.get("Statuses") or "").split(",")))
         state = fake.state
         with state.lock:
             state.modified_since.append(request.headers.get("if-modified-since"))
             objs = list(getattr(state, _KINDS[kind]).values())
-            objs = [o for o in objs if (since is None or _updated(o) > since)
-                    and (wanted_type is None or o.get("Type") == wanted_type)
-                    and (not statuses or o.get("Status") in statuses)]
+            objs = [
+                o
+                for o in objs
+                if (since is None or _updated(o) > since)
+                and (wanted_type is None or o.get("Type") == wanted_type)
+                and (not statuses or o.get("Status") in statuses)
+            ]
             objs.sort(key=_updated)
-            chunk = objs[(page - 1) * size: page * size]
-            pagination = {"page": page, "pageSize": size, "itemCount": len(objs),
-                          "pageCount": -(-len(objs) // size)}
+            chunk = objs[(page - 1) * size : page * size]
+            pagination = {
+                "page": page,
+                "pageSize": size,
+                "itemCount": len(objs),
+                "pageCount": -(-len(objs) // size),
+            }
             return JSONResponse({"pagination": pagination, kind: chunk})
     except XeroError as exc:
         return _answer(exc, fake)
@@ -173,10 +182,15 @@ async def _token(request: Request) -> JSONResponse:
     grant = str(form.get("grant_type") or "")
     fake.token_requests.append(grant)
     if (form.get("client_id"), form.get("client_secret")) != (
-            fake.config.client_id, fake.config.client_secret):
+        fake.config.client_id,
+        fake.config.client_secret,
+    ):
         return JSONResponse({"error": "invalid_client"}, 400)
-    body: dict[str, Any] = {"token_type": "Bearer", "expires_in": 1800,
-                            "scope": "accounting.transactions.read accounting.contacts.read"}
+    body: dict[str, Any] = {
+        "token_type": "Bearer",
+        "expires_in": 1800,
+        "scope": "accounting.transactions.read accounting.contacts.read",
+    }
     if grant == "refresh_token":
         if not fake.refresh_token or form.get("refresh_token") != fake.refresh_token:
             return JSONResponse({"error": "invalid_grant"}, 400)
@@ -217,8 +231,9 @@ def create_xero_app(fake: XeroFake) -> Starlette:
 
 
 @contextlib.contextmanager
-def run_xero_fake(config: XeroFakeConfig | None = None,
-                  state: XeroFakeState | None = None) -> Iterator[XeroFake]:
+def run_xero_fake(
+    config: XeroFakeConfig | None = None, state: XeroFakeState | None = None
+) -> Iterator[XeroFake]:
     """A fake Xero served on a free 127.0.0.1 port in a background thread."""
     from dunning.fakes.server import serve_in_thread
 

@@ -76,22 +76,31 @@ class XeroSource:
         client_id = self.config.secret("client_id", "DUNNING_XERO_CLIENT_ID")
         client_secret = self.config.secret("client_secret", "DUNNING_XERO_CLIENT_SECRET")
         if not client_id or not client_secret:
-            raise ConfigError(f"[sources.{self.name}]: no Xero app credentials; set "
-                              "DUNNING_XERO_CLIENT_ID and DUNNING_XERO_CLIENT_SECRET (or "
-                              "client_id_env / client_secret_env, or the _block settings)")
-        identity = (self.config.get("identity_base") or os.environ.get(
-            "DUNNING_XERO_IDENTITY_BASE") or DEFAULT_IDENTITY_BASE).rstrip("/")
-        base = (self.config.get("api_base") or os.environ.get("DUNNING_XERO_API_BASE")
-                or DEFAULT_API_BASE).rstrip("/")
+            raise ConfigError(
+                f"[sources.{self.name}]: no Xero app credentials; set "
+                "DUNNING_XERO_CLIENT_ID and DUNNING_XERO_CLIENT_SECRET (or "
+                "client_id_env / client_secret_env, or the _block settings)"
+            )
+        identity = (
+            self.config.get("identity_base")
+            or os.environ.get("DUNNING_XERO_IDENTITY_BASE")
+            or DEFAULT_IDENTITY_BASE
+        ).rstrip("/")
+        base = (
+            self.config.get("api_base")
+            or os.environ.get("DUNNING_XERO_API_BASE")
+            or DEFAULT_API_BASE
+        ).rstrip("/")
         holder: dict[str, Any] = {}
-        client = ApiClient(Configuration(oauth2_token=OAuth2Token(client_id, client_secret)),
-                           oauth2_token_getter=lambda: holder["token"],
-                           oauth2_token_saver=lambda token: holder.update(token=token))
+        client = ApiClient(
+            Configuration(oauth2_token=OAuth2Token(client_id, client_secret)),
+            oauth2_token_getter=lambda: holder["token"],
+            oauth2_token_saver=lambda token: holder.update(token=token),
+        )
         _own_rate_limits(client)
         tokens = TokenApi(client, client_id, client_secret)
         # Instance attributes: the SDK's class-level identity URLs stay untouched.
-        tokens.client_credentials_token_url = tokens.refresh_token_url = (
-            f"{identity}/connect/token")
+        tokens.client_credentials_token_url = tokens.refresh_token_url = f"{identity}/connect/token"
         block = self.config.get("refresh_token_block")
         self.requests += 1
         try:
@@ -103,9 +112,11 @@ class XeroSource:
             raise
         except Exception as exc:  # noqa: BLE001 - the SDK raises bare Exception on non-200
             status = getattr(exc, "status", None) or "an error"
-            raise SourceError(f"source {self.name}: Xero's identity server refused the "
-                              f"credentials ({status}); check the client id and secret"
-                              + (" and the refresh token block" if block else "")) from None
+            raise SourceError(
+                f"source {self.name}: Xero's identity server refused the "
+                f"credentials ({status}); check the client id and secret"
+                + (" and the refresh token block" if block else "")
+            ) from None
         token["scope"] = str(token.get("scope") or "").split()
         # No expires_at: the SDK then never refreshes by itself (one sync is far shorter than
         # the token's 30 minutes, and a refresh here must rotate the block, not the SDK).
@@ -138,25 +149,34 @@ class XeroSource:
             except RateLimitException as exc:
                 wait = _retry_after((exc.headers or {}).get("Retry-After"))
                 if wait > MAX_RETRY_AFTER:
-                    raise SourceError(f"source {self.name}: Xero's rate limit "
-                                      f"({exc.rate_limit or 'unknown'}) asks to wait "
-                                      f"{wait:.0f} s; sync again later") from None
+                    raise SourceError(
+                        f"source {self.name}: Xero's rate limit "
+                        f"({exc.rate_limit or 'unknown'}) asks to wait "
+                        f"{wait:.0f} s; sync again later"
+                    ) from None
                 self._sleep(wait)
             except ApiException as exc:
-                advice = {401: "; the access token was refused: check the app's credentials",
-                          403: "; check tenant_id and that the app is connected to it"}
-                raise SourceError(f"source {self.name}: Xero answered {exc.status} "
-                                  f"{exc.reason or ''}{advice.get(exc.status or 0, '')}"
-                                  ) from None
-        raise SourceError(f"source {self.name}: Xero kept answering 429 (rate limit) "
-                          f"{RATE_LIMIT_TRIES} times; sync again later")
+                advice = {
+                    401: "; the access token was refused: check the app's credentials",
+                    403: "; check tenant_id and that the app is connected to it",
+                }
+                raise SourceError(
+                    f"source {self.name}: Xero answered {exc.status} "
+                    f"{exc.reason or ''}{advice.get(exc.status or 0, '')}"
+                ) from None
+        raise SourceError(
+            f"source {self.name}: Xero kept answering 429 (rate limit) "
+            f"{RATE_LIMIT_TRIES} times; sync again later"
+        )
 
     def check(self) -> str:
         """A line saying Xero accepted the credentials and the tenant."""
         api = self._api()
         page = self._call(api.get_contacts, page=1, page_size=1)
-        return (f"Xero answered for tenant {self.tenant_id}; contacts "
-                f"{'found' if page.contacts else 'none yet'}")
+        return (
+            f"Xero answered for tenant {self.tenant_id}; contacts "
+            f"{'found' if page.contacts else 'none yet'}"
+        )
 
     def pull(self, cursor: str | None, progress: PullProgress | None = None) -> Pull:
         """Everything (``cursor`` None) or what changed since the cursor's times."""
@@ -165,9 +185,11 @@ class XeroSource:
         since: dict[str, str | None] = json.loads(cursor) if cursor else {}
         pull = Pull(complete=cursor is None)
         newest = dict(since)
-        listers = {"contacts": (api.get_contacts, {}),
-                   "invoices": (api.get_invoices, {"where": 'Type=="ACCREC"'}),
-                   "payments": (api.get_payments, {})}
+        listers = {
+            "contacts": (api.get_contacts, {}),
+            "invoices": (api.get_invoices, {"where": 'Type=="ACCREC"'}),
+            "payments": (api.get_payments, {}),
+        }
         for kind in _KINDS:
             method, extra = listers[kind]
             for obj in self._list(method, kind, since.get(kind), extra):
@@ -181,8 +203,9 @@ class XeroSource:
         pull.requests = self.requests
         return pull
 
-    def _list(self, method: Callable[..., Any], kind: str, since: str | None,
-              extra: dict[str, Any]) -> list[Any]:
+    def _list(
+        self, method: Callable[..., Any], kind: str, since: str | None, extra: dict[str, Any]
+    ) -> list[Any]:
         """Every object of ``kind`` modified after ``since`` (ISO 8601), page by page."""
         params: dict[str, Any] = {"page_size": PAGE, **extra}
         if since:
@@ -205,18 +228,24 @@ class XeroSource:
             self._add_invoice(api, pull, obj)
         elif _enum(obj.payment_type) == "ACCRECPAYMENT" and _enum(obj.status) == "AUTHORISED":
             invoice = obj.invoice
-            pull.add("payments", Record(
-                str(obj.payment_id),
-                {"amount": _decimal(obj.amount), "paid_at": _midnight(obj.date)},
-                external_id=f"xero:{obj.payment_id}",
-                invoice_source_id=str(invoice.invoice_id) if invoice else None))
+            pull.add(
+                "payments",
+                Record(
+                    str(obj.payment_id),
+                    {"amount": _decimal(obj.amount), "paid_at": _midnight(obj.date)},
+                    external_id=f"xero:{obj.payment_id}",
+                    invoice_source_id=str(invoice.invoice_id) if invoice else None,
+                ),
+            )
 
     def _customer(self, obj: Any) -> Record:
         settings = self.config.get
         country = _country(obj.addresses) or settings("default_country")
         values: dict[str, Any] = {
-            "customer_id": str(obj.contact_id), "name": obj.name,
-            "email": obj.email_address or None, "phone": _phone(obj.phones),
+            "customer_id": str(obj.contact_id),
+            "name": obj.name,
+            "email": obj.email_address or None,
+            "phone": _phone(obj.phones),
             "country": country,
             "timezone": settings("default_timezone") or zone_for(country),
             "locale": settings("default_locale") or locale_for((), country),
@@ -232,8 +261,11 @@ class XeroSource:
             return
         if status not in _STATUS:  # DRAFT, SUBMITTED: not issued, nothing to remind of
             return
-        amount = (_decimal(obj.total) if status == "VOIDED"
-                  else _decimal(obj.amount_paid or 0) + _decimal(obj.amount_due or 0))
+        amount = (
+            _decimal(obj.total)
+            if status == "VOIDED"
+            else _decimal(obj.amount_paid or 0) + _decimal(obj.amount_due or 0)
+        )
         link = None
         if status == "AUTHORISED" and self.config.get("payment_links") == "online_invoice":
             online = self._call(api.get_online_invoice, invoice_id=str(obj.invoice_id))
@@ -242,9 +274,12 @@ class XeroSource:
         values = {
             "invoice_number": obj.invoice_number or str(obj.invoice_id),
             "customer_id": str(obj.contact.contact_id) if obj.contact else None,
-            "currency": _enum(obj.currency_code), "amount": amount,
-            "issued_on": obj.date, "due_on": obj.due_date or obj.date,
-            "status": _STATUS[status], "payment_link": link,
+            "currency": _enum(obj.currency_code),
+            "amount": amount,
+            "issued_on": obj.date,
+            "due_on": obj.due_date or obj.date,
+            "status": _STATUS[status],
+            "payment_link": link,
         }
         pull.add("invoices", Record(str(obj.invoice_id), values))
 
@@ -256,12 +291,12 @@ def _own_rate_limits(client: Any) -> None:
     import urllib3
 
     pool = client.rest_client.pool_manager
-    retries = urllib3.Retry(total=2, status_forcelist=(), respect_retry_after_header=False,
-                            raise_on_status=False)
+    retries = urllib3.Retry(
+        total=2, status_forcelist=(), respect_retry_after_header=False, raise_on_status=False
+    )
     urlopen = pool.urlopen
 
-    def urlopen_with_our_retries(method: str, url: str, redirect: bool = True,
-                                 **kw: Any) -> Any:
+    def urlopen_with_our_retries(method: str, url: str, redirect: bool = True, **kw: Any) -> Any:
         kw.setdefault("retries", retries)
         return urlopen(method, url, redirect=redirect, **kw)
 
@@ -331,5 +366,8 @@ def _country_codes() -> dict[str, str]:
     from babel import Locale
 
     names = Locale.parse("en").territories
-    return {str(name).casefold(): code for code, name in names.items()
-            if len(code) == 2 and code.isalpha()}
+    return {
+        str(name).casefold(): code
+        for code, name in names.items()
+        if len(code) == 2 and code.isalpha()
+    }
