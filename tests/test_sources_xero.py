@@ -78,7 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[XeroFake,
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 300  # startup allowance: a 0.9 MB description, busy machine
+            deadline = time.monotonic() + 300  # startup allowance: 0.9 MB spec, busy machine
             while True:
                 if proc.poll() is not None:
                     pytest.fail(f"prism exited ({proc.returncode}): {log.read_text()}")
