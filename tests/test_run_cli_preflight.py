@@ -74,3 +74,28 @@ def test_importing_dunning_turns_prefect_telemetry_off_unless_the_user_set_it(tm
         env=_env(tmp_path, PREFECT_SERVER_ANALYTICS_ENABLED="true", DO_NOT_TRACK="0"),
         check=True)
     assert chosen.stdout.split() == ["True", "0"]
+
+
+def test_a_policy_without_calls_needs_no_voice_setup(tmp_path: Path) -> None:
+    """Twilio credentials with no webhook public URL: fine while the policy places no calls,
+    one clear line naming DUNNING_WEBHOOK_PUBLIC_URL when it does (examples/policy_voice.toml)."""
+    from dunning.policy import load_policy
+
+    voice_policy = ROOT / "examples" / "policy_voice.toml"
+    assert "voice" not in load_policy(ROOT / "segments" / "policy.toml").channels
+    assert {"voice", "sms"} <= load_policy(voice_policy).channels
+    twilio = {"DUNNING_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+              "DUNNING_TWILIO_AUTH_TOKEN": "secret-token",
+              "DUNNING_TWILIO_FROM_NUMBER": "+15005550006"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "dunning"), "run", "--dry-run", *args],
+                              env=_env(tmp_path, **twilio), cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    calls = run("--policy", str(voice_policy))
+    assert calls.returncode == 1 and "DUNNING_WEBHOOK_PUBLIC_URL" in calls.stderr
+    # Without calls the provider check passes and the run stops later, at the missing database.
+    plain = run()
+    assert "DUNNING_WEBHOOK_PUBLIC_URL" not in plain.stderr
+    assert "database" in plain.stderr.lower()

@@ -68,7 +68,16 @@ def run(
 
     # Before anything starts (the database check, a Prefect server), in a dry run too: a
     # provider forced without credentials is one line here, not a traceback from a flow run.
-    check_provider_config([str(c) for c in params.channels] or ALL_CHANNELS)
+    # Only the channels this run can use: a policy that places no calls needs no voice setup.
+    from dunning.errors import PolicyError
+    from dunning.policy import load_policy
+
+    try:
+        used = load_policy(Path(params.policy_path) if params.policy_path else None).channels
+    except PolicyError as exc:
+        fail(str(exc))
+    wanted = [str(c) for c in params.channels] or list(ALL_CHANNELS)
+    check_provider_config([c for c in wanted if c in used])
     check_ready(get_engine())
     if not params.dry_run and "email" in ([str(c) for c in params.channels or []] or ["email"]):
         from dunning.channels import check_email_compliance

@@ -147,6 +147,19 @@ class Policy:
         return self.segment_consolidate.get(segment, self.consolidate)
 
     @property
+    def channels(self) -> frozenset[str]:
+        """Every channel some stage of the policy can use (ladders of every segment, enabled
+        extra stages). A call's digit 2 sends the payment link by SMS, so voice brings sms."""
+        ladders = [self.ladder, *self.segment_ladders.values()]
+        used = {c for ladder in ladders for s in ladder.stages for c in s.channels}
+        for extra in (self.payment_failed, self.promise_broken):
+            if extra.enabled:
+                used.update(extra.channels)
+        if "voice" in used:
+            used.add("sms")
+        return frozenset(used)
+
+    @property
     def segments(self) -> tuple[str, ...]:
         """Every segment name the rules can produce, in rule order, fallback last."""
         names = dict.fromkeys(r.segment for r in self.rules)
