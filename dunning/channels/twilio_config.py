@@ -61,6 +61,18 @@ def twilio_config(settings: ChannelSettings | None = None) -> TwilioConfig | Non
         status_callback_url=s.twilio_status_callback_url)
 
 
+def twilio_auth_token(settings: ChannelSettings | None = None) -> SecretStr | None:
+    """The auth token that signs Twilio's webhooks, from the same configuration, None when
+    unset. Verifying a request needs only the token (Twilio's RequestValidator), so a receiver
+    configured with the token alone verifies, as it always did; the account SID is for sending.
+
+    Raises ConfigError when DUNNING_TWILIO_BLOCK names a block that cannot be loaded.
+    """
+    s = settings or get_channel_settings()
+    config = twilio_config(s)
+    return config.auth_token if config is not None else s.twilio_auth_token
+
+
 def require_twilio(settings: ChannelSettings | None = None,
                    purpose: str = "Twilio") -> TwilioConfig:
     """:func:`twilio_config`, or ConfigError naming ``purpose`` and what to set."""

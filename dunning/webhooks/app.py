@@ -21,7 +21,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from dunning.channels.settings import ChannelSettings, get_channel_settings
-from dunning.channels.twilio_config import twilio_config
+from dunning.channels.twilio_config import twilio_auth_token
 from dunning.db import get_engine
 from dunning.db.models import WebhookInbox, utcnow
 from dunning.errors import ConfigError
@@ -138,9 +138,9 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
             f"DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY: {exc}; paste the key shown under SendGrid "
             "Mail Settings > Signed Event Webhook."
         ) from None
-    account = twilio_config(channels)  # the one Twilio configuration, as sending reads it
+    token = twilio_auth_token(channels)  # the one Twilio configuration, as sending reads it
     stripe = cfg.stripe_webhook_secret
-    tw = RequestValidator(account.auth_token.get_secret_value()) if account else None
+    tw = RequestValidator(token.get_secret_value()) if token else None
     stripe_secret = stripe.get_secret_value() if stripe else None
 
     def db() -> Engine:
