@@ -48,7 +48,15 @@ def _ok(cmd: list[str], env: dict[str, str], timeout: float = 180) -> str:
 
 
 def _api(env: dict[str, str], method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
+    # A Prefect server on SQLite answers 503 while its database is locked by a busy moment;
+    # Prefect's own client retries 502/503 (PREFECT_CLIENT_MAX_RETRIES), and so do we: at most
+    # five tries, about 15 s in all.
+    for attempt in range(5):
+        response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
+        if response.status_code not in (502, 503) or attempt == 4:
+            return response
+        time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _deployment(env: dict[str, str], name: str) -> dict[str, Any]:
