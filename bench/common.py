@@ -193,22 +193,27 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 def task_run_count(flow_run_id: uuid.UUID | None) -> int:
     """How many task runs the Prefect server recorded for ``flow_run_id``."""
+    return len(task_run_names(flow_run_id))
+
+
+def task_run_names(flow_run_id: uuid.UUID | None) -> list[str]:
+    """The names of the task runs the Prefect server recorded for ``flow_run_id``."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
 
     if flow_run_id is None:
-        return 0
+        return []
     flt = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-    page, seen = 200, 0
+    page, names = 200, []
     with get_client(sync_client=True) as client:
         # Why pages: the sync client has no count and the server caps a read at 200 rows.
         while True:
             runs = client.read_task_runs(flow_run_filter=flt, sort=TaskRunSort.ID_DESC,
-                                         limit=page, offset=seen)
-            seen += len(runs)
+                                         limit=page, offset=len(names))
+            names += [r.name for r in runs]
             if len(runs) < page:
-                return seen
+                return names
 
 
 # The delivery tasks' run names: "deliver email batch 3/12 (200)".
