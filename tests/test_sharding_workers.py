@@ -48,7 +48,16 @@ def _api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
     """The API's JSON answer; a 503 is retried, as Prefect's own client does, because the
     server answers it while its SQLite database is busy with the workers' polls."""
     for attempt in range(5):
-        response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
+        try:
+            response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body,
+                                     timeout=30)
+        except httpx.TimeoutException:
+            # A busy server on a loaded 2-core machine may not answer one read in 30 s; a
+            # read is safe to repeat, a create is not.
+            if method != "GET" or attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+            continue
         if response.status_code != 503 or attempt == 4:
             break
         time.sleep(1 + attempt)
