@@ -76,6 +76,7 @@ ui: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy dunning flows tasks segments deployments
 
 bench: install

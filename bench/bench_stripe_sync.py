@@ -35,14 +35,21 @@ def seed(state: StripeFakeState, invoices: int, customers: int) -> list[str]:
     custs = []
     for i in range(customers):
         country, lang = COUNTRIES[i % len(COUNTRIES)]
-        custs.append((state.add_customer(name=f"Customer {i}", email=f"c{i}@example.com",
-                                         country=country, preferred_locales=[lang])["id"],
-                      CURRENCIES[country]))
+        custs.append(
+            (
+                state.add_customer(
+                    name=f"Customer {i}",
+                    email=f"c{i}@example.com",
+                    country=country,
+                    preferred_locales=[lang],
+                )["id"],
+                CURRENCIES[country],
+            )
+        )
     for i in range(invoices):
         cust, currency = custs[i % customers]
         status = "paid" if i % 10 == 0 else "open"
-        ids.append(state.add_invoice(cust, 1_000 + i, currency, due_date=DUE,
-                                     status=status)["id"])
+        ids.append(state.add_invoice(cust, 1_000 + i, currency, due_date=DUE, status=status)["id"])
     return ids
 
 
@@ -56,8 +63,12 @@ def measure(invoices: int, customers: int, latency_ms: float, db_url: str) -> di
     with run_stripe_fake(config, state) as fake:
         os.environ.update(fake.env())
         source = StripeSource(SourceConfig("stripe", "stripe"))
-        out: dict[str, Any] = {"invoices": invoices, "customers": customers,
-                               "latency_ms": latency_ms, "backend": engine.dialect.name}
+        out: dict[str, Any] = {
+            "invoices": invoices,
+            "customers": customers,
+            "latency_ms": latency_ms,
+            "backend": engine.dialect.name,
+        }
         for label in ("full", "quiet", "one_paid"):
             if label == "one_paid":
                 fake.state.act(ids[1], "pay")
@@ -65,15 +76,19 @@ def measure(invoices: int, customers: int, latency_ms: float, db_url: str) -> di
             started = time.perf_counter()
             report = sync_source(engine, source)
             wall = time.perf_counter() - started
-            records = sum(sum(c.get(k, 0) for k in ("inserted", "updated", "unchanged",
-                                                    "quarantined"))
-                          for c in report.counts.values())
-            out[label] = {"wall_s": round(wall, 3), "records": records,
-                          "records_per_s": round(records / wall, 1) if wall else None,
-                          "requests": fake.state.requests - before,
-                          "inserted": report.total("inserted"),
-                          "updated": report.total("updated"),
-                          "quarantined": report.total("quarantined")}
+            records = sum(
+                sum(c.get(k, 0) for k in ("inserted", "updated", "unchanged", "quarantined"))
+                for c in report.counts.values()
+            )
+            out[label] = {
+                "wall_s": round(wall, 3),
+                "records": records,
+                "records_per_s": round(records / wall, 1) if wall else None,
+                "requests": fake.state.requests - before,
+                "inserted": report.total("inserted"),
+                "updated": report.total("updated"),
+                "quarantined": report.total("quarantined"),
+            }
     engine.dispose()
     return out
 

@@ -161,8 +161,21 @@ class Fakes:
 @contextlib.contextmanager
 def fake_providers(latency_ms: float, rate_limit: float = 0.0) -> Iterator[Fakes]:
     """Fake Twilio and SendGrid served by ``dunning fakes serve`` on a free port."""
-    cmd = [sys.executable, "-m", "dunning", "fakes", "serve", "--port", "0", "--json",
-           "--no-callbacks", "--latency-ms", str(latency_ms), "--rate-limit", str(rate_limit)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dunning",
+        "fakes",
+        "serve",
+        "--port",
+        "0",
+        "--json",
+        "--no-callbacks",
+        "--latency-ms",
+        str(latency_ms),
+        "--rate-limit",
+        str(rate_limit),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
@@ -209,8 +222,9 @@ def task_run_names(flow_run_id: uuid.UUID | None) -> list[str]:
     with get_client(sync_client=True) as client:
         # Why pages: the sync client has no count and the server caps a read at 200 rows.
         while True:
-            runs = client.read_task_runs(flow_run_filter=flt, sort=TaskRunSort.ID_DESC,
-                                         limit=page, offset=len(names))
+            runs = client.read_task_runs(
+                flow_run_filter=flt, sort=TaskRunSort.ID_DESC, limit=page, offset=len(names)
+            )
             names += [r.name for r in runs]
             if len(runs) < page:
                 return names
@@ -240,8 +254,9 @@ def delivery_window_s(flow_run_id: uuid.UUID | None, task_name: str = DELIVERY_T
     with get_client(sync_client=True) as client:
         offset = 0
         while True:
-            runs = client.read_task_runs(flow_run_filter=flt, task_run_filter=by_name,
-                                         limit=200, offset=offset)
+            runs = client.read_task_runs(
+                flow_run_filter=flt, task_run_filter=by_name, limit=200, offset=offset
+            )
             starts += [r.start_time for r in runs if r.start_time]
             ends += [r.end_time for r in runs if r.end_time]
             offset += len(runs)

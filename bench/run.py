@@ -52,9 +52,14 @@ def _settle(url: str, fakes: Fakes) -> tuple[dict[str, Any], list[str]]:
     received = fakes.received()
     reset_ledger(url)
     fakes.reset()
-    return ({"ledger": counts, "provider_received": len(received),
-             "ledger_matches_provider": counts.get("sent", 0) == len(received)},
-            [str(r["received_at"]) for r in received])
+    return (
+        {
+            "ledger": counts,
+            "provider_received": len(received),
+            "ledger_matches_provider": counts.get("sent", 0) == len(received),
+        },
+        [str(r["received_at"]) for r in received],
+    )
 
 
 def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
@@ -62,8 +67,12 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
     from dunning.params import RunParameters
     from flows.payment_reminders import batches_of, payment_reminders
 
-    run = RunParameters(as_of=AS_OF, concurrency=args.concurrency, batch_size=args.batch_size,
-                        max_messages=args.max_messages)
+    run = RunParameters(
+        as_of=AS_OF,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        max_messages=args.max_messages,
+    )
     with measured() as m:
         state = payment_reminders(**run.model_dump(), return_state=True)
     state.result()
@@ -103,8 +112,9 @@ def run_naive(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any
     from bench.naive_flow import FIXED_TASKS, naive_reminders
 
     with measured() as m:
-        state = naive_reminders(AS_OF, args.naive_max_messages or args.max_messages,
-                                return_state=True)
+        state = naive_reminders(
+            AS_OF, args.naive_max_messages or args.max_messages, return_state=True
+        )
     planned = state.result()
     created = FIXED_TASKS + planned
     m.extra["task_runs_created"] = created
@@ -113,8 +123,7 @@ def run_naive(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any
     return {**figures(m, out["ledger"].get("sent", 0)), **out}
 
 
-def _plan_ids(url: str, max_messages: int | None,
-              channels: list[str] | None = None) -> list[int]:
+def _plan_ids(url: str, max_messages: int | None, channels: list[str] | None = None) -> list[int]:
     """Planned ledger ids of the run's send lines (untimed set-up of the floor)."""
     from dunning import ledger
     from dunning.db import get_engine
@@ -123,8 +132,14 @@ def _plan_ids(url: str, max_messages: int | None,
     from tasks.plan import select_lines
 
     engine = get_engine(url)
-    lines = select_lines(plan(load_portfolio(engine), AS_OF, load_policy(None)), channels=channels,
-                         segments=None, stages=None, max_messages=max_messages, as_of=AS_OF)
+    lines = select_lines(
+        plan(load_portfolio(engine), AS_OF, load_policy(None)),
+        channels=channels,
+        segments=None,
+        stages=None,
+        max_messages=max_messages,
+        as_of=AS_OF,
+    )
     return ledger.record_plan(engine, lines[lines["action"] == "send"], run_id="bench-floor")
 
 
@@ -144,8 +159,11 @@ def run_floor(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any
     sent = sum(r.ok for r in results)
     received = len(fakes.received())
     fakes.reset()
-    out: dict[str, Any] = {**figures(m, sent), "provider_received": received,
-                           "in_flight_sends": in_flight(args)}
+    out: dict[str, Any] = {
+        **figures(m, sent),
+        "provider_received": received,
+        "in_flight_sends": in_flight(args),
+    }
 
     # The same again, composing inside the timed part: what is left between this and ours
     # is orchestration and bookkeeping (ledger, Prefect), not composition.
@@ -153,8 +171,10 @@ def run_floor(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any
     reset_ledger(url)
     with measured() as m:
         results = send_floor(data, channels, args.batch_size, args.concurrency)
-    out["composed"] = {**figures(m, sum(r.ok for r in results)),
-                       "provider_received": len(fakes.received())}
+    out["composed"] = {
+        **figures(m, sum(r.ok for r in results)),
+        "provider_received": len(fakes.received()),
+    }
     fakes.reset()
 
     emails = [msg for msg in messages if msg.channel == "email"]
@@ -163,8 +183,10 @@ def run_floor(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any
         channel.bulk_size = bulk  # type: ignore[attr-defined]
         with measured() as m:
             results = send_floor(emails, {"email": channel}, args.batch_size, args.concurrency)
-        out[label] = {**figures(m, sum(r.ok for r in results)),
-                      "provider_received": len(fakes.received())}
+        out[label] = {
+            **figures(m, sum(r.ok for r in results)),
+            "provider_received": len(fakes.received()),
+        }
         fakes.reset()
     return out
 
@@ -186,11 +208,20 @@ def run_rate_limited(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[s
         channels = {"sms": get_channel("sms")}
     batches = batches_of(ids, max(1, len(ids) // (4 * args.concurrency)), 10_000)
     with measured() as m, ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        list(pool.map(lambda b: deliver_batch(get_engine(url), b, claimer="bench-rate",
-                                              channels=channels, compose=compose), batches))
+        list(
+            pool.map(
+                lambda b: deliver_batch(
+                    get_engine(url), b, claimer="bench-rate", channels=channels, compose=compose
+                ),
+                batches,
+            )
+        )
     out, stamps = _settle(url, fakes)
-    return {**figures(m, out["ledger"].get("sent", 0)), **out,
-            "rate": _rate_figures(stamps, args.sms_rate_limit)}
+    return {
+        **figures(m, out["ledger"].get("sent", 0)),
+        **out,
+        "rate": _rate_figures(stamps, args.sms_rate_limit),
+    }
 
 
 def _rate_figures(stamps: list[str], limit: float) -> dict[str, Any]:
@@ -198,10 +229,14 @@ def _rate_figures(stamps: list[str], limit: float) -> dict[str, Any]:
     windows = per_second_windows(stamps)
     full = windows[:-1]  # the last window is partial
     sustained = sum(full) / len(full) if full else None
-    return {"limit_per_s": limit, "per_second": windows, "sustained_per_s": sustained,
-            "max_window": max(full) if full else None,
-            "within_10pct": sustained is not None and sustained >= 0.9 * limit,
-            "never_above": bool(full) and max(full) <= limit}
+    return {
+        "limit_per_s": limit,
+        "per_second": windows,
+        "sustained_per_s": sustained,
+        "max_window": max(full) if full else None,
+        "within_10pct": sustained is not None and sustained >= 0.9 * limit,
+        "never_above": bool(full) and max(full) <= limit,
+    }
 
 
 def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -209,10 +244,13 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
     from dunning.config import get_settings
 
     out: dict[str, Any] = {"backend": backend}
-    with bench_database(backend, args.pg_url, workdir) as url, \
-            fake_providers(args.latency_ms) as fakes, \
-            environment({"DUNNING_DATABASE_URL": url, "DUNNING_HOME": str(workdir / "home"),
-                         **fakes.env}):
+    with (
+        bench_database(backend, args.pg_url, workdir) as url,
+        fake_providers(args.latency_ms) as fakes,
+        environment(
+            {"DUNNING_DATABASE_URL": url, "DUNNING_HOME": str(workdir / "home"), **fakes.env}
+        ),
+    ):
         get_settings.cache_clear()
         with measured() as m:
             out["seed"] = seed(url, args.invoices, args.customers)
@@ -242,21 +280,29 @@ def _ratios(out: dict[str, Any]) -> dict[str, float | None]:
     ours, naive, floor = rate("ours"), rate("naive"), rate("floor")
     composed = ((out.get("floor") or {}).get("composed") or {}).get("messages_per_s")
     phase = ((out.get("ours") or {}).get("delivery_phase") or {}).get("messages_per_s")
-    return {"ours_over_naive": round(ours / naive, 2) if ours and naive else None,
-            "ours_over_floor": round(ours / floor, 2) if ours and floor else None,
-            "ours_over_floor_composed": round(ours / composed, 2) if ours and composed else None,
-            "ours_delivery_phase_over_floor": round(phase / floor, 2) if phase and floor
-            else None}
+    return {
+        "ours_over_naive": round(ours / naive, 2) if ours and naive else None,
+        "ours_over_floor": round(ours / floor, 2) if ours and floor else None,
+        "ours_over_floor_composed": round(ours / composed, 2) if ours and composed else None,
+        "ours_delivery_phase_over_floor": round(phase / floor, 2) if phase and floor else None,
+    }
 
 
 def _line(fig: dict[str, Any]) -> str:
-    tasks = (f", task runs {fig['task_runs_recorded']}/{fig['task_runs_created']} recorded"
-             if "task_runs_created" in fig else "")
+    tasks = (
+        f", task runs {fig['task_runs_recorded']}/{fig['task_runs_created']} recorded"
+        if "task_runs_created" in fig
+        else ""
+    )
     if "delivery_phase" in fig:
-        tasks += (f", delivery phase {fig['delivery_phase']['wall_s']}s = "
-                  f"{fig['delivery_phase']['messages_per_s']}/s")
-    return (f"{fig['messages']} msgs in {fig['wall_s']}s = {fig['messages_per_s']}/s, "
-            f"{fig['cpu_ms_per_message']} ms CPU/msg, peak RSS {fig['peak_rss_mb']} MB{tasks}")
+        tasks += (
+            f", delivery phase {fig['delivery_phase']['wall_s']}s = "
+            f"{fig['delivery_phase']['messages_per_s']}/s"
+        )
+    return (
+        f"{fig['messages']} msgs in {fig['wall_s']}s = {fig['messages_per_s']}/s, "
+        f"{fig['cpu_ms_per_message']} ms CPU/msg, peak RSS {fig['peak_rss_mb']} MB{tasks}"
+    )
 
 
 def _say(text: str) -> None:
@@ -269,9 +315,21 @@ def run_plan_bench(invoices: int, customers: int, workdir: Path) -> dict[str, An
     if not script.is_file() or invoices <= 0:
         return None
     target = workdir / "plan.json"
-    subprocess.run([sys.executable, str(script), "--invoices", str(invoices),
-                    "--customers", str(customers), "--out", str(target)], check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--invoices",
+            str(invoices),
+            "--customers",
+            str(customers),
+            "--out",
+            str(target),
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     return dict(json.loads(target.read_text()))
 
 
@@ -299,9 +357,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backends", default="sqlite,postgresql")
     p.add_argument("--pg-url", default=os.environ.get("DUNNING_BENCH_PG_URL", DEFAULT_PG))
     p.add_argument("--skip-naive", action="store_true")
-    p.add_argument("--naive-max-messages", type=int, default=None,
-                   help="Cap the naive flow's sends (it is ~10x slower); its rate at a smaller "
-                   "size is an upper bound of its rate at the full size.")
+    p.add_argument(
+        "--naive-max-messages",
+        type=int,
+        default=None,
+        help="Cap the naive flow's sends (it is ~10x slower); its rate at a smaller "
+        "size is an upper bound of its rate at the full size.",
+    )
     p.add_argument("--sms-rate-limit", type=float, default=50.0, help="0 = skip that phase.")
     p.add_argument("--rate-messages", type=int, default=500)
     p.add_argument("--plan-invoices", type=int, default=1_000_000, help="0 = skip plan bench.")
@@ -329,8 +391,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     # Why reuse a configured API: a second temporary server nested in a running one (a test
     # session's) leaves the events client on the first, so no task run would be recorded.
-    api = (contextlib.nullcontext() if get_current_settings().api.url
-           else prefect_test_harness(server_startup_timeout=120))
+    api = (
+        contextlib.nullcontext()
+        if get_current_settings().api.url
+        else prefect_test_harness(server_startup_timeout=120)
+    )
     with tempfile.TemporaryDirectory(prefix="dunning-bench-") as tmp, api:
         for backend in args.backends:
             workdir = Path(tmp) / backend

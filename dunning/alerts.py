@@ -101,7 +101,9 @@ class AlertSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUNNING_ALERT_", extra="ignore")
 
     failure_rate: float = Field(
-        default=0.2, ge=0, le=1,
+        default=0.2,
+        ge=0,
+        le=1,
         description="A batch whose failed/(sent+failed) exceeds this emits "
         "dunning.batch.failure-rate-exceeded.",
     )
@@ -114,21 +116,29 @@ class AlertSettings(BaseSettings):
         description="URL the 'dunning-operator' webhook block posts to when no block is named.",
     )
     zombie_seconds: int = Field(
-        default=600, ge=60, le=86_400,
+        default=600,
+        ge=60,
+        le=86_400,
         description="A running flow run with no heartbeat for this long is crashed. Keep it at "
         "least twice PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the workers (Prefect's minimum "
         "frequency is 30 s, hence the minimum of 60).",
     )
     pending_seconds: int = Field(
-        default=600, ge=30, le=86_400,
+        default=600,
+        ge=30,
+        le=86_400,
         description="Notify when a flow run stays Pending (submitted, never started) this long.",
     )
     slot_wait_seconds: int = Field(
-        default=1800, ge=30, le=86_400,
+        default=1800,
+        ge=30,
+        le=86_400,
         description="Notify when a flow run waits this long in AwaitingConcurrencySlot.",
     )
     no_completed_seconds: int = Field(
-        default=7200, ge=60, le=7 * 86_400,
+        default=7200,
+        ge=60,
+        le=7 * 86_400,
         description="Notify when no payment-reminders run completed for this long.",
     )
 
@@ -138,8 +148,9 @@ def _our_flows(names: list[str]) -> dict[str, str | list[str]]:
     return {"prefect.resource.role": "flow", "prefect.resource.name": names}
 
 
-def _flow_run_trigger(expect: set[str], flows: list[str], *, seconds: int = 0,
-                      after: set[str] | None = None) -> EventTrigger:
+def _flow_run_trigger(
+    expect: set[str], flows: list[str], *, seconds: int = 0, after: set[str] | None = None
+) -> EventTrigger:
     """A trigger on flow-run events of ``flows``: reactive (fires on an ``expect`` event), or
     with ``seconds`` proactive (fires when no ``expect`` event came within ``seconds`` — after
     an ``after`` event of the same flow run, when given)."""
@@ -173,14 +184,20 @@ def guard_specs(settings: AlertSettings) -> list[AutomationCore]:
         description="Crash a dunning flow run whose heartbeats stopped (its worker or process "
         "died), so it stops holding the deployment's concurrency slot.",
         enabled=True,
-        trigger=_flow_run_trigger({"prefect.flow-run.*"}, WATCHED_FLOWS,
-                                  seconds=settings.zombie_seconds, after={HEARTBEAT_EVENT}),
-        actions=[ChangeFlowRunState(
-            name=None,
-            force=False,
-            state=StateType.CRASHED,
-            message=ZOMBIE_MESSAGE.format(seconds=settings.zombie_seconds),
-        )],
+        trigger=_flow_run_trigger(
+            {"prefect.flow-run.*"},
+            WATCHED_FLOWS,
+            seconds=settings.zombie_seconds,
+            after={HEARTBEAT_EVENT},
+        ),
+        actions=[
+            ChangeFlowRunState(
+                name=None,
+                force=False,
+                state=StateType.CRASHED,
+                message=ZOMBIE_MESSAGE.format(seconds=settings.zombie_seconds),
+            )
+        ],
     )
     return [zombie]
 
@@ -201,16 +218,24 @@ def _run_failed(block_document_id: UUID, flow_name: str) -> AutomationCore:
         name=run_failed_automation(flow_name),
         description=f"Notify the operator when a {flow_name} flow run fails or crashes.",
         enabled=True,
-        trigger=_flow_run_trigger({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                                  [flow_name]),
-        actions=[_notify(block_document_id,
-                         "dunning: a reminder run failed" if flow_name == REMINDER_FLOW
-                         else f"dunning: a {flow_name} run failed", body)],
+        trigger=_flow_run_trigger(
+            {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}, [flow_name]
+        ),
+        actions=[
+            _notify(
+                block_document_id,
+                "dunning: a reminder run failed"
+                if flow_name == REMINDER_FLOW
+                else f"dunning: a {flow_name} run failed",
+                body,
+            )
+        ],
     )
 
 
-def _stalled(block_document_id: UUID, name: str, after: str, seconds: int, subject: str,
-             what: str) -> AutomationCore:
+def _stalled(
+    block_document_id: UUID, name: str, after: str, seconds: int, subject: str, what: str
+) -> AutomationCore:
     """An alert for a flow run of ours that entered ``after`` and did not start in time."""
     body = (
         f"Flow run {{{{ flow_run.name }}}} has {what} for more than {seconds} s.\n"
@@ -233,13 +258,19 @@ def alert_specs(block_document_id: UUID, settings: AlertSettings) -> list[Automa
     """The operator alerts, notifying through block ``block_document_id``."""
     runs_failed = [_run_failed(block_document_id, name) for name in WATCHED_FLOWS]
     pending = _stalled(
-        block_document_id, PENDING_AUTOMATION, "prefect.flow-run.Pending",
-        settings.pending_seconds, "dunning: a run is stuck in Pending",
+        block_document_id,
+        PENDING_AUTOMATION,
+        "prefect.flow-run.Pending",
+        settings.pending_seconds,
+        "dunning: a run is stuck in Pending",
         "been Pending (submitted to a worker, never started)",
     )
     slot_wait = _stalled(
-        block_document_id, SLOT_WAIT_AUTOMATION, "prefect.flow-run.AwaitingConcurrencySlot",
-        settings.slot_wait_seconds, "dunning: a run waits for its concurrency slot",
+        block_document_id,
+        SLOT_WAIT_AUTOMATION,
+        "prefect.flow-run.AwaitingConcurrencySlot",
+        settings.slot_wait_seconds,
+        "dunning: a run waits for its concurrency slot",
         "waited in AwaitingConcurrencySlot (another run of its deployment holds the slot)",
     )
     late = AutomationCore(
@@ -247,28 +278,35 @@ def alert_specs(block_document_id: UUID, settings: AlertSettings) -> list[Automa
         description="Notify the operator when a scheduled dunning flow run is Late.",
         enabled=True,
         trigger=_flow_run_trigger({"prefect.flow-run.Late"}, WATCHED_FLOWS),
-        actions=[_notify(
-            block_document_id, "dunning: a scheduled run is late",
-            "Flow run {{ flow_run.name }} is Late: no worker picked it up at its scheduled "
-            "time. Start a worker (`prefect worker start --pool dunning --with-healthcheck`) "
-            "or check the work pool is not paused. Its reminders stay planned.\n"
-            "Open it: {{ flow_run|ui_url }}",
-        )],
+        actions=[
+            _notify(
+                block_document_id,
+                "dunning: a scheduled run is late",
+                "Flow run {{ flow_run.name }} is Late: no worker picked it up at its scheduled "
+                "time. Start a worker (`prefect worker start --pool dunning --with-healthcheck`) "
+                "or check the work pool is not paused. Its reminders stay planned.\n"
+                "Open it: {{ flow_run|ui_url }}",
+            )
+        ],
     )
     no_completed = AutomationCore(
         name=NO_COMPLETED_AUTOMATION,
         description="Notify the operator when no payment-reminders run completed for "
         f"{settings.no_completed_seconds} s.",
         enabled=True,
-        trigger=_flow_run_trigger({"prefect.flow-run.Completed"}, [REMINDER_FLOW],
-                                  seconds=settings.no_completed_seconds),
-        actions=[_notify(
-            block_document_id, "dunning: no reminder run completed",
-            f"No payment-reminders flow run completed in the last "
-            f"{settings.no_completed_seconds} s, so no reminders went out. Check the "
-            "deployment's schedule is active, a worker is running, and the last runs' states "
-            "(docs/prefect.md, 'Recovery runbook').",
-        )],
+        trigger=_flow_run_trigger(
+            {"prefect.flow-run.Completed"}, [REMINDER_FLOW], seconds=settings.no_completed_seconds
+        ),
+        actions=[
+            _notify(
+                block_document_id,
+                "dunning: no reminder run completed",
+                f"No payment-reminders flow run completed in the last "
+                f"{settings.no_completed_seconds} s, so no reminders went out. Check the "
+                "deployment's schedule is active, a worker is running, and the last runs' states "
+                "(docs/prefect.md, 'Recovery runbook').",
+            )
+        ],
     )
     failure_rate = AutomationCore(
         name=FAILURE_RATE_AUTOMATION,
@@ -282,13 +320,16 @@ def alert_specs(block_document_id: UUID, settings: AlertSettings) -> list[Automa
             threshold=1,
             within=dt.timedelta(0),
         ),
-        actions=[_notify(
-            block_document_id, "dunning: delivery failure rate exceeded",
-            "A delivery batch of reminder run {{ event.resource.id }} failed "
-            "{{ event.payload.failed }} of {{ event.payload.sent + event.payload.failed }} "
-            "messages (rate {{ event.payload.failure_rate }}, threshold "
-            "{{ event.payload.threshold }}).\n"
-            "See the run's reminder-run-failures artifact for the error codes.",
-        )],
+        actions=[
+            _notify(
+                block_document_id,
+                "dunning: delivery failure rate exceeded",
+                "A delivery batch of reminder run {{ event.resource.id }} failed "
+                "{{ event.payload.failed }} of {{ event.payload.sent + event.payload.failed }} "
+                "messages (rate {{ event.payload.failure_rate }}, threshold "
+                "{{ event.payload.threshold }}).\n"
+                "See the run's reminder-run-failures artifact for the error codes.",
+            )
+        ],
     )
     return [*runs_failed, pending, slot_wait, late, no_completed, failure_rate]

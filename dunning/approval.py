@@ -33,11 +33,14 @@ class ApprovalSettings(BaseSettings):
         default=True, description="Ask for approval whenever a final notice is about to go out."
     )
     max_messages: int = Field(
-        default=500, ge=0,
+        default=500,
+        ge=0,
         description="Ask for approval when a run is about to send more than this many messages.",
     )
     timeout_seconds: int = Field(
-        default=1800, ge=60, le=86_400,
+        default=1800,
+        ge=60,
+        le=86_400,
         description="How long a run waits for a decision; no decision = rejected, nothing sent. "
         "Keep it below the flow timeout (DUNNING_FLOW_TIMEOUT_*).",
     )
@@ -54,8 +57,10 @@ def approval_reasons(sends: pd.DataFrame, settings: ApprovalSettings) -> list[st
     if settings.final_notice and finals:
         reasons.append(f"{finals} final notice(s)")
     if len(sends) > settings.max_messages:
-        reasons.append(f"{len(sends)} messages, more than DUNNING_APPROVAL_MAX_MESSAGES="
-                       f"{settings.max_messages}")
+        reasons.append(
+            f"{len(sends)} messages, more than DUNNING_APPROVAL_MAX_MESSAGES="
+            f"{settings.max_messages}"
+        )
     return reasons
 
 
@@ -77,10 +82,15 @@ def _largest(sends: pd.DataFrame) -> str:
     per_invoice = (
         sends.assign(stage=sends["stage"].astype(str), channel=sends["channel"].astype(str))
         .groupby("invoice_number", sort=False)
-        .agg(customer_id=("customer_id", "first"), segment=("segment", "first"),
-             stage=("stage", "first"), channels=("channel", lambda c: ", ".join(sorted(set(c)))),
-             currency=("currency", "first"), balance_minor=("balance_minor", "first"),
-             locale=("locale", "first"))
+        .agg(
+            customer_id=("customer_id", "first"),
+            segment=("segment", "first"),
+            stage=("stage", "first"),
+            channels=("channel", lambda c: ", ".join(sorted(set(c)))),
+            currency=("currency", "first"),
+            balance_minor=("balance_minor", "first"),
+            locale=("locale", "first"),
+        )
         .reset_index()
     )
     # Why minor units are compared across currencies: this is a "which ones are big" list
@@ -91,10 +101,14 @@ def _largest(sends: pd.DataFrame) -> str:
         minor = int(str(r.balance_minor))
         amount = format_money(from_minor(minor, str(r.currency)), str(r.currency), "en_US")
         # Balance next to the invoice: the UI's form is narrow and clips the last columns.
-        rows.append(f"| {r.invoice_number} | {amount} | {r.stage} | {r.channels} "
-                    f"| {mask_customer(str(r.customer_id))} | {r.segment} |\n")
-    return ("| invoice | balance | stage | channels | customer | segment |\n"
-            "|---|---|---|---|---|---|\n" + "".join(rows))
+        rows.append(
+            f"| {r.invoice_number} | {amount} | {r.stage} | {r.channels} "
+            f"| {mask_customer(str(r.customer_id))} | {r.segment} |\n"
+        )
+    return (
+        "| invoice | balance | stage | channels | customer | segment |\n"
+        "|---|---|---|---|---|---|\n" + "".join(rows)
+    )
 
 
 def approval_summary(sends: pd.DataFrame, reasons: list[str], timeout_seconds: int) -> str:

@@ -66,7 +66,7 @@ def load_settings(cls: type[S]) -> S:
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = "; ".join(
-            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: "
-            f"{e['msg']}" for e in exc.errors()
+            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
         )
         raise ConfigError(f"invalid setting: {problems}") from None

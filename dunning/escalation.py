@@ -81,6 +81,7 @@ def record_escalations(engine: Engine, lines: pd.DataFrame, *, at: dt.datetime) 
             )
             # The outbox event of this hand-off, in the transaction that records it.
             data = {k: v for k, v in esc_row.payload().items() if k != "customer_id"}
-            emit(conn, [Event("invoice.escalated", invoice_id, esc_row.customer_id, None, data)],
-                 at)
+            emit(
+                conn, [Event("invoice.escalated", invoice_id, esc_row.customer_id, None, data)], at
+            )
     return out

@@ -17,8 +17,17 @@ from dunning.alerts import AlertSettings  # noqa: F401  (the failure-rate thresh
 from dunning.tracking.metrics import load_sent, percent, reminder_flags, summarise, to_records
 
 #: Columns of the weekly KPI table, in the order shown in the UI.
-KPI_COLUMNS = ["segment", "sent", "delivered", "bounced", "delivery_rate", "bounce_rate",
-               "paid_7d", "paid_7d_n", "paid_7d_rate"]
+KPI_COLUMNS = [
+    "segment",
+    "sent",
+    "delivered",
+    "bounced",
+    "delivery_rate",
+    "bounce_rate",
+    "paid_7d",
+    "paid_7d_n",
+    "paid_7d_rate",
+]
 #: Per-reminder facts only the tracking side writes; one of them proves tracking has run.
 _TRACKED = ["delivered", "bounced", "opened", "clicked", "replied"]
 
@@ -63,8 +72,7 @@ def kpi_table(sent: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame | None:
         delivery = summarise(week, by).drop(columns=paid)
         table = summarise(frame, by)[[*(by or ["scope"]), *paid]]
         parts.append(table.merge(delivery, on=by or ["scope"], how="left"))
-    table = pd.concat([parts[0], parts[1].rename(columns={"scope": "segment"})],
-                      ignore_index=True)
+    table = pd.concat([parts[0], parts[1].rename(columns={"scope": "segment"})], ignore_index=True)
     for column in ("sent", "delivered", "bounced"):
         table[column] = table[column].fillna(0).astype(int)
     return table[KPI_COLUMNS]

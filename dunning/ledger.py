@@ -148,14 +148,16 @@ def _emit_promises_broken(conn: Any, invoice_ids: list[int], now: dt.datetime) -
     for chunk in _chunks(invoice_ids):
         rows = conn.execute(
             select(Reminder.id, Reminder.invoice_id, Reminder.customer_id)
-            .where(Reminder.invoice_id.in_(chunk), Reminder.stage == "promise_broken",
-                   Reminder.created_at == now)
+            .where(
+                Reminder.invoice_id.in_(chunk),
+                Reminder.stage == "promise_broken",
+                Reminder.created_at == now,
+            )
             .order_by(Reminder.id)
         )
         for r in rows:
             first.setdefault(r.invoice_id, (r.id, r.customer_id))
-    emit(conn, [Event("promise.broken", inv, cust, rid) for inv, (rid, cust) in first.items()],
-         now)
+    emit(conn, [Event("promise.broken", inv, cust, rid) for inv, (rid, cust) in first.items()], now)
 
 
 def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
@@ -354,16 +356,29 @@ def claim(
             for r in rows.mappings():
                 row = dict(r)
                 data = reminder_data(
-                    reminder_id=row["id"], invoice_id=row["invoice_id"],
-                    invoice_number=row["invoice_number"], customer_id=row["customer_id"],
-                    stage=row["stage"], channel=row["channel"], segment=row["segment"],
-                    tone=row["tone"], customer_name=row["name"], email=row["email"],
-                    phone=row["phone"], locale=row["locale"], timezone=row["timezone"],
-                    country=row["country"], currency=row["currency"], amount=row["amount"],
-                    paid=row["paid"], due_on=row["due_on"], payment_link=row["payment_link"],
+                    reminder_id=row["id"],
+                    invoice_id=row["invoice_id"],
+                    invoice_number=row["invoice_number"],
+                    customer_id=row["customer_id"],
+                    stage=row["stage"],
+                    channel=row["channel"],
+                    segment=row["segment"],
+                    tone=row["tone"],
+                    customer_name=row["name"],
+                    email=row["email"],
+                    phone=row["phone"],
+                    locale=row["locale"],
+                    timezone=row["timezone"],
+                    country=row["country"],
+                    currency=row["currency"],
+                    amount=row["amount"],
+                    paid=row["paid"],
+                    due_on=row["due_on"],
+                    payment_link=row["payment_link"],
                     promise_to_pay_on=row["promise_to_pay_on"],
                     promise_amount=row["promise_amount"],
-                    promise_made_on=row["promise_made_on"], as_of=when,
+                    promise_made_on=row["promise_made_on"],
+                    as_of=when,
                 )
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)
                 today = data.due_on + dt.timedelta(days=data.days_overdue)
@@ -420,8 +435,12 @@ def record(
     flags: list[tuple[SendResult, dict[str, Any]]] = []
     for res in results:
         msg = messages.get(res.reminder_id, {})
-        row: dict[str, Any] = {"b_id": res.reminder_id, "b_provider": res.provider,
-                               "b_error_code": res.error_code, "b_reason": res.error}
+        row: dict[str, Any] = {
+            "b_id": res.reminder_id,
+            "b_provider": res.provider,
+            "b_error_code": res.error_code,
+            "b_reason": res.error,
+        }
         if res.ok:
             kind, fields = "sent", tuple(sorted(msg))
             row.update(b_error_code=None, b_reason=None, b_pmid=res.provider_message_id)
@@ -438,16 +457,20 @@ def record(
         groups.setdefault((kind, fields), []).append(row)
     with engine.begin() as conn:
         for (kind, fields), rows in groups.items():
-            values: dict[str, Any] = {"provider": bindparam("b_provider"),
-                                      "error_code": bindparam("b_error_code"),
-                                      "reason": bindparam("b_reason"), "updated_at": now,
-                                      **{k: bindparam(f"b_{k}") for k in fields},
-                                      **_OUTCOME_VALUES[kind](now)}
+            values: dict[str, Any] = {
+                "provider": bindparam("b_provider"),
+                "error_code": bindparam("b_error_code"),
+                "reason": bindparam("b_reason"),
+                "updated_at": now,
+                **{k: bindparam(f"b_{k}") for k in fields},
+                **_OUTCOME_VALUES[kind](now),
+            }
             conn.execute(update(Reminder).where(_held(claimer)).values(values), rows)
         for res, msg in flags:
             _flag_customer(conn, res, msg, now)
-        _emit_outcomes(conn, [r.reminder_id for r in out
-                              if r.status in ("sent", "failed_permanent")], now)
+        _emit_outcomes(
+            conn, [r.reminder_id for r in out if r.status in ("sent", "failed_permanent")], now
+        )
     return out
 
 
@@ -457,17 +480,33 @@ def _emit_outcomes(conn: Any, reminder_ids: list[int], now: dt.datetime) -> None
     events: list[Event] = []
     for chunk in _chunks(sorted(reminder_ids)):
         rows = conn.execute(
-            select(Reminder.id, Reminder.invoice_id, Reminder.customer_id, Reminder.stage,
-                   Reminder.channel, Reminder.status, Reminder.error_code)
-            .where(Reminder.id.in_(chunk), Reminder.updated_at == now,
-                   Reminder.status.in_(("sent", "failed_permanent")))
+            select(
+                Reminder.id,
+                Reminder.invoice_id,
+                Reminder.customer_id,
+                Reminder.stage,
+                Reminder.channel,
+                Reminder.status,
+                Reminder.error_code,
+            ).where(
+                Reminder.id.in_(chunk),
+                Reminder.updated_at == now,
+                Reminder.status.in_(("sent", "failed_permanent")),
+            )
         )
         for r in rows:
             data = {"stage": r.stage, "channel": r.channel}
             if r.status != "sent":
                 data["error_code"] = r.error_code
-            events.append(Event("reminder.sent" if r.status == "sent" else "reminder.failed",
-                                r.invoice_id, r.customer_id, r.id, data))
+            events.append(
+                Event(
+                    "reminder.sent" if r.status == "sent" else "reminder.failed",
+                    r.invoice_id,
+                    r.customer_id,
+                    r.id,
+                    data,
+                )
+            )
     emit(conn, events, now)
 
 
@@ -478,19 +517,29 @@ def _ambiguous(res: SendResult) -> bool:
 
 #: The columns each outcome of ``record`` sets besides provider, error and message fields.
 _OUTCOME_VALUES: dict[str, Callable[[dt.datetime], dict[str, Any]]] = {
-    "sent": lambda now: {"status": "sent", "provider_message_id": bindparam("b_pmid"),
-                         "sent_at": now, "lease_expires_at": None},
+    "sent": lambda now: {
+        "status": "sent",
+        "provider_message_id": bindparam("b_pmid"),
+        "sent_at": now,
+        "lease_expires_at": None,
+    },
     "released": lambda now: {"status": "planned", "claimed_by": None, "lease_expires_at": None},
     "ambiguous": lambda now: {},
-    "failed_permanent": lambda now: {"status": "failed_permanent", "failed_at": now,
-                                     "lease_expires_at": None},
+    "failed_permanent": lambda now: {
+        "status": "failed_permanent",
+        "failed_at": now,
+        "lease_expires_at": None,
+    },
 }
 
 
 def _held(claimer: str) -> Any:
     """The guard of a per-row ledger write: the row is still claimed by ``claimer``."""
-    return and_(Reminder.id == bindparam("b_id"), Reminder.status == "claimed",
-                Reminder.claimed_by == claimer)
+    return and_(
+        Reminder.id == bindparam("b_id"),
+        Reminder.status == "claimed",
+        Reminder.claimed_by == claimer,
+    )
 
 
 def _flag_customer(conn: Any, res: SendResult, msg: dict[str, Any], now: dt.datetime) -> None:
@@ -499,13 +548,25 @@ def _flag_customer(conn: Any, res: SendResult, msg: dict[str, Any], now: dt.date
     if res.opt_out:
         changed = conn.execute(
             update(Customer)
-            .where(Customer.customer_id == cust.scalar_subquery(),
-                   Customer.sms_opt_out.is_not(True))
+            .where(
+                Customer.customer_id == cust.scalar_subquery(), Customer.sms_opt_out.is_not(True)
+            )
             .values(sms_opt_out=True, updated_at=now)
         ).rowcount
         if changed:
-            emit(conn, [Event("customer.opted_out", None, conn.scalar(cust), res.reminder_id,
-                              {"channel": "sms"})], now)
+            emit(
+                conn,
+                [
+                    Event(
+                        "customer.opted_out",
+                        None,
+                        conn.scalar(cust),
+                        res.reminder_id,
+                        {"channel": "sms"},
+                    )
+                ],
+                now,
+            )
     if res.invalid_address and msg.get("to_address") and "@" in str(msg["to_address"]):
         conn.execute(
             update(Customer)
@@ -519,8 +580,10 @@ def fail_claimed(engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer
     if not reasons:
         return
     now = utcnow()
-    rows = [{"b_id": rid, "b_error_code": code, "b_reason": reason}
-            for rid, (code, reason) in reasons.items()]
+    rows = [
+        {"b_id": rid, "b_error_code": code, "b_reason": reason}
+        for rid, (code, reason) in reasons.items()
+    ]
     with engine.begin() as conn:
         conn.execute(
             update(Reminder)

@@ -111,8 +111,13 @@ def format_money(value: Decimal, currency: str, locale: str) -> str:
     """
     usual = int(get_currency_precision(currency))
     digits = usual if value == value.quantize(Decimal(1).scaleb(-usual)) else exponent(currency)
-    return format_currency(value, currency, format=_pattern(locale, digits),
-                           locale=cached_locale(locale), currency_digits=False)
+    return format_currency(
+        value,
+        currency,
+        format=_pattern(locale, digits),
+        locale=cached_locale(locale),
+        currency_digits=False,
+    )
 
 
 @lru_cache(maxsize=512)

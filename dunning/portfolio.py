@@ -308,13 +308,28 @@ _COLUMNS = {
     "payments": ["invoice_id", "amount_minor", "paid_at"],
     "attempts": ["invoice_id", "attempted_at", "outcome", "failure_code"],
     "ledger": [
-        "invoice_id", "stage", "channel", "status", "reason", "sent_at", "claimed_at",
-        "planned_at", "planned_for", "call_outcome",
+        "invoice_id",
+        "stage",
+        "channel",
+        "status",
+        "reason",
+        "sent_at",
+        "claimed_at",
+        "planned_at",
+        "planned_for",
+        "call_outcome",
     ],
 }
-_FLAGS = ("has_email", "has_phone", "not_mobile", "sms_consent", "email_opt_out",
-          "sms_opt_out",
-          "voice_consent", "voice_opt_out")
+_FLAGS = (
+    "has_email",
+    "has_phone",
+    "not_mobile",
+    "sms_consent",
+    "email_opt_out",
+    "sms_opt_out",
+    "voice_consent",
+    "voice_opt_out",
+)
 _DATES = ("paused_until", "issued_on", "due_on", "promise_to_pay_on")
 _INSTANTS = ("paid_at", "attempted_at", "sent_at", "claimed_at", "planned_at", "planned_for")
 

@@ -39,8 +39,9 @@ WORK_POOL = "dunning"
 OPERATOR_BLOCK = "dunning-operator"
 
 
-def automation_specs(block_document_id: UUID, settings: AlertSettings | None = None
-                     ) -> list[AutomationCore]:
+def automation_specs(
+    block_document_id: UUID, settings: AlertSettings | None = None
+) -> list[AutomationCore]:
     """The run guards and the operator alerts (notifying through ``block_document_id``)."""
     settings = settings or AlertSettings()
     return [*guard_specs(settings), *alert_specs(block_document_id, settings)]
@@ -66,11 +67,14 @@ async def ensure_work_pool(
             "process, or install the integration that provides it (e.g. prefect-docker, "
             "prefect-kubernetes) first"
         )
-    await client.create_work_pool(WorkPoolCreate(
-        name=name, type=pool_type,
-        description=f"Runs the dunning flows (prefect worker start --pool {name}).",
-        base_job_template=worker.get_default_base_job_template(),
-    ))
+    await client.create_work_pool(
+        WorkPoolCreate(
+            name=name,
+            type=pool_type,
+            description=f"Runs the dunning flows (prefect worker start --pool {name}).",
+            base_job_template=worker.get_default_base_job_template(),
+        )
+    )
     return "created"
 
 
@@ -100,8 +104,9 @@ def check_alert_target(settings: AlertSettings) -> None:
         raise ConfigError("DUNNING_ALERT_WEBHOOK_URL must start with http:// or https://")
 
 
-async def ensure_notification_block(client: PrefectClient, settings: AlertSettings
-                                    ) -> tuple[UUID, str, str]:
+async def ensure_notification_block(
+    client: PrefectClient, settings: AlertSettings
+) -> tuple[UUID, str, str]:
     """(block document id, block reference, ``configured`` | ``saved``) to notify through."""
     check_alert_target(settings)
     if settings.block:
@@ -119,7 +124,10 @@ async def ensure_notification_block(client: PrefectClient, settings: AlertSettin
 
     # Why the URL is a secret: webhook URLs (Slack, Teams) carry their token in the path.
     block = CustomWebhookNotificationBlock(
-        name=OPERATOR_BLOCK, url="{{webhook_url}}", headers=None, cookies=None,
+        name=OPERATOR_BLOCK,
+        url="{{webhook_url}}",
+        headers=None,
+        cookies=None,
         json_data={"subject": "{{subject}}", "body": "{{body}}", "source": "{{name}}"},
         secrets={"webhook_url": settings.webhook_url},  # type: ignore[arg-type]
     )
@@ -159,15 +167,19 @@ async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[
         try:
             current = await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
-            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
-                name=name, limit=1, active=True, slot_decay_per_second=decay))
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(
+                    name=name, limit=1, active=True, slot_decay_per_second=decay
+                )
+            )
             status = "created"
         else:
-            same = (current.limit == 1 and current.slot_decay_per_second == decay
-                    and current.active)
+            same = current.limit == 1 and current.slot_decay_per_second == decay and current.active
             if not same:
-                await client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(
-                    limit=1, active=True, slot_decay_per_second=decay))
+                await client.update_global_concurrency_limit(
+                    name,
+                    GlobalConcurrencyLimitUpdate(limit=1, active=True, slot_decay_per_second=decay),
+                )
             status = "unchanged" if same else "updated"
         out.append({"name": name, "messages_per_second": rate, "status": status})
     return out
@@ -232,23 +244,26 @@ def server_env(home: Path, port: int, ui: bool = False) -> dict[str, str]:
     """The environment for `prefect server start` and its clients: PREFECT_HOME under ``home``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     api = f"http://127.0.0.1:{port}/api"
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_UI_API_URL": api,
-        "PREFECT_UI_ENABLED": "true" if ui else "false",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": api,
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_UI_API_URL": api,
+            "PREFECT_UI_ENABLED": "true" if ui else "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
 @contextlib.contextmanager
-def local_server(home: Path, *, ui: bool = False, timeout: float = 120.0
-                 ) -> Iterator[dict[str, str]]:
+def local_server(
+    home: Path, *, ui: bool = False, timeout: float = 120.0
+) -> Iterator[dict[str, str]]:
     """The client environment of a real `prefect server start` (SQLite under ``home``).
 
     The server is stopped (and its process group killed) when the block exits.
@@ -258,9 +273,19 @@ def local_server(home: Path, *, ui: bool = False, timeout: float = 120.0
     env = server_env(home, port, ui)
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("prefect")), "server", "start",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).with_name("prefect")),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + timeout

@@ -43,9 +43,19 @@ def ensure_server(home: Path = DEFAULT_HOME, timeout: float = 120.0) -> tuple[st
     env = server_env(home, port, ui=True)
     log = (home / "server.log").open("ab")
     proc = subprocess.Popen(  # left running on purpose: the UI outlives this command
-        [str(Path(sys.executable).with_name("prefect")), "server", "start",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).with_name("prefect")),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     api = env["PREFECT_API_URL"]
     deadline = time.monotonic() + timeout

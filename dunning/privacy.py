@@ -130,7 +130,7 @@ T = TypeVar("T")
 
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _strings(value: Any) -> Iterator[tuple[str, str]]:
@@ -146,8 +146,9 @@ def _strings(value: Any) -> Iterator[tuple[str, str]]:
             yield key, str(item)
 
 
-def payload_mentions(payload: str, addresses: set[str], message_ids: set[str],
-                     reminder_ids: set[str]) -> bool:
+def payload_mentions(
+    payload: str, addresses: set[str], message_ids: set[str], reminder_ids: set[str]
+) -> bool:
     """Whether a raw webhook payload concerns the customer with these identifiers.
 
     A payload carrying a ``reminder_id`` custom argument is the customer's exactly when that
@@ -183,17 +184,22 @@ def _search_terms(addresses: set[str], message_ids: set[str], reminder_ids: set[
     return [t for t in terms if t]
 
 
-def _matching_inbox_ids(session: Session, addresses: set[str], message_ids: set[str],
-                        reminder_ids: set[str]) -> list[int]:
+def _matching_inbox_ids(
+    session: Session, addresses: set[str], message_ids: set[str], reminder_ids: set[str]
+) -> list[int]:
     found: dict[int, str] = {}
     lowered = func.lower(WebhookInbox.payload)
     for terms in _chunks(_search_terms(addresses, message_ids, reminder_ids), TERMS_PER_QUERY):
         clause = or_(*(lowered.contains(t.lower(), autoescape=True) for t in terms))
-        rows = session.execute(select(WebhookInbox.id, WebhookInbox.payload).where(
-            WebhookInbox.payload.is_not(None), clause))
+        rows = session.execute(
+            select(WebhookInbox.id, WebhookInbox.payload).where(
+                WebhookInbox.payload.is_not(None), clause
+            )
+        )
         found.update({row.id: row.payload for row in rows})
-    return sorted(i for i, p in found.items()
-                  if payload_mentions(p, addresses, message_ids, reminder_ids))
+    return sorted(
+        i for i, p in found.items() if payload_mentions(p, addresses, message_ids, reminder_ids)
+    )
 
 
 def erase_customer(engine: Engine, customer_id: str, now: dt.datetime) -> ErasureReport:
@@ -206,12 +212,19 @@ def erase_customer(engine: Engine, customer_id: str, now: dt.datetime) -> Erasur
     with session_scope(engine) as session:
         customer = _customer(session, customer_id)
         addresses = {a.strip().lower() for a in (customer.email, customer.phone) if a}
-        reminders = list(session.execute(
-            select(Reminder.id, Reminder.provider_message_id, Reminder.to_address)
-            .where(Reminder.customer_id == customer_id)))
+        reminders = list(
+            session.execute(
+                select(Reminder.id, Reminder.provider_message_id, Reminder.to_address).where(
+                    Reminder.customer_id == customer_id
+                )
+            )
+        )
         addresses |= {r.to_address.strip().lower() for r in reminders if r.to_address}
-        inbound_from = session.scalars(select(InboundMessage.from_address).where(
-            InboundMessage.customer_id == customer_id, InboundMessage.from_address.is_not(None)))
+        inbound_from = session.scalars(
+            select(InboundMessage.from_address).where(
+                InboundMessage.customer_id == customer_id, InboundMessage.from_address.is_not(None)
+            )
+        )
         addresses |= {a.strip().lower() for a in inbound_from if a}
         message_ids = {r.provider_message_id for r in reminders if r.provider_message_id}
         reminder_ids = {str(r.id) for r in reminders}
@@ -221,27 +234,39 @@ def erase_customer(engine: Engine, customer_id: str, now: dt.datetime) -> Erasur
         customer.erased_at = customer.erased_at or now
         erased_at = customer.erased_at
         cleared = session.execute(
-            update(Reminder).where(Reminder.customer_id == customer_id)
-            .values(to_address=None, subject=None, body=None))
+            update(Reminder)
+            .where(Reminder.customer_id == customer_id)
+            .values(to_address=None, subject=None, body=None)
+        )
         # No new message may go to a person who asked to be forgotten.
         cancelled = session.execute(
-            update(Reminder).where(Reminder.customer_id == customer_id,
-                                   Reminder.status == "planned")
-            .values(status="skipped", reason="customer erased"))
+            update(Reminder)
+            .where(Reminder.customer_id == customer_id, Reminder.status == "planned")
+            .values(status="skipped", reason="customer erased")
+        )
         inbound = session.execute(
-            update(InboundMessage).where(InboundMessage.customer_id == customer_id)
-            .values(body=None, from_address=None))
+            update(InboundMessage)
+            .where(InboundMessage.customer_id == customer_id)
+            .values(body=None, from_address=None)
+        )
         for ids in _chunks(inbox_ids, TERMS_PER_QUERY):
             # A pending row without its payload cannot be applied: close it with a reason.
-            session.execute(update(WebhookInbox).where(
-                WebhookInbox.id.in_(ids), WebhookInbox.status == "pending")
-                .values(status="ignored", error="payload erased with its customer"))
-            session.execute(update(WebhookInbox).where(WebhookInbox.id.in_(ids))
-                            .values(payload=None))
+            session.execute(
+                update(WebhookInbox)
+                .where(WebhookInbox.id.in_(ids), WebhookInbox.status == "pending")
+                .values(status="ignored", error="payload erased with its customer")
+            )
+            session.execute(
+                update(WebhookInbox).where(WebhookInbox.id.in_(ids)).values(payload=None)
+            )
     return ErasureReport(
-        customer_id=customer_id, erased_at=erased_at,
-        reminders=_count(cleared), cancelled_reminders=_count(cancelled),
-        inbound_messages=_count(inbound), webhook_payloads=len(inbox_ids))
+        customer_id=customer_id,
+        erased_at=erased_at,
+        reminders=_count(cleared),
+        cancelled_reminders=_count(cancelled),
+        inbound_messages=_count(inbound),
+        webhook_payloads=len(inbox_ids),
+    )
 
 
 def _count(result: Any) -> int:
@@ -259,8 +284,10 @@ def _jsonable(value: Any) -> Any:
 def _rows(session: Session, model: type[Base], where: Any) -> list[dict[str, Any]]:
     keys = model.__mapper__.primary_key
     rows = session.execute(select(model).where(where).order_by(*keys))
-    return [{c.key: _jsonable(getattr(obj, c.key)) for c in model.__mapper__.column_attrs}
-            for obj in rows.scalars()]
+    return [
+        {c.key: _jsonable(getattr(obj, c.key)) for c in model.__mapper__.column_attrs}
+        for obj in rows.scalars()
+    ]
 
 
 def export_customer(engine: Engine, customer_id: str) -> dict[str, Any]:
@@ -272,32 +299,39 @@ def export_customer(engine: Engine, customer_id: str) -> dict[str, Any]:
     check_ready(engine)
     with session_scope(engine) as session:
         _customer(session, customer_id)
-        invoice_ids = list(session.scalars(
-            select(Invoice.id).where(Invoice.customer_id == customer_id)))
-        reminder_ids = list(session.scalars(
-            select(Reminder.id).where(Reminder.customer_id == customer_id)))
+        invoice_ids = list(
+            session.scalars(select(Invoice.id).where(Invoice.customer_id == customer_id))
+        )
+        reminder_ids = list(
+            session.scalars(select(Reminder.id).where(Reminder.customer_id == customer_id))
+        )
         return {
             "customer": _rows(session, Customer, Customer.customer_id == customer_id)[0],
             "invoices": _rows(session, Invoice, Invoice.customer_id == customer_id),
             "payments": _rows(session, Payment, Payment.invoice_id.in_(invoice_ids)),
-            "payment_attempts": _rows(session, PaymentAttempt,
-                                      PaymentAttempt.invoice_id.in_(invoice_ids)),
+            "payment_attempts": _rows(
+                session, PaymentAttempt, PaymentAttempt.invoice_id.in_(invoice_ids)
+            ),
             "reminders": _rows(session, Reminder, Reminder.customer_id == customer_id),
-            "delivery_events": _rows(session, DeliveryEvent,
-                                     DeliveryEvent.reminder_id.in_(reminder_ids)),
-            "inbound_messages": _rows(session, InboundMessage,
-                                      InboundMessage.customer_id == customer_id),
+            "delivery_events": _rows(
+                session, DeliveryEvent, DeliveryEvent.reminder_id.in_(reminder_ids)
+            ),
+            "inbound_messages": _rows(
+                session, InboundMessage, InboundMessage.customer_id == customer_id
+            ),
         }
 
 
 def _older(column: Any, fallback: Any, cutoff: dt.datetime) -> Any:
     # Spelled out instead of COALESCE so the UTC bind processing applies to each column.
-    return or_(and_(column.is_not(None), column < cutoff),
-               and_(column.is_(None), fallback < cutoff))
+    return or_(
+        and_(column.is_not(None), column < cutoff), and_(column.is_(None), fallback < cutoff)
+    )
 
 
-def apply_retention(engine: Engine, now: dt.datetime, body_days: int | None = None,
-                    payload_days: int | None = None) -> RetentionCounts:
+def apply_retention(
+    engine: Engine, now: dt.datetime, body_days: int | None = None, payload_days: int | None = None
+) -> RetentionCounts:
     """The counts of message bodies and webhook payloads dropped for being past retention.
 
     Reminder subjects/bodies older than ``body_days`` (by sent_at, else created_at), inbound
@@ -308,24 +342,41 @@ def apply_retention(engine: Engine, now: dt.datetime, body_days: int | None = No
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     settings = PrivacySettings()
-    body_cutoff = now - dt.timedelta(days=settings.retention_body_days
-                                     if body_days is None else body_days)
-    payload_cutoff = now - dt.timedelta(days=settings.retention_payload_days
-                                        if payload_days is None else payload_days)
+    body_cutoff = now - dt.timedelta(
+        days=settings.retention_body_days if body_days is None else body_days
+    )
+    payload_cutoff = now - dt.timedelta(
+        days=settings.retention_payload_days if payload_days is None else payload_days
+    )
     check_ready(engine)
     with session_scope(engine) as session:
-        bodies = session.execute(update(Reminder).where(
-            _older(Reminder.sent_at, Reminder.created_at, body_cutoff),
-            or_(Reminder.body.is_not(None), Reminder.subject.is_not(None)),
-        ).values(body=None, subject=None))
-        inbound = session.execute(update(InboundMessage).where(
-            InboundMessage.received_at < body_cutoff, InboundMessage.body.is_not(None),
-        ).values(body=None))
-        payloads = session.execute(update(WebhookInbox).where(
-            WebhookInbox.status.in_(DONE_INBOX_STATUSES),
-            _older(WebhookInbox.applied_at, WebhookInbox.received_at, payload_cutoff),
-            WebhookInbox.payload.is_not(None),
-        ).values(payload=None))
-    return RetentionCounts(reminder_bodies=_count(bodies), inbound_bodies=_count(inbound),
-                           webhook_payloads=_count(payloads))
-
+        bodies = session.execute(
+            update(Reminder)
+            .where(
+                _older(Reminder.sent_at, Reminder.created_at, body_cutoff),
+                or_(Reminder.body.is_not(None), Reminder.subject.is_not(None)),
+            )
+            .values(body=None, subject=None)
+        )
+        inbound = session.execute(
+            update(InboundMessage)
+            .where(
+                InboundMessage.received_at < body_cutoff,
+                InboundMessage.body.is_not(None),
+            )
+            .values(body=None)
+        )
+        payloads = session.execute(
+            update(WebhookInbox)
+            .where(
+                WebhookInbox.status.in_(DONE_INBOX_STATUSES),
+                _older(WebhookInbox.applied_at, WebhookInbox.received_at, payload_cutoff),
+                WebhookInbox.payload.is_not(None),
+            )
+            .values(payload=None)
+        )
+    return RetentionCounts(
+        reminder_bodies=_count(bodies),
+        inbound_bodies=_count(inbound),
+        webhook_payloads=_count(payloads),
+    )

@@ -53,8 +53,15 @@ from dunning.summary import (
 )
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-STAGES = ("pre_due", "due", "overdue_1", "overdue_2", "final_notice", "payment_failed",
-          "promise_broken")
+STAGES = (
+    "pre_due",
+    "due",
+    "overdue_1",
+    "overdue_2",
+    "final_notice",
+    "payment_failed",
+    "promise_broken",
+)
 _REPEAT = re.compile(r"^(?P<base>.+)_r(?P<n>\d+)$")
 
 
@@ -247,7 +254,8 @@ def promise_terms(data: ReminderData, fmt: str) -> dict[str, str | None] | None:
         return None
     return {
         "on": format_day(data.promise_to_pay_on, fmt),
-        "amount": None if data.promise_amount is None
+        "amount": None
+        if data.promise_amount is None
         else format_money(data.promise_amount, data.currency, fmt),
         "agreed_on": format_day(data.promise_made_on, fmt) if data.promise_made_on else None,
     }
@@ -344,8 +352,10 @@ def compose(
         from dunning.voice.script import compose_voice
 
         return compose_voice(data, settings)
-    raise TemplateError(f"reminder {data.reminder_id}: unknown channel {data.channel!r} "
-                        "(expected email, sms or voice)")
+    raise TemplateError(
+        f"reminder {data.reminder_id}: unknown channel {data.channel!r} "
+        "(expected email, sms or voice)"
+    )
 
 
 def _prepare(
@@ -364,8 +374,10 @@ def _compose_email(
     data: ReminderData, settings: ChannelSettings, invoices: Sequence[ReminderData] | None
 ) -> OutboundMessage:
     if not data.email:
-        raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
-                            "email address; import one or plan SMS instead")
+        raise TemplateError(
+            f"reminder {data.reminder_id}: customer {data.customer_id} has no "
+            "email address; import one or plan SMS instead"
+        )
     directory, lang, base, ctx = _prepare(data, settings, invoices)
     subject = render_template(f"{base}/email.{lang}.subject.txt", ctx, directory)
     body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
@@ -396,8 +408,10 @@ def _compose_sms(
     data: ReminderData, settings: ChannelSettings, invoices: Sequence[ReminderData] | None
 ) -> OutboundMessage:
     if not data.phone:
-        raise TemplateError(f"reminder {data.reminder_id}: customer {data.customer_id} has no "
-                            "phone number; import one or plan email instead")
+        raise TemplateError(
+            f"reminder {data.reminder_id}: customer {data.customer_id} has no "
+            "phone number; import one or plan email instead"
+        )
     directory, lang, base, ctx = _prepare(data, settings, invoices)
     text = render_template(f"{base}/sms.{lang}.txt", ctx, directory)
     if settings.sms_opt_out_hint:

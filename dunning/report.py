@@ -46,8 +46,16 @@ _COLUMNS = [
 ]
 #: What a shard run stores for its coordinator: enough to rebuild counts, the by-segment,
 #: stage and channel tables, skip reasons, the funnel and the failures table.
-_COMPACT = ["segment", "stage", "channel", "action", "outcome", "reason", "error_code",
-            "invoice_number"]
+_COMPACT = [
+    "segment",
+    "stage",
+    "channel",
+    "action",
+    "outcome",
+    "reason",
+    "error_code",
+    "invoice_number",
+]
 
 
 def outcomes(
@@ -295,8 +303,13 @@ class RunReport:
         if any(self.reconciled.values()):
             lines += ["", f"Reconciled stale claims: {self.reconciled}"]
         if self.shards:
-            lines += ["", "## Shards", "", "| shard | flow run | state | sent | failed |",
-                      "|---:|---|---|---:|---:|"]
+            lines += [
+                "",
+                "## Shards",
+                "",
+                "| shard | flow run | state | sent | failed |",
+                "|---:|---|---|---:|---:|",
+            ]
             for s in self.shards:
                 c = s.get("counts") or {}
                 lines.append(
@@ -347,18 +360,31 @@ class RunReport:
         rows = self.failures()
         lines = [f"# Reminders not sent as planned, run as of {self.as_of:%Y-%m-%d %H:%M} UTC"]
         if self.stopped:
-            lines += ["", f"**Delivery stopped early:** {self.stopped}. The reminders it did not "
-                      "reach stay planned (pending) for the next run."]
+            lines += [
+                "",
+                f"**Delivery stopped early:** {self.stopped}. The reminders it did not "
+                "reach stay planned (pending) for the next run.",
+            ]
         if not rows:
-            lines += ["", "No failures: every reminder due was sent, or skipped or deferred for "
-                      "the reason in the run summary."]
+            lines += [
+                "",
+                "No failures: every reminder due was sent, or skipped or deferred for "
+                "the reason in the run summary.",
+            ]
             return "\n".join(lines)
         counts = {o: sum(r["outcome"] == o for r in rows) for o in FAILURE_OUTCOMES}
-        lines += ["", ", ".join(f"{o} {n}" for o, n in counts.items()), "",
-                  "| invoice | stage | channel | outcome | error code | reason |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['invoice']} | {r['stage']} | {r['channel']} | {r['outcome']} "
-                  f"| {r['error_code']} | {_cell(r['reason'])} |" for r in rows]
+        lines += [
+            "",
+            ", ".join(f"{o} {n}" for o, n in counts.items()),
+            "",
+            "| invoice | stage | channel | outcome | error code | reason |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['invoice']} | {r['stage']} | {r['channel']} | {r['outcome']} "
+            f"| {r['error_code']} | {_cell(r['reason'])} |"
+            for r in rows
+        ]
         return "\n".join(lines)
 
 

@@ -41,25 +41,76 @@ class Market:
 
 
 MARKETS = (
-    Market("US", ("America/New_York", "America/Chicago", "America/Denver",
-                  "America/Los_Angeles"), ("en_US",), "USD", 0.30),
+    Market(
+        "US",
+        ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
+        ("en_US",),
+        "USD",
+        0.30,
+    ),
     Market("GB", ("Europe/London",), ("en_GB",), "GBP", 0.15),
     Market("DE", ("Europe/Berlin",), ("de_DE",), "EUR", 0.14),
     Market("FR", ("Europe/Paris",), ("fr_FR",), "EUR", 0.10),
     Market("ES", ("Europe/Madrid",), ("es_ES",), "EUR", 0.08),
     Market("JP", ("Asia/Tokyo",), ("ja_JP",), "JPY", 0.07),
-    Market("AU", ("Australia/Sydney", "Australia/Melbourne", "Australia/Perth"), ("en_AU",),
-           "AUD", 0.08),
-    Market("CA", ("America/Toronto", "America/Vancouver", "America/Halifax"),
-           ("en_CA", "fr_CA"), "CAD", 0.08),
+    Market(
+        "AU",
+        ("Australia/Sydney", "Australia/Melbourne", "Australia/Perth"),
+        ("en_AU",),
+        "AUD",
+        0.08,
+    ),
+    Market(
+        "CA",
+        ("America/Toronto", "America/Vancouver", "America/Halifax"),
+        ("en_CA", "fr_CA"),
+        "CAD",
+        0.08,
+    ),
 )
 ARCHETYPES = ("on_time", "occasionally_late", "chronically_late", "card_failures", "new")
 ARCHETYPE_WEIGHTS = (0.40, 0.25, 0.15, 0.10, 0.10)
 FAILURE_CODES = ("card_declined", "insufficient_funds", "expired_card", "do_not_honor")
-FIRST_NAMES = ("Ada", "Ben", "Chloe", "David", "Elena", "Felix", "Grace", "Hiro", "Ines", "Jonas",
-               "Kenji", "Laura", "Mateo", "Nora", "Oscar", "Paula", "Quinn", "Rosa", "Sam", "Yuki")
-LAST_NAMES = ("Smith", "Muller", "Martin", "Garcia", "Tanaka", "Brown", "Schmidt", "Dubois",
-              "Lopez", "Sato", "Wilson", "Fischer", "Bernard", "Perez", "Suzuki", "Taylor")
+FIRST_NAMES = (
+    "Ada",
+    "Ben",
+    "Chloe",
+    "David",
+    "Elena",
+    "Felix",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kenji",
+    "Laura",
+    "Mateo",
+    "Nora",
+    "Oscar",
+    "Paula",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Yuki",
+)
+LAST_NAMES = (
+    "Smith",
+    "Muller",
+    "Martin",
+    "Garcia",
+    "Tanaka",
+    "Brown",
+    "Schmidt",
+    "Dubois",
+    "Lopez",
+    "Sato",
+    "Wilson",
+    "Fischer",
+    "Bernard",
+    "Perez",
+    "Suzuki",
+    "Taylor",
+)
 
 
 @dataclass
@@ -149,7 +200,8 @@ def _customer(rng: random.Random, index: int, market: Market, as_of: dt.date) ->
         # Two in five agreed to reminder calls. From a hash of the index, not from ``rng``:
         # a draw from ``rng`` would change every later value of every existing seed.
         "voice_consent": zlib.crc32(f"voice-{index}".encode()) % 5 < 2,
-        "paused_until": as_of + dt.timedelta(days=rng.randint(7, 30)) if rng.random() < 0.01
+        "paused_until": as_of + dt.timedelta(days=rng.randint(7, 30))
+        if rng.random() < 0.01
         else None,
     }
     # As an import without a region column stores it: the region the time zone names. Set
@@ -158,8 +210,16 @@ def _customer(rng: random.Random, index: int, market: Market, as_of: dt.date) ->
     return row
 
 
-def _history(rng: random.Random, block: Block, customer: Row, archetype: str, currency: str,
-             numbers: Iterator[int], count: int, as_of: dt.date) -> None:
+def _history(
+    rng: random.Random,
+    block: Block,
+    customer: Row,
+    archetype: str,
+    currency: str,
+    numbers: Iterator[int],
+    count: int,
+    as_of: dt.date,
+) -> None:
     """Appends ``count`` invoices of one customer, with payments and attempts, to ``block``."""
     gap = 30 if count <= 12 else max(2, 360 // count)
     for j in range(count):
@@ -168,9 +228,14 @@ def _history(rng: random.Random, block: Block, customer: Row, archetype: str, cu
         due = issued + dt.timedelta(days=rng.choice((14, 30, 30, 30, 45)))
         amount = _amount(rng, currency)
         invoice = {
-            "invoice_number": number, "customer_id": customer["customer_id"],
-            "currency": currency, "amount": amount, "issued_on": issued, "due_on": due,
-            "status": "open", "promise_to_pay_on": None,
+            "invoice_number": number,
+            "customer_id": customer["customer_id"],
+            "currency": currency,
+            "amount": amount,
+            "issued_on": issued,
+            "due_on": due,
+            "status": "open",
+            "promise_to_pay_on": None,
             "payment_link": f"https://pay.example.com/i/{number}" if rng.random() < 0.9 else None,
         }
         block.invoices.append(invoice)
@@ -186,12 +251,20 @@ def _history(rng: random.Random, block: Block, customer: Row, archetype: str, cu
         if rng.random() < 0.12:  # paid in two instalments, the first before the final date
             first = (amount * Decimal(rng.randint(30, 70)) / 100).quantize(amount)
             parts = [first, amount - first]
-        days = [max(issued, paid_on - dt.timedelta(days=rng.randint(3, 15))), paid_on][-len(parts):]
+        days = [max(issued, paid_on - dt.timedelta(days=rng.randint(3, 15))), paid_on][
+            -len(parts) :
+        ]
         for k, (part, day) in enumerate(zip(parts, days, strict=True)):
             if day <= as_of:
-                block.payments.append({"invoice_number": number, "amount": part,
-                                       "paid_at": _instant(rng, day), "source": "seed",
-                                       "external_id": f"seed:{number}:{k}"})
+                block.payments.append(
+                    {
+                        "invoice_number": number,
+                        "amount": part,
+                        "paid_at": _instant(rng, day),
+                        "source": "seed",
+                        "external_id": f"seed:{number}:{k}",
+                    }
+                )
         if paid_on <= as_of:
             invoice["status"] = "paid"
         elif due < as_of and rng.random() < 0.2:
@@ -200,21 +273,35 @@ def _history(rng: random.Random, block: Block, customer: Row, archetype: str, cu
             _card_attempts(rng, block, number, due, paid_on, as_of)
 
 
-def _card_attempts(rng: random.Random, block: Block, number: str, due: dt.date,
-                   paid_on: dt.date, as_of: dt.date) -> None:
+def _card_attempts(
+    rng: random.Random, block: Block, number: str, due: dt.date, paid_on: dt.date, as_of: dt.date
+) -> None:
     """Appends failed charges from the due date on (and the charge that succeeded) to ``block``."""
     for k in range(rng.randint(1, 3)):
         day = due + dt.timedelta(days=2 * k)
         if day > as_of or day >= paid_on:
             break
-        block.attempts.append({"invoice_number": number, "attempted_at": _instant(rng, day),
-                               "outcome": "failed", "failure_code": rng.choice(FAILURE_CODES),
-                               "source": "seed", "external_id": f"seed:{number}:a{k}"})
+        block.attempts.append(
+            {
+                "invoice_number": number,
+                "attempted_at": _instant(rng, day),
+                "outcome": "failed",
+                "failure_code": rng.choice(FAILURE_CODES),
+                "source": "seed",
+                "external_id": f"seed:{number}:a{k}",
+            }
+        )
     if paid_on <= as_of:
-        block.attempts.append({"invoice_number": number,
-                               "attempted_at": _instant(rng, paid_on), "outcome": "succeeded",
-                               "failure_code": None, "source": "seed",
-                               "external_id": f"seed:{number}:ok"})
+        block.attempts.append(
+            {
+                "invoice_number": number,
+                "attempted_at": _instant(rng, paid_on),
+                "outcome": "succeeded",
+                "failure_code": None,
+                "source": "seed",
+                "external_id": f"seed:{number}:ok",
+            }
+        )
 
 
 def generate(customers: int, invoices: int, seed: int, as_of: dt.date) -> Iterator[Block]:
@@ -229,14 +316,17 @@ def generate(customers: int, invoices: int, seed: int, as_of: dt.date) -> Iterat
         for i in range(start, min(start + BLOCK, customers)):
             customer = _customer(rng, i + 1, markets[i], as_of)
             block.customers.append(customer)
-            _history(rng, block, customer, archetypes[i], markets[i].currency, numbers,
-                     counts[i], as_of)
+            _history(
+                rng, block, customer, archetypes[i], markets[i].currency, numbers, counts[i], as_of
+            )
         yield block
 
 
 def _refuse_or_reset(conn: Connection, reset: bool) -> None:
-    held = {name: conn.execute(select(func.count()).select_from(model)).scalar_one()
-            for name, model in (("customers", Customer), ("invoices", Invoice))}
+    held = {
+        name: conn.execute(select(func.count()).select_from(model)).scalar_one()
+        for name, model in (("customers", Customer), ("invoices", Invoice))
+    }
     if not any(held.values()):
         return
     if not reset:
@@ -249,9 +339,16 @@ def _refuse_or_reset(conn: Connection, reset: bool) -> None:
         conn.execute(delete(table))
 
 
-def seed_portfolio(engine: Engine, customers: int, invoices: int, seed: int, as_of: dt.date,
-                   *, reset: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+def seed_portfolio(
+    engine: Engine,
+    customers: int,
+    invoices: int,
+    seed: int,
+    as_of: dt.date,
+    *,
+    reset: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
     """The counts of rows written: a synthetic portfolio seeded into an empty database.
 
     Raises DunningError when the database already holds customers or invoices, unless
@@ -273,23 +370,50 @@ def seed_portfolio(engine: Engine, customers: int, invoices: int, seed: int, as_
             if block.invoices:
                 conn.execute(insert(Invoice), [{**stamps, **i} for i in block.invoices])
                 first, last = block.invoices[0], block.invoices[-1]
-                ids = {row.invoice_number: row.id for row in conn.execute(
-                    select(Invoice.invoice_number, Invoice.id).where(
-                        Invoice.invoice_number.between(first["invoice_number"],
-                                                       last["invoice_number"])))}
+                ids = {
+                    row.invoice_number: row.id
+                    for row in conn.execute(
+                        select(Invoice.invoice_number, Invoice.id).where(
+                            Invoice.invoice_number.between(
+                                first["invoice_number"], last["invoice_number"]
+                            )
+                        )
+                    )
+                }
                 for table, rows in ((Payment, block.payments), (PaymentAttempt, block.attempts)):
                     if rows:
-                        conn.execute(insert(table), [
-                            {"created_at": now, "invoice_id": ids[r["invoice_number"]],
-                             **{k: v for k, v in r.items() if k != "invoice_number"}}
-                            for r in rows])
-            counts.update(customers=len(block.customers), invoices=len(block.invoices),
-                          payments=len(block.payments), payment_attempts=len(block.attempts))
+                        conn.execute(
+                            insert(table),
+                            [
+                                {
+                                    "created_at": now,
+                                    "invoice_id": ids[r["invoice_number"]],
+                                    **{k: v for k, v in r.items() if k != "invoice_number"},
+                                }
+                                for r in rows
+                            ],
+                        )
+            counts.update(
+                customers=len(block.customers),
+                invoices=len(block.invoices),
+                payments=len(block.payments),
+                payment_attempts=len(block.attempts),
+            )
             counts.update(i["status"] for i in block.invoices)
-            counts["overdue"] += sum(1 for i in block.invoices
-                                     if i["status"] == "open" and i["due_on"] < as_of)
+            counts["overdue"] += sum(
+                1 for i in block.invoices if i["status"] == "open" and i["due_on"] < as_of
+            )
             if progress:
                 progress(len(block.customers), customers)
-    keys = ("customers", "invoices", "payments", "payment_attempts", "open", "paid", "void",
-            "disputed", "overdue")
+    keys = (
+        "customers",
+        "invoices",
+        "payments",
+        "payment_attempts",
+        "open",
+        "paid",
+        "void",
+        "disputed",
+        "overdue",
+    )
     return {k: counts[k] for k in keys}

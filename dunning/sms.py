@@ -82,19 +82,36 @@ def _replacements() -> dict[int, str]:
         # Spaces: no-break, narrow no-break (Babel puts them into amounts: 1 000,00 €), thin,
         # figure, en/em and ideographic spaces.
         **dict.fromkeys(
-            ("\u00a0", "\u202f", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005",
-             "\u2006", "\u2007", "\u2008", "\u2009", "\u200a", "\u205f", "\u3000"),
+            (
+                "\u00a0",
+                "\u202f",
+                "\u2000",
+                "\u2001",
+                "\u2002",
+                "\u2003",
+                "\u2004",
+                "\u2005",
+                "\u2006",
+                "\u2007",
+                "\u2008",
+                "\u2009",
+                "\u200a",
+                "\u205f",
+                "\u3000",
+            ),
             " ",
         ),
         # Quotes and apostrophes.
         **dict.fromkeys(("\u2018", "\u2019", "\u201a", "\u201b", "\u2032", "\u02bc"), "'"),
-        **dict.fromkeys(("\u201c", "\u201d", "\u201e", "\u201f", "\u2033", "\u00ab",
-                         "\u00bb"), '"'),
+        **dict.fromkeys(
+            ("\u201c", "\u201d", "\u201e", "\u201f", "\u2033", "\u00ab", "\u00bb"), '"'
+        ),
         **dict.fromkeys(("\u2039",), "<"),
         **dict.fromkeys(("\u203a",), ">"),
         # Hyphens and dashes, the minus sign.
-        **dict.fromkeys(("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015",
-                         "\u2212"), "-"),
+        **dict.fromkeys(
+            ("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"), "-"
+        ),
         "\u2026": "...",
         "\u2022": "-",
         # Zero-width characters carry nothing visible.

@@ -25,9 +25,7 @@ from decimal import Decimal
 
 from dunning.money import exponent, is_currency
 
-ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF VND VUV XAF XOF XPF".split()
-)
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF VND VUV XAF XOF XPF".split())
 THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 #: Two-decimal in Stripe's API but charged in whole units only (amount divisible by 100).
 WHOLE_UNITS_AS_TWO_DECIMAL = frozenset({"ISK", "UGX"})

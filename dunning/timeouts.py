@@ -23,7 +23,9 @@ class FlowTimeouts(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUNNING_FLOW_TIMEOUT_", extra="ignore")
 
     payment_reminders: int = Field(
-        default=3300, ge=60, le=7 * 86_400,
+        default=3300,
+        ge=60,
+        le=7 * 86_400,
         description="55 minutes: a reminder run ends before the next hourly one is due.",
     )
     reminders_dry_run: int = Field(

@@ -59,19 +59,23 @@ def await_approval(sends: pd.DataFrame, settings: ApprovalSettings | None = None
     form = Approval.with_initial_data(description=summary)
     outcome: str | None
     try:
-        answer = pause_flow_run(wait_for_input=form, timeout=settings.timeout_seconds,
-                                key="approval", poll_interval=5)
+        answer = pause_flow_run(
+            wait_for_input=form, timeout=settings.timeout_seconds, key="approval", poll_interval=5
+        )
     except FlowPauseTimeout:
-        outcome = (f"not approved within {settings.timeout_seconds} s "
-                   "(DUNNING_APPROVAL_TIMEOUT_SECONDS): nothing sent")
+        outcome = (
+            f"not approved within {settings.timeout_seconds} s "
+            "(DUNNING_APPROVAL_TIMEOUT_SECONDS): nothing sent"
+        )
     else:
         note = f" ({scrub(answer.note)})" if answer.note else ""
         if answer.decision == Decision.approve:
             outcome = None
             log.info("approved%s: sending %d message(s)", note, len(sends))
         else:
-            outcome = (f"rejected by the approver{note}: nothing sent ({len(sends)} "
-                       "message(s) held back)")
+            outcome = (
+                f"rejected by the approver{note}: nothing sent ({len(sends)} message(s) held back)"
+            )
     # The run page keeps what was shown and what was decided.
     create_markdown_artifact(
         key="reminder-run-approval",

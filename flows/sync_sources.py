@@ -11,8 +11,12 @@ from dunning.timeouts import flow_timeout
 from tasks.sources import sync_one
 
 
-@flow(name="sync-sources", log_prints=False, timeout_seconds=flow_timeout("sync_sources"),
-      description="Sync customers, invoices and payments from every source in sources.toml.")
+@flow(
+    name="sync-sources",
+    log_prints=False,
+    timeout_seconds=flow_timeout("sync_sources"),
+    description="Sync customers, invoices and payments from every source in sources.toml.",
+)
 def sync_sources(names: list[str] | None = None, full: bool = False) -> list[dict[str, Any]]:
     """One sync report per source (dicts, see ``SyncReport.as_dict``).
 
@@ -22,10 +26,13 @@ def sync_sources(names: list[str] | None = None, full: bool = False) -> list[dic
     configs = load_sources()
     unknown = sorted(set(names or []) - set(configs))
     if unknown:
-        raise ValueError(f"no source named {', '.join(unknown)} in sources.toml; configured: "
-                         f"{', '.join(sorted(configs)) or 'none'}")
-    states = [sync_one(name, full, return_state=True)
-              for name in configs if not names or name in names]
+        raise ValueError(
+            f"no source named {', '.join(unknown)} in sources.toml; configured: "
+            f"{', '.join(sorted(configs)) or 'none'}"
+        )
+    states = [
+        sync_one(name, full, return_state=True) for name in configs if not names or name in names
+    ]
     results = [state.result(raise_on_failure=False) for state in states]
     failed = [str(r) for r in results if isinstance(r, BaseException)]
     if failed:

@@ -15,11 +15,13 @@ from tasks.tracking import (
 )
 
 
-@flow(name="track-responses", log_prints=False,
-      timeout_seconds=flow_timeout("track_responses"))
-def track_responses(poll_twilio: bool = True, limit: int | None = None,
-                    poll_age_minutes: int | None = None,
-                    metrics_by: tuple[str, ...] = ("stage", "channel")) -> dict[str, int]:
+@flow(name="track-responses", log_prints=False, timeout_seconds=flow_timeout("track_responses"))
+def track_responses(
+    poll_twilio: bool = True,
+    limit: int | None = None,
+    poll_age_minutes: int | None = None,
+    metrics_by: tuple[str, ...] = ("stage", "channel"),
+) -> dict[str, int]:
     """Counts by kind of what this run changed in the ledger."""
     applied = apply_inbox_task(limit)
     polled = poll_twilio_task(poll_age_minutes) if poll_twilio else {}

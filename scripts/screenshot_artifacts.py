@@ -31,10 +31,19 @@ from flows.payment_reminders import payment_reminders
 report = payment_reminders(as_of=dt.datetime.fromisoformat('{as_of}'), batch_size=5)
 print(report.flow_run_id)
 """
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                  "--window-size=1400,1000", "--virtual-time-budget=15000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1400,1000",
+    "--virtual-time-budget=15000",
+]
 
 
 def chromium() -> str:
@@ -49,9 +58,12 @@ def chromium() -> str:
 def screenshot(url: str, out: Path, profile: Path) -> None:
     """Nothing; writes Chromium's rendering of ``url`` to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                    f"--screenshot={out}", url],
-                   check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", url],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -68,9 +80,15 @@ def main(argv: list[str] | None = None) -> Path:
         seed_portfolio(get_engine(db_url), 40, 120, 7, as_of.date())
         with local_server(work / "prefect", ui=True) as env:
             env.update({"DUNNING_DATABASE_URL": db_url, "DUNNING_HOME": str(work / "home")})
-            done = subprocess.run([sys.executable, "-c", RUN_ONCE.format(as_of=as_of.isoformat())],
-                                  env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                                  check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", RUN_ONCE.format(as_of=as_of.isoformat())],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
             run_id = done.stdout.strip().splitlines()[-1]
             ui = env["PREFECT_API_URL"].removesuffix("/api")
             screenshot(f"{ui}/runs/flow-run/{run_id}?tab=Artifacts", args.out, work / "chrome")
@@ -87,9 +105,19 @@ def summary_artifact_id(api: str, run_id: str) -> str:
     """The id of run ``run_id``'s reminder-run-summary artifact."""
     import httpx
 
-    found = httpx.post(f"{api}/artifacts/filter", timeout=30, json={
-        "artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["reminder-run-summary"]}},
-        "sort": "CREATED_DESC", "limit": 1, "offset": 0}).json()
+    found = httpx.post(
+        f"{api}/artifacts/filter",
+        timeout=30,
+        json={
+            "artifacts": {
+                "flow_run_id": {"any_": [run_id]},
+                "key": {"any_": ["reminder-run-summary"]},
+            },
+            "sort": "CREATED_DESC",
+            "limit": 1,
+            "offset": 0,
+        },
+    ).json()
     if not found:
         raise SystemExit(f"run {run_id} has no reminder-run-summary artifact: {json.dumps(found)}")
     return str(found[0]["id"])

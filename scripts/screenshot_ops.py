@@ -45,8 +45,11 @@ def _paused_run(api: str, timeout: float = 180) -> dict[str, Any]:
     """The first flow run in state Paused (the run waiting for approval)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = httpx.post(f"{api}/flow_runs/filter", timeout=30, json={
-            "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 1}).json()
+        runs = httpx.post(
+            f"{api}/flow_runs/filter",
+            timeout=30,
+            json={"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 1},
+        ).json()
         if runs:
             return dict(runs[0])
         time.sleep(1)
@@ -69,26 +72,44 @@ def main(argv: list[str] | None = None) -> list[Path]:
         upgrade(db_url)
         seed_portfolio(get_engine(db_url), 40, 120, 7, as_of.date())
         with local_server(work / "prefect", ui=True) as env:
-            env.update({"DUNNING_DATABASE_URL": db_url, "DUNNING_HOME": str(work / "home"),
-                        "PREFECT_LOGGING_LEVEL": "INFO"})
+            env.update(
+                {
+                    "DUNNING_DATABASE_URL": db_url,
+                    "DUNNING_HOME": str(work / "home"),
+                    "PREFECT_LOGGING_LEVEL": "INFO",
+                }
+            )
             api = env["PREFECT_API_URL"]
             ui = api.removesuffix("/api")
-            done = subprocess.run([sys.executable, "-c", RUN_ONCE.format(as_of=as_of.isoformat())],
-                                  env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                                  check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", RUN_ONCE.format(as_of=as_of.isoformat())],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            )
             run_id = done.stdout.strip().splitlines()[-1]
             # The second run (a later as-of, so there is something left to send) pauses.
             later = (as_of + dt.timedelta(days=7)).isoformat()
             waiting = subprocess.Popen(
-                [sys.executable, "-c", RUN_ONCE.format(as_of=later)], cwd=ROOT,
-                env={**env, "DUNNING_APPROVAL_ENABLED": "true",
-                     "DUNNING_APPROVAL_MAX_MESSAGES": "0"},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [sys.executable, "-c", RUN_ONCE.format(as_of=later)],
+                cwd=ROOT,
+                env={
+                    **env,
+                    "DUNNING_APPROVAL_ENABLED": "true",
+                    "DUNNING_APPROVAL_MAX_MESSAGES": "0",
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 paused = _paused_run(api)
                 with sync_playwright() as pw:
-                    browser = pw.chromium.launch(executable_path=chromium(),
-                                                 args=["--no-sandbox", "--disable-gpu"])
+                    browser = pw.chromium.launch(
+                        executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"]
+                    )
                     page = browser.new_page(viewport={"width": 1400, "height": 1200})
                     page.goto(f"{ui}/runs/flow-run/{run_id}", wait_until="networkidle")
                     page.get_by_text("planned", exact=False).first.wait_for(timeout=30_000)
@@ -104,8 +125,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
                     browser.close()
             finally:
                 # Let the paused run end without sending: reject it.
-                httpx.post(f"{api}/flow_runs/{_paused_id(api)}/resume", timeout=30,
-                           json={"run_input": {"decision": "reject", "note": "screenshot"}})
+                httpx.post(
+                    f"{api}/flow_runs/{_paused_id(api)}/resume",
+                    timeout=30,
+                    json={"run_input": {"decision": "reject", "note": "screenshot"}},
+                )
                 try:
                     waiting.wait(timeout=60)
                 except subprocess.TimeoutExpired:
@@ -116,8 +140,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 def _paused_id(api: str) -> str:
-    runs = httpx.post(f"{api}/flow_runs/filter", timeout=30, json={
-        "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 1}).json()
+    runs = httpx.post(
+        f"{api}/flow_runs/filter",
+        timeout=30,
+        json={"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}, "limit": 1},
+    ).json()
     return str(runs[0]["id"]) if runs else "none"
 
 

@@ -51,8 +51,7 @@ def raise_escalations(lines: Any, run_id: str, as_of: Any) -> int:
                 "prefect.resource.name": esc.invoice_number,
             },
             related=[
-                {"prefect.resource.id": f"dunning.run.{run_id}",
-                 "prefect.resource.role": "run"},
+                {"prefect.resource.id": f"dunning.run.{run_id}", "prefect.resource.role": "run"},
             ],
             payload={**esc.payload(), "as_of": str(as_of)},
         )

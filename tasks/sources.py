@@ -15,21 +15,34 @@ from dunning.sources.registry import build_source
 from dunning.sources.sync import sync_source
 
 
-@task(name="sync-source", description="Sync one source into the database.",
-      cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
+@task(
+    name="sync-source",
+    description="Sync one source into the database.",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=30,
+)
 def sync_one(name: str, full: bool = False) -> dict[str, Any]:
     """The sync report of source ``name`` as a dict; raises SyncFailed (retried once)."""
     config = load_sources()[name]
     report = sync_source(get_engine(), build_source(config), full=full)
     get_run_logger().info(
         "%s: %d inserted, %d updated, %d unchanged, %d quarantined, %d request(s)",
-        name, report.total("inserted"), report.total("updated"), report.total("unchanged"),
-        report.total("quarantined"), report.requests)
+        name,
+        report.total("inserted"),
+        report.total("updated"),
+        report.total("unchanged"),
+        report.total("quarantined"),
+        report.requests,
+    )
     return report.as_dict()
 
 
-@task(name="refresh-stale-sources", cache_policy=NO_CACHE,
-      description="Sync the sources whose data is older than their maximum age.")
+@task(
+    name="refresh-stale-sources",
+    cache_policy=NO_CACHE,
+    description="Sync the sources whose data is older than their maximum age.",
+)
 def refresh_stale_sources() -> dict[str, str]:
     """The sources still stale after syncing the stale ones, with why (name -> text).
 
@@ -52,10 +65,12 @@ def refresh_stale_sources() -> dict[str, str]:
     return still
 
 
-@task(name="stale-sources", cache_policy=NO_CACHE,
-      description="The sources whose data is older than their maximum age.")
+@task(
+    name="stale-sources",
+    cache_policy=NO_CACHE,
+    description="The sources whose data is older than their maximum age.",
+)
 def check_stale_sources() -> dict[str, str]:
     """The stale sources right now (name -> why), syncing nothing."""
     engine = get_engine()
-    return {name: str(why)
-            for name, why in stale_sources(engine, load_sources(), utcnow()).items()}
+    return {name: str(why) for name, why in stale_sources(engine, load_sources(), utcnow()).items()}

@@ -24,13 +24,21 @@ def apply_inbox_task(limit: int | None = None) -> dict[str, int]:
     """Counts by kind of what the pending inbox rows changed (rows in error whose retry time
     has come are applied again, counted as ``retried``)."""
     settings = WebhookSettings()
-    summary = apply_inbox(get_engine(), limit=limit, reply_pause_days=settings.reply_pause_days,
-                          retry=retry_policy(settings))
+    summary = apply_inbox(
+        get_engine(),
+        limit=limit,
+        reply_pause_days=settings.reply_pause_days,
+        retry=retry_policy(settings),
+    )
     return summary.as_dict()
 
 
-@task(name="poll-twilio", description="Fetch SMS without a final status from Twilio.",
-      retries=2, retry_delay_seconds=[10, 60])
+@task(
+    name="poll-twilio",
+    description="Fetch SMS without a final status from Twilio.",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+)
 def poll_twilio_task(age_minutes: int | None = None) -> dict[str, int]:
     """Counts by kind of what polling Twilio changed (``poll_skipped`` without credentials)."""
     settings = WebhookSettings()
@@ -39,8 +47,9 @@ def poll_twilio_task(age_minutes: int | None = None) -> dict[str, int]:
         # Email-only operators run the same flow; no Twilio account is not a failure.
         get_run_logger().info("Twilio polling skipped: no Twilio account is configured")
         return {"poll_skipped": 1}
-    age = dt.timedelta(minutes=settings.twilio_poll_age_minutes if age_minutes is None
-                       else age_minutes)
+    age = dt.timedelta(
+        minutes=settings.twilio_poll_age_minutes if age_minutes is None else age_minutes
+    )
     return poll_twilio(get_engine(), twilio_client(config), age).as_dict()
 
 
@@ -51,13 +60,16 @@ def compute_metrics_task(by: list[str]) -> list[dict[str, Any]]:
 
 
 @task(name="publish-tracking", description="One summary event and a markdown artifact.")
-def publish_tracking(counts: dict[str, int], metrics: list[dict[str, Any]],
-                     flow_run_id: str | None) -> None:
+def publish_tracking(
+    counts: dict[str, int], metrics: list[dict[str, Any]], flow_run_id: str | None
+) -> None:
     """Nothing; emits one ``dunning.tracking.completed`` event and the run's artifact."""
     emit_event(
         event="dunning.tracking.completed",
-        resource={"prefect.resource.id": f"dunning.tracking.{flow_run_id or 'local'}",
-                  "prefect.resource.name": "dunning"},
+        resource={
+            "prefect.resource.id": f"dunning.tracking.{flow_run_id or 'local'}",
+            "prefect.resource.name": "dunning",
+        },
         payload={"counts": counts},
     )
     create_markdown_artifact(

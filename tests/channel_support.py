@@ -56,8 +56,13 @@ def _handler(stub: StubProvider) -> type[BaseHTTPRequestHandler]:
             reply = stub.next_response(rec)
             if reply.delay:
                 time.sleep(reply.delay)
-            payload = b"" if reply.body is None else (
-                reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode())
+            payload = (
+                b""
+                if reply.body is None
+                else (
+                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                )
+            )
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")

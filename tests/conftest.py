@@ -31,8 +31,15 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("DUNNING_HOME", str(tmp_path / "home"))
     for name in list(os.environ):
         if name.startswith(
-            ("DUNNING_SENDGRID", "DUNNING_TWILIO", "DUNNING_SMTP", "DUNNING_VOICE",
-             "DUNNING_WEBHOOK_PUBLIC_URL", "SENDGRID_", "TWILIO_")
+            (
+                "DUNNING_SENDGRID",
+                "DUNNING_TWILIO",
+                "DUNNING_SMTP",
+                "DUNNING_VOICE",
+                "DUNNING_WEBHOOK_PUBLIC_URL",
+                "SENDGRID_",
+                "TWILIO_",
+            )
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DUNNING_DATABASE_URL", raising=False)

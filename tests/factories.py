@@ -14,8 +14,13 @@ from dunning.db.models import Customer, Invoice, Payment
 
 def add_customer(engine: Engine, customer_id: str = "C1", **kw: Any) -> str:
     values: dict[str, Any] = dict(
-        name="Ada Lovelace", email="ada@example.com", phone="+14155550100", country="US",
-        timezone="America/New_York", locale="en_US", sms_consent=True,
+        name="Ada Lovelace",
+        email="ada@example.com",
+        phone="+14155550100",
+        country="US",
+        timezone="America/New_York",
+        locale="en_US",
+        sms_consent=True,
     )
     values.update(kw)
     with session_scope(engine) as s:
@@ -25,8 +30,12 @@ def add_customer(engine: Engine, customer_id: str = "C1", **kw: Any) -> str:
 
 def add_invoice(engine: Engine, number: str = "INV-1", customer_id: str = "C1", **kw: Any) -> int:
     values: dict[str, Any] = dict(
-        currency="USD", amount=Decimal("100.00"), issued_on=dt.date(2026, 10, 1),
-        due_on=dt.date(2026, 11, 1), status="open", payment_link="https://pay.example.com/x",
+        currency="USD",
+        amount=Decimal("100.00"),
+        issued_on=dt.date(2026, 10, 1),
+        due_on=dt.date(2026, 11, 1),
+        status="open",
+        payment_link="https://pay.example.com/x",
     )
     values.update(kw)
     with session_scope(engine) as s:
@@ -38,5 +47,11 @@ def add_invoice(engine: Engine, number: str = "INV-1", customer_id: str = "C1", 
 
 def add_payment(engine: Engine, invoice_id: int, amount: str, external_id: str) -> None:
     with session_scope(engine) as s:
-        s.add(Payment(invoice_id=invoice_id, amount=Decimal(amount), external_id=external_id,
-                      paid_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC)))
+        s.add(
+            Payment(
+                invoice_id=invoice_id,
+                amount=Decimal(amount),
+                external_id=external_id,
+                paid_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+            )
+        )

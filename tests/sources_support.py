@@ -95,9 +95,15 @@ def write_sources(path: Path, body: str) -> Path:
 
 def sql_source_toml(name: str = "erp", attempts: bool = True) -> str:
     """A [sources.NAME] table for the ERP, its URL in ERP_DATABASE_URL."""
-    lines = [f"[sources.{name}]", 'kind = "sql"', 'url_env = "ERP_DATABASE_URL"',
-             "max_age_minutes = 30", f"customers = {CUSTOMERS_SQL!r}",
-             f"invoices = {INVOICES_SQL!r}", f"payments = {PAYMENTS_SQL!r}"]
+    lines = [
+        f"[sources.{name}]",
+        'kind = "sql"',
+        'url_env = "ERP_DATABASE_URL"',
+        "max_age_minutes = 30",
+        f"customers = {CUSTOMERS_SQL!r}",
+        f"invoices = {INVOICES_SQL!r}",
+        f"payments = {PAYMENTS_SQL!r}",
+    ]
     if attempts:
         lines.append(f"payment_attempts = {ATTEMPTS_SQL!r}")
     return "\n".join(lines) + "\n"

@@ -22,17 +22,19 @@ AS_OF = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
 
 
 def _sends(n: int, stage: str = "due") -> pd.DataFrame:
-    return pd.DataFrame({
-        "invoice_number": [f"INV-{i:04d}" for i in range(n)],
-        "customer_id": [f"CUST-{i:05d}" for i in range(n)],
-        "segment": ["reliable" if i % 2 else "at_risk" for i in range(n)],
-        "stage": [stage] * n,
-        "channel": ["email" if i % 3 else "sms" for i in range(n)],
-        "currency": ["EUR"] * n,
-        "balance_minor": [100_00 + i * 1_00 for i in range(n)],
-        "locale": ["en_US"] * n,
-        "action": ["send"] * n,
-    })
+    return pd.DataFrame(
+        {
+            "invoice_number": [f"INV-{i:04d}" for i in range(n)],
+            "customer_id": [f"CUST-{i:05d}" for i in range(n)],
+            "segment": ["reliable" if i % 2 else "at_risk" for i in range(n)],
+            "stage": [stage] * n,
+            "channel": ["email" if i % 3 else "sms" for i in range(n)],
+            "currency": ["EUR"] * n,
+            "balance_minor": [100_00 + i * 1_00 for i in range(n)],
+            "locale": ["en_US"] * n,
+            "action": ["send"] * n,
+        }
+    )
 
 
 def test_approval_is_asked_for_final_notices_and_large_runs_only_when_enabled() -> None:
@@ -42,7 +44,8 @@ def test_approval_is_asked_for_final_notices_and_large_runs_only_when_enabled() 
     assert approval_reasons(_sends(5), on) == []
     assert approval_reasons(_sends(5, "final_notice"), on) == ["5 final notice(s)"]
     assert approval_reasons(_sends(21), on) == [
-        "21 messages, more than DUNNING_APPROVAL_MAX_MESSAGES=20"]
+        "21 messages, more than DUNNING_APPROVAL_MAX_MESSAGES=20"
+    ]
     repeats = pd.concat([_sends(2, "final_notice_r3"), _sends(1, "overdue_1")])
     assert approval_reasons(repeats, on) == ["2 final notice(s)"]
     no_finals = ApprovalSettings(enabled=True, final_notice=False, max_messages=20)
@@ -53,13 +56,13 @@ def test_the_approval_form_shows_counts_and_the_ten_largest_balances_masked() ->
     sends = _sends(15)
     text = approval_summary(sends, ["15 messages"], 600)
     assert "**15 message(s)** to 15 invoice(s)" in text
-    assert "| email | 10 |" in text and "| sms | 5 |" in text            # by channel
-    assert "| at_risk | 8 |" in text and "| reliable | 7 |" in text      # by segment
-    assert "| due | 15 |" in text                                        # by stage
+    assert "| email | 10 |" in text and "| sms | 5 |" in text  # by channel
+    assert "| at_risk | 8 |" in text and "| reliable | 7 |" in text  # by segment
+    assert "| due | 15 |" in text  # by stage
     largest = text.split("largest balances")[1]
-    assert "INV-0014" in largest and "€114.00" in largest                # the biggest first
-    assert "INV-0004" not in largest                                     # only ten of them
-    assert "CUST-00014" not in text and "CU***14" in largest             # ids masked
+    assert "INV-0014" in largest and "€114.00" in largest  # the biggest first
+    assert "INV-0004" not in largest  # only ten of them
+    assert "CUST-00014" not in text and "CU***14" in largest  # ids masked
     assert "600 s" in text
 
 
@@ -76,9 +79,12 @@ def _paused_run(after: dt.datetime) -> Any:
 
     for _ in range(240):
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
-                start_time=FlowRunFilterStartTime(after_=after)))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+                    start_time=FlowRunFilterStartTime(after_=after),
+                )
+            )
         if runs:
             return runs[0]
         time.sleep(0.5)
@@ -87,14 +93,14 @@ def _paused_run(after: dt.datetime) -> Any:
 
 def _sent(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(
-            Reminder.status == "sent")).scalar_one())
+        return int(conn.execute(select(func.count()).where(Reminder.status == "sent")).scalar_one())
 
 
 @pytest.mark.prefect
 @pytest.mark.parametrize("decision", ["reject", "approve"])
 def test_a_paused_run_is_approved_or_rejected_through_the_api(
-        prefect_server, engine: Engine, monkeypatch: pytest.MonkeyPatch, decision: str) -> None:
+    prefect_server, engine: Engine, monkeypatch: pytest.MonkeyPatch, decision: str
+) -> None:
     from prefect.flow_runs import resume_flow_run
     from prefect.input.actions import read_flow_run_input
 
@@ -105,8 +111,9 @@ def test_a_paused_run_is_approved_or_rejected_through_the_api(
     monkeypatch.setenv("DUNNING_APPROVAL_MAX_MESSAGES", "0")
     started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     states: list[Any] = []
-    runner = threading.Thread(target=lambda: states.append(payment_reminders(
-        as_of=AS_OF, return_state=True)))
+    runner = threading.Thread(
+        target=lambda: states.append(payment_reminders(as_of=AS_OF, return_state=True))
+    )
     runner.start()
     try:
         paused = _paused_run(started)

@@ -16,10 +16,30 @@ pytestmark = pytest.mark.prefect
 def test_a_tiny_benchmark_run_writes_results_whose_counts_match(db_url: str, tmp_path: Path):
     backend = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     out = tmp_path / "bench.json"
-    main(["--invoices", "1300", "--customers", "260", "--backends", backend,
-          "--pg-url", PG_URL or "", "--naive-max-messages", "10", "--rate-messages", "20",
-          "--plan-invoices", "5000", "--plan-customers", "1000", "--latency-ms", "0",
-          "--out", str(out)])
+    main(
+        [
+            "--invoices",
+            "1300",
+            "--customers",
+            "260",
+            "--backends",
+            backend,
+            "--pg-url",
+            PG_URL or "",
+            "--naive-max-messages",
+            "10",
+            "--rate-messages",
+            "20",
+            "--plan-invoices",
+            "5000",
+            "--plan-customers",
+            "1000",
+            "--latency-ms",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
 
     result = json.loads(out.read_text())
     # the plan-only benchmark ran on its synthetic portfolio (it broke once on a new column)
@@ -27,10 +47,21 @@ def test_a_tiny_benchmark_run_writes_results_whose_counts_match(db_url: str, tmp
     figs = result["backends"][backend]
     ours, naive, floor = figs["ours"], figs["naive"], figs["floor"]
     assert ours["messages"] > 20
-    for fig in (ours, naive, floor, floor["composed"], floor["email_bulk"],
-                floor["email_per_message"]):
-        assert {"messages", "wall_s", "messages_per_s", "cpu_ms_per_message",
-                "peak_rss_mb"} <= fig.keys()
+    for fig in (
+        ours,
+        naive,
+        floor,
+        floor["composed"],
+        floor["email_bulk"],
+        floor["email_per_message"],
+    ):
+        assert {
+            "messages",
+            "wall_s",
+            "messages_per_s",
+            "cpu_ms_per_message",
+            "peak_rss_mb",
+        } <= fig.keys()
         assert fig["provider_received"] == fig["messages"]
     # every delivery is in the ledger and at the provider, once
     assert ours["ledger"]["sent"] == ours["provider_received"]
@@ -45,8 +76,12 @@ def test_a_tiny_benchmark_run_writes_results_whose_counts_match(db_url: str, tmp
     limited = figs["sms_rate_limited"]
     assert 0 < limited["messages"] <= 20
     assert sum(limited["rate"]["per_second"]) == limited["messages"]
-    assert set(figs["ratios"]) == {"ours_over_naive", "ours_over_floor",
-                                   "ours_over_floor_composed", "ours_delivery_phase_over_floor"}
+    assert set(figs["ratios"]) == {
+        "ours_over_naive",
+        "ours_over_floor",
+        "ours_over_floor_composed",
+        "ours_delivery_phase_over_floor",
+    }
     # the sending part of ours, timed by the Prefect server, lies inside the end-to-end wall
     assert 0 < ours["delivery_phase"]["wall_s"] < ours["wall_s"]
     assert ours["in_flight_sends"] == floor["in_flight_sends"] == 16

@@ -20,20 +20,30 @@ pytestmark = pytest.mark.prefect
 
 def test_blocks_feed_the_factory(prefect_server: None, monkeypatch: pytest.MonkeyPatch) -> None:
     with stub_provider(Scripted(202, headers={"X-Message-Id": "from-block"})) as stub:
-        SendGridCredentials(api_key=SecretStr("SG.block-secret"), base_url=stub.base_url,
-                            timeout_seconds=2).save("sg-test", overwrite=True)
+        SendGridCredentials(
+            api_key=SecretStr("SG.block-secret"), base_url=stub.base_url, timeout_seconds=2
+        ).save("sg-test", overwrite=True)
         monkeypatch.setenv("DUNNING_SENDGRID_BLOCK", "sg-test")
         channel = get_channel("email")
         assert isinstance(channel, SendGridChannel) and channel.base_url == stub.base_url
-        result = channel.send_batch([OutboundMessage(
-            reminder_id=1, channel="email", to="jane@example.com", text="t", subject="s")])[0]
+        result = channel.send_batch(
+            [
+                OutboundMessage(
+                    reminder_id=1, channel="email", to="jane@example.com", text="t", subject="s"
+                )
+            ]
+        )[0]
     assert result.ok and result.provider_message_id == "from-block"
     assert stub.requests[0].headers["Authorization"] == "Bearer SG.block-secret"
 
-    TwilioCredentials(account_sid="AC" + "2" * 32, auth_token=SecretStr("tw-block-secret"),
-                      from_number="+15005550006").save("tw-test", overwrite=True)
-    SmtpCredentials(host="smtp.example.com", username="u",
-                    password=SecretStr("smtp-block-secret")).save("smtp-test", overwrite=True)
+    TwilioCredentials(
+        account_sid="AC" + "2" * 32,
+        auth_token=SecretStr("tw-block-secret"),
+        from_number="+15005550006",
+    ).save("tw-test", overwrite=True)
+    SmtpCredentials(
+        host="smtp.example.com", username="u", password=SecretStr("smtp-block-secret")
+    ).save("smtp-test", overwrite=True)
     monkeypatch.setenv("DUNNING_TWILIO_BLOCK", "tw-test")
     monkeypatch.setenv("DUNNING_EMAIL_PROVIDER", "smtp")
     monkeypatch.setenv("DUNNING_SMTP_BLOCK", "smtp-test")

@@ -42,16 +42,28 @@ def test_twilio_table(
 ) -> None:
     f = classify_twilio(status, code, "msg for +4915112345678")
     assert (f.transient, f.opt_out, f.invalid_address, f.auth) == (
-        transient, opt_out, invalid, auth)
+        transient,
+        opt_out,
+        invalid,
+        auth,
+    )
     assert f.error_code == (str(code) if code else f"http_{status}")
     assert "+4915112345678" not in f.error
 
 
 @pytest.mark.parametrize(
     ("status", "transient", "auth"),
-    [(400, False, False), (403, False, False), (413, False, False), (401, False, True),
-     (429, True, False), (500, True, False), (502, True, False), (503, True, False),
-     (404, False, False)],
+    [
+        (400, False, False),
+        (403, False, False),
+        (413, False, False),
+        (401, False, True),
+        (429, True, False),
+        (500, True, False),
+        (502, True, False),
+        (503, True, False),
+        (404, False, False),
+    ],
 )
 def test_sendgrid_table(status: int, transient: bool, auth: bool) -> None:
     f = classify_sendgrid(status, '{"errors":[{"message":"bad jane@example.com"}]}')
@@ -91,8 +103,14 @@ def test_retry_after(headers: dict[str, str] | None, expected: float | None) -> 
 
 @pytest.mark.parametrize(
     ("code", "transient", "invalid", "auth"),
-    [(421, True, False, False), (450, True, False, False), (550, False, True, False),
-     (553, False, True, False), (554, False, False, False), (535, False, False, True)],
+    [
+        (421, True, False, False),
+        (450, True, False, False),
+        (550, False, True, False),
+        (553, False, True, False),
+        (554, False, False, False),
+        (535, False, False, True),
+    ],
 )
 def test_smtp_table(code: int, transient: bool, invalid: bool, auth: bool) -> None:
     f = classify_smtp(code, "mailbox unavailable")
@@ -108,7 +126,12 @@ def test_network_errors_are_transient() -> None:
 def test_failure_result_carries_fields() -> None:
     r = classify_twilio(400, 21610, "unsubscribed").result(42, "twilio")
     assert (r.reminder_id, r.ok, r.provider, r.error_code, r.opt_out) == (
-        42, False, "twilio", "21610", True)
+        42,
+        False,
+        "twilio",
+        "21610",
+        True,
+    )
 
 
 def test_token_bucket_paces_after_burst() -> None:

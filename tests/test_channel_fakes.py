@@ -18,11 +18,25 @@ from dunning.render import compose
 
 def reminder(rid: int, channel: str, **changes: object) -> ReminderData:
     data = ReminderData(
-        reminder_id=rid, invoice_id=1, invoice_number=f"INV-{rid}", customer_id="C-1",
-        stage="overdue_1", channel=channel, segment=None, tone="neutral", customer_name="Jane",
-        email=f"jane{rid}@example.com", phone="+4915112345678", locale="en_GB",
-        timezone="Europe/London", country="GB", currency="GBP", amount=Decimal("50.00"),
-        balance_due=Decimal("50.00"), due_on=dt.date(2026, 3, 1), days_overdue=3,
+        reminder_id=rid,
+        invoice_id=1,
+        invoice_number=f"INV-{rid}",
+        customer_id="C-1",
+        stage="overdue_1",
+        channel=channel,
+        segment=None,
+        tone="neutral",
+        customer_name="Jane",
+        email=f"jane{rid}@example.com",
+        phone="+4915112345678",
+        locale="en_GB",
+        timezone="Europe/London",
+        country="GB",
+        currency="GBP",
+        amount=Decimal("50.00"),
+        balance_due=Decimal("50.00"),
+        due_on=dt.date(2026, 3, 1),
+        days_overdue=3,
         payment_link="https://pay.example.com/1",
     )
     return dataclasses.replace(data, **changes)  # type: ignore[arg-type]
@@ -54,11 +68,13 @@ def test_email_and_sms_reach_the_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_magic_numbers_are_classified(monkeypatch: pytest.MonkeyPatch) -> None:
     with run_fakes(seed=1, callbacks=False) as fakes:
         _point_at(fakes, monkeypatch)
-        results = get_channel("sms").send_batch([
-            compose(reminder(1, "sms", phone="+15005550001")),
-            compose(reminder(2, "sms", phone="+15005550004")),
-            compose(reminder(3, "sms", phone="+15005550009")),
-        ])
+        results = get_channel("sms").send_batch(
+            [
+                compose(reminder(1, "sms", phone="+15005550001")),
+                compose(reminder(2, "sms", phone="+15005550004")),
+                compose(reminder(3, "sms", phone="+15005550009")),
+            ]
+        )
     assert [r.error_code for r in results] == ["21211", "21610", "21614"]
     assert results[0].invalid_address and results[1].opt_out and results[2].invalid_address
     assert not any(r.transient for r in results)
@@ -70,7 +86,8 @@ def test_throttling_is_transient_with_retry_after(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("DUNNING_SEND_CONCURRENCY", "1")
         # Different templates, so SendGrid gets two requests (same-template mail is bulked).
         email = get_channel("email").send_batch(
-            [compose(reminder(1, "email")), compose(reminder(2, "email", locale="de_DE"))])
+            [compose(reminder(1, "email")), compose(reminder(2, "email", locale="de_DE"))]
+        )
         sms = get_channel("sms").send_batch([compose(reminder(i, "sms")) for i in (3, 4)])
     for results in (email, sms):
         assert results[0].ok

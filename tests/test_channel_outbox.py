@@ -17,16 +17,29 @@ from dunning.channels.smtp import SmtpChannel
 from dunning.channels.twilio import TwilioChannel
 from dunning.errors import ConfigError
 
-LIST_UNSUBSCRIBE = ("<mailto:unsubscribe@acme.example?subject=unsubscribe%20" + "9f" * 40
-                    + ">, <https://hooks.acme.example/unsubscribe/" + "9f" * 40 + ">")
+LIST_UNSUBSCRIBE = (
+    "<mailto:unsubscribe@acme.example?subject=unsubscribe%20"
+    + "9f" * 40
+    + ">, <https://hooks.acme.example/unsubscribe/"
+    + "9f" * 40
+    + ">"
+)
 
 
 def email_message(rid: int, text: str = "Dear Jane, please pay.") -> OutboundMessage:
-    return OutboundMessage(reminder_id=rid, channel="email", to="jane@example.com", text=text,
-                           subject="Invoice INV-1", html="<p>Dear Jane</p>",
-                           headers={"List-Unsubscribe": LIST_UNSUBSCRIBE,
-                                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-                           custom_args={"reminder_id": str(rid)})
+    return OutboundMessage(
+        reminder_id=rid,
+        channel="email",
+        to="jane@example.com",
+        text=text,
+        subject="Invoice INV-1",
+        html="<p>Dear Jane</p>",
+        headers={
+            "List-Unsubscribe": LIST_UNSUBSCRIBE,
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+        custom_args={"reminder_id": str(rid)},
+    )
 
 
 def test_default_is_outbox_writing_files(tmp_path: Path) -> None:
@@ -79,10 +92,15 @@ def test_factory_smtp_when_host_set(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("env", "kind", "needle"),
-    [({"DUNNING_EMAIL_PROVIDER": "sendgrid"}, "email", "DUNNING_SENDGRID_API_KEY"),
-     ({"DUNNING_EMAIL_PROVIDER": "smtp"}, "email", "DUNNING_SMTP_HOST"),
-     ({"DUNNING_SMS_PROVIDER": "twilio", "TWILIO_AUTH_TOKEN": "tok-secret"}, "sms",
-      "DUNNING_TWILIO_ACCOUNT_SID")],
+    [
+        ({"DUNNING_EMAIL_PROVIDER": "sendgrid"}, "email", "DUNNING_SENDGRID_API_KEY"),
+        ({"DUNNING_EMAIL_PROVIDER": "smtp"}, "email", "DUNNING_SMTP_HOST"),
+        (
+            {"DUNNING_SMS_PROVIDER": "twilio", "TWILIO_AUTH_TOKEN": "tok-secret"},
+            "sms",
+            "DUNNING_TWILIO_ACCOUNT_SID",
+        ),
+    ],
 )
 def test_selected_provider_without_credentials_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], kind: str, needle: str

@@ -18,16 +18,24 @@ KEY = "SG.test-key-never-shown"
 
 def message(rid: int, to: str = "jane@example.com") -> OutboundMessage:
     return OutboundMessage(
-        reminder_id=rid, channel="email", to=to, text="plain body", subject="Invoice INV-1",
-        html="<p>html body</p>", headers={"List-Unsubscribe": "<https://u.example/1-abc>",
-                                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        reminder_id=rid,
+        channel="email",
+        to=to,
+        text="plain body",
+        subject="Invoice INV-1",
+        html="<p>html body</p>",
+        headers={
+            "List-Unsubscribe": "<https://u.example/1-abc>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         custom_args={"reminder_id": str(rid)},
     )
 
 
 def channel(base_url: str, **changes: object) -> SendGridChannel:
-    settings = ChannelSettings(email_from="billing@acme.example", email_from_name="Acme Billing",
-                               **changes)  # type: ignore[arg-type]
+    settings = ChannelSettings(
+        email_from="billing@acme.example", email_from_name="Acme Billing", **changes
+    )  # type: ignore[arg-type]
     return SendGridChannel(settings, SecretStr(KEY), base_url, timeout=0.5)
 
 
@@ -48,17 +56,28 @@ def test_sends_mail_with_parts_headers_and_custom_args() -> None:
 
 
 def test_batch_returns_one_result_per_message_in_order() -> None:
-    script = [Scripted(202, headers={"X-Message-Id": "a"}),
-              Scripted(400, {"errors": [{"message": "bad to jane@example.com"}]}),
-              Scripted(429, headers={"Retry-After": "9"}),
-              Scripted(503), Scripted(413), Scripted(202, headers={"X-Message-Id": "b"})]
+    script = [
+        Scripted(202, headers={"X-Message-Id": "a"}),
+        Scripted(400, {"errors": [{"message": "bad to jane@example.com"}]}),
+        Scripted(429, headers={"Retry-After": "9"}),
+        Scripted(503),
+        Scripted(413),
+        Scripted(202, headers={"X-Message-Id": "b"}),
+    ]
     with stub_provider(*script) as stub:
         results = channel(stub.base_url, send_concurrency=1).send_batch(
-            [message(i) for i in range(1, 7)])
+            [message(i) for i in range(1, 7)]
+        )
     assert [r.reminder_id for r in results] == [1, 2, 3, 4, 5, 6]
     assert [r.ok for r in results] == [True, False, False, False, False, True]
-    assert [r.error_code for r in results] == [None, "http_400", "http_429", "http_503",
-                                               "http_413", None]
+    assert [r.error_code for r in results] == [
+        None,
+        "http_400",
+        "http_429",
+        "http_503",
+        "http_413",
+        None,
+    ]
     assert [r.transient for r in results] == [False, False, True, True, False, False]
     assert results[2].retry_after == 9.0
     assert "jane@example.com" not in (results[1].error or "")
@@ -67,7 +86,8 @@ def test_batch_returns_one_result_per_message_in_order() -> None:
 def test_concurrent_batch_keeps_order() -> None:
     with stub_provider(Scripted(202, headers={"X-Message-Id": "x"})) as stub:
         results = channel(stub.base_url, send_concurrency=4).send_batch(
-            [message(i) for i in range(20)])
+            [message(i) for i in range(20)]
+        )
     assert [r.reminder_id for r in results] == list(range(20))
     assert all(r.ok for r in results) and len(stub.requests) == 20
 

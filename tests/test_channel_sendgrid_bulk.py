@@ -13,9 +13,14 @@ from dunning.fakes import run_fakes
 
 def message(rid: int, to: str | None = None, template: str = "due/email.en") -> OutboundMessage:
     return OutboundMessage(
-        reminder_id=rid, channel="email", to=to or f"c{rid}@example.com",
-        text=f"Dear C{rid}, invoice INV-{rid} is due.", subject=f"Invoice INV-{rid}",
-        html=f"<p>Dear C{rid}</p>", template_key=template, locale="en",
+        reminder_id=rid,
+        channel="email",
+        to=to or f"c{rid}@example.com",
+        text=f"Dear C{rid}, invoice INV-{rid} is due.",
+        subject=f"Invoice INV-{rid}",
+        html=f"<p>Dear C{rid}</p>",
+        template_key=template,
+        locale="en",
         headers={"List-Unsubscribe": f"<https://u.example/{rid}>"},
         custom_args={"reminder_id": str(rid)},
     )
@@ -23,14 +28,16 @@ def message(rid: int, to: str | None = None, template: str = "due/email.en") -> 
 
 def test_same_template_messages_share_one_request_with_their_own_content() -> None:
     with run_fakes(callbacks=False) as fakes:
-        channel = SendGridChannel(ChannelSettings(), SecretStr(fakes.sendgrid_api_key),
-                                  fakes.base_url)
+        channel = SendGridChannel(
+            ChannelSettings(), SecretStr(fakes.sendgrid_api_key), fakes.base_url
+        )
         results = channel.send_batch([message(i) for i in range(1, 6)])
         received = fakes.received("sendgrid")
     assert [r.ok for r in results] == [True] * 5
     assert len({r.provider_message_id for r in results}) == 1  # one request
     assert {m.reminder_id: m.body for m in received} == {
-        str(i): f"Invoice INV-{i}" for i in range(1, 6)}
+        str(i): f"Invoice INV-{i}" for i in range(1, 6)
+    }
     assert {m.reminder_id: m.to for m in received}["3"] == "c3@example.com"
 
 
@@ -38,8 +45,9 @@ def test_a_rejected_address_fails_alone_and_the_others_go_out() -> None:
     batch = [message(i) for i in range(1, 7)]
     batch[3] = message(4, to="not-an-address")
     with run_fakes(callbacks=False) as fakes:
-        channel = SendGridChannel(ChannelSettings(), SecretStr(fakes.sendgrid_api_key),
-                                  fakes.base_url)
+        channel = SendGridChannel(
+            ChannelSettings(), SecretStr(fakes.sendgrid_api_key), fakes.base_url
+        )
         results = channel.send_batch(batch)
         received = fakes.received("sendgrid")
     assert [r.reminder_id for r in results] == [1, 2, 3, 4, 5, 6]
@@ -49,8 +57,10 @@ def test_a_rejected_address_fails_alone_and_the_others_go_out() -> None:
 
 
 def test_units_group_by_template_up_to_the_limit_and_leave_unknown_templates_alone() -> None:
-    batch = [message(i) for i in range(1, 6)] + [message(6, template="overdue_1/email.en"),
-                                                 message(7, template="")]
+    batch = [message(i) for i in range(1, 6)] + [
+        message(6, template="overdue_1/email.en"),
+        message(7, template=""),
+    ]
     units = send_units(batch, 2)
     assert sorted(len(u) for u in units) == [1, 1, 1, 2, 2]
     assert [m.reminder_id for m in units[0]] == [7]

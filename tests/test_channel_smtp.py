@@ -33,8 +33,14 @@ class Inbox:
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
 
-    async def handle_RCPT(self, server: Any, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: Any,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if address.startswith("nobody@"):
             return "550 5.1.1 mailbox unavailable"
         if address.startswith("busy@"):
@@ -47,8 +53,9 @@ class Inbox:
         return "250 Message accepted"
 
 
-def _authenticator(server: Any, session: Session, envelope: Envelope, mechanism: str,
-                   auth_data: Any) -> AuthResult:
+def _authenticator(
+    server: Any, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
     ok = isinstance(auth_data, LoginPassword) and auth_data.password == PASSWORD.encode()
     return AuthResult(success=ok, handled=False)
 
@@ -63,8 +70,13 @@ def _free_port() -> int:
 @pytest.fixture
 def smtpd() -> Iterator[tuple[Controller, Inbox]]:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(),
-                            authenticator=_authenticator, auth_require_tls=False)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=_free_port(),
+        authenticator=_authenticator,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield controller, inbox
@@ -74,24 +86,39 @@ def smtpd() -> Iterator[tuple[Controller, Inbox]]:
 
 #: As render.unsubscribe_headers writes it: an HMAC token twice, far longer than 78 characters.
 TOKEN = "1-" + "a1b2c3d4" * 8
-LIST_UNSUBSCRIBE = (f"<mailto:unsubscribe@acme.example?subject=unsubscribe%20{TOKEN}>, "
-                    f"<https://hooks.acme.example/unsubscribe/{TOKEN}>")
+LIST_UNSUBSCRIBE = (
+    f"<mailto:unsubscribe@acme.example?subject=unsubscribe%20{TOKEN}>, "
+    f"<https://hooks.acme.example/unsubscribe/{TOKEN}>"
+)
 
 
 def message(rid: int, to: str = "jane@example.com") -> OutboundMessage:
     return OutboundMessage(
-        reminder_id=rid, channel="email", to=to, subject="Invoice INV-1 overdue",
-        text="Dear Jane,\nplease pay.", html="<p>Dear Jane,<br>please pay.</p>",
-        headers={"List-Unsubscribe": LIST_UNSUBSCRIBE,
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        reminder_id=rid,
+        channel="email",
+        to=to,
+        subject="Invoice INV-1 overdue",
+        text="Dear Jane,\nplease pay.",
+        html="<p>Dear Jane,<br>please pay.</p>",
+        headers={
+            "List-Unsubscribe": LIST_UNSUBSCRIBE,
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         custom_args={"reminder_id": str(rid)},
     )
 
 
 def channel(controller: Controller, password: str = PASSWORD) -> SmtpChannel:
     settings = ChannelSettings(email_from="billing@acme.example", email_from_name="Acme Billing")
-    return SmtpChannel(settings, "127.0.0.1", controller.port, "billing", SecretStr(password),
-                       starttls=False, timeout=5)
+    return SmtpChannel(
+        settings,
+        "127.0.0.1",
+        controller.port,
+        "billing",
+        SecretStr(password),
+        starttls=False,
+        timeout=5,
+    )
 
 
 def test_delivers_both_parts_and_headers(smtpd: tuple[Controller, Inbox]) -> None:
@@ -120,7 +147,8 @@ def test_delivers_both_parts_and_headers(smtpd: tuple[Controller, Inbox]) -> Non
 def test_refused_recipients_are_classified(smtpd: tuple[Controller, Inbox]) -> None:
     controller, inbox = smtpd
     results = channel(controller).send_batch(
-        [message(1, "nobody@example.com"), message(2, "busy@example.com"), message(3)])
+        [message(1, "nobody@example.com"), message(2, "busy@example.com"), message(3)]
+    )
     assert [r.error_code for r in results] == ["smtp_550", "smtp_451", None]
     assert results[0].invalid_address and not results[0].transient
     assert results[1].transient
@@ -138,8 +166,9 @@ def test_bad_login_raises_without_the_password(smtpd: tuple[Controller, Inbox]) 
 
 def test_server_without_login_stops_the_run() -> None:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(),
-                            authenticator=_authenticator)  # AUTH only after TLS
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=_free_port(), authenticator=_authenticator
+    )  # AUTH only after TLS
     controller.start()
     try:
         with pytest.raises(ProviderAuthError, match="DUNNING_SMTP_STARTTLS"):
@@ -152,7 +181,8 @@ def test_unreachable_server_is_transient() -> None:
     settings = ChannelSettings()
     # Port 9 (discard) on loopback has no listener here: connection refused.
     results = SmtpChannel(settings, "127.0.0.1", 9, starttls=False, timeout=2).send_batch(
-        [message(1), message(2)])
+        [message(1), message(2)]
+    )
     assert [r.error_code for r in results] == ["connection_error", "connection_error"]
     assert all(r.transient for r in results)
 
@@ -163,19 +193,28 @@ def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
@@ -186,15 +225,27 @@ def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 def test_tls_modes_deliver(tmp_path: Path, mode: str) -> None:
     server_ctx, client_ctx = _self_signed(tmp_path)
     inbox = Inbox()
-    tls = ({"tls_context": server_ctx, "require_starttls": True} if mode == "starttls"
-           else {"ssl_context": server_ctx, "auth_require_tls": False})
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(),
-                            authenticator=_authenticator, **tls)  # type: ignore[arg-type]
+    tls = (
+        {"tls_context": server_ctx, "require_starttls": True}
+        if mode == "starttls"
+        else {"ssl_context": server_ctx, "auth_require_tls": False}
+    )
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=_free_port(), authenticator=_authenticator, **tls
+    )  # type: ignore[arg-type]
     controller.start()
     try:
-        channel = SmtpChannel(ChannelSettings(), "127.0.0.1", controller.port, "billing",
-                              SecretStr(PASSWORD), starttls=mode == "starttls",
-                              use_ssl=mode == "ssl", timeout=5, ssl_context=client_ctx)
+        channel = SmtpChannel(
+            ChannelSettings(),
+            "127.0.0.1",
+            controller.port,
+            "billing",
+            SecretStr(PASSWORD),
+            starttls=mode == "starttls",
+            use_ssl=mode == "ssl",
+            timeout=5,
+            ssl_context=client_ctx,
+        )
         results = channel.send_batch([message(1)])
     finally:
         controller.stop()

@@ -27,21 +27,31 @@ def error(status: int, code: int, msg: str = "error", **headers: str) -> Scripte
 
 
 def message(rid: int) -> OutboundMessage:
-    return OutboundMessage(reminder_id=rid, channel="sms", to="+4915112345678",
-                           text="Acme: invoice INV-1 is 3 days overdue. Reply STOP to opt out")
+    return OutboundMessage(
+        reminder_id=rid,
+        channel="sms",
+        to="+4915112345678",
+        text="Acme: invoice INV-1 is 3 days overdue. Reply STOP to opt out",
+    )
 
 
 def channel(base_url: str, **kwargs: object) -> TwilioChannel:
-    return TwilioChannel(ChannelSettings(send_concurrency=1), SID, SecretStr(TOKEN),
-                         from_number="+15005550006", base_url=base_url, timeout=0.5,
-                         **kwargs)  # type: ignore[arg-type]
+    return TwilioChannel(
+        ChannelSettings(send_concurrency=1),
+        SID,
+        SecretStr(TOKEN),
+        from_number="+15005550006",
+        base_url=base_url,
+        timeout=0.5,
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 def test_creates_message_with_callback() -> None:
     with stub_provider(created("SM" + "a" * 32)) as stub:
-        results = channel(stub.base_url,
-                          status_callback_url="https://hooks.example/twilio/status").send_batch(
-            [message(5)])
+        results = channel(
+            stub.base_url, status_callback_url="https://hooks.example/twilio/status"
+        ).send_batch([message(5)])
     assert results[0].ok and results[0].provider_message_id == "SM" + "a" * 32
     req = stub.requests[0]
     assert req.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
@@ -54,17 +64,25 @@ def test_creates_message_with_callback() -> None:
 
 def test_messaging_service_instead_of_from() -> None:
     with stub_provider(created("SMx")) as stub:
-        TwilioChannel(ChannelSettings(), SID, SecretStr(TOKEN), messaging_service_sid="MG1",
-                      base_url=stub.base_url).send_batch([message(1)])
+        TwilioChannel(
+            ChannelSettings(),
+            SID,
+            SecretStr(TOKEN),
+            messaging_service_sid="MG1",
+            base_url=stub.base_url,
+        ).send_batch([message(1)])
     form = parse_qs(stub.requests[0].body.decode())
     assert form["MessagingServiceSid"] == ["MG1"] and "From" not in form
 
 
 def test_errors_are_classified_per_message() -> None:
-    script = [error(400, 21211, "The 'To' number +4915112345678 is not valid"),
-              error(400, 21610, "unsubscribed"),
-              error(429, 20429, "Too Many Requests", **{"Retry-After": "4"}),
-              Scripted(500, {"message": "oops"}), created("SMok")]
+    script = [
+        error(400, 21211, "The 'To' number +4915112345678 is not valid"),
+        error(400, 21610, "unsubscribed"),
+        error(429, 20429, "Too Many Requests", **{"Retry-After": "4"}),
+        Scripted(500, {"message": "oops"}),
+        created("SMok"),
+    ]
     with stub_provider(*script) as stub:
         results = channel(stub.base_url).send_batch([message(i) for i in range(5)])
     assert [r.error_code for r in results] == ["21211", "21610", "20429", "http_500", None]

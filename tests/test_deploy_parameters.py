@@ -37,8 +37,9 @@ HOURLY = "payment-reminders/payment-reminders"
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def _ok(cmd: list[str], env: dict[str, str], timeout: float = 180) -> str:
@@ -67,13 +68,21 @@ def _deployment(env: dict[str, str], name: str) -> dict[str, Any]:
 
 
 def _create(env: dict[str, str], name: str, body: dict[str, Any]) -> httpx.Response:
-    return _api(env, "POST", f"/deployments/{_deployment(env, name)['id']}/create_flow_run",
-                {"state": {"type": "SCHEDULED"}, **body})
+    return _api(
+        env,
+        "POST",
+        f"/deployments/{_deployment(env, name)['id']}/create_flow_run",
+        {"state": {"type": "SCHEDULED"}, **body},
+    )
 
 
 def _runs_of(env: dict[str, str], name: str) -> list[dict[str, Any]]:
-    response = _api(env, "POST", "/flow_runs/filter", {
-        "deployments": {"id": {"any_": [_deployment(env, name)["id"]]}}, "limit": 100})
+    response = _api(
+        env,
+        "POST",
+        "/flow_runs/filter",
+        {"deployments": {"id": {"any_": [_deployment(env, name)["id"]]}}, "limit": 100},
+    )
     response.raise_for_status()
     return response.json()
 
@@ -82,11 +91,24 @@ def _worker_pass(env: dict[str, str], expected: int, name: str) -> list[dict[str
     """The runs of ``name`` once ``expected`` of them are final, after worker passes."""
     deadline = time.monotonic() + 400
     for _ in range(6):
-        _ok([str(BIN / "prefect"), "worker", "start", "--pool", "dunning", "--run-once",
-             "--type", "process"], env, timeout=300)
+        _ok(
+            [
+                str(BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "dunning",
+                "--run-once",
+                "--type",
+                "process",
+            ],
+            env,
+            timeout=300,
+        )
         runs = _runs_of(env, name)
-        final = [r for r in runs if r["state"]["type"] in
-                 ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")]
+        final = [
+            r for r in runs if r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        ]
         if len(final) >= expected or time.monotonic() > deadline:
             return runs
     return _runs_of(env, name)
@@ -103,9 +125,15 @@ def test_the_dry_run_deployment_never_sends_and_partial_overrides_keep_defaults(
 
     with run_fakes(seed=3, latency_ms=0) as fakes, local_server(tmp_path / "prefect") as env:
         env.update(fakes.env())
-        env.update({"DUNNING_DATABASE_URL": db_url, "DUNNING_HOME": os.environ["DUNNING_HOME"],
-                    "DUNNING_EMAIL_PROVIDER": "sendgrid", "DUNNING_SMS_PROVIDER": "twilio",
-                    "DUNNING_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/operator"})
+        env.update(
+            {
+                "DUNNING_DATABASE_URL": db_url,
+                "DUNNING_HOME": os.environ["DUNNING_HOME"],
+                "DUNNING_EMAIL_PROVIDER": "sendgrid",
+                "DUNNING_SMS_PROVIDER": "twilio",
+                "DUNNING_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/operator",
+            }
+        )
         _ok([str(BIN / "dunning"), "setup-prefect", "--json"], env)
         _ok([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env, timeout=300)
 
@@ -119,27 +147,48 @@ def test_the_dry_run_deployment_never_sends_and_partial_overrides_keep_defaults(
             refused = _create(env, name, {"parameters": {"as_of": "26.11.2026"}})
             assert refused.status_code == 409, refused.text
             assert "as_of" in refused.text
-        cli = _run([str(BIN / "prefect"), "deployment", "run", DRY, "--param",
-                    "as_of=26.11.2026"], env)
+        cli = _run(
+            [str(BIN / "prefect"), "deployment", "run", DRY, "--param", "as_of=26.11.2026"], env
+        )
         assert cli.returncode != 0 and "as_of" in cli.stdout + cli.stderr
 
         # Every shape a user could send to the dry-run deployment.
         _ok([str(BIN / "prefect"), "deployment", "run", DRY, "--param", f"as_of={stamp}"], env)
-        _ok([str(BIN / "prefect"), "deployment", "run", DRY, "--params",
-             json.dumps({"as_of": stamp, "channels": ["email", "sms"]})], env)
+        _ok(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                DRY,
+                "--params",
+                json.dumps({"as_of": stamp, "channels": ["email", "sms"]}),
+            ],
+            env,
+        )
         shapes: list[dict[str, Any]] = [
             {"parameters": {"as_of": stamp, "dry_run": False}},
             {"parameters": {"params": {"as_of": stamp, "dry_run": False}}},
             {"parameters": {"as_of": stamp, "dry_run": False}, "enforce_parameter_schema": False},
             # the UI form posts every field it shows
-            {"parameters": {"as_of": stamp, "channels": [], "segments": [], "stages": [],
-                            "invoice_numbers": [], "max_messages": None, "policy_path": None}},
+            {
+                "parameters": {
+                    "as_of": stamp,
+                    "channels": [],
+                    "segments": [],
+                    "stages": [],
+                    "invoice_numbers": [],
+                    "max_messages": None,
+                    "policy_path": None,
+                }
+            },
         ]
         for body in shapes:
             response = _create(env, DRY, body)
             assert response.status_code in (201, 409), response.text
-        for flag in (["--param", "dry_run=false"],
-                     ["--params", json.dumps({"params": {"dry_run": False, "as_of": stamp}})]):
+        for flag in (
+            ["--param", "dry_run=false"],
+            ["--params", json.dumps({"params": {"dry_run": False, "as_of": stamp}})],
+        ):
             # created (then failed by the flow for the unknown parameter) or refused: never sent
             _run([str(BIN / "prefect"), "deployment", "run", DRY, *flag], env)
         created = len(_runs_of(env, DRY))
@@ -156,8 +205,7 @@ def test_the_dry_run_deployment_never_sends_and_partial_overrides_keep_defaults(
         # The hourly deployment: overriding only as_of keeps concurrency and dry_run.
         response = _create(env, HOURLY, {"parameters": {"as_of": stamp}})
         assert response.status_code == 201, response.text
-        assert response.json()["parameters"] == {"dry_run": False, "concurrency": 4,
-                                                 "as_of": stamp}
+        assert response.json()["parameters"] == {"dry_run": False, "concurrency": 4, "as_of": stamp}
         (run,) = _worker_pass(env, 1, HOURLY)
         assert run["state"]["type"] == "COMPLETED", run["state"]
         assert run["name"] == f"reminders {as_of:%Y-%m-%dT%H:%MZ}"

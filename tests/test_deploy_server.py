@@ -28,8 +28,9 @@ DEPLOYMENTS = {
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: float = 120) -> str:
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -46,16 +47,28 @@ def _start_runs(env: dict[str, str]) -> dict[str, str]:
     for name, parameters in DEPLOYMENTS.items():
         flow, dep = name.split("/")
         deployment = _api(env, "GET", f"/deployments/name/{flow}/{dep}")
-        run = _api(env, "POST", f"/deployments/{deployment['id']}/create_flow_run",
-                   {"parameters": parameters, "state": {"type": "SCHEDULED"}})
+        run = _api(
+            env,
+            "POST",
+            f"/deployments/{deployment['id']}/create_flow_run",
+            {"parameters": parameters, "state": {"type": "SCHEDULED"}},
+        )
         runs[name] = run["id"]
     return runs
 
 
 def _artifacts(env: dict[str, str], run_id: str) -> dict[str, dict[str, Any]]:
-    found = _api(env, "POST", "/artifacts/filter", {
-        "artifacts": {"flow_run_id": {"any_": [run_id]}}, "sort": "CREATED_DESC",
-        "limit": 50, "offset": 0})
+    found = _api(
+        env,
+        "POST",
+        "/artifacts/filter",
+        {
+            "artifacts": {"flow_run_id": {"any_": [run_id]}},
+            "sort": "CREATED_DESC",
+            "limit": 50,
+            "offset": 0,
+        },
+    )
     return {a["key"]: a for a in found if a.get("key")}
 
 
@@ -67,8 +80,13 @@ def test_deploy_all_then_a_worker_runs_each_deployment(tmp_path: Path):
     assert seeded["open"] > 0
 
     with local_server(tmp_path / "prefect") as env:
-        env.update({"DUNNING_DATABASE_URL": db_url, "DUNNING_HOME": os.environ["DUNNING_HOME"],
-                    "DUNNING_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/operator"})
+        env.update(
+            {
+                "DUNNING_DATABASE_URL": db_url,
+                "DUNNING_HOME": os.environ["DUNNING_HOME"],
+                "DUNNING_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/operator",
+            }
+        )
         setup = json.loads(_run([str(BIN / "dunning"), "setup-prefect", "--json"], env))
         assert setup["work_pool"]["status"] == "created"
         _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
@@ -84,11 +102,25 @@ def test_deploy_all_then_a_worker_runs_each_deployment(tmp_path: Path):
 
         runs = _start_runs(env)
         # --run-once: one poll that picks up all three runs, then waits for them to finish.
-        _run([str(BIN / "prefect"), "worker", "start", "--pool", "dunning", "--run-once",
-              "--type", "process"], env, timeout=240)
+        _run(
+            [
+                str(BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "dunning",
+                "--run-once",
+                "--type",
+                "process",
+            ],
+            env,
+            timeout=240,
+        )
 
-        states = {name: _api(env, "GET", f"/flow_runs/{run_id}")["state"]["type"]
-                  for name, run_id in runs.items()}
+        states = {
+            name: _api(env, "GET", f"/flow_runs/{run_id}")["state"]["type"]
+            for name, run_id in runs.items()
+        }
         assert states == dict.fromkeys(DEPLOYMENTS, "COMPLETED"), states
 
         arts = _artifacts(env, runs["payment-reminders/payment-reminders"])

@@ -171,16 +171,23 @@ def test_listening_socket_disables_nagle() -> None:
 def test_serve_takes_call_knobs_and_reports_calls_signed(served: Served, hooks: Receiver) -> None:
     assert served.env["DUNNING_WEBHOOK_PUBLIC_URL"] == hooks.base_url
     call = twilio_client(served).calls.create(
-        to=BUSY, from_="+15005550006", url="http://127.0.0.1:9/never-fetched",
-        status_callback=hooks.url("/calls/status"))
+        to=BUSY,
+        from_="+15005550006",
+        url="http://127.0.0.1:9/never-fetched",
+        status_callback=hooks.url("/calls/status"),
+    )
     assert call.sid.startswith("CA") and call.status == "queued"
     hook = hooks.next()
     fields = dict(parse_qsl(hook.body.decode()))
-    assert (hook.path, fields["CallSid"], fields["CallStatus"]) == ("/calls/status", call.sid,
-                                                                   "busy")
+    assert (hook.path, fields["CallSid"], fields["CallStatus"]) == (
+        "/calls/status",
+        call.sid,
+        "busy",
+    )
     validator = RequestValidator(served.twilio_auth_token)
-    assert validator.validate(hooks.url("/calls/status"), fields,
-                              hook.headers["X-Twilio-Signature"])
+    assert validator.validate(
+        hooks.url("/calls/status"), fields, hook.headers["X-Twilio-Signature"]
+    )
 
 
 @pytest.mark.parametrize("option", ["--call-answer", "--call-digits"])

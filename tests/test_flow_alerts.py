@@ -28,9 +28,18 @@ def _api(path: str, body: dict[str, Any]) -> Any:
 
 
 def _kpi_artifacts(run_id: str) -> list[dict[str, Any]]:
-    return _api("/artifacts/filter", {
-        "artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["reminder-weekly-kpis"]}},
-        "sort": "CREATED_DESC", "limit": 5, "offset": 0})
+    return _api(
+        "/artifacts/filter",
+        {
+            "artifacts": {
+                "flow_run_id": {"any_": [run_id]},
+                "key": {"any_": ["reminder-weekly-kpis"]},
+            },
+            "sort": "CREATED_DESC",
+            "limit": 5,
+            "offset": 0,
+        },
+    )
 
 
 def test_the_weekly_kpi_table_appears_once_tracking_data_exists(prefect_server, engine):
@@ -61,9 +70,10 @@ def _two_batches(run_id: str) -> None:
 
 def _events(resource_id: str) -> list[dict[str, Any]]:
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
-    found = _api("/events/filter", {"filter": {
-        "occurred": {"since": since},
-        "resource": {"id": [resource_id]}}, "limit": 50})
+    found = _api(
+        "/events/filter",
+        {"filter": {"occurred": {"since": since}, "resource": {"id": [resource_id]}}, "limit": 50},
+    )
     return found["events"]
 
 
@@ -81,8 +91,11 @@ def test_a_batch_over_the_failure_threshold_emits_an_alert_event(
             break
         time.sleep(0.5)
     names = sorted(e["event"] for e in events)
-    assert names == ["dunning.batch.completed", "dunning.batch.completed",
-                     "dunning.batch.failure-rate-exceeded"]
+    assert names == [
+        "dunning.batch.completed",
+        "dunning.batch.completed",
+        "dunning.batch.failure-rate-exceeded",
+    ]
     alert = next(e for e in events if e["event"] == "dunning.batch.failure-rate-exceeded")
     assert alert["payload"]["batch"] == 2
     assert alert["payload"]["failure_rate"] == 0.5 and alert["payload"]["threshold"] == 0.3

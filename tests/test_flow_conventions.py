@@ -41,7 +41,9 @@ def _task_runs(flow_run_id: Any) -> list[Any]:
     with get_client(sync_client=True) as client:
         return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            limit=200, offset=0)
+            limit=200,
+            offset=0,
+        )
 
 
 def _logs(flow_run_id: Any) -> list[str]:
@@ -53,7 +55,9 @@ def _logs(flow_run_id: Any) -> list[str]:
     with get_client(sync_client=True) as client:
         logs = client.read_logs(
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-            limit=200, offset=0)
+            limit=200,
+            offset=0,
+        )
     return [log.message for log in logs]
 
 
@@ -64,8 +68,13 @@ def _artifacts(flow_run_id: Any) -> dict[str, Any]:
 
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(), flow_run_filter=FlowRunFilter(),
-            task_run_filter=TaskRunFilter(), sort=ArtifactSort.CREATED_DESC, limit=200, offset=0)
+            artifact_filter=ArtifactFilter(),
+            flow_run_filter=FlowRunFilter(),
+            task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=200,
+            offset=0,
+        )
     return {a.key: a for a in arts if str(a.flow_run_id) == str(flow_run_id) and a.key}
 
 
@@ -103,8 +112,15 @@ def test_a_run_names_its_runs_tags_its_batches_logs_counts_and_ends_with_them(
     assert numbers == set(range(1, len(batches) + 1))
 
     logs = _logs(run.id)
-    per_batch = [m for m in logs if re.match(r"^(email|sms|email\+sms) batch \d+/\d+ \(\d+\): "
-                                             r"sent \d+, failed \d+, skipped \d+", m)]
+    per_batch = [
+        m
+        for m in logs
+        if re.match(
+            r"^(email|sms|email\+sms) batch \d+/\d+ \(\d+\): "
+            r"sent \d+, failed \d+, skipped \d+",
+            m,
+        )
+    ]
     assert len(per_batch) == len(batches), logs
     assert f"run totals as of {AS_OF.isoformat()}: {report.summary_line()}" in logs
 
@@ -124,7 +140,8 @@ def test_a_dry_run_publishes_under_its_own_keys_and_says_would_send(prefect_serv
     planned = report.counts()["planned"]
     assert planned >= 3 and report.counts()["sent"] == 0
     assert state.message == f"would send {planned}, skipped 0, deferred 0" or (
-        state.message.startswith(f"would send {planned}, "))
+        state.message.startswith(f"would send {planned}, ")
+    )
     run = _flow_run(state.state_details.flow_run_id)
     assert run.name == "dry run 2026-11-24T15:00Z"
 
@@ -138,20 +155,30 @@ def test_a_dry_run_publishes_under_its_own_keys_and_says_would_send(prefect_serv
 
 
 def _line(number: str, outcome: str, **kw: Any) -> dict[str, Any]:
-    return {"invoice_number": number, "customer_id": "C", "segment": "reliable", "stage": "due",
-            "channel": kw.get("channel", "email"), "action": "send", "outcome": outcome,
-            "reason": kw.get("reason", ""), "error_code": kw.get("error_code"),
-            "not_before": None}
+    return {
+        "invoice_number": number,
+        "customer_id": "C",
+        "segment": "reliable",
+        "stage": "due",
+        "channel": kw.get("channel", "email"),
+        "action": "send",
+        "outcome": outcome,
+        "reason": kw.get("reason", ""),
+        "error_code": kw.get("error_code"),
+        "not_before": None,
+    }
 
 
 def test_the_failures_artifact_lists_failed_pending_and_unknown_or_says_none():
-    frame = pd.DataFrame([
-        _line("I1", "sent"),
-        _line("I2", "failed", error_code="21211", reason="invalid | number"),
-        _line("I3", "pending"),
-        _line("I4", "unknown", channel="sms"),
-        _line("I5", "skipped", reason="paid"),
-    ])
+    frame = pd.DataFrame(
+        [
+            _line("I1", "sent"),
+            _line("I2", "failed", error_code="21211", reason="invalid | number"),
+            _line("I3", "pending"),
+            _line("I4", "unknown", channel="sms"),
+            _line("I5", "skipped", reason="paid"),
+        ]
+    )
     report = RunReport(AS_OF, False, "r1", frame, stopped="provider refused our credentials")
     text = report.failures_markdown()
     assert "failed 1, unknown 1, pending 1" in text

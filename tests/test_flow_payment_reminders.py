@@ -170,9 +170,7 @@ def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_s
     assert fan_out(groups, 4, 10) == [[1, 2, 3, 4], [5, 6]]
 
 
-def test_rerunning_a_seeded_portfolio_for_the_same_as_of_sends_nothing_new(
-    prefect_server, engine
-):
+def test_rerunning_a_seeded_portfolio_for_the_same_as_of_sends_nothing_new(prefect_server, engine):
     from dunning.seed import seed_portfolio
     from flows.payment_reminders import payment_reminders
 

@@ -29,9 +29,15 @@ def _entrypoints() -> set[str]:
 
 
 def _timeout_in_a_fresh_process(entrypoint: str, env: dict[str, str]) -> int:
-    done = subprocess.run([sys.executable, "-c", PROBE, entrypoint], cwd=ROOT, text=True,
-                          capture_output=True, timeout=120, env={**os.environ, **env},
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, entrypoint],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return int(float(done.stdout.strip().splitlines()[-1]))
 

@@ -27,9 +27,13 @@ CUSTOMER_HEADER = "customer_id,name,email,phone,country,timezone,locale,sms_cons
 
 
 def test_phone_is_normalised_to_e164_using_the_customer_country(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "customers", CUSTOMER_HEADER
-                 + "C-1,Jo,jo@example.com,0151 23456789,DE,Europe/Berlin,de-DE,yes\n"
-                 + "C-2,Al,al@example.com,(201) 555-0123,US,America/New_York,en_US,\n")
+    plan = _plan(
+        tmp_path,
+        "customers",
+        CUSTOMER_HEADER
+        + "C-1,Jo,jo@example.com,0151 23456789,DE,Europe/Berlin,de-DE,yes\n"
+        + "C-2,Al,al@example.com,(201) 555-0123,US,America/New_York,en_US,\n",
+    )
     assert plan.errors == []
     by_id = {r["customer_id"]: r for r in plan.inserts}
     assert by_id["C-1"]["phone"] == "+4915123456789"
@@ -42,8 +46,11 @@ def test_phone_is_normalised_to_e164_using_the_customer_country(tmp_path: Path) 
 def test_invalid_customer_cells_are_each_reported_without_repeating_personal_data(
     tmp_path: Path,
 ) -> None:
-    plan = _plan(tmp_path, "customers", CUSTOMER_HEADER
-                 + "C-1,Jo,jo.example.com,12,XX,Europe/Berln,xx_YY,maybe\n")
+    plan = _plan(
+        tmp_path,
+        "customers",
+        CUSTOMER_HEADER + "C-1,Jo,jo.example.com,12,XX,Europe/Berln,xx_YY,maybe\n",
+    )
     errors = _errors(plan)
     assert errors == [
         "line 2: country: 'XX' is not an ISO 3166 alpha-2 country code (e.g. US, DE, JP)",
@@ -57,8 +64,12 @@ def test_invalid_customer_cells_are_each_reported_without_repeating_personal_dat
 
 
 def test_duplicate_customer_id_in_one_file_is_rejected(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "customers", "customer_id,country,timezone,locale\n"
-                 "C-1,US,America/Chicago,en_US\nC-1,US,America/Chicago,en_US\n")
+    plan = _plan(
+        tmp_path,
+        "customers",
+        "customer_id,country,timezone,locale\n"
+        "C-1,US,America/Chicago,en_US\nC-1,US,America/Chicago,en_US\n",
+    )
     assert _errors(plan) == ["line 3: customer_id: duplicate customer_id 'C-1' (first on line 2)"]
 
 
@@ -67,8 +78,12 @@ KNOWN = Context(customers=frozenset({"C-1"}))
 
 
 def test_unknown_customer_id_is_named(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "invoices", INVOICE_HEADER
-                 + "INV-1,C-404,USD,10.00,2026-01-01,2026-01-31\n", KNOWN)
+    plan = _plan(
+        tmp_path,
+        "invoices",
+        INVOICE_HEADER + "INV-1,C-404,USD,10.00,2026-01-01,2026-01-31\n",
+        KNOWN,
+    )
     assert _errors(plan) == [
         "line 2: customer_id: unknown customer 'C-404'; import it with "
         "`dunning import customers` first"
@@ -76,10 +91,15 @@ def test_unknown_customer_id_is_named(tmp_path: Path) -> None:
 
 
 def test_duplicate_invoice_number_in_one_file(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "invoices", INVOICE_HEADER
-                 + "INV-1,C-1,USD,10.00,2026-01-01,2026-01-31\n"
-                 + "INV-2,C-1,USD,10.00,2026-01-01,2026-01-31\n"
-                 + "INV-1,C-1,USD,12.00,2026-01-01,2026-01-31\n", KNOWN)
+    plan = _plan(
+        tmp_path,
+        "invoices",
+        INVOICE_HEADER
+        + "INV-1,C-1,USD,10.00,2026-01-01,2026-01-31\n"
+        + "INV-2,C-1,USD,10.00,2026-01-01,2026-01-31\n"
+        + "INV-1,C-1,USD,12.00,2026-01-01,2026-01-31\n",
+        KNOWN,
+    )
     assert _errors(plan) == [
         "line 4: invoice_number: duplicate invoice_number 'INV-1' (first on line 2)"
     ]
@@ -87,9 +107,14 @@ def test_duplicate_invoice_number_in_one_file(tmp_path: Path) -> None:
 
 
 def test_unparseable_date_and_due_before_issue(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "invoices", INVOICE_HEADER
-                 + "INV-1,C-1,USD,10.00,2026-02-30,2026-03-31\n"
-                 + "INV-2,C-1,USD,10.00,2026-03-10,2026-03-01\n", KNOWN)
+    plan = _plan(
+        tmp_path,
+        "invoices",
+        INVOICE_HEADER
+        + "INV-1,C-1,USD,10.00,2026-02-30,2026-03-31\n"
+        + "INV-2,C-1,USD,10.00,2026-03-10,2026-03-01\n",
+        KNOWN,
+    )
     assert _errors(plan) == [
         "line 2: issued_on: '2026-02-30' is not a date (expected YYYY-MM-DD)",
         "line 3: due_on: 2026-03-01 is before issued_on 2026-03-10",
@@ -97,11 +122,16 @@ def test_unparseable_date_and_due_before_issue(tmp_path: Path) -> None:
 
 
 def test_amounts_follow_the_currency_exponent_and_are_never_negative(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "invoices", INVOICE_HEADER
-                 + "INV-1,C-1,JPY,100.50,2026-01-01,2026-01-31\n"
-                 + "INV-2,C-1,USD,-5.00,2026-01-01,2026-01-31\n"
-                 + "INV-3,C-1,XYZ,5,2026-01-01,2026-01-31\n"
-                 + "INV-4,C-1,JPY,5400,2026-01-01,2026-01-31\n", KNOWN)
+    plan = _plan(
+        tmp_path,
+        "invoices",
+        INVOICE_HEADER
+        + "INV-1,C-1,JPY,100.50,2026-01-01,2026-01-31\n"
+        + "INV-2,C-1,USD,-5.00,2026-01-01,2026-01-31\n"
+        + "INV-3,C-1,XYZ,5,2026-01-01,2026-01-31\n"
+        + "INV-4,C-1,JPY,5400,2026-01-01,2026-01-31\n",
+        KNOWN,
+    )
     assert _errors(plan) == [
         "line 2: amount: '100.50' has more than 0 decimal places allowed for JPY",
         "line 3: amount: -5.00 is negative; amounts must be zero or more",
@@ -113,8 +143,13 @@ def test_amounts_follow_the_currency_exponent_and_are_never_negative(tmp_path: P
 
 def test_payments_may_not_exceed_the_balance_including_earlier_rows(tmp_path: Path) -> None:
     ctx = Context(invoices={"INV-1": InvoiceRef(7, "USD", Decimal("100.0000"), Decimal("30"))})
-    plan = _plan(tmp_path, "payments", "invoice_number,amount,paid_at\n"
-                 "INV-1,50.00,2026-01-05\nINV-1,20.01,2026-01-06\nINV-1,20.00,2026-01-07\n", ctx)
+    plan = _plan(
+        tmp_path,
+        "payments",
+        "invoice_number,amount,paid_at\n"
+        "INV-1,50.00,2026-01-05\nINV-1,20.01,2026-01-06\nINV-1,20.00,2026-01-07\n",
+        ctx,
+    )
     assert _errors(plan) == [
         "line 3: amount: 20.01 exceeds the balance 20.00 USD of invoice INV-1 "
         "(amount 100.00 minus 80.00 already paid)"
@@ -124,9 +159,14 @@ def test_payments_may_not_exceed_the_balance_including_earlier_rows(tmp_path: Pa
 
 def test_payment_instants_are_utc_and_external_ids_deterministic(tmp_path: Path) -> None:
     ctx = Context(invoices={"INV-1": InvoiceRef(7, "USD", Decimal("100"), Decimal("0"))})
-    plan = _plan(tmp_path, "payments", "invoice_number,amount,paid_at\n"
-                 "INV-1,12.5,2026-01-05\nINV-1,1,2026-01-05T10:00:00\n"
-                 "INV-1,2,2026-01-05T10:00:00+02:00\nINV-9,1,05/01/2026\n", ctx)
+    plan = _plan(
+        tmp_path,
+        "payments",
+        "invoice_number,amount,paid_at\n"
+        "INV-1,12.5,2026-01-05\nINV-1,1,2026-01-05T10:00:00\n"
+        "INV-1,2,2026-01-05T10:00:00+02:00\nINV-9,1,05/01/2026\n",
+        ctx,
+    )
     assert [p["external_id"] for p in plan.inserts] == [
         "csv:INV-1:2026-01-05T00:00:00+00:00:12.50",
         "csv:INV-1:2026-01-05T10:00:00+00:00:1.00",
@@ -142,10 +182,15 @@ def test_payment_instants_are_utc_and_external_ids_deterministic(tmp_path: Path)
 
 
 def test_line_numbers_are_physical_lines(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, "invoices", INVOICE_HEADER
-                 + '"INV-1",C-1,USD,1.00,2026-01-01,2026-01-31\n\n'
-                 + '"INV\n2",C-1,USD,1.00,2026-01-01,2026-01-31\n'
-                 + "INV-3,C-1,USD,1.00,2026-01-01,bad\n", KNOWN)
+    plan = _plan(
+        tmp_path,
+        "invoices",
+        INVOICE_HEADER
+        + '"INV-1",C-1,USD,1.00,2026-01-01,2026-01-31\n\n'
+        + '"INV\n2",C-1,USD,1.00,2026-01-01,2026-01-31\n'
+        + "INV-3,C-1,USD,1.00,2026-01-01,bad\n",
+        KNOWN,
+    )
     assert _errors(plan) == ["line 6: due_on: 'bad' is not a date (expected YYYY-MM-DD)"]
 
 
@@ -169,22 +214,46 @@ def test_empty_and_non_utf8_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_unchanged_and_changed_rows_against_stored_ones(tmp_path: Path) -> None:
-    stored = {"customer_id": "C-1", "country": "US", "timezone": "America/Chicago",
-              "locale": "en_US", "sms_opt_out": True, "erased_at": None}
+    stored = {
+        "customer_id": "C-1",
+        "country": "US",
+        "timezone": "America/Chicago",
+        "locale": "en_US",
+        "sms_opt_out": True,
+        "erased_at": None,
+    }
     ctx = Context(existing={"C-1": stored, "C-2": {**stored, "customer_id": "C-2"}})
-    plan = _plan(tmp_path, "customers", "customer_id,country,timezone,locale,sms_opt_out\n"
-                 "C-1,US,America/Chicago,en_US,false\nC-2,US,America/Denver,en_US,true\n", ctx)
+    plan = _plan(
+        tmp_path,
+        "customers",
+        "customer_id,country,timezone,locale,sms_opt_out\n"
+        "C-1,US,America/Chicago,en_US,false\nC-2,US,America/Denver,en_US,true\n",
+        ctx,
+    )
     # C-1 says false but an opt-out is never cleared by an import, so nothing changed.
     assert plan.unchanged == 1
-    assert plan.updates == [{"customer_id": "C-2", "country": "US", "timezone": "America/Denver",
-                             "locale": "en_US", "sms_opt_out": True}]
+    assert plan.updates == [
+        {
+            "customer_id": "C-2",
+            "country": "US",
+            "timezone": "America/Denver",
+            "locale": "en_US",
+            "sms_opt_out": True,
+        }
+    ]
 
 
 def test_erased_customers_are_not_re_imported(tmp_path: Path) -> None:
     stored = {"customer_id": "C-1", "erased_at": dt.datetime(2026, 5, 1, tzinfo=dt.UTC)}
-    plan = _plan(tmp_path, "customers", "customer_id,country,timezone,locale,email\n"
-                 "C-1,US,America/Chicago,en_US,back@example.com\n",
-                 Context(existing={"C-1": stored}))
-    assert _errors(plan) == ["line 2: customer_id: customer 'C-1' was erased; remove the row "
-                             "(erased customers are never re-imported)"]
+    plan = _plan(
+        tmp_path,
+        "customers",
+        "customer_id,country,timezone,locale,email\n"
+        "C-1,US,America/Chicago,en_US,back@example.com\n",
+        Context(existing={"C-1": stored}),
+    )
+    assert _errors(plan) == [
+        "line 2: customer_id: customer 'C-1' was erased; remove the row "
+        "(erased customers are never re-imported)"
+    ]
     assert plan.updates == [] and plan.inserts == []

@@ -42,10 +42,18 @@ def _sent(engine, invoice_id: int, stage: str, segment: str, days_ago: float, **
     sent_at = AS_OF - dt.timedelta(days=days_ago)
     stamps = {k: sent_at + dt.timedelta(days=v) for k, v in facts.items()}
     with engine.begin() as conn:
-        conn.execute(insert(Reminder).values(
-            invoice_id=invoice_id, customer_id="C1", stage=stage, channel="email",
-            segment=segment, status="bounced" if "bounced_at" in stamps else "sent",
-            sent_at=sent_at, **stamps))
+        conn.execute(
+            insert(Reminder).values(
+                invoice_id=invoice_id,
+                customer_id="C1",
+                stage=stage,
+                channel="email",
+                segment=segment,
+                status="bounced" if "bounced_at" in stamps else "sent",
+                sent_at=sent_at,
+                **stamps,
+            )
+        )
 
 
 def test_no_kpi_table_before_tracking_data_exists(engine):

@@ -11,10 +11,37 @@ from dunning.money import currencies, exponent, format_money, from_minor, parse_
 #: ISO 4217 minor units (the ISO table), including every currency where CLDR's usual digits,
 #: and so Babel's get_currency_precision, differ from ISO's.
 ISO = {
-    "USD": 2, "EUR": 2, "JPY": 0, "KRW": 0, "ISK": 0, "UGX": 0, "CLP": 0, "VND": 0,
-    "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3, "LYD": 3, "IQD": 3, "CLF": 4,
-    "HUF": 2, "IDR": 2, "COP": 2, "MGA": 2, "TWD": 2, "AFN": 2, "ALL": 2, "IRR": 2, "KPW": 2,
-    "LAK": 2, "LBP": 2, "MMK": 2, "SOS": 2, "SYP": 2, "YER": 2,
+    "USD": 2,
+    "EUR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "ISK": 0,
+    "UGX": 0,
+    "CLP": 0,
+    "VND": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "JOD": 3,
+    "OMR": 3,
+    "TND": 3,
+    "LYD": 3,
+    "IQD": 3,
+    "CLF": 4,
+    "HUF": 2,
+    "IDR": 2,
+    "COP": 2,
+    "MGA": 2,
+    "TWD": 2,
+    "AFN": 2,
+    "ALL": 2,
+    "IRR": 2,
+    "KPW": 2,
+    "LAK": 2,
+    "LBP": 2,
+    "MMK": 2,
+    "SOS": 2,
+    "SYP": 2,
+    "YER": 2,
 }
 
 
@@ -22,7 +49,8 @@ ISO = {
 def test_exponent_is_iso_4217(code: str, digits: int) -> None:
     assert exponent(code) == digits
     assert from_minor(to_minor(Decimal("12.5"), code), code) == Decimal("12.5").quantize(
-        Decimal(1).scaleb(-digits))
+        Decimal(1).scaleb(-digits)
+    )
 
 
 def test_huf_accepts_two_decimals_and_jpy_none() -> None:

@@ -48,11 +48,20 @@ def test_import_warns_and_plan_skips_sms_not_mobile(engine: Engine, tmp_path: Pa
     assert flags == {"M1": False, "F1": True, "X1": True, "U1": False}
 
     for cid in flags:
-        add_invoice(engine, f"INV-{cid}", cid, amount=Decimal("50.00"),
-                    issued_on=dt.date(2026, 10, 1), due_on=dt.date(2026, 11, 1))
+        add_invoice(
+            engine,
+            f"INV-{cid}",
+            cid,
+            amount=Decimal("50.00"),
+            issued_on=dt.date(2026, 10, 1),
+            due_on=dt.date(2026, 11, 1),
+        )
     code, out, _ = cli("plan", "--all", "--as-of", "2026-11-03T15:00:00Z", "--json")
-    sms = {json.loads(line)["customer_id"]: json.loads(line) for line in out.splitlines()
-           if json.loads(line)["channel"] == "sms"}
+    sms = {
+        json.loads(line)["customer_id"]: json.loads(line)
+        for line in out.splitlines()
+        if json.loads(line)["channel"] == "sms"
+    }
     assert (sms["F1"]["action"], sms["F1"]["reason"]) == ("skip", "not_mobile")
     assert (sms["X1"]["action"], sms["X1"]["reason"]) == ("skip", "not_mobile")
     assert sms["M1"]["reason"] != "not_mobile" and sms["U1"]["reason"] != "not_mobile"

@@ -26,8 +26,12 @@ def test_the_notebook_previews_runs_and_plots_the_funnel(
     # The kernel is a child process: hand it the shared test server through the environment.
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=240, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=240,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
 
     outputs = _outputs(nb)
     assert not [o for o in outputs if o.output_type == "error"]

@@ -121,28 +121,44 @@ def test_the_form_runs_each_action_changes_the_plan_and_is_audited(
 
     # The other plan-changing actions through the same form, one flow run each.
     add_customer(engine, "C2")
-    for number, customer in (("INV-2", "C1"), ("INV-3", "C1"), ("INV-4", "C1"),
-                             ("INV-5", "C2")):
+    for number, customer in (("INV-2", "C1"), ("INV-3", "C1"), ("INV-4", "C1"), ("INV-5", "C2")):
         add_invoice(engine, number, customer, due_on=dt.date(2026, 11, 10))
     for form, number, reason in (
         ({"action": "invoice_dispute", "invoice": "INV-2"}, "INV-2", "disputed"),
-        ({"action": "invoice_promise", "invoice": "INV-3", "date": until.isoformat(),
-          "amount": "40"}, "INV-3", "promise_to_pay"),
-        ({"action": "customer_pause", "customer": "C2", "date": until.isoformat()}, "INV-5",
-         "customer_paused"),
+        (
+            {
+                "action": "invoice_promise",
+                "invoice": "INV-3",
+                "date": until.isoformat(),
+                "amount": "40",
+            },
+            "INV-3",
+            "promise_to_pay",
+        ),
+        (
+            {"action": "customer_pause", "customer": "C2", "date": until.isoformat()},
+            "INV-5",
+            "customer_paused",
+        ),
     ):
         started = asyncio.run(_start(deployment_id, form))
         _execute(started, db_url)
         assert asyncio.run(_state(started))[0] == "COMPLETED", form
         assert line(next_plan(engine, now), number, "email") == ("skip", reason), form
-    paid = asyncio.run(_start(deployment_id, {"action": "invoice_paid", "invoice": "INV-4",
-                                              "amount": "100.00"}))
+    paid = asyncio.run(
+        _start(deployment_id, {"action": "invoice_paid", "invoice": "INV-4", "amount": "100.00"})
+    )
     _execute(paid, db_url)
     assert asyncio.run(_state(paid))[0] == "COMPLETED"
     assert "INV-4" not in set(next_plan(engine, now)["invoice_number"])  # paid in full
     audit = _audit(engine)
-    assert [a.action for a in audit] == ["invoice_pause", "invoice_dispute", "invoice_promise",
-                                         "customer_pause", "invoice_paid"]
+    assert [a.action for a in audit] == [
+        "invoice_pause",
+        "invoice_dispute",
+        "invoice_promise",
+        "customer_pause",
+        "invoice_paid",
+    ]
     assert all(a.flow_run_id and a.actor.startswith("prefect flow run ") for a in audit)
 
     refused = asyncio.run(

@@ -29,25 +29,45 @@ def test_subscribers_commands_validate_mask_deliver_and_replay(engine: Engine) -
     assert bad.exit_code == 1 and "https" in bad.output
     bad = cli("subscribers", "add", "https://example.com/h", "--secret", "nope")
     assert bad.exit_code == 1 and "whsec_" in bad.output
-    bad = cli("subscribers", "add", "https://example.com/h", "--secret", SECRET,
-              "--events", "reminder.sent,invoice.paid")
+    bad = cli(
+        "subscribers",
+        "add",
+        "https://example.com/h",
+        "--secret",
+        SECRET,
+        "--events",
+        "reminder.sent,invoice.paid",
+    )
     assert bad.exit_code == 1 and "invoice.paid" in bad.output
     rx = Receiver(free_port())
-    added = cli("subscribers", "add", rx.url, "--events", "reminder.delivered",
-                "--secret", SECRET, "--json")
+    added = cli(
+        "subscribers", "add", rx.url, "--events", "reminder.delivered", "--secret", SECRET, "--json"
+    )
     assert added.exit_code == 0, added.output
     sub_id = json.loads(added.stdout)["id"]
     # A SendGrid delivered event applied by tracking writes reminder.delivered.
     add_customer(engine, "C1")
     invoice = add_invoice(engine, "INV-1", "C1")
     with session_scope(engine) as s:
-        row = Reminder(invoice_id=invoice, customer_id="C1", stage="overdue_1",
-                       channel="email", status="sent", provider_message_id="abc")
+        row = Reminder(
+            invoice_id=invoice,
+            customer_id="C1",
+            stage="overdue_1",
+            channel="email",
+            status="sent",
+            provider_message_id="abc",
+        )
         s.add(row)
         s.flush()
         rid = row.id
-    event = {"event": "delivered", "sg_event_id": "ev-1", "reminder_id": str(rid),
-             "sg_message_id": "abc.filter1", "email": "ada@example.com", "timestamp": 1764000000}
+    event = {
+        "event": "delivered",
+        "sg_event_id": "ev-1",
+        "reminder_id": str(rid),
+        "sg_message_id": "abc.filter1",
+        "email": "ada@example.com",
+        "timestamp": 1764000000,
+    }
     store_records(engine, [InboxRecord("sendgrid", "ev-1", "delivered", json.dumps(event))])
     assert apply_inbox(engine).as_dict() == {"delivered": 1}
     with receiver(rx):

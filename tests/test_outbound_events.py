@@ -215,14 +215,31 @@ def test_escalation_and_a_broken_promise_write_their_events_once(engine: Engine)
 
     add_customer(engine, "C1")
     invoice_id = add_invoice(engine, "INV-1", "C1")
-    line = {"invoice_id": invoice_id, "customer_id": "C1", "stage": "promise_broken",
-            "channel": "email", "segment": None, "tone": None, "not_before": None}
+    line = {
+        "invoice_id": invoice_id,
+        "customer_id": "C1",
+        "stage": "promise_broken",
+        "channel": "email",
+        "segment": None,
+        "tone": None,
+        "not_before": None,
+    }
     record_plan(engine, pd.DataFrame([line]))
     record_plan(engine, pd.DataFrame([line]))  # re-planning adds no row: no second event
-    esc = pd.DataFrame([{"reason": "escalated", "invoice_id": invoice_id,
-                         "invoice_number": "INV-1", "customer_id": "C1",
-                         "stage": "final_notice", "days_overdue": 60, "currency": "USD",
-                         "balance_minor": 10000}])
+    esc = pd.DataFrame(
+        [
+            {
+                "reason": "escalated",
+                "invoice_id": invoice_id,
+                "invoice_number": "INV-1",
+                "customer_id": "C1",
+                "stage": "final_notice",
+                "days_overdue": 60,
+                "currency": "USD",
+                "balance_minor": 10000,
+            }
+        ]
+    )
     record_escalations(engine, esc, at=NOW)
     record_escalations(engine, esc, at=NOW)  # escalated already: no second event
     events = _events(engine)

@@ -20,9 +20,22 @@ from flows.dry_run import reminders_dry_run
 from flows.payment_reminders import payment_reminders
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = {"as_of", "dry_run", "channels", "segments", "stages", "invoice_numbers", "batch_size",
-          "max_tasks", "concurrency", "max_messages", "policy_path", "shards", "shard",
-          "shard_deployment"}
+FIELDS = {
+    "as_of",
+    "dry_run",
+    "channels",
+    "segments",
+    "stages",
+    "invoice_numbers",
+    "batch_size",
+    "max_tasks",
+    "concurrency",
+    "max_messages",
+    "policy_path",
+    "shards",
+    "shard",
+    "shard_deployment",
+}
 INVALID: list[tuple[dict[str, Any], str]] = [
     ({"batch_size": 0}, "batch_size"),
     ({"channels": ["fax"]}, "channels"),
@@ -50,7 +63,8 @@ def test_list_fields_show_their_allowed_values_without_a_none_toggle():
     props, defs = schema["properties"], schema["definitions"]
     assert defs["ChannelName"]["enum"] == ["email", "sms", "voice"]
     assert {"pre_due", "due", "overdue_1", "overdue_2", "final_notice"} <= set(
-        defs["StageName"]["enum"])
+        defs["StageName"]["enum"]
+    )
     for name, enum in (("channels", "ChannelName"), ("stages", "StageName")):
         # an array of the enum with an empty default: no anyOf with null to switch off first
         assert props[name]["type"] == "array" and "anyOf" not in props[name]
@@ -64,9 +78,15 @@ def test_as_of_is_a_date_time_with_a_pattern_the_server_can_enforce():
     as_of = _schema()["properties"]["as_of"]
     assert as_of["anyOf"][0] == {"type": "string", "format": "date-time"}
     import re
+
     pattern = re.compile(as_of["pattern"])
-    for good in ("2026-11-30T15:00:00Z", "2026-11-30T16:00:00+01:00", "2026-11-30",
-                 "2026-11-30T15:00", "2026-11-30 15:00:00.123456+00:00"):
+    for good in (
+        "2026-11-30T15:00:00Z",
+        "2026-11-30T16:00:00+01:00",
+        "2026-11-30",
+        "2026-11-30T15:00",
+        "2026-11-30 15:00:00.123456+00:00",
+    ):
         assert pattern.match(good), good
     for bad in ("26.11.2026", "2026-11-30T15", "1700000000", "tomorrow", "2026-11-30T15:00:00ZZ"):
         assert not pattern.match(bad), bad
@@ -106,10 +126,14 @@ def test_the_dry_run_flow_has_no_parameter_that_could_make_it_send():
 def test_prefect_yaml_parameters_are_flat_valid_and_sending_schedules_ship_paused():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
-    reminders = {n: d for n, d in deployments.items()
-                 if d["entrypoint"].endswith(":payment_reminders")}
+    reminders = {
+        n: d for n, d in deployments.items() if d["entrypoint"].endswith(":payment_reminders")
+    }
     assert set(reminders) == {
-        "payment-reminders", "payment-reminders-sharded", "payment-reminders-shard"}
+        "payment-reminders",
+        "payment-reminders-sharded",
+        "payment-reminders-shard",
+    }
     for dep in reminders.values():
         RunParameters(**dep["parameters"])  # flat and valid, no nested params object
         for schedule in dep["schedules"]:
@@ -133,14 +157,23 @@ async def _delete_run(run_id: Any) -> None:
 @pytest.mark.prefect
 def test_the_server_refuses_a_run_with_invalid_parameters(prefect_server):
     deployment = payment_reminders.to_deployment(
-        name="params-form-test", parameters={"dry_run": True, "concurrency": 8})
+        name="params-form-test", parameters={"dry_run": True, "concurrency": 8}
+    )
     deployment_id = deployment.apply()  # type: ignore[union-attr]
 
-    accepted = asyncio.run(_create_run(
-        deployment_id, {"batch_size": 50, "channels": ["sms"], "as_of": "2026-11-30T15:00:00Z"}))
+    accepted = asyncio.run(
+        _create_run(
+            deployment_id, {"batch_size": 50, "channels": ["sms"], "as_of": "2026-11-30T15:00:00Z"}
+        )
+    )
     # a partial override keeps every other default of the deployment
-    assert accepted.parameters == {"dry_run": True, "concurrency": 8, "batch_size": 50,
-                                   "channels": ["sms"], "as_of": "2026-11-30T15:00:00Z"}
+    assert accepted.parameters == {
+        "dry_run": True,
+        "concurrency": 8,
+        "batch_size": 50,
+        "channels": ["sms"],
+        "as_of": "2026-11-30T15:00:00Z",
+    }
     asyncio.run(_delete_run(accepted.id))  # nothing should ever pick it up
 
     for values, field in INVALID:
@@ -155,8 +188,9 @@ def test_the_server_refuses_a_run_with_invalid_parameters(prefect_server):
 def test_flow_run_names_carry_the_as_of(prefect_server, db_url):
     from prefect.client.orchestration import get_client as client_of
 
-    state = reminders_dry_run(as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC),
-                              return_state=True)
+    state = reminders_dry_run(
+        as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC), return_state=True
+    )
     with client_of(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert run.name == "dry run 2026-11-30T15:00Z"

@@ -28,10 +28,17 @@ def import_payments(tmp_path: Path, rows: str) -> None:
     assert result.exit_code == 0, result.stdout
 
 
-def test_imported_payment_settles_attributes_and_stops_reminders(engine: Engine,
-                                                               tmp_path: Path) -> None:
-    ids = seed(engine, reminders=[("due", "email", "sent"), ("overdue_1", "email", None),
-                                  ("overdue_1", "sms", "claimed")])
+def test_imported_payment_settles_attributes_and_stops_reminders(
+    engine: Engine, tmp_path: Path
+) -> None:
+    ids = seed(
+        engine,
+        reminders=[
+            ("due", "email", "sent"),
+            ("overdue_1", "email", None),
+            ("overdue_1", "sms", "claimed"),
+        ],
+    )
     import_payments(tmp_path, "INV-1,60.00,2026-03-04T08:00:00Z\nINV-1,40.00,2026-03-06\n")
     with session_scope(engine) as s:
         assert s.get_one(Invoice, ids["invoice"]).status == "paid"
@@ -48,12 +55,12 @@ def test_an_earlier_payment_recorded_later_moves_paid_at_back(engine: Engine) ->
     with session_scope(engine) as s:
         inv = s.get_one(Invoice, ids["invoice"])
         late, early = SENT_AT + dt.timedelta(days=9), SENT_AT + dt.timedelta(days=2)
-        assert record_payment(s, inv, Decimal(10), late, "stripe:pi_late", "stripe") == [
-            "payment"]
+        assert record_payment(s, inv, Decimal(10), late, "stripe:pi_late", "stripe") == ["payment"]
         assert record_payment(s, inv, Decimal(10), early, "csv:x", "import") == ["payment"]
         assert record_payment(s, inv, Decimal(10), early, "csv:x", "import") == []
-        before = record_payment(s, inv, Decimal(5), SENT_AT - dt.timedelta(days=1), "csv:y",
-                                "import")
+        before = record_payment(
+            s, inv, Decimal(5), SENT_AT - dt.timedelta(days=1), "csv:y", "import"
+        )
         assert before == ["payment"]
     with session_scope(engine) as s:
         assert s.get_one(Reminder, ids["due/email"]).paid_at == early
@@ -63,8 +70,12 @@ def test_batches_across_chunks_settle_every_invoice_once(engine: Engine) -> None
     add_customer(engine)
     invoices = [add_invoice(engine, f"INV-{i}", amount=Decimal("4.00")) for i in range(3)]
     at = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
-    batch = [NewPayment(invoices[i % 3], Decimal("0.01"), at + dt.timedelta(seconds=i),
-                        f"csv:{i}", "import") for i in range(1200)]
+    batch = [
+        NewPayment(
+            invoices[i % 3], Decimal("0.01"), at + dt.timedelta(seconds=i), f"csv:{i}", "import"
+        )
+        for i in range(1200)
+    ]
     batch.append(batch[0])  # a repeat inside the batch is recorded once
     with session_scope(engine) as s:
         kinds = record_payments(s, batch)

@@ -205,8 +205,13 @@ def test_first_contact_case_runs_as_wanted():
 def _customer_with_invoices(n: int, ledger: list[dict] | None = None) -> Any:
     cust = {"customer_id": "c1", "country": "DE", "timezone": "Europe/Berlin", "locale": "de_DE"}
     invoices = [
-        {"invoice_id": i, "invoice_number": f"INV-{i}", "customer_id": "c1", "amount_minor": 10000,
-         "due_on": AS_OF.date() - timedelta(days=2 + i)}
+        {
+            "invoice_id": i,
+            "invoice_number": f"INV-{i}",
+            "customer_id": "c1",
+            "amount_minor": 10000,
+            "due_on": AS_OF.date() - timedelta(days=2 + i),
+        }
         for i in range(1, n + 1)
     ]
     return build_portfolio([cust], invoices, ledger=ledger)
@@ -220,8 +225,11 @@ def _sms(lines: pd.DataFrame) -> dict[str, str]:
 def test_one_sms_per_customer_per_day_across_invoices_the_rest_deferred():
     lines = plan(_customer_with_invoices(3), AS_OF, POLICY)
     # the most overdue invoice's SMS goes; the others wait for tomorrow's window (09:00 Berlin)
-    assert _sms(lines) == {"INV-3": "send:", "INV-2": "defer:sms_daily_cap",
-                           "INV-1": "defer:sms_daily_cap"}
+    assert _sms(lines) == {
+        "INV-3": "send:",
+        "INV-2": "defer:sms_daily_cap",
+        "INV-1": "defer:sms_daily_cap",
+    }
     deferred = lines.loc[(lines["channel"] == "sms") & (lines["action"] == "defer")]
     assert set(deferred["not_before"]) == {pd.Timestamp("2026-11-25 08:00", tz="UTC")}
     # every email still goes out
@@ -229,8 +237,15 @@ def test_one_sms_per_customer_per_day_across_invoices_the_rest_deferred():
 
 
 def test_an_sms_sent_earlier_today_counts_toward_the_cap_and_the_cap_is_policy():
-    sent_today = [{"invoice_id": 3, "stage": "overdue_1", "channel": "sms", "status": "sent",
-                   "planned_for": AS_OF - timedelta(hours=1)}]
+    sent_today = [
+        {
+            "invoice_id": 3,
+            "stage": "overdue_1",
+            "channel": "sms",
+            "status": "sent",
+            "planned_for": AS_OF - timedelta(hours=1),
+        }
+    ]
     lines = plan(_customer_with_invoices(3, sent_today), AS_OF, POLICY)
     assert _sms(lines)["INV-2"] == "defer:sms_daily_cap"
     two = replace(POLICY, max_sms_per_customer_per_day=2)

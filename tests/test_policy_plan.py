@@ -40,8 +40,17 @@ def test_first_contact_carries_the_true_days_overdue():
 
 
 def test_plan_line_carries_tone_segment_days_and_as_of():
-    p = portfolio(days_overdue=6, ledger=[{"stage": "overdue_1", "channel": "email",
-                                          "status": "sent", "sent_at": AS_OF - timedelta(days=5)}])
+    p = portfolio(
+        days_overdue=6,
+        ledger=[
+            {
+                "stage": "overdue_1",
+                "channel": "email",
+                "status": "sent",
+                "sent_at": AS_OF - timedelta(days=5),
+            }
+        ],
+    )
     row = lines(p)[("overdue_2", "email")]
     assert (row["segment"], row["tone"], row["days_overdue"], row["reason"]) == (
         "new",
@@ -100,8 +109,13 @@ def test_only_a_reminder_that_went_out_or_an_operator_decision_consumes_a_stage(
 
 
 def test_a_permanent_failure_is_retried_from_the_next_local_day():
-    failed = {"stage": "overdue_1", "channel": "email", "status": "failed_permanent",
-              "reason": "template_error", "planned_for": AS_OF - timedelta(hours=2)}
+    failed = {
+        "stage": "overdue_1",
+        "channel": "email",
+        "status": "failed_permanent",
+        "reason": "template_error",
+        "planned_for": AS_OF - timedelta(hours=2),
+    }
     p = portfolio(days_overdue=2, ledger=[failed])
     assert actions(p) == {("overdue_1", "email"): "skip:failed_today", ("overdue_1", "sms"): "send"}
     assert actions(p, as_of=AS_OF + timedelta(days=1))[("overdue_1", "email")] == "send"
@@ -109,8 +123,15 @@ def test_a_permanent_failure_is_retried_from_the_next_local_day():
 
 def test_a_failed_overdue_1_does_not_move_the_ladder_on():
     # overdue_1 never reached the customer: ten days later it is still the first contact
-    failed = [{"stage": "overdue_1", "channel": ch, "status": "failed_permanent",
-               "planned_for": AS_OF - timedelta(days=10)} for ch in ("email", "sms")]
+    failed = [
+        {
+            "stage": "overdue_1",
+            "channel": ch,
+            "status": "failed_permanent",
+            "planned_for": AS_OF - timedelta(days=10),
+        }
+        for ch in ("email", "sms")
+    ]
     assert actions(portfolio(days_overdue=12, ledger=failed)) == FIRST_OVERDUE
 
 
@@ -125,12 +146,23 @@ def test_the_other_channel_of_the_last_stage_sent_may_still_go_out():
 
 def test_lower_stage_is_never_planned_after_a_higher_one_may_have_gone_out():
     # overdue_2 may have gone out (unknown): the ladder does not climb on it, nor go back
-    p = portfolio(days_overdue=8, ledger=[
-        {"stage": "overdue_1", "channel": "email", "status": "sent",
-         "sent_at": AS_OF - timedelta(days=1)},
-        {"stage": "overdue_2", "channel": "email", "status": "unknown",
-         "planned_for": AS_OF - timedelta(hours=20)},
-    ])
+    p = portfolio(
+        days_overdue=8,
+        ledger=[
+            {
+                "stage": "overdue_1",
+                "channel": "email",
+                "status": "sent",
+                "sent_at": AS_OF - timedelta(days=1),
+            },
+            {
+                "stage": "overdue_2",
+                "channel": "email",
+                "status": "unknown",
+                "planned_for": AS_OF - timedelta(hours=20),
+            },
+        ],
+    )
     assert actions(p) == {
         ("overdue_1", "email"): "skip:higher_stage_sent",
         ("overdue_1", "sms"): "skip:higher_stage_sent",
@@ -337,9 +369,15 @@ def test_at_risk_segment_escalates_faster():
         days_overdue=7,
         attempts=[{"invoice_id": 1000, "attempted_at": AS_OF - timedelta(days=30)}],
         paid_history=5,
-        ledger=[{"stage": st, "channel": "email", "status": "sent",
-                 "sent_at": AS_OF - timedelta(days=d)} for st, d in (("overdue_1", 6),
-                                                                     ("overdue_2", 3))],
+        ledger=[
+            {
+                "stage": st,
+                "channel": "email",
+                "status": "sent",
+                "sent_at": AS_OF - timedelta(days=d),
+            }
+            for st, d in (("overdue_1", 6), ("overdue_2", 3))
+        ],
     )
     got = lines(p)
     assert got[("final_notice", "email")]["segment"] == "at_risk"
@@ -371,8 +409,12 @@ def test_repeat_beyond_the_current_policy_still_blocks_lower_stages():
 def test_one_reminder_per_invoice_per_local_day_so_a_rerun_sends_nothing_new():
     # payment_failed went out this morning; the ladder stage is due too but waits a day
     sent_today = [
-        {"stage": "payment_failed", "channel": ch, "status": "sent",
-         "sent_at": AS_OF - timedelta(hours=1)}
+        {
+            "stage": "payment_failed",
+            "channel": ch,
+            "status": "sent",
+            "sent_at": AS_OF - timedelta(hours=1),
+        }
         for ch in ("email", "sms")
     ]
     attempts = [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(hours=5)}]
@@ -387,23 +429,40 @@ def test_one_reminder_per_invoice_per_local_day_so_a_rerun_sends_nothing_new():
 
 
 def test_a_reminder_that_failed_to_go_out_does_not_count_as_reminded_today():
-    failed = [{"stage": "payment_failed", "channel": "email", "status": "failed_permanent",
-               "sent_at": None, "claimed_at": AS_OF - timedelta(hours=1)}]
+    failed = [
+        {
+            "stage": "payment_failed",
+            "channel": "email",
+            "status": "failed_permanent",
+            "sent_at": None,
+            "claimed_at": AS_OF - timedelta(hours=1),
+        }
+    ]
     attempts = [{"invoice_id": 1, "attempted_at": AS_OF - timedelta(hours=5)}]
     p = portfolio(days_overdue=3, attempts=attempts, ledger=failed)
     # nothing reached the customer today: the failed reminder is not consumed (its email is
     # retried tomorrow), and its SMS goes out now
-    assert actions(p) == {("payment_failed", "email"): "skip:failed_today",
-                          ("payment_failed", "sms"): "send"}
+    assert actions(p) == {
+        ("payment_failed", "email"): "skip:failed_today",
+        ("payment_failed", "sms"): "send",
+    }
 
 
 def test_the_same_stage_on_its_other_channel_still_goes_out_the_same_day():
     # the email of overdue_1 went out; its SMS was left planned (provider outage, crash)
     ledger = [
-        {"stage": "overdue_1", "channel": "email", "status": "sent",
-         "sent_at": AS_OF - timedelta(hours=1)},
-        {"stage": "overdue_1", "channel": "sms", "status": "planned",
-         "planned_at": AS_OF - timedelta(hours=1)},
+        {
+            "stage": "overdue_1",
+            "channel": "email",
+            "status": "sent",
+            "sent_at": AS_OF - timedelta(hours=1),
+        },
+        {
+            "stage": "overdue_1",
+            "channel": "sms",
+            "status": "planned",
+            "planned_at": AS_OF - timedelta(hours=1),
+        },
     ]
     p = portfolio(days_overdue=3, ledger=ledger)
     assert actions(p) == {

@@ -76,8 +76,14 @@ def portfolios(draw: st.DrawFn) -> Portfolio:
                     "channel": draw(st.sampled_from(["email", "sms"])),
                     "status": draw(
                         st.sampled_from(
-                            ["planned", "sent", "delivered", "failed_permanent", "skipped",
-                             "unknown"]
+                            [
+                                "planned",
+                                "sent",
+                                "delivered",
+                                "failed_permanent",
+                                "skipped",
+                                "unknown",
+                            ]
                         )
                     ),
                     "planned_at": datetime(2026, 1, 1, tzinfo=UTC)
@@ -151,8 +157,9 @@ def _sent_codes(p: Portfolio) -> dict[int, set[int]]:
     table = stage_table(POLICY)
     led = p.ledger.loc[p.ledger["status"].astype(str).isin(SENT_OR_LATER)]
     out: dict[int, set[int]] = {}
-    for inv, code in zip(led["invoice_id"], table.code_of(led["stage"].astype(str).to_numpy()),
-                         strict=True):
+    for inv, code in zip(
+        led["invoice_id"], table.code_of(led["stage"].astype(str).to_numpy()), strict=True
+    ):
         out.setdefault(int(inv), set()).add(int(code))
     return out
 

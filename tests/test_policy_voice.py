@@ -26,14 +26,27 @@ CALLABLE = {"voice_consent": True, "phone": "+4915112345678"}
 def climbed(as_of=AS_OF, invoice_id=1):
     """Ledger rows of overdue_1 and overdue_2 sent 6 and 3 days before ``as_of``: the final
     notice comes only after earlier reminders went out (docs/policy.md, Ladder semantics)."""
-    return [{"invoice_id": invoice_id, "stage": stage, "channel": "email", "status": "sent",
-             "planned_for": as_of - timedelta(days=days), "sent_at": as_of - timedelta(days=days)}
-            for stage, days in (("overdue_1", 6), ("overdue_2", 3))]
+    return [
+        {
+            "invoice_id": invoice_id,
+            "stage": stage,
+            "channel": "email",
+            "status": "sent",
+            "planned_for": as_of - timedelta(days=days),
+            "sent_at": as_of - timedelta(days=days),
+        }
+        for stage, days in (("overdue_1", 6), ("overdue_2", 3))
+    ]
 
 
 def voice_actions(customer=None, invoice=None, as_of=AS_OF, **kw):
-    p = portfolio(CALLABLE | (customer or {}), AT_RISK | (invoice or {}), days_overdue=7,
-                  ledger=climbed(as_of), **kw)
+    p = portfolio(
+        CALLABLE | (customer or {}),
+        AT_RISK | (invoice or {}),
+        days_overdue=7,
+        ledger=climbed(as_of),
+        **kw,
+    )
     return {k: v for k, v in actions(p, as_of, EXAMPLE).items() if k[1] == "voice"}
 
 
@@ -45,8 +58,9 @@ def test_the_default_policy_calls_nobody():
 
 def test_the_example_policy_calls_at_risk_customers_at_the_final_notice():
     assert voice_actions() == {("final_notice", "voice"): "send"}
-    small = portfolio(CALLABLE, {"amount_minor": 10_000}, days_overdue=7,
-                      ledger=climbed())  # not at_risk
+    small = portfolio(
+        CALLABLE, {"amount_minor": 10_000}, days_overdue=7, ledger=climbed()
+    )  # not at_risk
     assert not [k for k in actions(small, AS_OF, EXAMPLE) if k[1] == "voice"]
 
 
@@ -81,8 +95,11 @@ def test_calls_keep_the_stricter_voice_window_while_messages_go_out():
 
 def test_no_call_on_a_public_holiday():
     christmas = datetime(2026, 12, 25, 12, 0, tzinfo=UTC)  # a Friday
-    p = portfolio(CALLABLE, AT_RISK | {"due_on": christmas.date() - timedelta(days=7)},
-                  ledger=climbed(christmas))
+    p = portfolio(
+        CALLABLE,
+        AT_RISK | {"due_on": christmas.date() - timedelta(days=7)},
+        ledger=climbed(christmas),
+    )
     assert actions(p, christmas, EXAMPLE)[("final_notice", "voice")] == "defer:holiday"
 
 
@@ -162,8 +179,13 @@ def test_loader_accepts_voice_and_names_bad_voice_keys():
 
 
 def _missed(**row):
-    return {"stage": "final_notice", "channel": "voice", "status": "undelivered",
-            "call_outcome": "no-answer", "planned_for": AS_OF - timedelta(days=1)} | row
+    return {
+        "stage": "final_notice",
+        "channel": "voice",
+        "status": "undelivered",
+        "call_outcome": "no-answer",
+        "planned_for": AS_OF - timedelta(days=1),
+    } | row
 
 
 @pytest.mark.parametrize(
@@ -197,17 +219,33 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
 
     _load_commands()
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE.source))
-    for cid, locale, country, zone in (("SV", "sv_SE", "SE", "Europe/Stockholm"),
-                                       ("DE", "de_DE", "DE", "Europe/Berlin")):
-        add_customer(engine, cid, locale=locale, country=country, timezone=zone,
-                     phone="+46701234567" if cid == "SV" else "+4915112345678",
-                     voice_consent=True)
-        inv = add_invoice(engine, f"INV-{cid}", cid, currency="EUR", amount=Decimal("6000.00"),
-                          due_on=TODAY - timedelta(days=7))
+    for cid, locale, country, zone in (
+        ("SV", "sv_SE", "SE", "Europe/Stockholm"),
+        ("DE", "de_DE", "DE", "Europe/Berlin"),
+    ):
+        add_customer(
+            engine,
+            cid,
+            locale=locale,
+            country=country,
+            timezone=zone,
+            phone="+46701234567" if cid == "SV" else "+4915112345678",
+            voice_consent=True,
+        )
+        inv = add_invoice(
+            engine,
+            f"INV-{cid}",
+            cid,
+            currency="EUR",
+            amount=Decimal("6000.00"),
+            due_on=TODAY - timedelta(days=7),
+        )
         # the final notice (and its call) only follows reminders that went out
         with engine.begin() as conn:
-            conn.execute(insert(Reminder), [
-                {**row, "customer_id": cid, "attempts": 1} for row in climbed(invoice_id=inv)])
+            conn.execute(
+                insert(Reminder),
+                [{**row, "customer_id": cid, "attempts": 1} for row in climbed(invoice_id=inv)],
+            )
     result = CliRunner().invoke(app, ["plan", "--json", "--as-of", AS_OF.isoformat()])
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in result.stdout.splitlines()]
@@ -221,8 +259,15 @@ def test_a_run_limited_to_the_final_notice_keeps_its_repeats_and_call_retries():
 
     p = portfolio(CALLABLE, AT_RISK, days_overdue=7, ledger=[_missed()])
     lines = plan(p, AS_OF, EXAMPLE)
-    kept = select_lines(lines, channels=["voice"], segments=None, stages=["final_notice"],
-                        max_messages=None, as_of=AS_OF)
+    kept = select_lines(
+        lines,
+        channels=["voice"],
+        segments=None,
+        stages=["final_notice"],
+        max_messages=None,
+        as_of=AS_OF,
+    )
     assert sorted(kept["stage"].astype(str)) == ["final_notice", "final_notice.retry"]
-    assert select_lines(lines, channels=None, segments=None, stages=["due"],
-                        max_messages=None, as_of=AS_OF).empty
+    assert select_lines(
+        lines, channels=None, segments=None, stages=["due"], max_messages=None, as_of=AS_OF
+    ).empty

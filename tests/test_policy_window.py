@@ -94,8 +94,9 @@ def test_skipped_lines_have_no_not_before_and_deferred_lines_a_window_start():
     assert got[("overdue_1", "email")]["not_before"] == utc("2026-11-25T08:00Z")
 
 
-EVERY_DAY = SendWindow(start_minute=2 * 60 + 30, end_minute=6 * 60,
-                       weekdays=frozenset(range(7)), skip_holidays=False)
+EVERY_DAY = SendWindow(
+    start_minute=2 * 60 + 30, end_minute=6 * 60, weekdays=frozenset(range(7)), skip_holidays=False
+)
 
 
 @pytest.mark.parametrize(
@@ -122,8 +123,16 @@ def test_window_starting_in_a_dst_gap_opens_at_the_first_instant_that_exists(
     assert (reason, opens) == ("outside_send_window", utc(not_before).to_pydatetime())
 
 
-_DST_ZONES = ["America/New_York", "Europe/Berlin", "Australia/Sydney", "Australia/Lord_Howe",
-              "America/Santiago", "Asia/Beirut", "America/Havana", "Pacific/Auckland"]
+_DST_ZONES = [
+    "America/New_York",
+    "Europe/Berlin",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Asia/Beirut",
+    "America/Havana",
+    "Pacific/Auckland",
+]
 
 
 def _transition_days() -> list[tuple[str, date]]:
@@ -134,16 +143,18 @@ def _transition_days() -> list[tuple[str, date]]:
         day = date(2025, 1, 1)
         while day < date(2029, 1, 1):
             before = datetime(day.year, day.month, day.day, tzinfo=tz).utcoffset()
-            after = (datetime(day.year, day.month, day.day, tzinfo=tz)
-                     + timedelta(days=1)).utcoffset()
+            after = (
+                datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(days=1)
+            ).utcoffset()
             if before != after:
                 days.append((zone, day))
             day += timedelta(days=1)
     return days
 
 
-_ANY_DAY = st.tuples(st.sampled_from(_DST_ZONES),
-                     st.dates(min_value=date(2025, 1, 1), max_value=date(2028, 12, 31)))
+_ANY_DAY = st.tuples(
+    st.sampled_from(_DST_ZONES), st.dates(min_value=date(2025, 1, 1), max_value=date(2028, 12, 31))
+)
 
 
 @settings(max_examples=400, deadline=None)

@@ -39,10 +39,18 @@ HOOK = "http://127.0.0.1:9/hooks/T000/B000/secret-token"
 async def _server_state() -> tuple[Any, dict[str, list[Any]], Any]:
     async with get_client() as client:
         pool = await client.read_work_pool(WORK_POOL)
-        autos = {name: await client.read_automations_by_name(name)
-                 for name in (*map(run_failed_automation, WATCHED_FLOWS),
-                              FAILURE_RATE_AUTOMATION, ZOMBIE_AUTOMATION, PENDING_AUTOMATION,
-                              SLOT_WAIT_AUTOMATION, LATE_AUTOMATION, NO_COMPLETED_AUTOMATION)}
+        autos = {
+            name: await client.read_automations_by_name(name)
+            for name in (
+                *map(run_failed_automation, WATCHED_FLOWS),
+                FAILURE_RATE_AUTOMATION,
+                ZOMBIE_AUTOMATION,
+                PENDING_AUTOMATION,
+                SLOT_WAIT_AUTOMATION,
+                LATE_AUTOMATION,
+                NO_COMPLETED_AUTOMATION,
+            )
+        }
         block = await client.read_block_document_by_name(OPERATOR_BLOCK, "custom-webhook")
     return pool, autos, block
 
@@ -71,8 +79,10 @@ def test_setup_creates_pool_block_and_automations_once_when_run_twice(
     assert failed.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
     related = failed.trigger.match_related
     spec = related[0] if isinstance(related, list) else related
-    assert spec.model_dump() == {"prefect.resource.role": "flow",
-                                 "prefect.resource.name": [REMINDER_FLOW]}
+    assert spec.model_dump() == {
+        "prefect.resource.role": "flow",
+        "prefect.resource.name": [REMINDER_FLOW],
+    }
     rate = autos[FAILURE_RATE_AUTOMATION][0]
     assert rate.trigger.expect == {FAILURE_RATE_EVENT}
     for auto in (failed, rate):
@@ -100,7 +110,10 @@ def test_setup_creates_pool_block_and_automations_once_when_run_twice(
         assert "prefect.flow-run.Pending" not in trigger.expect
     quiet = autos[NO_COMPLETED_AUTOMATION][0].trigger
     assert (quiet.posture, quiet.expect, quiet.within.total_seconds()) == (
-        "Proactive", {"prefect.flow-run.Completed"}, 7200)
+        "Proactive",
+        {"prefect.flow-run.Completed"},
+        7200,
+    )
     assert autos[LATE_AUTOMATION][0].trigger.expect == {"prefect.flow-run.Late"}
     # Every flow we deploy has its own failure alert, saying what happened to its work.
     for name in WATCHED_FLOWS:
@@ -176,10 +189,11 @@ def test_a_failure_rate_event_notifies_the_operator_webhook(operator_hook: Alert
     run_id = uuid.uuid4().hex
 
     def emit() -> None:
-        emit_event(event=FAILURE_RATE_EVENT,
-                   resource={"prefect.resource.id": f"dunning.run.{run_id}"},
-                   payload={"batch": 1, "sent": 1, "failed": 3, "failure_rate": 0.75,
-                            "threshold": 0.2})
+        emit_event(
+            event=FAILURE_RATE_EVENT,
+            resource={"prefect.resource.id": f"dunning.run.{run_id}"},
+            payload={"batch": 1, "sent": 1, "failed": 3, "failure_rate": 0.75, "threshold": 0.2},
+        )
 
     mine = operator_hook.wait_for(run_id, emit)
     assert mine, operator_hook.received

@@ -44,7 +44,8 @@ def _start(spec: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen(
         [str(PRISM), "mock", "--errors", "-h", "127.0.0.1", "-p", str(port), str(SPECS / spec)],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 90  # startup allowance on a busy machine, not an assertion
     while time.monotonic() < deadline:
@@ -62,15 +63,19 @@ def _start(spec: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if not PRISM.exists():
-        pytest.fail(f"Stoplight Prism is not installed at {PRISM}: run "
-                    "`npm install --no-save @stoplight/prism-cli@5` in the repository root")
+        pytest.fail(
+            f"Stoplight Prism is not installed at {PRISM}: run "
+            "`npm install --no-save @stoplight/prism-cli@5` in the repository root"
+        )
     logs = tmp_path_factory.mktemp("prism")
     procs = []
     urls = {}
     try:
-        for name, spec in (("twilio", "twilio_api_v2010_messages.json"),
-                           ("twilio_calls", "twilio_api_v2010_calls.json"),
-                           ("sendgrid", "sendgrid_v3_mail_send.json")):
+        for name, spec in (
+            ("twilio", "twilio_api_v2010_messages.json"),
+            ("twilio_calls", "twilio_api_v2010_calls.json"),
+            ("sendgrid", "sendgrid_v3_mail_send.json"),
+        ):
             proc, url = _start(spec, logs / f"{name}.log")
             procs.append(proc)
             urls[name] = url
@@ -83,28 +88,45 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 def _email(rid: int) -> OutboundMessage:
     return OutboundMessage(
-        reminder_id=rid, channel="email", to="jane@example.com", subject="Invoice INV-1",
-        text="Dear Jane, please pay.", html="<p>Dear Jane, please pay.</p>",
-        headers={"List-Unsubscribe": "<mailto:u@acme.example?subject=unsubscribe>, "
-                                     "<https://u.example/1-ab>",
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        reminder_id=rid,
+        channel="email",
+        to="jane@example.com",
+        subject="Invoice INV-1",
+        text="Dear Jane, please pay.",
+        html="<p>Dear Jane, please pay.</p>",
+        headers={
+            "List-Unsubscribe": "<mailto:u@acme.example?subject=unsubscribe>, "
+            "<https://u.example/1-ab>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         custom_args={"reminder_id": str(rid)},
     )
 
 
 def _sms(rid: int) -> OutboundMessage:
-    return OutboundMessage(reminder_id=rid, channel="sms", to="+4915112345678",
-                           text="Acme: invoice INV-1 is overdue. Reply STOP to opt out")
+    return OutboundMessage(
+        reminder_id=rid,
+        channel="sms",
+        to="+4915112345678",
+        text="Acme: invoice INV-1 is overdue. Reply STOP to opt out",
+    )
 
 
 @pytest.mark.parametrize("sender", ["from", "messaging_service"])
 def test_twilio_messages_create_conforms(prism: dict[str, str], sender: str) -> None:
-    kwargs = ({"from_number": "+15005550006"} if sender == "from"
-              else {"messaging_service_sid": "MG" + "c" * 32})
-    channel = TwilioChannel(ChannelSettings(send_concurrency=1), SID, SecretStr("token"),
-                            base_url=prism["twilio"],
-                            status_callback_url="https://hooks.example/twilio/status",
-                            **kwargs)  # type: ignore[arg-type]
+    kwargs = (
+        {"from_number": "+15005550006"}
+        if sender == "from"
+        else {"messaging_service_sid": "MG" + "c" * 32}
+    )
+    channel = TwilioChannel(
+        ChannelSettings(send_concurrency=1),
+        SID,
+        SecretStr("token"),
+        base_url=prism["twilio"],
+        status_callback_url="https://hooks.example/twilio/status",
+        **kwargs,
+    )  # type: ignore[arg-type]
     result = channel.send_batch([_sms(1)])[0]
     headers = channel.http.thread_headers or {}
     assert "sl-violations" not in {k.lower() for k in headers}, headers
@@ -114,12 +136,20 @@ def test_twilio_messages_create_conforms(prism: dict[str, str], sender: str) -> 
 
 @pytest.mark.parametrize("detection", ["DetectMessageEnd", "Enable"])
 def test_twilio_calls_create_and_list_conform(prism: dict[str, str], detection: str) -> None:
-    settings = ChannelSettings(send_concurrency=1, voice_machine_detection=detection,
-                               webhook_public_url="https://hooks.example.com")
-    channel = TwilioVoiceChannel(settings, SID, SecretStr("token"), "+15005550006",
-                                 base_url=prism["twilio_calls"])
-    call = OutboundMessage(reminder_id=3, channel="voice", to="+4915112345678",
-                           text="Hello, this is Acme calling about invoice I N V, 1.")
+    settings = ChannelSettings(
+        send_concurrency=1,
+        voice_machine_detection=detection,
+        webhook_public_url="https://hooks.example.com",
+    )
+    channel = TwilioVoiceChannel(
+        settings, SID, SecretStr("token"), "+15005550006", base_url=prism["twilio_calls"]
+    )
+    call = OutboundMessage(
+        reminder_id=3,
+        channel="voice",
+        to="+4915112345678",
+        text="Hello, this is Acme calling about invoice I N V, 1.",
+    )
     result = channel.send_batch([call])[0]
     headers = channel.http.thread_headers or {}
     assert "sl-violations" not in {k.lower() for k in headers}, headers
@@ -140,8 +170,11 @@ def test_twilio_calls_create_and_list_conform(prism: dict[str, str], detection: 
 
 
 def test_sendgrid_mail_send_conforms(prism: dict[str, str]) -> None:
-    settings = ChannelSettings(email_from="billing@acme.example", email_from_name="Acme",
-                               email_reply_to="help@acme.example")
+    settings = ChannelSettings(
+        email_from="billing@acme.example",
+        email_from_name="Acme",
+        email_reply_to="help@acme.example",
+    )
     client = SendGridAPIClient(api_key="SG.key", host=prism["sendgrid"])
     response = client.send(build_mail(_email(7), settings))
     assert response.status_code == 202
@@ -153,8 +186,9 @@ def test_sendgrid_mail_send_conforms(prism: dict[str, str]) -> None:
 def test_prism_rejects_a_violating_request(prism: dict[str, str]) -> None:
     # Control: the same SDK call with a malformed sender must be caught by the spec check,
     # so a passing test above means "conforms", not "Prism accepts anything".
-    mail = Mail(from_email="not-an-email", to_emails="jane@example.com", subject="x",
-                plain_text_content="x")
+    mail = Mail(
+        from_email="not-an-email", to_emails="jane@example.com", subject="x", plain_text_content="x"
+    )
     body = mail.get()
     body["personalizations"] = []
     with pytest.raises(HTTPError) as info:

@@ -20,13 +20,30 @@ SENT = dt.datetime(2026, 10, 1, 9, tzinfo=dt.UTC)
 D = dt.timedelta(days=1)
 
 
-def remind(engine: Engine, invoice_id: int, stage: str, channel: str, balance: str,
-           currency: str, sent_at: dt.datetime = SENT) -> None:
+def remind(
+    engine: Engine,
+    invoice_id: int,
+    stage: str,
+    channel: str,
+    balance: str,
+    currency: str,
+    sent_at: dt.datetime = SENT,
+) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(Reminder).values(
-            invoice_id=invoice_id, customer_id="C1", stage=stage, channel=channel,
-            segment="reliable", status="sent", provider="sendgrid", sent_at=sent_at,
-            balance_due=Decimal(balance), currency=currency))
+        conn.execute(
+            insert(Reminder).values(
+                invoice_id=invoice_id,
+                customer_id="C1",
+                stage=stage,
+                channel=channel,
+                segment="reliable",
+                status="sent",
+                provider="sendgrid",
+                sent_at=sent_at,
+                balance_due=Decimal(balance),
+                currency=currency,
+            )
+        )
 
 
 def pay(engine: Engine, invoice_id: int, amount: str, at: dt.datetime, key: str) -> None:
@@ -42,17 +59,23 @@ def test_money_by_stage_and_channel_per_currency(engine: Engine) -> None:
     remind(engine, usd, "due", "sms", "300.00", "USD")
     remind(engine, jpy, "due", "email", "54000", "JPY")
     remind(engine, jpy, "overdue_1", "email", "54000", "JPY", SENT + 20 * D)
-    pay(engine, usd, "100.00", SENT + 2 * D, "p1")    # within 7 days of both USD reminders
-    pay(engine, usd, "50.00", SENT + 10 * D, "p2")    # within 14
-    pay(engine, jpy, "20000", SENT + 25 * D, "p3")    # 24 days after due, 5 after overdue_1
+    pay(engine, usd, "100.00", SENT + 2 * D, "p1")  # within 7 days of both USD reminders
+    pay(engine, usd, "50.00", SENT + 10 * D, "p2")  # within 14
+    pay(engine, jpy, "20000", SENT + 25 * D, "p3")  # 24 days after due, 5 after overdue_1
     table = money_report(engine, SENT + 40 * D)
     rows = {(r["dimension"], r["value"], r["currency"]): r for r in table.to_dict("records")}
     due_usd = rows[("stage", "due", "USD")]
     # Two reminders of one invoice: its balance and each payment count once in the group.
     assert (due_usd["reminders"], due_usd["invoices"], due_usd["balance_reminded"]) == (
-        2, 1, "300.00")
+        2,
+        1,
+        "300.00",
+    )
     assert (due_usd["collected_7d"], due_usd["collected_14d"], due_usd["collected_30d"]) == (
-        "100.00", "150.00", "150.00")
+        "100.00",
+        "150.00",
+        "150.00",
+    )
     assert rows[("channel", "sms", "USD")]["collected_7d"] == "100.00"
     assert rows[("stage", "due", "JPY")]["collected_30d"] == "20000"
     assert rows[("stage", "overdue_1", "JPY")]["collected_7d"] == "20000"
@@ -60,25 +83,56 @@ def test_money_by_stage_and_channel_per_currency(engine: Engine) -> None:
     # Before the windows elapsed nothing is counted, and n says so.
     young = money_report(engine, SENT + 3 * D, ["stage"]).to_dict("records")
     assert {(r["value"], r["collected_7d"], r["collected_7d_n"]) for r in young} == {
-        ("due", "0.00", 0), ("due", "0", 0), ("overdue_1", "0", 0)}
+        ("due", "0.00", 0),
+        ("due", "0", 0),
+        ("overdue_1", "0", 0),
+    }
 
 
 def test_dso_per_currency(engine: Engine) -> None:
     add_customer(engine)
     at = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
-    a = add_invoice(engine, "A", amount=Decimal("1000.00"), issued_on=dt.date(2026, 10, 1),
-                    due_on=dt.date(2026, 10, 31))
-    add_invoice(engine, "B", amount=Decimal("500.00"), issued_on=dt.date(2026, 6, 1),
-                due_on=dt.date(2026, 7, 1))  # before the period: receivable, not a sale
-    add_invoice(engine, "V", amount=Decimal("700.00"), issued_on=dt.date(2026, 11, 1),
-                due_on=dt.date(2026, 12, 1), status="void")
-    add_invoice(engine, "F", amount=Decimal("90.00"), issued_on=dt.date(2026, 12, 5),
-                due_on=dt.date(2026, 12, 30))  # after as_of
+    a = add_invoice(
+        engine,
+        "A",
+        amount=Decimal("1000.00"),
+        issued_on=dt.date(2026, 10, 1),
+        due_on=dt.date(2026, 10, 31),
+    )
+    add_invoice(
+        engine,
+        "B",
+        amount=Decimal("500.00"),
+        issued_on=dt.date(2026, 6, 1),
+        due_on=dt.date(2026, 7, 1),
+    )  # before the period: receivable, not a sale
+    add_invoice(
+        engine,
+        "V",
+        amount=Decimal("700.00"),
+        issued_on=dt.date(2026, 11, 1),
+        due_on=dt.date(2026, 12, 1),
+        status="void",
+    )
+    add_invoice(
+        engine,
+        "F",
+        amount=Decimal("90.00"),
+        issued_on=dt.date(2026, 12, 5),
+        due_on=dt.date(2026, 12, 30),
+    )  # after as_of
     pay(engine, a, "400.00", at - 5 * D, "pa")
     pay(engine, a, "100.00", at + 5 * D, "later")  # after as_of: still receivable then
     # receivables 600 + 500 = 1100; credit sales in 90 days = 1000; DSO = 1100/1000*90 = 99
-    assert dso(engine, at, 90) == [{"currency": "USD", "receivables": "1100.00",
-                                    "credit_sales": "1000.00", "days": 90, "dso": 99.0}]
+    assert dso(engine, at, 90) == [
+        {
+            "currency": "USD",
+            "receivables": "1100.00",
+            "credit_sales": "1000.00",
+            "days": 90,
+            "dso": 99.0,
+        }
+    ]
     assert dso(engine, at, 30)[0]["dso"] is None  # nothing invoiced in the last 30 days
 
 
@@ -88,8 +142,9 @@ def test_recovery_command_json(engine: Engine) -> None:
     remind(engine, inv, "due", "email", "15000.50", "HUF")
     pay(engine, inv, "15000.50", SENT + D, "p")
     _load_commands()
-    result = CliRunner().invoke(app, ["recovery", "--by", "stage", "--as-of",
-                                      "2026-12-01T00:00:00Z", "--json"])
+    result = CliRunner().invoke(
+        app, ["recovery", "--by", "stage", "--as-of", "2026-12-01T00:00:00Z", "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["by"][0]["collected_7d"] == "15000.50"

@@ -68,8 +68,14 @@ def _regions(engine: Engine) -> dict[str, str | None]:
 
 @pytest.mark.parametrize(
     ("value", "country", "expected"),
-    [("NSW", "AU", "AU-NSW"), ("au-nsw", "AU", "AU-NSW"), ("ON", "CA", "CA-ON"),
-     ("GB-SCT", "GB", "GB-SCT"), ("BY", "DE", "DE-BY"), ("HI", "US", "US-HI")],
+    [
+        ("NSW", "AU", "AU-NSW"),
+        ("au-nsw", "AU", "AU-NSW"),
+        ("ON", "CA", "CA-ON"),
+        ("GB-SCT", "GB", "GB-SCT"),
+        ("BY", "DE", "DE-BY"),
+        ("HI", "US", "US-HI"),
+    ],
 )
 def test_parse_region(value: str, country: str, expected: str) -> None:
     assert parse_region(value, country) == expected
@@ -78,10 +84,12 @@ def test_parse_region(value: str, country: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "country", "problem"),
-    [("CA-ON", "AU", "is a region of CA, not of the customer's country AU"),
-     ("XYZ", "AU", "is not a subdivision of AU; use an ISO 3166-2 code such as AU-ACT"),
-     ("NSW Western", "AU", "is not a subdivision of AU"),
-     ("13", "JP", "no regional holidays are known for JP; leave region empty")],
+    [
+        ("CA-ON", "AU", "is a region of CA, not of the customer's country AU"),
+        ("XYZ", "AU", "is not a subdivision of AU; use an ISO 3166-2 code such as AU-ACT"),
+        ("NSW Western", "AU", "is not a subdivision of AU"),
+        ("13", "JP", "no regional holidays are known for JP; leave region empty"),
+    ],
 )
 def test_parse_region_refuses_what_holidays_does_not_know(
     value: str, country: str, problem: str
@@ -92,12 +100,17 @@ def test_parse_region_refuses_what_holidays_does_not_know(
 
 @pytest.mark.parametrize(
     ("zone", "country", "region"),
-    [("Australia/Sydney", "AU", "AU-NSW"), ("Australia/Perth", "AU", "AU-WA"),
-     ("America/Toronto", "CA", "CA-ON"), ("America/Vancouver", "CA", "CA-BC"),
-     ("Pacific/Honolulu", "US", "US-HI"),
-     # A zone that spans a whole country names no region; nor does a zone of another country.
-     ("Europe/Berlin", "DE", None), ("America/New_York", "US", None),
-     ("Australia/Sydney", "NZ", None)],
+    [
+        ("Australia/Sydney", "AU", "AU-NSW"),
+        ("Australia/Perth", "AU", "AU-WA"),
+        ("America/Toronto", "CA", "CA-ON"),
+        ("America/Vancouver", "CA", "CA-BC"),
+        ("Pacific/Honolulu", "US", "US-HI"),
+        # A zone that spans a whole country names no region; nor does a zone of another country.
+        ("Europe/Berlin", "DE", None),
+        ("America/New_York", "US", None),
+        ("Australia/Sydney", "NZ", None),
+    ],
 )
 def test_default_region_from_time_zone(zone: str, country: str, region: str | None) -> None:
     assert default_region(zone, country) == region
@@ -117,12 +130,19 @@ def test_sydney_customer_is_not_planned_on_boxing_day_observed() -> None:
     # window_frame, as the planner calls it: an empty region takes the time zone's.
     reasons, starts = window_frame(
         pd.Series(["Australia/Sydney", "Australia/Sydney", "Australia/Brisbane"]),
-        pd.Series(["AU", "AU", "AU"]), SYDNEY_MONDAY, WINDOW,
+        pd.Series(["AU", "AU", "AU"]),
+        SYDNEY_MONDAY,
+        WINDOW,
         pd.Series([None, "AU-NSW", None]),
     )
     assert list(reasons) == ["holiday", "holiday", "holiday"]  # Queensland observes it too
-    perth = window_frame(pd.Series(["Australia/Perth"]), pd.Series(["AU"]),
-                         datetime(2027, 1, 26, 2, 0, tzinfo=UTC), WINDOW, pd.Series([""]))
+    perth = window_frame(
+        pd.Series(["Australia/Perth"]),
+        pd.Series(["AU"]),
+        datetime(2027, 1, 26, 2, 0, tzinfo=UTC),
+        WINDOW,
+        pd.Series([""]),
+    )
     assert list(perth[0]) == ["holiday"]  # Australia Day, national
 
 
@@ -167,21 +187,28 @@ def test_blackout_in_the_policy_defers_with_reason_blackout() -> None:
     assert policy.send_window.blackout == ((date(2026, 12, 24), date(2027, 1, 1)),)
     assert policy.voice_window.blackout == policy.send_window.blackout
     # Tue 29 Dec, 11:00 in Berlin: blackout; Fri 1 Jan is in it too, then the weekend.
-    reason, start = window_state(utc("2026-12-29T10:00Z").to_pydatetime(), "Europe/Berlin",
-                                 "DE", policy.send_window)
+    reason, start = window_state(
+        utc("2026-12-29T10:00Z").to_pydatetime(), "Europe/Berlin", "DE", policy.send_window
+    )
     assert (reason, start) == ("blackout", datetime(2027, 1, 4, 8, 0, tzinfo=UTC))
-    before = window_state(utc("2026-12-23T10:00Z").to_pydatetime(), "Europe/Berlin", "DE",
-                          policy.send_window)
+    before = window_state(
+        utc("2026-12-23T10:00Z").to_pydatetime(), "Europe/Berlin", "DE", policy.send_window
+    )
     assert before[0] == ""
 
 
 @pytest.mark.parametrize(
     ("blackout", "problem"),
-    [("2026-12-24", "key 'blackout' must be a list"),
-     ([{"from": "2026-12-24"}], r"key 'blackout\[0\]' must be a table"),
-     ([{"from": "24.12.2026", "to": "2027-01-01"}], r"key 'blackout\[0\].from' must be a date"),
-     ([{"from": "2027-01-01", "to": "2026-12-24"}], r"key 'blackout\[0\].to' must not be before"),
-     ([{"from": "2026-01-01", "to": "2027-01-01"}], "must be less than a year after from")],
+    [
+        ("2026-12-24", "key 'blackout' must be a list"),
+        ([{"from": "2026-12-24"}], r"key 'blackout\[0\]' must be a table"),
+        ([{"from": "24.12.2026", "to": "2027-01-01"}], r"key 'blackout\[0\].from' must be a date"),
+        (
+            [{"from": "2027-01-01", "to": "2026-12-24"}],
+            r"key 'blackout\[0\].to' must not be before",
+        ),
+        ([{"from": "2026-01-01", "to": "2027-01-01"}], "must be less than a year after from"),
+    ],
 )
 def test_blackout_is_validated(blackout: Any, problem: str) -> None:
     with pytest.raises(PolicyError, match=problem):
@@ -192,8 +219,11 @@ def test_blackout_lines_in_the_plan() -> None:
     from tests.policy_support import portfolio
 
     policy = dataclasses.replace(
-        POLICY, send_window=dataclasses.replace(
-            POLICY.send_window, blackout=((date(2026, 11, 24), date(2026, 11, 25)),)))
+        POLICY,
+        send_window=dataclasses.replace(
+            POLICY.send_window, blackout=((date(2026, 11, 24), date(2026, 11, 25)),)
+        ),
+    )
     lines = plan(portfolio(days_overdue=6), utc("2026-11-24T10:00Z").to_pydatetime(), policy)
     assert set(lines["action"]) == {"defer"} and set(lines["reason"]) == {"blackout"}
 

@@ -74,8 +74,12 @@ def test_summary_then_pay_button_then_signature() -> None:
     msg = compose(reminder(), settings())
     html = page(msg.html)
     # The summary block: number, due date, days overdue, balance (with the original amount).
-    for label, value in (("Invoice", "INV-2026-0007"), ("Due date", "March 2, 2026"),
-                         ("Overdue", "4 days"), ("Balance due", "€200.00")):
+    for label, value in (
+        ("Invoice", "INV-2026-0007"),
+        ("Due date", "March 2, 2026"),
+        ("Overdue", "4 days"),
+        ("Balance due", "€200.00"),
+    ):
         assert html.text[_position(html.text, label) + 1] == value
     assert "(of the original €1,234.50)" in html.text
     # "Pay now" is a real link to the payment URL, right after the summary and before the
@@ -89,15 +93,30 @@ def test_summary_then_pay_button_then_signature() -> None:
 def test_plain_text_part_says_the_same_in_the_same_order() -> None:
     msg = compose(reminder(), settings())
     html = " ".join(page(msg.html).text)
-    parts = ["Dear Jane Doe,", "Our records show that invoice INV-2026-0007",
-             "Invoice: INV-2026-0007", "Due date: March 2, 2026", "Overdue: 4 days",
-             "Balance due: €200.00 (of the original €1,234.50)", LINK,
-             "If you have already paid", "Kind regards", "Acme Supplies Ltd",
-             "Unsubscribe from reminder emails"]
+    parts = [
+        "Dear Jane Doe,",
+        "Our records show that invoice INV-2026-0007",
+        "Invoice: INV-2026-0007",
+        "Due date: March 2, 2026",
+        "Overdue: 4 days",
+        "Balance due: €200.00 (of the original €1,234.50)",
+        LINK,
+        "If you have already paid",
+        "Kind regards",
+        "Acme Supplies Ltd",
+        "Unsubscribe from reminder emails",
+    ]
     positions = [msg.text.index(p) for p in parts]
     assert positions == sorted(positions)
-    for part in ("Dear Jane Doe,", "INV-2026-0007", "March 2, 2026", "4 days", "€200.00",
-                 "If you have already paid, please disregard this message.", "Kind regards"):
+    for part in (
+        "Dear Jane Doe,",
+        "INV-2026-0007",
+        "March 2, 2026",
+        "4 days",
+        "€200.00",
+        "If you have already paid, please disregard this message.",
+        "Kind regards",
+    ):
         assert part in html
 
 
@@ -110,8 +129,9 @@ def test_without_link_no_button_and_the_contact_instead() -> None:
 
 
 def test_before_the_due_date_the_summary_has_no_days_overdue() -> None:
-    msg = compose(reminder(stage="pre_due", days_overdue=-3, balance_due=Decimal("1234.50")),
-                  settings())
+    msg = compose(
+        reminder(stage="pre_due", days_overdue=-3, balance_due=Decimal("1234.50")), settings()
+    )
     assert "Overdue" not in msg.text and "original" not in msg.text
     assert "Balance due: €1,234.50" in msg.text
     assert "Overdue" not in page(msg.html).text
@@ -154,7 +174,9 @@ def test_branding_settings_come_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DUNNING_EMAIL_BRAND_COLOR", "#ABC")
     loaded = ChannelSettings()
     assert (loaded.email_logo_url, loaded.email_brand_color) == (
-        "https://cdn.example.com/l.svg", "#abc")
+        "https://cdn.example.com/l.svg",
+        "#abc",
+    )
     monkeypatch.setenv("DUNNING_EMAIL_BRAND_COLOR", "red")
     with pytest.raises(ValidationError, match="DUNNING_EMAIL_BRAND_COLOR"):
         ChannelSettings()
@@ -163,12 +185,25 @@ def test_branding_settings_come_from_the_environment(monkeypatch: pytest.MonkeyP
 def test_several_invoices_are_a_table_with_one_total_per_currency() -> None:
     first = reminder()
     others = [
-        reminder(reminder_id=42, invoice_id=8, invoice_number="INV-2026-0008",
-                 balance_due=Decimal("50.00"), amount=Decimal("50.00"),
-                 due_on=dt.date(2026, 2, 20), days_overdue=14,
-                 payment_link="https://pay.example.com/inv/8"),
-        reminder(reminder_id=43, invoice_id=9, invoice_number="INV-2026-0009", currency="USD",
-                 balance_due=Decimal("75.00"), amount=Decimal("75.00"), payment_link=None),
+        reminder(
+            reminder_id=42,
+            invoice_id=8,
+            invoice_number="INV-2026-0008",
+            balance_due=Decimal("50.00"),
+            amount=Decimal("50.00"),
+            due_on=dt.date(2026, 2, 20),
+            days_overdue=14,
+            payment_link="https://pay.example.com/inv/8",
+        ),
+        reminder(
+            reminder_id=43,
+            invoice_id=9,
+            invoice_number="INV-2026-0009",
+            currency="USD",
+            balance_due=Decimal("75.00"),
+            amount=Decimal("75.00"),
+            payment_link=None,
+        ),
     ]
     msg = compose(first, settings(), invoices=[first, *others])
     assert msg.html is not None
@@ -183,8 +218,16 @@ def test_several_invoices_are_a_table_with_one_total_per_currency() -> None:
 
 
 def test_japanese_email_layout() -> None:
-    msg = compose(reminder(locale="ja_JP", currency="JPY", amount=Decimal("540000"),
-                           balance_due=Decimal("540000"), customer_name="佐藤 健二"), settings())
+    msg = compose(
+        reminder(
+            locale="ja_JP",
+            currency="JPY",
+            amount=Decimal("540000"),
+            balance_due=Decimal("540000"),
+            customer_name="佐藤 健二",
+        ),
+        settings(),
+    )
     html = page(msg.html)
     assert html.text[1] == "佐藤 健二 様"  # after the <title>
     assert html.text[_position(html.text, "ご請求残高") + 1] == "￥540,000"

@@ -48,7 +48,9 @@ def test_preview_both_channels_as_json(engine: Engine) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     # the plan's stage: a never-reminded invoice's first contact is overdue_1
     assert [(r["channel"], r["stage"], r["template"]) for r in rows] == [
-        ("email", "overdue_1", "overdue_1/email.de"), ("sms", "overdue_1", "overdue_1/sms.de")]
+        ("email", "overdue_1", "overdue_1/email.de"),
+        ("sms", "overdue_1", "overdue_1/sms.de"),
+    ]
     # 07:00 in New York: a run would hold both until the window opens at 09:00
     assert [r["plan_action"] for r in rows] == ["defer", "defer"]
     email = rows[0]
@@ -63,13 +65,23 @@ def test_preview_both_channels_as_json(engine: Engine) -> None:
 def test_preview_uses_the_ledger_reminder_id(engine: Engine) -> None:
     invoice_id = _seed(engine)
     with session_scope(engine) as s:
-        row = Reminder(invoice_id=invoice_id, customer_id="C1", stage="final_notice",
-                       channel="email")
+        row = Reminder(
+            invoice_id=invoice_id, customer_id="C1", stage="final_notice", channel="email"
+        )
         s.add(row)
         s.flush()
         rid = row.id
-    result = preview("--invoice", "INV-1", "--stage", "final_notice", "--channel", "email",
-                     "--as-of", AS_OF, "--json")
+    result = preview(
+        "--invoice",
+        "INV-1",
+        "--stage",
+        "final_notice",
+        "--channel",
+        "email",
+        "--as-of",
+        AS_OF,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     (row_json,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert f"/{rid}-" in row_json["headers"]["List-Unsubscribe"]
@@ -78,8 +90,9 @@ def test_preview_uses_the_ledger_reminder_id(engine: Engine) -> None:
 
 def test_preview_human_output(engine: Engine) -> None:
     _seed(engine)
-    result = preview("--invoice", "INV-1", "--channel", "sms", "--stage", "final_notice_r2",
-                     "--as-of", AS_OF)
+    result = preview(
+        "--invoice", "INV-1", "--channel", "sms", "--stage", "final_notice_r2", "--as-of", AS_OF
+    )
     assert result.exit_code == 0, result.output
     assert "To: +14155550100" in result.stdout
     assert "FINAL NOTICE, invoice INV-1 is 9 days overdue, €380.00 due." in result.stdout
@@ -108,15 +121,27 @@ def test_preview_as_of_is_validated(engine: Engine) -> None:
 
 def test_preview_voice_prints_the_twiml_of_the_call(engine: Engine) -> None:
     _seed(engine, locale="de_DE", country="DE", timezone="Europe/Berlin", phone="+4915112345678")
-    result = preview("--invoice", "INV-1", "--channel", "voice", "--stage", "final_notice",
-                     "--as-of", AS_OF)
+    result = preview(
+        "--invoice", "INV-1", "--channel", "voice", "--stage", "final_notice", "--as-of", AS_OF
+    )
     assert result.exit_code == 0, result.output
-    assert "<Say language=\"de-DE\" voice=\"Polly.Vicki\">" in result.stdout
+    assert '<Say language="de-DE" voice="Polly.Vicki">' in result.stdout
     assert '<Gather action="/webhooks/twilio/voice?reminder_id=0"' in result.stdout
     assert "I N V, 1" in result.stdout and "Drücken Sie die 2" in result.stdout
     assert "Answering machine:" in result.stdout and "<Hangup />" in result.stdout
-    data = json.loads(preview("--invoice", "INV-1", "--channel", "voice", "--stage",
-                              "final_notice", "--as-of", AS_OF, "--json").stdout)
+    data = json.loads(
+        preview(
+            "--invoice",
+            "INV-1",
+            "--channel",
+            "voice",
+            "--stage",
+            "final_notice",
+            "--as-of",
+            AS_OF,
+            "--json",
+        ).stdout
+    )
     assert data["language"] == "de-DE" and data["twiml"].startswith("<?xml")
     assert data["offer_link"] is True and data["warnings"] == []
 
@@ -139,19 +164,29 @@ def test_preview_shows_what_plan_would_do_and_its_exact_stage(engine: Engine) ->
 
     invoice_id = _seed(engine, sms_consent=False)
     with session_scope(engine) as s:  # overdue_1 went out a week ago
-        s.add(Reminder(invoice_id=invoice_id, customer_id="C1", stage="overdue_1",
-                       channel="email", status="delivered", attempts=1,
-                       planned_for=dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC),
-                       sent_at=dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)))
+        s.add(
+            Reminder(
+                invoice_id=invoice_id,
+                customer_id="C1",
+                stage="overdue_1",
+                channel="email",
+                status="delivered",
+                attempts=1,
+                planned_for=dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC),
+                sent_at=dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC),
+            )
+        )
     result = preview("--invoice", "INV-1", "--as-of", AS_OF, "--json")
     assert result.exit_code == 0, result.output
     rows = {r["channel"]: r for r in map(json.loads, result.stdout.splitlines())}
-    lines = plan(load_portfolio(engine), dt.datetime(2026, 11, 10, 12, tzinfo=dt.UTC),
-                 load_policy())
+    lines = plan(
+        load_portfolio(engine), dt.datetime(2026, 11, 10, 12, tzinfo=dt.UTC), load_policy()
+    )
     assert {str(s) for s in lines["stage"]} == {rows["email"]["stage"]} == {"overdue_2"}
     # 07:00 in New York: the email waits for the window; the SMS would never go
     assert rows["email"]["plan"] == (
-        "deferred until 2026-11-10T14:00:00+00:00: outside_send_window")
+        "deferred until 2026-11-10T14:00:00+00:00: outside_send_window"
+    )
     assert rows["sms"]["plan"] == "would not be sent: no_sms_consent"
     human = preview("--invoice", "INV-1", "--as-of", AS_OF)
     assert human.exit_code == 0, human.output

@@ -40,7 +40,7 @@ def test_count_segments(text: str, encoding: str, units: int, segments: int) -> 
 def test_plain_text_keeps_gsm7() -> None:
     fancy = "1\u202f234,50\xa0€ – l\u2019avis \u201cok\u201d…"
     plain = plain_text(fancy)
-    assert plain == "1 234,50 € - l'avis \"ok\"..."
+    assert plain == '1 234,50 € - l\'avis "ok"...'
     assert count_segments(fancy).encoding == "UCS-2"
     assert count_segments(plain).encoding == "GSM-7"
 
@@ -69,7 +69,7 @@ def test_a_character_is_never_split_across_segments(text: str, units: int, segme
     [
         ("\uffe5540,000", "¥540,000"),  # Babel's ja_JP yen is full-width; GSM-7 has ¥
         ("\uff2a\uff30\uff39\u3000\uff11\uff12", "JPY 12"),  # full-width ASCII and space
-        ("\u00ab\u00a0ok\u00a0\u00bb \u2018a\u2019 \u201eb\u201c", "\" ok \" 'a' \"b\""),
+        ("\u00ab\u00a0ok\u00a0\u00bb \u2018a\u2019 \u201eb\u201c", '" ok " \'a\' "b"'),
         ("a\u2011b \u2212 1\u2009000", "a-b - 1 000"),
         ("e\u0301te\u0301", "été"),  # NFD accents become the GSM-7 letter é
     ],
@@ -97,8 +97,19 @@ def test_replacing_never_costs_more_segments() -> None:
 # --- Properties (hypothesis) ---------------------------------------------------------------
 
 _GSM = sorted(GSM7_BASIC | GSM7_EXTENSION)
-_REPLACEABLE = ["\u00a0", "\u202f", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014", "\u2026",
-                "\uffe5", "\uff21", "\u3000"]
+_REPLACEABLE = [
+    "\u00a0",
+    "\u202f",
+    "\u2019",
+    "\u201c",
+    "\u201d",
+    "\u2013",
+    "\u2014",
+    "\u2026",
+    "\uffe5",
+    "\uff21",
+    "\u3000",
+]
 
 
 def _septet_segments(text: str) -> int:

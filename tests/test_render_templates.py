@@ -36,8 +36,11 @@ LATIN_LANGS = tuple(lang for lang in LANGS if lang != "ja")
 
 @pytest.fixture
 def settings() -> ChannelSettings:
-    return ChannelSettings(unsubscribe_secret=SecretStr("s3cret"), unsubscribe_base_url="https://u.example/x",
-                           postal_address="1 Example Street, 12345 Springfield")
+    return ChannelSettings(
+        unsubscribe_secret=SecretStr("s3cret"),
+        unsubscribe_base_url="https://u.example/x",
+        postal_address="1 Example Street, 12345 Springfield",
+    )
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -47,13 +50,19 @@ def test_every_template_renders_in_every_locale(
 ) -> None:
     for channel in ("email", "sms", "voice"):
         for tone in ("friendly", "helpful", "neutral", "firm", "final", None):
-            data = reminder(stage=stage, channel=channel, locale=f"{lang}_XX", tone=tone,
-                            balance_due=Decimal("200.00"))
+            data = reminder(
+                stage=stage,
+                channel=channel,
+                locale=f"{lang}_XX",
+                tone=tone,
+                balance_due=Decimal("200.00"),
+            )
             msg = compose(data, settings)
             assert msg.template_key == f"{stage}/{channel}.{lang}"
             assert msg.locale == lang
-            number = spoken_invoice_number("INV-2026-0007") if channel == "voice" else (
-                "INV-2026-0007")
+            number = (
+                spoken_invoice_number("INV-2026-0007") if channel == "voice" else ("INV-2026-0007")
+            )
             assert number in msg.text
             assert "{{" not in msg.text and "{%" not in msg.text
             if channel == "email":
@@ -64,27 +73,37 @@ def test_every_template_renders_in_every_locale(
                 assert msg.to == "+4915112345678"
     # Every file on disk belongs to a stage/lang the loop above rendered.
     files = {p.name for p in (DEFAULT_TEMPLATES_DIR / stage).iterdir()}
-    assert files == {f"{c}.{lg}{s}" for lg in LANGS
-                     for c, s in (("email", ".subject.txt"), ("email", ".txt"), ("sms", ".txt"),
-                                  ("voice", ".txt"))}
+    assert files == {
+        f"{c}.{lg}{s}"
+        for lg in LANGS
+        for c, s in (
+            ("email", ".subject.txt"),
+            ("email", ".txt"),
+            ("sms", ".txt"),
+            ("voice", ".txt"),
+        )
+    }
 
 
 def test_missing_field_raises_naming_template_line_and_field() -> None:
     with pytest.raises(TemplateError) as info:
         render_template("overdue_1/email.en.txt", {"customer_name": "Jane", "lang": "en"})
     assert str(info.value).startswith(
-        "template overdue_1/email.en.txt line 1: field 'invoice_number' is undefined")
+        "template overdue_1/email.en.txt line 1: field 'invoice_number' is undefined"
+    )
 
 
 def test_missing_field_in_a_shared_phrase_names_that_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "_shared").mkdir()
     (tmp_path / "_shared" / "en.txt").write_text(
-        "{# phrases #}\n{% macro greeting() %}Dear {{ customer_nme }},{% endmacro %}")
+        "{# phrases #}\n{% macro greeting() %}Dear {{ customer_nme }},{% endmacro %}"
+    )
     (tmp_path / "body.txt").write_text("{{ s.greeting() }} pay now")
     with pytest.raises(TemplateError) as info:
         render_template("body.txt", {"customer_name": "Jane", "lang": "en"}, tmp_path)
     assert str(info.value).startswith(
-        "template _shared/en.txt line 2 (rendering body.txt): field 'customer_nme' is undefined")
+        "template _shared/en.txt line 2 (rendering body.txt): field 'customer_nme' is undefined"
+    )
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
@@ -133,8 +152,12 @@ def test_money_and_date_use_the_customer_locale(settings: ChannelSettings) -> No
 
 @pytest.mark.parametrize(
     ("locale", "expected"),
-    [("de_AT", ["de_AT", "de", "en"]), ("fr", ["fr", "en"]), ("es-MX", ["es_MX", "es", "en"]),
-     ("en_GB", ["en_GB", "en"])],
+    [
+        ("de_AT", ["de_AT", "de", "en"]),
+        ("fr", ["fr", "en"]),
+        ("es-MX", ["es_MX", "es", "en"]),
+        ("en_GB", ["en_GB", "en"]),
+    ],
 )
 def test_locale_candidates(locale: str, expected: list[str]) -> None:
     assert locale_candidates(locale) == expected
@@ -156,9 +179,15 @@ def test_unknown_language_falls_back_to_english_words_dates_and_amounts(
 
 def test_japanese_customer_gets_japanese_words_date_and_yen(settings: ChannelSettings) -> None:
     # The seed's ja_JP customers got English text around a Japanese date and a full-width yen.
-    data = reminder(locale="ja_JP", currency="JPY", amount=Decimal("540000"),
-                    balance_due=Decimal("500000"), due_on=dt.date(2026, 11, 27),
-                    days_overdue=10, customer_name="佐藤 健二")
+    data = reminder(
+        locale="ja_JP",
+        currency="JPY",
+        amount=Decimal("540000"),
+        balance_due=Decimal("500000"),
+        due_on=dt.date(2026, 11, 27),
+        days_overdue=10,
+        customer_name="佐藤 健二",
+    )
     msg = compose(data, settings)
     assert msg.template_key == "overdue_1/email.ja" and msg.locale == "ja"
     assert msg.text.startswith("佐藤 健二 様\n\nいつも大変お世話になっております。")
@@ -193,9 +222,15 @@ def test_latin_sms_stay_gsm7_in_every_month_and_currency(
         for month in range(1, 13):
             for currency in ("EUR", "USD", "CAD", "GBP", "JPY"):
                 amount = Decimal("5400") if currency == "JPY" else Decimal("1234.50")
-                data = reminder(stage=stage, channel="sms", locale=f"{lang}_CA",
-                                due_on=dt.date(2026, month, 28), currency=currency,
-                                amount=amount, balance_due=amount)
+                data = reminder(
+                    stage=stage,
+                    channel="sms",
+                    locale=f"{lang}_CA",
+                    due_on=dt.date(2026, month, 28),
+                    currency=currency,
+                    amount=amount,
+                    balance_due=amount,
+                )
                 text = compose(data, settings).text
                 assert count_segments(text).encoding == "GSM-7", (stage, month, currency, text)
 
@@ -226,8 +261,8 @@ def test_email_headers_and_custom_args(settings: ChannelSettings) -> None:
     msg = compose(reminder(), settings)
     token = unsubscribe_token(41, "s3cret")
     assert msg.headers["List-Unsubscribe"] == (
-        f"<mailto:billing@example.com?subject=unsubscribe%20{token}>, "
-        f"<https://u.example/x/{token}>")
+        f"<mailto:billing@example.com?subject=unsubscribe%20{token}>, <https://u.example/x/{token}>"
+    )
     assert msg.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg.custom_args == {"reminder_id": "41"}
     assert verify_unsubscribe_token(token, "s3cret") == 41
@@ -251,8 +286,9 @@ def test_sms_opt_out_hint_and_segments(settings: ChannelSettings) -> None:
     off = compose(reminder(channel="sms"), settings.model_copy(update={"sms_opt_out_hint": False}))
     assert "STOP" not in off.text
     tight = settings.model_copy(update={"sms_max_segments": 1})
-    long = compose(reminder(channel="sms", payment_link="https://pay.example.com/" + "x" * 120),
-                   tight)
+    long = compose(
+        reminder(channel="sms", payment_link="https://pay.example.com/" + "x" * 120), tight
+    )
     assert len(long.warnings) == 1 and "DUNNING_SMS_MAX_SEGMENTS=1" in long.warnings[0]
 
 
@@ -289,10 +325,12 @@ def test_shared_phrases_come_in_the_context_and_an_explicit_import_still_works(
 ) -> None:
     (tmp_path / "_shared").mkdir()
     (tmp_path / "_shared" / "en.txt").write_text(
-        "{% macro greeting() %}Dear {{ customer_name }},{% endmacro %}")
+        "{% macro greeting() %}Dear {{ customer_name }},{% endmacro %}"
+    )
     (tmp_path / "plain.txt").write_text("{{ s.greeting() }} pay now")
     (tmp_path / "imports.txt").write_text(
-        '{% import "_shared/en.txt" as s with context %}{{ s.greeting() }} pay now')
+        '{% import "_shared/en.txt" as s with context %}{{ s.greeting() }} pay now'
+    )
     ctx = {"customer_name": "Jane", "lang": "en"}
     assert render_template("plain.txt", ctx, tmp_path) == "Dear Jane, pay now"
     assert render_template("imports.txt", ctx, tmp_path) == "Dear Jane, pay now"

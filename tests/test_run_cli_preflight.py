@@ -18,30 +18,55 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "DUNNING_", "SENDGRID_", "TWILIO_", "DO_NOT_TRACK"))}
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "DUNNING_HOME": str(tmp_path / "home"),
-                "DUNNING_DATABASE_URL": f"sqlite:///{tmp_path / 'nowhere' / 'd.db'}", **extra})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "DUNNING_", "SENDGRID_", "TWILIO_", "DO_NOT_TRACK"))
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "DUNNING_HOME": str(tmp_path / "home"),
+            "DUNNING_DATABASE_URL": f"sqlite:///{tmp_path / 'nowhere' / 'd.db'}",
+            **extra,
+        }
+    )
     return env
 
 
 @pytest.mark.parametrize(
     ("args", "settings", "words"),
     [
-        (["run", "--dry-run"], {"DUNNING_EMAIL_PROVIDER": "sendgrid"},
-         ["SendGrid is selected but no API key is set", "DUNNING_SENDGRID_API_KEY"]),
+        (
+            ["run", "--dry-run"],
+            {"DUNNING_EMAIL_PROVIDER": "sendgrid"},
+            ["SendGrid is selected but no API key is set", "DUNNING_SENDGRID_API_KEY"],
+        ),
         (["run"], {"DUNNING_EMAIL_PROVIDER": "sendgrid"}, ["DUNNING_SENDGRID_API_KEY"]),
-        (["run", "--dry-run", "--channel", "sms"], {"DUNNING_SMS_PROVIDER": "twilio"},
-         ["Twilio", "credentials", "DUNNING_TWILIO_ACCOUNT_SID"]),
-        (["run", "--dry-run"], {"DUNNING_PROVIDER_TIMEOUT_SECONDS": "-3"},
-         ["invalid channel settings", "provider_timeout_seconds"]),
+        (
+            ["run", "--dry-run", "--channel", "sms"],
+            {"DUNNING_SMS_PROVIDER": "twilio"},
+            ["Twilio", "credentials", "DUNNING_TWILIO_ACCOUNT_SID"],
+        ),
+        (
+            ["run", "--dry-run"],
+            {"DUNNING_PROVIDER_TIMEOUT_SECONDS": "-3"},
+            ["invalid channel settings", "provider_timeout_seconds"],
+        ),
     ],
 )
 def test_a_bad_provider_setting_is_one_line_before_any_prefect_server(
     tmp_path: Path, args: list[str], settings: dict[str, str], words: list[str]
 ):
-    done = subprocess.run([str(BIN / "dunning"), *args], env=_env(tmp_path, **settings),
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [str(BIN / "dunning"), *args],
+        env=_env(tmp_path, **settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
@@ -63,16 +88,30 @@ def test_a_channel_the_run_does_not_use_is_not_required(monkeypatch: pytest.Monk
 
 
 def test_importing_dunning_turns_prefect_telemetry_off_unless_the_user_set_it(tmp_path: Path):
-    probe = ("import os, dunning\n"
-             "from prefect.settings import get_current_settings\n"
-             "print(get_current_settings().server.analytics_enabled, os.environ['DO_NOT_TRACK'])")
-    quiet = subprocess.run([sys.executable, "-c", probe], env=_env(tmp_path), cwd=ROOT,
-                           capture_output=True, text=True, timeout=120, check=True)
+    probe = (
+        "import os, dunning\n"
+        "from prefect.settings import get_current_settings\n"
+        "print(get_current_settings().server.analytics_enabled, os.environ['DO_NOT_TRACK'])"
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=_env(tmp_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert quiet.stdout.split() == ["False", "1"]
     chosen = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=_env(tmp_path, PREFECT_SERVER_ANALYTICS_ENABLED="true", DO_NOT_TRACK="0"),
-        check=True)
+        check=True,
+    )
     assert chosen.stdout.split() == ["True", "0"]
 
 
@@ -84,14 +123,22 @@ def test_a_policy_without_calls_needs_no_voice_setup(tmp_path: Path) -> None:
     voice_policy = ROOT / "examples" / "policy_voice.toml"
     assert "voice" not in load_policy(ROOT / "segments" / "policy.toml").channels
     assert {"voice", "sms"} <= load_policy(voice_policy).channels
-    twilio = {"DUNNING_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-              "DUNNING_TWILIO_AUTH_TOKEN": "secret-token",
-              "DUNNING_TWILIO_FROM_NUMBER": "+15005550006"}
+    twilio = {
+        "DUNNING_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "DUNNING_TWILIO_AUTH_TOKEN": "secret-token",
+        "DUNNING_TWILIO_FROM_NUMBER": "+15005550006",
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "dunning"), "run", "--dry-run", *args],
-                              env=_env(tmp_path, **twilio), cwd=ROOT, capture_output=True,
-                              text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(BIN / "dunning"), "run", "--dry-run", *args],
+            env=_env(tmp_path, **twilio),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     calls = run("--policy", str(voice_policy))
     assert calls.returncode == 1 and "DUNNING_WEBHOOK_PUBLIC_URL" in calls.stderr

@@ -51,25 +51,62 @@ def test_phones_are_valid_mobiles_of_the_country(market: Any) -> None:
 def _snapshot(engine: Engine) -> dict[str, list[Any]]:
     with engine.connect() as conn:
         return {
-            "customers": [tuple(r) for r in conn.execute(
-                select(Customer.customer_id, Customer.email, Customer.phone, Customer.country,
-                       Customer.timezone, Customer.locale, Customer.sms_consent,
-                       Customer.email_opt_out, Customer.sms_opt_out, Customer.paused_until)
-                .order_by(Customer.customer_id))],
-            "invoices": [tuple(r) for r in conn.execute(
-                select(Invoice.invoice_number, Invoice.customer_id, Invoice.currency,
-                       Invoice.amount, Invoice.issued_on, Invoice.due_on, Invoice.status,
-                       Invoice.payment_link, Invoice.promise_to_pay_on)
-                .order_by(Invoice.invoice_number))],
-            "payments": [tuple(r) for r in conn.execute(
-                select(Invoice.invoice_number, Payment.amount, Payment.paid_at,
-                       Payment.external_id).join(Invoice, Payment.invoice_id == Invoice.id)
-                .order_by(Payment.external_id))],
-            "attempts": [tuple(r) for r in conn.execute(
-                select(Invoice.invoice_number, PaymentAttempt.attempted_at,
-                       PaymentAttempt.outcome, PaymentAttempt.failure_code)
-                .join(Invoice, PaymentAttempt.invoice_id == Invoice.id)
-                .order_by(PaymentAttempt.external_id))],
+            "customers": [
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        Customer.customer_id,
+                        Customer.email,
+                        Customer.phone,
+                        Customer.country,
+                        Customer.timezone,
+                        Customer.locale,
+                        Customer.sms_consent,
+                        Customer.email_opt_out,
+                        Customer.sms_opt_out,
+                        Customer.paused_until,
+                    ).order_by(Customer.customer_id)
+                )
+            ],
+            "invoices": [
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        Invoice.invoice_number,
+                        Invoice.customer_id,
+                        Invoice.currency,
+                        Invoice.amount,
+                        Invoice.issued_on,
+                        Invoice.due_on,
+                        Invoice.status,
+                        Invoice.payment_link,
+                        Invoice.promise_to_pay_on,
+                    ).order_by(Invoice.invoice_number)
+                )
+            ],
+            "payments": [
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        Invoice.invoice_number, Payment.amount, Payment.paid_at, Payment.external_id
+                    )
+                    .join(Invoice, Payment.invoice_id == Invoice.id)
+                    .order_by(Payment.external_id)
+                )
+            ],
+            "attempts": [
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        Invoice.invoice_number,
+                        PaymentAttempt.attempted_at,
+                        PaymentAttempt.outcome,
+                        PaymentAttempt.failure_code,
+                    )
+                    .join(Invoice, PaymentAttempt.invoice_id == Invoice.id)
+                    .order_by(PaymentAttempt.external_id)
+                )
+            ],
         }
 
 
@@ -78,9 +115,11 @@ def test_seeded_portfolio_is_realistic_and_valid(engine: Engine) -> None:
     data = _snapshot(engine)
     assert (counts["customers"], counts["invoices"]) == (400, 2000)
     assert (counts["payments"], counts["payment_attempts"]) == (
-        len(data["payments"]), len(data["attempts"]))
+        len(data["payments"]),
+        len(data["attempts"]),
+    )
     markets = {m.country: m for m in MARKETS}
-    for (_cid, email, phone, country, zone, locale, *_flags) in data["customers"]:
+    for _cid, email, phone, country, zone, locale, *_flags in data["customers"]:
         market = markets[country]
         assert zone in market.zones and ZoneInfo(zone)
         assert locale in market.locales and Locale.parse(locale).territory == country
@@ -144,8 +183,18 @@ def test_refuses_a_non_empty_database_unless_reset(engine: Engine) -> None:
 def test_cli_seed_prints_counts_and_refuses_a_second_seed(db_url: str) -> None:
     _load_commands()
     runner = CliRunner()
-    args = ["seed", "--customers", "25", "--invoices", "60", "--seed", "3", "--as-of",
-            "2026-11-24", "--json"]
+    args = [
+        "seed",
+        "--customers",
+        "25",
+        "--invoices",
+        "60",
+        "--seed",
+        "3",
+        "--as-of",
+        "2026-11-24",
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)

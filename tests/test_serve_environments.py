@@ -11,14 +11,18 @@ from dunning.approval import ApprovalSettings
 
 def _forget_approval_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unset DUNNING_APPROVAL_*, restored after the test (apply_settings writes os.environ)."""
-    for name in ("DUNNING_APPROVAL_ENABLED", "DUNNING_APPROVAL_MAX_MESSAGES",
-                 "DUNNING_APPROVAL_TIMEOUT_SECONDS"):
+    for name in (
+        "DUNNING_APPROVAL_ENABLED",
+        "DUNNING_APPROVAL_MAX_MESSAGES",
+        "DUNNING_APPROVAL_TIMEOUT_SECONDS",
+    ):
         monkeypatch.setenv(name, "")  # registers the original value for restoring
         monkeypatch.delenv(name)
 
 
 def test_production_turns_approval_on_and_local_leaves_it_off(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _forget_approval_settings(monkeypatch)
     assert apply_settings(load_environment("local")) == {}
     assert ApprovalSettings().enabled is False  # the CLI's and notebooks' default

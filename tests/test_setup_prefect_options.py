@@ -41,7 +41,8 @@ def test_a_local_trial_needs_no_alert_target_and_names_its_pool(
     # what counts is that --no-alerts creates none.
     blocks_before = asyncio.run(_blocks())
     result = CliRunner().invoke(
-        app, ["setup-prefect", "--no-alerts", "--pool", pool, "--pool-type", "process", "--json"])
+        app, ["setup-prefect", "--no-alerts", "--pool", pool, "--pool-type", "process", "--json"]
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["work_pool"] == {"name": pool, "type": "process", "status": "created"}
@@ -61,7 +62,8 @@ def test_a_local_trial_needs_no_alert_target_and_names_its_pool(
 
 def test_an_unknown_pool_type_is_one_clear_error(prefect_server):
     result = CliRunner().invoke(
-        app, ["setup-prefect", "--no-alerts", "--pool", "k8s", "--pool-type", "kubernetes"])
+        app, ["setup-prefect", "--no-alerts", "--pool", "k8s", "--pool-type", "kubernetes"]
+    )
     assert result.exit_code == 1
     assert "work pool type 'kubernetes' has no worker installed here" in result.output
     assert "Traceback" not in result.output

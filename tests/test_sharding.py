@@ -95,8 +95,16 @@ def seeded(engine: Engine) -> Engine:
         conn.execute(
             Reminder.__table__.insert(),
             [
-                {"invoice_id": i, "customer_id": c, "stage": "due", "channel": "email",
-                 "status": "sent", "planned_at": AS_OF, "created_at": AS_OF, "updated_at": AS_OF}
+                {
+                    "invoice_id": i,
+                    "customer_id": c,
+                    "stage": "due",
+                    "channel": "email",
+                    "status": "sent",
+                    "planned_at": AS_OF,
+                    "created_at": AS_OF,
+                    "updated_at": AS_OF,
+                }
                 for i, c in invoices[::3]
             ],
         )
@@ -175,24 +183,40 @@ def _report(rows: list[dict], **kw) -> RunReport:
 
 
 def _line(number: str, action: str, outcome: str, **kw) -> dict:
-    return {"invoice_number": number, "segment": kw.get("segment", "reliable"),
-            "stage": kw.get("stage", "due"), "channel": kw.get("channel", "email"),
-            "action": action, "outcome": outcome, "reason": kw.get("reason", ""),
-            "error_code": kw.get("error_code")}
+    return {
+        "invoice_number": number,
+        "segment": kw.get("segment", "reliable"),
+        "stage": kw.get("stage", "due"),
+        "channel": kw.get("channel", "email"),
+        "action": action,
+        "outcome": outcome,
+        "reason": kw.get("reason", ""),
+        "error_code": kw.get("error_code"),
+    }
 
 
 PARTS = [
-    _report([_line("I1", "send", "sent"), _line("I9", "send", "sent"),
-             _line("I2", "send", "sent", channel="sms"),
-             _line("I3", "skip", "skipped", reason="paid"),
-             _line("I4", "send", "failed", error_code="21211", reason="invalid number"),
-             _line("I5", "defer", "deferred", reason="outside_window", segment="late")],
-            reconciled={"found_sent": 1, "released": 0, "unknown": 0}),
-    _report([_line("I6", "send", "sent", stage="overdue_1"),
-             _line("I7", "send", "unknown", reason="crash"),
-             _line("I8", "skip", "skipped", reason="paid")],
-            run_id="r2", reconciled={"found_sent": 0, "released": 2, "unknown": 1},
-            stopped="provider refused our credentials"),
+    _report(
+        [
+            _line("I1", "send", "sent"),
+            _line("I9", "send", "sent"),
+            _line("I2", "send", "sent", channel="sms"),
+            _line("I3", "skip", "skipped", reason="paid"),
+            _line("I4", "send", "failed", error_code="21211", reason="invalid number"),
+            _line("I5", "defer", "deferred", reason="outside_window", segment="late"),
+        ],
+        reconciled={"found_sent": 1, "released": 0, "unknown": 0},
+    ),
+    _report(
+        [
+            _line("I6", "send", "sent", stage="overdue_1"),
+            _line("I7", "send", "unknown", reason="crash"),
+            _line("I8", "skip", "skipped", reason="paid"),
+        ],
+        run_id="r2",
+        reconciled={"found_sent": 0, "released": 2, "unknown": 1},
+        stopped="provider refused our credentials",
+    ),
 ]
 
 
@@ -207,8 +231,16 @@ def test_a_compact_report_rebuilds_the_same_summary_and_failures():
 
 
 def test_combined_reports_add_up_and_list_their_shards():
-    shards = [{"shard": k, "flow_run_id": p.flow_run_id, "flow_run_name": f"run-{k}",
-               "state": "COMPLETED", "counts": p.counts()} for k, p in enumerate(PARTS)]
+    shards = [
+        {
+            "shard": k,
+            "flow_run_id": p.flow_run_id,
+            "flow_run_name": f"run-{k}",
+            "state": "COMPLETED",
+            "counts": p.counts(),
+        }
+        for k, p in enumerate(PARTS)
+    ]
     whole = RunReport.combine(AS_OF, False, "coord", PARTS, shards)
     c0, c1, total = PARTS[0].counts(), PARTS[1].counts(), whole.counts()
     assert total == {k: c0[k] + c1[k] for k in total}
@@ -220,7 +252,8 @@ def test_combined_reports_add_up_and_list_their_shards():
     summary = whole.to_json()
     assert summary["flow_run_id"] == "coord" and summary["shards"] == shards
     assert "## Shards" in whole.to_markdown() and "| 1 | run-1 | COMPLETED |" in (
-        whole.to_markdown())
+        whole.to_markdown()
+    )
     assert "shards" not in PARTS[0].to_json()  # an ordinary run's JSON is unchanged
     empty = RunReport.combine(AS_OF, True, "coord", [])
     assert empty.counts()["sent"] == 0 and empty.funnel() == "nothing to consider"
@@ -240,8 +273,9 @@ def fresh_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
             db.get_engine(url).dispose()
 
 
-@pytest.mark.parametrize("fresh_url", ["sqlite"] + (["postgresql"] if PG_URL else []),
-                         indirect=True)
+@pytest.mark.parametrize(
+    "fresh_url", ["sqlite"] + (["postgresql"] if PG_URL else []), indirect=True
+)
 def test_migration_0003_backfills_existing_customers_and_downgrades(fresh_url: str):
     db.upgrade(fresh_url, "0002")
     engine = db.get_engine(fresh_url)
@@ -253,10 +287,14 @@ def test_migration_0003_backfills_existing_customers_and_downgrades(fresh_url: s
     ids = [f"OLD-{i}" for i in range(12)] + ["Zoë"]
     with engine.begin() as conn:
         conn.execute(insert, [{"cid": c, "at": AS_OF.replace(tzinfo=None)} for c in ids])
-        conn.execute(text(
-            "INSERT INTO invoices (invoice_number, customer_id, currency, amount, issued_on, "
-            "due_on, status, created_at, updated_at) VALUES ('I-1', 'OLD-1', 'EUR', 1, "
-            "'2026-11-01', '2026-11-20', 'open', :at, :at)"), {"at": AS_OF.replace(tzinfo=None)})
+        conn.execute(
+            text(
+                "INSERT INTO invoices (invoice_number, customer_id, currency, amount, issued_on, "
+                "due_on, status, created_at, updated_at) VALUES ('I-1', 'OLD-1', 'EUR', 1, "
+                "'2026-11-01', '2026-11-20', 'open', :at, :at)"
+            ),
+            {"at": AS_OF.replace(tzinfo=None)},
+        )
 
     db.upgrade(fresh_url)
     assert _stored_keys(engine) == {c: zlib.crc32(c.encode()) for c in ids}

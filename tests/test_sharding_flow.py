@@ -30,18 +30,25 @@ def _ledger(engine: Engine) -> set[tuple[str, str, str, str]]:
     """(invoice number, stage, channel, status) of every ledger row."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Invoice.invoice_number, Reminder.stage, Reminder.channel, Reminder.status)
-            .join(Invoice, Invoice.id == Reminder.invoice_id)
+            select(Invoice.invoice_number, Reminder.stage, Reminder.channel, Reminder.status).join(
+                Invoice, Invoice.id == Reminder.invoice_id
+            )
         ).all()
     return {tuple(r) for r in rows}  # type: ignore[misc]
 
 
 def _runs(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(
-            select(ReminderRun.flow_run_id, ReminderRun.as_of, ReminderRun.dry_run,
-                   ReminderRun.outcomes)
-        ))
+        return list(
+            conn.execute(
+                select(
+                    ReminderRun.flow_run_id,
+                    ReminderRun.as_of,
+                    ReminderRun.dry_run,
+                    ReminderRun.outcomes,
+                )
+            )
+        )
 
 
 def test_three_shards_send_exactly_what_one_run_sends(prefect_server, engine: Engine):
@@ -144,8 +151,9 @@ def test_dunning_run_shards_and_shard_from_the_command_line(prefect_server, engi
     seed_portfolio(engine, 150, 600, 7, AS_OF.date())
     runner = CliRunner()
     as_of = ["--as-of", AS_OF.isoformat()]
-    one = runner.invoke(app, ["run", *as_of, "--dry-run", "--shards", "2", "--shard", "1",
-                              "--json"])
+    one = runner.invoke(
+        app, ["run", *as_of, "--dry-run", "--shards", "2", "--shard", "1", "--json"]
+    )
     assert one.exit_code == 0, one.stderr
     only_1 = json.loads(one.stdout)
     assert "shards" not in only_1 and only_1["counts"]["planned"] > 0

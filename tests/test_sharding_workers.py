@@ -38,8 +38,9 @@ WAIT_S = 240.0  # upper bound for the runs to end on a loaded 2-core box; health
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
-                          check=False)
+    done = subprocess.run(
+        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -49,8 +50,7 @@ def _api(env: dict[str, str], method: str, path: str, body: Any = None) -> Any:
     server answers it while its SQLite database is busy with the workers' polls."""
     for attempt in range(5):
         try:
-            response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body,
-                                     timeout=30)
+            response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
         except httpx.TimeoutException:
             # A busy server on a loaded 2-core machine may not answer one read in 30 s; a
             # read is safe to repeat, a create is not.
@@ -84,11 +84,28 @@ def _workers(env: dict[str, str], logs: Path) -> Iterator[dict[str, Path]]:
             out = files[name].open("wb")
             # --limit 2: a worker holding the coordinator has one slot left, so three runs
             # submitted at once cannot all land on one worker.
-            procs.append(subprocess.Popen(
-                [str(BIN / "prefect"), "worker", "start", "--pool", "dunning", "--type",
-                 "process", "--name", name, "--limit", "2"],
-                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "prefect"),
+                        "worker",
+                        "start",
+                        "--pool",
+                        "dunning",
+                        "--type",
+                        "process",
+                        "--name",
+                        name,
+                        "--limit",
+                        "2",
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             out.close()
         _await_workers(env)
         yield files
@@ -118,9 +135,12 @@ def _start(env: dict[str, str], deployment: str, params: dict[str, Any]) -> str:
     """The id of a new flow run of ``deployment``, created as the UI's Run button does."""
     flow, name = deployment.split("/")
     dep = _api(env, "GET", f"/deployments/name/{flow}/{name}")
-    run = _api(env, "POST", f"/deployments/{dep['id']}/create_flow_run",
-               {"parameters": {"as_of": AS_OF.isoformat(), **params},
-                "state": {"type": "SCHEDULED"}})
+    run = _api(
+        env,
+        "POST",
+        f"/deployments/{dep['id']}/create_flow_run",
+        {"parameters": {"as_of": AS_OF.isoformat(), **params}, "state": {"type": "SCHEDULED"}},
+    )
     return str(run["id"])
 
 
@@ -133,8 +153,10 @@ def _await_final(env: dict[str, str], ids: list[str], logs: dict[str, Path]) -> 
             return runs
         if time.monotonic() > deadline:
             tails = {n: p.read_text(errors="replace")[-3000:] for n, p in logs.items()}
-            raise AssertionError(f"runs not final after {WAIT_S} s: "
-                                 f"{ {i: r['state']['type'] for i, r in runs.items()} }\n{tails}")
+            raise AssertionError(
+                f"runs not final after {WAIT_S} s: "
+                f"{ {i: r['state']['type'] for i, r in runs.items()} }\n{tails}"
+            )
         time.sleep(1)
 
 
@@ -173,24 +195,33 @@ def test_two_workers_run_a_sharded_run_and_each_reminder_is_sent_once(
     engine.dispose()
 
     with fake_providers(latency_ms=0.0) as fakes:
-        env = {**server, **fakes.env, "DUNNING_DATABASE_URL": db_url,
-               "DUNNING_HOME": str(tmp_path / "home"), "PREFECT_LOGGING_LEVEL": "INFO",
-               "PREFECT_WORKER_QUERY_SECONDS": "1"}
+        env = {
+            **server,
+            **fakes.env,
+            "DUNNING_DATABASE_URL": db_url,
+            "DUNNING_HOME": str(tmp_path / "home"),
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+        }
         with _workers(env, tmp_path) as logs:
-            coordinator = _start(env, "payment-reminders/payment-reminders-sharded",
-                                 {"shards": 2})
+            coordinator = _start(env, "payment-reminders/payment-reminders-sharded", {"shards": 2})
             # The same shard twice at once, racing each other and the coordinator's shard 0.
-            twins = [_start(env, "payment-reminders/payment-reminders-shard",
-                            {"shards": 2, "shard": 0}) for _ in range(2)]
+            twins = [
+                _start(env, "payment-reminders/payment-reminders-shard", {"shards": 2, "shard": 0})
+                for _ in range(2)
+            ]
             # Shards on the coordinator's own deployment, which has a concurrency limit of 1:
             # refused at once instead of queueing behind their coordinator forever.
-            refused = _start(env, "payment-reminders/payment-reminders",
-                             {"shards": 2,
-                              "shard_deployment": "payment-reminders/payment-reminders"})
+            refused = _start(
+                env,
+                "payment-reminders/payment-reminders",
+                {"shards": 2, "shard_deployment": "payment-reminders/payment-reminders"},
+            )
             top = _await_final(env, [coordinator, *twins, refused], logs)
             with engine.connect() as conn:
-                shard_runs = dict(conn.execute(
-                    select(ReminderRun.flow_run_id, ReminderRun.outcomes)).all())
+                shard_runs = dict(
+                    conn.execute(select(ReminderRun.flow_run_id, ReminderRun.outcomes)).all()
+                )
             children = [i for i in shard_runs if i not in twins]
             runs = {**top, **_await_final(env, children, logs)}
         received = fakes.received()
@@ -208,20 +239,27 @@ def test_two_workers_run_a_sharded_run_and_each_reminder_is_sent_once(
     assert set(ran.values()) == set(WORKERS), ran  # both workers ran flow runs
 
     # The provider got every due reminder exactly once, and the ledger agrees.
-    keys = Counter(f"sendgrid:{m['reminder_id']}" if m["reminder_id"]
-                   else f"{m['provider']}:{m['to']}:{m['body']}" for m in received)
+    keys = Counter(
+        f"sendgrid:{m['reminder_id']}"
+        if m["reminder_id"]
+        else f"{m['provider']}:{m['to']}:{m['body']}"
+        for m in received
+    )
     assert {k: n for k, n in keys.items() if n > 1} == {}
     with engine.connect() as conn:
-        statuses = dict(conn.execute(
-            select(Reminder.status, func.count()).group_by(Reminder.status)).all())
+        statuses = dict(
+            conn.execute(select(Reminder.status, func.count()).group_by(Reminder.status)).all()
+        )
     assert statuses == {"sent": due}
     assert len(received) == due
     # The twins and the coordinator's shard 0 split shard 0's sends between them.
     sent = {i: _sent(o) for i, o in shard_runs.items()}
     assert sum(sent.values()) == due
-    print(f"sharded run on {engine.dialect.name}: due {due}, sent by run "
-          f"{ {runs[i]['name']: n for i, n in sent.items()} }, worker by run "
-          f"{ {runs[i]['name'] if i in runs else 'refused': w for i, w in ran.items()} }")
+    print(
+        f"sharded run on {engine.dialect.name}: due {due}, sent by run "
+        f"{ {runs[i]['name']: n for i, n in sent.items()} }, worker by run "
+        f"{ {runs[i]['name'] if i in runs else 'refused': w for i, w in ran.items()} }"
+    )
 
 
 def _sent(outcomes: dict[str, Any]) -> int:

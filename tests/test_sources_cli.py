@@ -41,17 +41,23 @@ def files_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         '[sources.books]\nkind = "files"\nmax_age_minutes = 60\n'
         'customers = "books/customers.csv"\ninvoices = "books/invoices.csv"\n'
         'payments = "books/payments.csv"\npayment_attempts = "books/payment_attempts.csv"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "sources.toml"))
     return folder
 
 
 def test_sync_json_reports_counts_and_a_second_sync_changes_nothing(
-        engine: Engine, files_source: Path) -> None:
+    engine: Engine, files_source: Path
+) -> None:
     first, code = _json("sync", "books")
     assert code == 0 and first["ok"] and first["source"] == "books" and first["kind"] == "files"
     assert {k: v["inserted"] for k, v in first["counts"].items()} == {
-        "customers": 5, "invoices": 5, "payments": 3, "payment_attempts": 3}
+        "customers": 5,
+        "invoices": 5,
+        "payments": 3,
+        "payment_attempts": 3,
+    }
     second, code = _json("sync", "books", "--full")
     assert code == 0
     assert sum(v["inserted"] + v["updated"] for v in second["counts"].values()) == 0
@@ -70,7 +76,8 @@ def test_a_row_removed_from_the_file_voids_its_invoice(engine: Engine, files_sou
     assert _json("sync", "books")[1] == 0
     lines = (files_source / "invoices.csv").read_text().splitlines()
     (files_source / "invoices.csv").write_text(
-        "\n".join(line for line in lines if not line.startswith("INV-2026-0001")) + "\n")
+        "\n".join(line for line in lines if not line.startswith("INV-2026-0001")) + "\n"
+    )
     report, _ = _json("sync", "books")
     assert report["counts"]["invoices"]["deleted"] == 1
     with session_scope(engine) as s:
@@ -78,13 +85,18 @@ def test_a_row_removed_from_the_file_voids_its_invoice(engine: Engine, files_sou
     assert status == "void"
 
 
-def test_sources_lists_last_sync_cursor_counts_and_errors(engine: Engine,
-                                                         files_source: Path) -> None:
+def test_sources_lists_last_sync_cursor_counts_and_errors(
+    engine: Engine, files_source: Path
+) -> None:
     listing, code = _json("sources")
     assert code == 0
     (row,) = listing["sources"]
     assert (row["name"], row["kind"], row["last_sync"], row["stale"]) == (
-        "books", "files", None, True)
+        "books",
+        "files",
+        None,
+        True,
+    )
     _json("sync", "books")
     (row,) = _json("sources")[0]["sources"]
     assert row["last_sync"] is not None and not row["stale"] and row["error"] is None
@@ -111,8 +123,11 @@ def test_sources_test_reads_without_writing(engine: Engine, files_source: Path) 
 
 def test_invalid_rows_are_quarantined_and_shown(engine: Engine, files_source: Path) -> None:
     path = files_source / "invoices.csv"
-    path.write_text(path.read_text().replace("INV-2026-0002,C-1002,EUR,89.90",
-                                             "INV-2026-0002,C-1002,EUR,89.905"))
+    path.write_text(
+        path.read_text().replace(
+            "INV-2026-0002,C-1002,EUR,89.90", "INV-2026-0002,C-1002,EUR,89.905"
+        )
+    )
     result = _cli("sync", "books")
     assert result.exit_code == 0, result.stderr
     assert "quarantined invoices INV-2026-0002: amount: '89.905' has more than 2" in result.stderr

@@ -32,21 +32,31 @@ def erp(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """An ERP with one debtor and two overdue documents, configured as source `erp`."""
     with erp_database(db_url, tmp_path) as (url, erp_engine):
         monkeypatch.setenv("ERP_DATABASE_URL", url)
-        monkeypatch.setenv("DUNNING_SOURCES_PATH", str(write_sources(
-            tmp_path / "sources.toml", sql_source_toml(attempts=False))))
-        erp_exec(erp_engine, "INSERT INTO debtors VALUES ('D1', 'Acme GmbH', "
-                 "'ap@acme.example', 'DE', 'Europe/Berlin', 'de_DE', :t)", t=T0)
-        erp_exec(erp_engine, "INSERT INTO ar_docs VALUES "
-                 "('R-1', 'D1', 'EUR', 100.00, '2026-10-01', '2026-11-10', 'open', NULL, :t), "
-                 "('R-2', 'D1', 'EUR', 80.00, '2026-10-01', '2026-11-12', 'open', NULL, :t)",
-                 t=T0)
+        monkeypatch.setenv(
+            "DUNNING_SOURCES_PATH",
+            str(write_sources(tmp_path / "sources.toml", sql_source_toml(attempts=False))),
+        )
+        erp_exec(
+            erp_engine,
+            "INSERT INTO debtors VALUES ('D1', 'Acme GmbH', "
+            "'ap@acme.example', 'DE', 'Europe/Berlin', 'de_DE', :t)",
+            t=T0,
+        )
+        erp_exec(
+            erp_engine,
+            "INSERT INTO ar_docs VALUES "
+            "('R-1', 'D1', 'EUR', 100.00, '2026-10-01', '2026-11-10', 'open', NULL, :t), "
+            "('R-2', 'D1', 'EUR', 80.00, '2026-10-01', '2026-11-12', 'open', NULL, :t)",
+            t=T0,
+        )
         yield erp_engine
 
 
 def _age(engine: Engine, minutes: int) -> None:
     with session_scope(engine) as s:
-        s.execute(update(SourceState).values(
-            last_success_at=utcnow() - dt.timedelta(minutes=minutes)))
+        s.execute(
+            update(SourceState).values(last_success_at=utcnow() - dt.timedelta(minutes=minutes))
+        )
 
 
 def _sent(report) -> set[str]:  # noqa: ANN001 - a RunReport
@@ -56,8 +66,8 @@ def _sent(report) -> set[str]:  # noqa: ANN001 - a RunReport
 
 @pytest.mark.prefect
 def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
-        prefect_server: None, engine: Engine, erp: Engine,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_server: None, engine: Engine, erp: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flows.payment_reminders import payment_reminders
     from flows.sync_sources import sync_sources
 
@@ -81,7 +91,8 @@ def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
 
 @pytest.mark.prefect
 def test_a_stale_source_is_synced_at_the_start_of_the_run(
-        prefect_server: None, engine: Engine, erp: Engine) -> None:
+    prefect_server: None, engine: Engine, erp: Engine
+) -> None:
     from flows.payment_reminders import payment_reminders
 
     # Never synced: the run syncs the ERP first, then reminds its open invoices.
@@ -89,8 +100,12 @@ def test_a_stale_source_is_synced_at_the_start_of_the_run(
     assert _sent(run) == {"R-1", "R-2"}
     # Paid in the ERP, and the data is old again: the next run syncs first and sends nothing
     # for the paid invoice (its reminders were sent already; the payment is recorded).
-    erp_exec(erp, "INSERT INTO ar_pay VALUES (1, 'R-1', 100.00, :p, :t)",
-             p=dt.datetime(2026, 11, 24, 14, 0), t=T0 + dt.timedelta(days=23))
+    erp_exec(
+        erp,
+        "INSERT INTO ar_pay VALUES (1, 'R-1', 100.00, :p, :t)",
+        p=dt.datetime(2026, 11, 24, 14, 0),
+        t=T0 + dt.timedelta(days=23),
+    )
     _age(engine, 45)
     payment_reminders(as_of=AS_OF + dt.timedelta(days=1))
     with session_scope(engine) as s:
@@ -103,7 +118,8 @@ def test_staleness_follows_max_age_and_unconfigured_sources(engine: Engine, erp:
 
     configs = load_sources()
     assert str(stale_sources(engine, configs, utcnow())["erp"]).endswith(
-        "never synced (run `dunning sync erp`)")
+        "never synced (run `dunning sync erp`)"
+    )
     sync_source(engine, get_source("erp"))
     assert stale_sources(engine, configs, utcnow()) == {}
     assert "erp" in stale_sources(engine, configs, utcnow() + dt.timedelta(minutes=31))
@@ -112,9 +128,14 @@ def test_staleness_follows_max_age_and_unconfigured_sources(engine: Engine, erp:
 
 
 def test_defer_stale_holds_back_only_sends_of_the_given_invoices() -> None:
-    lines = pd.DataFrame({"invoice_id": [1, 1, 2, 3], "action": ["send", "skip", "send", "defer"],
-                          "reason": ["", "paid", "", "weekend"],
-                          "not_before": pd.Series([pd.NaT] * 4, dtype="datetime64[ns, UTC]")})
+    lines = pd.DataFrame(
+        {
+            "invoice_id": [1, 1, 2, 3],
+            "action": ["send", "skip", "send", "defer"],
+            "reason": ["", "paid", "", "weekend"],
+            "not_before": pd.Series([pd.NaT] * 4, dtype="datetime64[ns, UTC]"),
+        }
+    )
     out = defer_stale(lines, [1, 3], AS_OF)
     assert list(out["action"]) == ["defer", "skip", "send", "defer"]
     assert list(out["reason"]) == [STALE_REASON, "paid", "", "weekend"]

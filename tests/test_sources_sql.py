@@ -27,21 +27,36 @@ def erp(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """The ERP's engine, with two debtors and three documents; sources.toml points at it."""
     with erp_database(db_url, tmp_path) as (url, erp_engine):
         monkeypatch.setenv("ERP_DATABASE_URL", url)
-        monkeypatch.setenv("DUNNING_SOURCES_PATH",
-                           str(write_sources(tmp_path / "sources.toml", sql_source_toml())))
-        erp_exec(erp_engine, "INSERT INTO debtors VALUES ('D1', 'Acme GmbH', 'ap@acme.example',"
-                 " 'DE', 'Europe/Berlin', 'de-DE', :t), ('D2', 'Globex', 'ar@globex.example', "
-                 "'US', 'America/Chicago', 'en_US', :t)", t=T0)
-        erp_exec(erp_engine, "INSERT INTO ar_docs VALUES "
-                 "('R-1', 'D1', 'EUR', 100.00, '2026-10-01', '2026-10-31', 'open', "
-                 "'https://pay.example.com/r1', :t), "
-                 "('R-2', 'D1', 'EUR', 50.00, '2026-10-01', '2026-10-31', 'open', NULL, :t), "
-                 "('R-3', 'D2', 'USD', 75.50, '2026-10-05', '2026-11-04', 'open', NULL, :t)",
-                 t=T0)
-        erp_exec(erp_engine, "INSERT INTO ar_pay VALUES (7, 'R-2', 50.00, :paid, :t)",
-                 paid=dt.datetime(2026, 11, 2, 9, 30), t=T0)
-        erp_exec(erp_engine, "INSERT INTO ar_tries VALUES ('R-1', :tried, 0, 'card_declined')",
-                 tried=dt.datetime(2026, 11, 1, 8, 0))
+        monkeypatch.setenv(
+            "DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "sources.toml", sql_source_toml()))
+        )
+        erp_exec(
+            erp_engine,
+            "INSERT INTO debtors VALUES ('D1', 'Acme GmbH', 'ap@acme.example',"
+            " 'DE', 'Europe/Berlin', 'de-DE', :t), ('D2', 'Globex', 'ar@globex.example', "
+            "'US', 'America/Chicago', 'en_US', :t)",
+            t=T0,
+        )
+        erp_exec(
+            erp_engine,
+            "INSERT INTO ar_docs VALUES "
+            "('R-1', 'D1', 'EUR', 100.00, '2026-10-01', '2026-10-31', 'open', "
+            "'https://pay.example.com/r1', :t), "
+            "('R-2', 'D1', 'EUR', 50.00, '2026-10-01', '2026-10-31', 'open', NULL, :t), "
+            "('R-3', 'D2', 'USD', 75.50, '2026-10-05', '2026-11-04', 'open', NULL, :t)",
+            t=T0,
+        )
+        erp_exec(
+            erp_engine,
+            "INSERT INTO ar_pay VALUES (7, 'R-2', 50.00, :paid, :t)",
+            paid=dt.datetime(2026, 11, 2, 9, 30),
+            t=T0,
+        )
+        erp_exec(
+            erp_engine,
+            "INSERT INTO ar_tries VALUES ('R-1', :tried, 0, 'card_declined')",
+            tried=dt.datetime(2026, 11, 1, 8, 0),
+        )
         yield erp_engine
 
 
@@ -52,23 +67,38 @@ def _sync(engine: Engine, full: bool = False):  # noqa: ANN202 - the report type
 def _snapshot(engine: Engine) -> dict[str, list[tuple]]:
     with engine.connect() as conn:
         return {
-            "customers": conn.execute(select(Customer.customer_id, Customer.email,
-                                             Customer.locale, Customer.source,
-                                             Customer.source_id, Customer.updated_at)
-                                      .order_by(Customer.customer_id)).all(),
-            "invoices": conn.execute(select(Invoice.invoice_number, Invoice.amount,
-                                            Invoice.status, Invoice.source, Invoice.source_id,
-                                            Invoice.updated_at)
-                                     .order_by(Invoice.invoice_number)).all(),
-            "payments": conn.execute(select(Payment.external_id, Payment.amount,
-                                            Payment.paid_at, Payment.source)).all(),
-            "attempts": conn.execute(select(PaymentAttempt.external_id,
-                                            PaymentAttempt.failure_code)).all(),
+            "customers": conn.execute(
+                select(
+                    Customer.customer_id,
+                    Customer.email,
+                    Customer.locale,
+                    Customer.source,
+                    Customer.source_id,
+                    Customer.updated_at,
+                ).order_by(Customer.customer_id)
+            ).all(),
+            "invoices": conn.execute(
+                select(
+                    Invoice.invoice_number,
+                    Invoice.amount,
+                    Invoice.status,
+                    Invoice.source,
+                    Invoice.source_id,
+                    Invoice.updated_at,
+                ).order_by(Invoice.invoice_number)
+            ).all(),
+            "payments": conn.execute(
+                select(Payment.external_id, Payment.amount, Payment.paid_at, Payment.source)
+            ).all(),
+            "attempts": conn.execute(
+                select(PaymentAttempt.external_id, PaymentAttempt.failure_code)
+            ).all(),
         }
 
 
 def test_erp_tables_sync_through_the_import_validation_and_a_resync_changes_nothing(
-        engine: Engine, erp: Engine) -> None:
+    engine: Engine, erp: Engine
+) -> None:
     report = _sync(engine)
     assert report.full
     assert report.counts["customers"]["inserted"] == 2
@@ -77,13 +107,18 @@ def test_erp_tables_sync_through_the_import_validation_and_a_resync_changes_noth
     assert report.counts["payment_attempts"]["inserted"] == 1
     snap = _snapshot(engine)
     assert [(c[0], c[2], c[3], c[4]) for c in snap["customers"]] == [
-        ("D1", "de_DE", "erp", "D1"), ("D2", "en_US", "erp", "D2")]
+        ("D1", "de_DE", "erp", "D1"),
+        ("D2", "en_US", "erp", "D2"),
+    ]
     # R-2 is settled by the ERP's payment (one payment path: apply_payment marks it paid).
     assert [(i[0], i[1], i[2], i[3]) for i in snap["invoices"]] == [
-        ("R-1", Decimal("100.0000"), "open", "erp"), ("R-2", Decimal("50.0000"), "paid", "erp"),
-        ("R-3", Decimal("75.5000"), "open", "erp")]
-    assert snap["payments"] == [("erp:7", Decimal("50.0000"),
-                                 dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC), "erp")]
+        ("R-1", Decimal("100.0000"), "open", "erp"),
+        ("R-2", Decimal("50.0000"), "paid", "erp"),
+        ("R-3", Decimal("75.5000"), "open", "erp"),
+    ]
+    assert snap["payments"] == [
+        ("erp:7", Decimal("50.0000"), dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC), "erp")
+    ]
     assert snap["attempts"][0][1] == "card_declined"
 
     again = _sync(engine)
@@ -106,17 +141,30 @@ def test_incremental_sync_reads_rows_changed_since_the_cursor(engine: Engine, er
     with session_scope(engine) as s:
         assert s.scalar(select(Invoice.amount).where(Invoice.invoice_number == "R-1")) == 120
     again = _sync(engine)
-    assert again.counts["invoices"] == {"inserted": 0, "updated": 0, "unchanged": 1,
-                                        "quarantined": 0, "deleted": 0}
+    assert again.counts["invoices"] == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 1,
+        "quarantined": 0,
+        "deleted": 0,
+    }
 
 
 def test_invalid_records_are_quarantined_with_reason_and_the_sync_goes_on(
-        engine: Engine, erp: Engine) -> None:
-    erp_exec(erp, "INSERT INTO debtors VALUES ('D3', 'Bad', 'not-an-email', 'XX', 'Mars/Base',"
-             " 'en_US', :t)", t=T0)
-    erp_exec(erp, "INSERT INTO ar_docs VALUES ('R-4', 'D3', 'EUR', 1.00, '2026-10-01', "
-             "'2026-10-31', 'open', NULL, :t), ('R-5', 'D1', 'JPY', 10.50, '2026-10-01', "
-             "'2026-10-31', 'open', NULL, :t)", t=T0)
+    engine: Engine, erp: Engine
+) -> None:
+    erp_exec(
+        erp,
+        "INSERT INTO debtors VALUES ('D3', 'Bad', 'not-an-email', 'XX', 'Mars/Base', 'en_US', :t)",
+        t=T0,
+    )
+    erp_exec(
+        erp,
+        "INSERT INTO ar_docs VALUES ('R-4', 'D3', 'EUR', 1.00, '2026-10-01', "
+        "'2026-10-31', 'open', NULL, :t), ('R-5', 'D1', 'JPY', 10.50, '2026-10-01', "
+        "'2026-10-31', 'open', NULL, :t)",
+        t=T0,
+    )
     report = _sync(engine)
     assert report.counts["customers"]["inserted"] == 2
     assert report.counts["invoices"]["inserted"] == 3
@@ -128,10 +176,15 @@ def test_invalid_records_are_quarantined_with_reason_and_the_sync_goes_on(
     assert "more than 0 decimal places allowed for JPY" in held[("invoices", "R-5")]
     # Fixed in the ERP: the next sync takes the records and releases the quarantine.
     later = T0 + dt.timedelta(hours=1)
-    erp_exec(erp, "UPDATE debtors SET land = 'FR', tz = 'Europe/Paris', mail = 'x@bad.example',"
-             " changed = :t WHERE cust_no = 'D3'", t=later)
-    erp_exec(erp, "UPDATE ar_docs SET total = 10, changed = :t WHERE doc_no IN ('R-4', 'R-5')",
-             t=later)
+    erp_exec(
+        erp,
+        "UPDATE debtors SET land = 'FR', tz = 'Europe/Paris', mail = 'x@bad.example',"
+        " changed = :t WHERE cust_no = 'D3'",
+        t=later,
+    )
+    erp_exec(
+        erp, "UPDATE ar_docs SET total = 10, changed = :t WHERE doc_no IN ('R-4', 'R-5')", t=later
+    )
     fixed = _sync(engine)
     assert fixed.counts["customers"]["inserted"] == 1
     assert fixed.counts["invoices"]["inserted"] == 2
@@ -142,8 +195,13 @@ def _planned_reminder(engine: Engine, number: str) -> int:
     with session_scope(engine) as s:
         invoice = s.scalar(select(Invoice).where(Invoice.invoice_number == number))
         assert invoice is not None
-        row = Reminder(invoice_id=invoice.id, customer_id=invoice.customer_id, stage="overdue_1",
-                       channel="email", status="planned")
+        row = Reminder(
+            invoice_id=invoice.id,
+            customer_id=invoice.customer_id,
+            stage="overdue_1",
+            channel="email",
+            status="planned",
+        )
         s.add(row)
         s.flush()
         return row.id
@@ -159,8 +217,11 @@ def _reminder(engine: Engine, rid: int) -> tuple[str, str | None]:
 def test_voided_and_deleted_invoices_stop_their_reminders(engine: Engine, erp: Engine) -> None:
     _sync(engine)
     r1, r3 = _planned_reminder(engine, "R-1"), _planned_reminder(engine, "R-3")
-    erp_exec(erp, "UPDATE ar_docs SET state = 'void', changed = :t WHERE doc_no = 'R-1'",
-             t=T0 + dt.timedelta(hours=1))
+    erp_exec(
+        erp,
+        "UPDATE ar_docs SET state = 'void', changed = :t WHERE doc_no = 'R-1'",
+        t=T0 + dt.timedelta(hours=1),
+    )
     _sync(engine)
     assert _reminder(engine, r1) == ("skipped", "void")
     assert _reminder(engine, r3) == ("planned", None)
@@ -176,7 +237,8 @@ def test_voided_and_deleted_invoices_stop_their_reminders(engine: Engine, erp: E
 
 
 def test_an_invoice_id_in_two_sources_is_an_error_naming_both(
-        engine: Engine, erp: Engine, tmp_path: Path) -> None:
+    engine: Engine, erp: Engine, tmp_path: Path
+) -> None:
     from tests.factories import add_customer, add_invoice
 
     add_customer(engine, "C-9")
@@ -191,7 +253,8 @@ def test_an_invoice_id_in_two_sources_is_an_error_naming_both(
 
 
 def test_a_failing_query_names_the_query_and_writes_nothing(
-        engine: Engine, erp: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, erp: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = sql_source_toml().replace("FROM ar_pay", "FROM ar_payments_typo")
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "bad.toml", body)))
     with pytest.raises(SyncFailed, match="the payments query failed"):
@@ -206,7 +269,8 @@ def test_a_failing_query_names_the_query_and_writes_nothing(
 
 
 def test_a_query_without_a_required_column_fails_naming_it(
-        engine: Engine, erp: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, erp: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = sql_source_toml().replace("due AS due_on, ", "")
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "bad.toml", body)))
     with pytest.raises(SyncFailed, match="missing required column.*due_on"):
@@ -214,9 +278,11 @@ def test_a_query_without_a_required_column_fails_naming_it(
 
 
 def test_the_database_url_comes_from_the_variable_url_env_names(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DUNNING_SOURCES_PATH",
-                       str(write_sources(tmp_path / "s.toml", sql_source_toml())))
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "s.toml", sql_source_toml()))
+    )
     monkeypatch.delenv("ERP_DATABASE_URL", raising=False)
     source = load_sources()["erp"]
     with pytest.raises(ConfigError, match="ERP_DATABASE_URL, which is not set"):

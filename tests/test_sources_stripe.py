@@ -35,14 +35,21 @@ runner = CliRunner()
 
 def _seed(state: StripeFakeState) -> dict[str, str]:
     """Two customers, three open invoices, one paid, one void, one draft: ids by role."""
-    ada = state.add_customer(name="Ada", email="ada@example.com", phone="+14155550100",
-                             country="US", preferred_locales=["en"])["id"]
-    jo = state.add_customer(name="Jo", email="jo@example.de", country="DE",
-                            preferred_locales=["de"])["id"]
+    ada = state.add_customer(
+        name="Ada",
+        email="ada@example.com",
+        phone="+14155550100",
+        country="US",
+        preferred_locales=["en"],
+    )["id"]
+    jo = state.add_customer(
+        name="Jo", email="jo@example.de", country="DE", preferred_locales=["de"]
+    )["id"]
     ids = {
         "open_usd": state.add_invoice(ada, 12_550, "usd", due_date=DUE)["id"],
-        "open_eur": state.add_invoice(jo, 9_990, "eur", due_date=DUE,
-                                      metadata={"invoice_number": "ERP-77"})["id"],
+        "open_eur": state.add_invoice(
+            jo, 9_990, "eur", due_date=DUE, metadata={"invoice_number": "ERP-77"}
+        )["id"],
         "open_jpy": state.add_invoice(jo, 5_400, "jpy", due_date=DUE)["id"],
         "paid": state.add_invoice(ada, 1_000, "usd", due_date=DUE, status="paid")["id"],
         "void": state.add_invoice(ada, 2_000, "usd", due_date=DUE, status="void")["id"],
@@ -63,8 +70,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeFake
 
 
 def _client(fake: StripeFake, key: str | None = None) -> Any:
-    return stripe.StripeClient(key or fake.config.api_key,
-                               base_addresses={"api": fake.base_url})
+    return stripe.StripeClient(key or fake.config.api_key, base_addresses={"api": fake.base_url})
 
 
 def test_the_fake_speaks_stripes_list_protocol_to_the_sdk(fake: StripeFake) -> None:
@@ -104,9 +110,11 @@ def test_the_fakes_objects_have_the_shape_of_stripes_fixtures(fake: StripeFake) 
     ids = _seed(fake.state)
     fixtures = json.loads(fixtures_path().read_text())["resources"]
     client = _client(fake)
-    for kind, obj in (("invoice", client.v1.invoices.retrieve(ids["open_eur"])),
-                      ("customer", client.v1.customers.retrieve(ids["jo"])),
-                      ("event", client.v1.events.list(params={"limit": 1}).data[0])):
+    for kind, obj in (
+        ("invoice", client.v1.invoices.retrieve(ids["open_eur"])),
+        ("customer", client.v1.customers.retrieve(ids["jo"])),
+        ("event", client.v1.events.list(params={"limit": 1}).data[0]),
+    ):
         assert set(obj.to_dict()) == set(fixtures[kind]), kind
 
 
@@ -115,7 +123,8 @@ def _sync(engine: Engine, full: bool = False) -> Any:
 
 
 def test_a_full_sync_maps_customers_invoices_payments_and_a_quiet_resync_is_one_request(
-        engine: Engine, fake: StripeFake) -> None:
+    engine: Engine, fake: StripeFake
+) -> None:
     ids = _seed(fake.state)
     fake.state.act(ids["open_jpy"], "fail_payment")
     fake.config.burst_429 = 4
@@ -128,7 +137,11 @@ def test_a_full_sync_maps_customers_invoices_payments_and_a_quiet_resync_is_one_
         jo = s.get(Customer, ids["jo"])
         assert jo is not None
         assert (jo.country, jo.timezone, jo.locale, jo.source) == (
-            "DE", "Europe/Berlin", "de_DE", "stripe")
+            "DE",
+            "Europe/Berlin",
+            "de_DE",
+            "stripe",
+        )
         ada = s.get(Customer, ids["ada"])
         assert ada is not None and (ada.timezone, ada.locale) == ("America/New_York", "en_US")
         rows = {i.source_id: i for i in s.scalars(select(Invoice))}
@@ -154,18 +167,22 @@ def _count(engine: Engine, model: Any) -> int:
 
 
 def test_an_event_applied_by_the_webhook_and_by_the_sync_counts_once(
-        engine: Engine, fake: StripeFake) -> None:
+    engine: Engine, fake: StripeFake
+) -> None:
     ids = _seed(fake.state)
     _sync(engine)
     fake.state.act(ids["open_usd"], "pay")
-    paid_event = next(e for e in reversed(fake.state.events)
-                      if e["type"] == "invoice_payment.paid")
+    paid_event = next(e for e in reversed(fake.state.events) if e["type"] == "invoice_payment.paid")
     with session_scope(engine) as s:
         assert apply_stripe_event(s, paid_event) == ["payment", "invoice_paid"]
     payments = _count(engine, Payment)
     report = _sync(engine)
-    assert report.counts["payments"] == {"inserted": 0, "updated": 0, "unchanged": 1,
-                                         "quarantined": 0}
+    assert report.counts["payments"] == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 1,
+        "quarantined": 0,
+    }
     assert _count(engine, Payment) == payments
     with session_scope(engine) as s:
         assert apply_stripe_event(s, paid_event) == []  # and the webhook after the sync
@@ -175,7 +192,8 @@ def test_an_event_applied_by_the_webhook_and_by_the_sync_counts_once(
 
 @pytest.mark.prefect
 def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_stops_them(
-        prefect_server: None, engine: Engine, fake: StripeFake) -> None:
+    prefect_server: None, engine: Engine, fake: StripeFake
+) -> None:
     from flows.payment_reminders import payment_reminders
 
     ids = _seed(fake.state)
@@ -201,20 +219,34 @@ def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_s
         for sid in (ids["open_usd"], ids["open_eur"]):
             inv = s.scalar(select(Invoice).where(Invoice.source_id == sid))
             assert inv is not None
-            s.add(Reminder(invoice_id=inv.id, customer_id=inv.customer_id, stage="overdue_2",
-                           channel="email", status="planned"))
+            s.add(
+                Reminder(
+                    invoice_id=inv.id,
+                    customer_id=inv.customer_id,
+                    stage="overdue_2",
+                    channel="email",
+                    status="planned",
+                )
+            )
     assert runner.invoke(app, ["sync", "stripe", "--json"]).exit_code == 0
     with session_scope(engine) as s:
-        held = dict(s.execute(select(Invoice.source_id, Reminder.reason).join(
-            Invoice, Invoice.id == Reminder.invoice_id).where(Reminder.stage == "overdue_2")
-        ).tuples().all())
+        held = dict(
+            s.execute(
+                select(Invoice.source_id, Reminder.reason)
+                .join(Invoice, Invoice.id == Reminder.invoice_id)
+                .where(Reminder.stage == "overdue_2")
+            )
+            .tuples()
+            .all()
+        )
     assert held == {ids["open_usd"]: "paid", ids["open_eur"]: "void"}
     later = payment_reminders(as_of=AS_OF + dt.timedelta(days=7))
     assert sent(later) == {numbers[ids["open_jpy"]]}
 
 
 def test_the_sync_benchmark_counts_requests_and_a_quiet_sync_costs_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bench.bench_stripe_sync import measure
 
     for name in ("DUNNING_STRIPE_API_BASE", "DUNNING_STRIPE_API_KEY"):
@@ -227,7 +259,8 @@ def test_the_sync_benchmark_counts_requests_and_a_quiet_sync_costs_one(
 
 
 def test_the_webhook_and_the_sync_book_a_stripe_payment_once_in_either_order(
-        engine: Engine, fake: StripeFake) -> None:
+    engine: Engine, fake: StripeFake
+) -> None:
     """The fake's own invoice_payment.paid events go through the real, signature-checking
     webhook receiver and the track-responses core (apply_inbox), before and after syncs."""
     from pydantic import SecretStr
@@ -239,8 +272,10 @@ def test_the_webhook_and_the_sync_book_a_stripe_payment_once_in_either_order(
 
     ids = _seed(fake.state)
     _sync(engine)
-    settings = WebhookSettings(webhook_public_url="https://hooks.example.com",
-                               stripe_webhook_secret=SecretStr(STRIPE_SECRET))
+    settings = WebhookSettings(
+        webhook_public_url="https://hooks.example.com",
+        stripe_webhook_secret=SecretStr(STRIPE_SECRET),
+    )
 
     def deliver(event: dict[str, Any]) -> None:
         with TestClient(create_app(settings, engine)) as client:
@@ -249,8 +284,11 @@ def test_the_webhook_and_the_sync_book_a_stripe_payment_once_in_either_order(
         apply_inbox(engine)
 
     def paid_event(invoice_id: str) -> dict[str, Any]:
-        return next(e for e in reversed(fake.state.events) if e["type"] == "invoice_payment.paid"
-                    and e["data"]["object"]["invoice"] == invoice_id)
+        return next(
+            e
+            for e in reversed(fake.state.events)
+            if e["type"] == "invoice_payment.paid" and e["data"]["object"]["invoice"] == invoice_id
+        )
 
     fake.state.act(ids["open_usd"], "pay")  # webhook first, then the sync
     deliver(paid_event(ids["open_usd"]))

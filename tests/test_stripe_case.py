@@ -48,8 +48,12 @@ INV-HUF3,C-123,HUF,15000.50,2026-10-01,2026-10-31
 }
 SECRET = "whsec_case"
 #: invoice, currency, amount paid, Stripe's amount_received (as the case's post_stripe.py)
-PAYMENTS = [("INV-UGX", "ugx", 100000, 100000 * 100), ("INV-ISK", "isk", 5000, 5000 * 100),
-            ("INV-HUF", "huf", 5000, 5000 * 100), ("INV-JPY", "jpy", 20000, 20000)]
+PAYMENTS = [
+    ("INV-UGX", "ugx", 100000, 100000 * 100),
+    ("INV-ISK", "isk", 5000, 5000 * 100),
+    ("INV-HUF", "huf", 5000, 5000 * 100),
+    ("INV-JPY", "jpy", 20000, 20000),
+]
 runner = CliRunner()
 __all__ = ["receiver_url"]  # a fixture this module uses
 
@@ -80,34 +84,72 @@ def receiver(engine: Engine, receiver_url: str) -> Iterator[str]:
 
 
 def test_stripe_special_currencies_case(engine: Engine, receiver: str, tmp_path: Path) -> None:
-    for kind, name in (("customers", "customers"), ("invoices", "invoices"),
-                       ("invoices", "invoices_huf_decimals")):
+    for kind, name in (
+        ("customers", "customers"),
+        ("invoices", "invoices"),
+        ("invoices", "invoices_huf_decimals"),
+    ):
         path = tmp_path / f"{name}.csv"
         path.write_text(FILES[name], encoding="utf-8")
         cli("import", kind, str(path), "--json")
     for i, (number, currency, _, minor) in enumerate(PAYMENTS):
-        body = json.dumps({
-            "id": f"evt_{number}", "type": "payment_intent.succeeded", "created": int(time.time()),
-            "data": {"object": {"id": f"pi_{number}", "object": "payment_intent", "amount": minor,
-                                "amount_received": minor, "currency": currency,
-                                "metadata": {"invoice_number": number}}}})
-        response = httpx.post(receiver, content=body, headers={
-            "Content-Type": "application/json", "Stripe-Signature": sign(body, i % 2 == 0)})
+        body = json.dumps(
+            {
+                "id": f"evt_{number}",
+                "type": "payment_intent.succeeded",
+                "created": int(time.time()),
+                "data": {
+                    "object": {
+                        "id": f"pi_{number}",
+                        "object": "payment_intent",
+                        "amount": minor,
+                        "amount_received": minor,
+                        "currency": currency,
+                        "metadata": {"invoice_number": number},
+                    }
+                },
+            }
+        )
+        response = httpx.post(
+            receiver,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(body, i % 2 == 0),
+            },
+        )
         assert response.status_code == 200, response.text
     forged = json.dumps({"id": "evt_forged", "type": "payment_intent.succeeded"})
-    assert httpx.post(receiver, content=forged, headers={
-        "Content-Type": "application/json",
-        "Stripe-Signature": sign(forged, True).replace("v1=", "v1=0")}).status_code == 403
+    assert (
+        httpx.post(
+            receiver,
+            content=forged,
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(forged, True).replace("v1=", "v1=0"),
+            },
+        ).status_code
+        == 403
+    )
     wait_for_inbox(engine, {f"evt_{p[0]}" for p in PAYMENTS})
     assert apply_inbox(engine).counts["payment"] == 4
 
-    plan = [json.loads(line) for line in cli(
-        "plan", "--all", "--as-of", "2026-11-10T12:00:00Z", "--json").stdout.splitlines()]
+    plan = [
+        json.loads(line)
+        for line in cli(
+            "plan", "--all", "--as-of", "2026-11-10T12:00:00Z", "--json"
+        ).stdout.splitlines()
+    ]
     email = {p["invoice_number"]: p for p in plan if p["channel"] == "email"}
     balances = {n: Decimal(p["balance"]) for n, p in email.items()}
-    assert balances == {"INV-UGX": 200000, "INV-ISK": 15000, "INV-HUF": Decimal("10000.00"),
-                        "INV-JPY": 34000, "INV-HUF2": Decimal("15000.00"),
-                        "INV-HUF3": Decimal("15000.50")}
+    assert balances == {
+        "INV-UGX": 200000,
+        "INV-ISK": 15000,
+        "INV-HUF": Decimal("10000.00"),
+        "INV-JPY": 34000,
+        "INV-HUF2": Decimal("15000.00"),
+        "INV-HUF3": Decimal("15000.50"),
+    }
     for number in ("INV-UGX", "INV-ISK", "INV-HUF", "INV-HUF3"):
         assert email[number]["action"] == "send", email[number]
     with session_scope(engine) as s:

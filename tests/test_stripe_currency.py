@@ -12,18 +12,33 @@ from dunning.stripe_currency import LISTED, stripe_exponent, stripe_from_minor, 
 #: currency -> (Stripe API amount, the amount it means). Written out from Stripe's page.
 CASES = {
     # zero-decimal: the API amount is the amount
-    "BIF": (5000, "5000"), "CLP": (5000, "5000"), "DJF": (5000, "5000"),
-    "GNF": (5000, "5000"), "JPY": (5000, "5000"), "KMF": (5000, "5000"),
-    "KRW": (5000, "5000"), "MGA": (5000, "5000.00"), "PYG": (5000, "5000"),
-    "RWF": (5000, "5000"), "VND": (5000, "5000"), "VUV": (5000, "5000"),
-    "XAF": (5000, "5000"), "XOF": (5000, "5000"), "XPF": (5000, "5000"),
+    "BIF": (5000, "5000"),
+    "CLP": (5000, "5000"),
+    "DJF": (5000, "5000"),
+    "GNF": (5000, "5000"),
+    "JPY": (5000, "5000"),
+    "KMF": (5000, "5000"),
+    "KRW": (5000, "5000"),
+    "MGA": (5000, "5000.00"),
+    "PYG": (5000, "5000"),
+    "RWF": (5000, "5000"),
+    "VND": (5000, "5000"),
+    "VUV": (5000, "5000"),
+    "XAF": (5000, "5000"),
+    "XOF": (5000, "5000"),
+    "XPF": (5000, "5000"),
     # three-decimal, last digit 0
-    "BHD": (5120, "5.120"), "JOD": (5120, "5.120"), "KWD": (5120, "5.120"),
-    "OMR": (5120, "5.120"), "TND": (5120, "5.120"),
+    "BHD": (5120, "5.120"),
+    "JOD": (5120, "5.120"),
+    "KWD": (5120, "5.120"),
+    "OMR": (5120, "5.120"),
+    "TND": (5120, "5.120"),
     # special: whole units written as two-decimal
-    "ISK": (500000, "5000"), "UGX": (10000000, "100000"),
+    "ISK": (500000, "5000"),
+    "UGX": (10000000, "100000"),
     # special: two-decimal in the API (whole units only for payouts)
-    "HUF": (500050, "5000.50"), "TWD": (500050, "5000.50"),
+    "HUF": (500050, "5000.50"),
+    "TWD": (500050, "5000.50"),
 }
 
 

@@ -28,8 +28,9 @@ from dunning.webhooks.verify import InboxRecord
 NOW = dt.datetime(2026, 3, 5, 12, 0, tzinfo=dt.UTC)
 
 
-def put(engine: Engine, provider: str, event_id: str, kind: str,
-        payload: dict[str, object]) -> None:
+def put(
+    engine: Engine, provider: str, event_id: str, kind: str, payload: dict[str, object]
+) -> None:
     store_records(engine, [InboxRecord(provider, event_id, kind, json.dumps(payload))])
 
 
@@ -58,8 +59,13 @@ def test_email_status_only_moves_forward_and_hard_bounce_invalidates(engine: Eng
     assert r.delivered_at == dt.datetime.fromtimestamp(int(SENT_AT.timestamp()) + 60, dt.UTC)
     assert r.opened_at == dt.datetime.fromtimestamp(1772442100, dt.UTC)
     assert summary.counts["opened"] == 1
-    put(engine, "sendgrid", "e3", "bounce", sg_event("bounce", "e3", rid, type="bounce",
-                                                     reason="550 no such user"))
+    put(
+        engine,
+        "sendgrid",
+        "e3",
+        "bounce",
+        sg_event("bounce", "e3", rid, type="bounce", reason="550 no such user"),
+    )
     assert apply_inbox(engine, now=NOW).counts["email_invalid"] == 1
     r = reminder(engine, rid)
     assert (r.status, r.reason) == ("bounced", "550 no such user") and r.bounced_at is not None
@@ -81,12 +87,23 @@ def test_soft_bounce_and_unsubscribe(engine: Engine) -> None:
 
 
 def test_twilio_status_with_error_code_and_opt_out_code(engine: Engine) -> None:
-    ids = seed(engine, reminders=[("due", "sms", "sent"), ("overdue_1", "sms", "sent"),
-                                  ("overdue_2", "sms", None)])
+    ids = seed(
+        engine,
+        reminders=[
+            ("due", "sms", "sent"),
+            ("overdue_1", "sms", "sent"),
+            ("overdue_2", "sms", None),
+        ],
+    )
     put(engine, "twilio", "sms-due:delivered", "delivered", {"MessageSid": "sms-due"})
     put(engine, "twilio", "sms-due:sent", "sent", {"MessageSid": "sms-due"})
-    put(engine, "twilio", "sms-overdue_1:failed", "failed",
-        {"MessageSid": "sms-overdue_1", "ErrorCode": "21610"})
+    put(
+        engine,
+        "twilio",
+        "sms-overdue_1:failed",
+        "failed",
+        {"MessageSid": "sms-overdue_1", "ErrorCode": "21610"},
+    )
     apply_inbox(engine, now=NOW)
     assert reminder(engine, ids["due/sms"]).status == "delivered"
     failed = reminder(engine, ids["overdue_1/sms"])
@@ -96,13 +113,21 @@ def test_twilio_status_with_error_code_and_opt_out_code(engine: Engine) -> None:
 
 
 def test_stop_reply_skips_planned_sms_and_start_opts_back_in(engine: Engine) -> None:
-    ids = seed(engine, reminders=[("due", "sms", "sent"), ("overdue_1", "sms", "claimed"),
-                                  ("overdue_1", "email", None)])
+    ids = seed(
+        engine,
+        reminders=[
+            ("due", "sms", "sent"),
+            ("overdue_1", "sms", "claimed"),
+            ("overdue_1", "email", None),
+        ],
+    )
     sms_in(engine, "SMa", " stop ")
     summary = apply_inbox(engine, now=NOW)
     assert summary.counts["opt_out_sms"] == 1 and customer(engine).sms_opt_out is True
-    assert (reminder(engine, ids["overdue_1/sms"]).status,
-            reminder(engine, ids["overdue_1/sms"]).reason) == ("skipped", "sms_opt_out")
+    assert (
+        reminder(engine, ids["overdue_1/sms"]).status,
+        reminder(engine, ids["overdue_1/sms"]).reason,
+    ) == ("skipped", "sms_opt_out")
     assert reminder(engine, ids["overdue_1/email"]).status == "planned"  # email unaffected
     answered = reminder(engine, ids["due/sms"])
     assert answered.status == "replied" and answered.replied_at is not None
@@ -129,14 +154,37 @@ def test_paid_reply_pauses_invoice_and_is_listed_masked(engine: Engine) -> None:
 
 
 def test_payment_between_planning_and_delivery_stops_reminders(engine: Engine) -> None:
-    ids = seed(engine, reminders=[("due", "email", "sent"), ("overdue_1", "email", None),
-                                  ("overdue_1", "sms", "claimed")])
-    paid = stripe_event("evt_paid", "invoice.paid", {
-        "id": "in_1", "number": "INV-1", "amount_paid": 10000, "currency": "eur",
-        "payment_intent": "pi_1", "status_transitions": {"paid_at": 1772452800}})
-    intent = stripe_event("evt_pi", "payment_intent.succeeded", {
-        "id": "pi_1", "amount": 10000, "amount_received": 10000, "currency": "eur",
-        "metadata": {"invoice_number": "INV-1"}})
+    ids = seed(
+        engine,
+        reminders=[
+            ("due", "email", "sent"),
+            ("overdue_1", "email", None),
+            ("overdue_1", "sms", "claimed"),
+        ],
+    )
+    paid = stripe_event(
+        "evt_paid",
+        "invoice.paid",
+        {
+            "id": "in_1",
+            "number": "INV-1",
+            "amount_paid": 10000,
+            "currency": "eur",
+            "payment_intent": "pi_1",
+            "status_transitions": {"paid_at": 1772452800},
+        },
+    )
+    intent = stripe_event(
+        "evt_pi",
+        "payment_intent.succeeded",
+        {
+            "id": "pi_1",
+            "amount": 10000,
+            "amount_received": 10000,
+            "currency": "eur",
+            "metadata": {"invoice_number": "INV-1"},
+        },
+    )
     put(engine, "stripe", "evt_paid", "invoice.paid", paid)
     put(engine, "stripe", "evt_pi", "payment_intent.succeeded", intent)
     summary = apply_inbox(engine, now=NOW)
@@ -146,13 +194,23 @@ def test_payment_between_planning_and_delivery_stops_reminders(engine: Engine) -
         assert s.scalar(select(func.sum(Payment.amount))) == Decimal("100.00")
     for key in ("overdue_1/email", "overdue_1/sms"):
         assert (reminder(engine, ids[key]).status, reminder(engine, ids[key]).reason) == (
-            "skipped", "paid")
+            "skipped",
+            "paid",
+        )
     assert reminder(engine, ids["due/email"]).paid_at == dt.datetime.fromtimestamp(
-        1772452800, dt.UTC)
+        1772452800, dt.UTC
+    )
     # A partial refund reopens the invoice; replaying the same refund changes nothing.
-    refund = stripe_event("evt_rf", "charge.refunded", {
-        "id": "ch_1", "amount_refunded": 2500, "currency": "eur",
-        "metadata": {"invoice_number": "INV-1"}})
+    refund = stripe_event(
+        "evt_rf",
+        "charge.refunded",
+        {
+            "id": "ch_1",
+            "amount_refunded": 2500,
+            "currency": "eur",
+            "metadata": {"invoice_number": "INV-1"},
+        },
+    )
     put(engine, "stripe", "evt_rf", "charge.refunded", refund)
     put(engine, "stripe", "evt_rf_again", "charge.refunded", {**refund, "id": "evt_rf_again"})
     summary = apply_inbox(engine, now=NOW)
@@ -164,14 +222,37 @@ def test_payment_between_planning_and_delivery_stops_reminders(engine: Engine) -
 
 def test_failed_payment_unknown_invoice_and_untracked_types(engine: Engine) -> None:
     seed(engine)
-    put(engine, "stripe", "evt_f", "payment_intent.payment_failed", stripe_event(
-        "evt_f", "payment_intent.payment_failed", {
-            "id": "pi_2", "currency": "eur", "metadata": {"invoice_number": "INV-1"},
-            "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}}))
-    put(engine, "stripe", "evt_x", "invoice.paid", stripe_event(
-        "evt_x", "invoice.paid", {"number": "NOPE-9", "amount_paid": 1, "currency": "eur"}))
-    put(engine, "stripe", "evt_c", "customer.created",
-        stripe_event("evt_c", "customer.created", {}))
+    put(
+        engine,
+        "stripe",
+        "evt_f",
+        "payment_intent.payment_failed",
+        stripe_event(
+            "evt_f",
+            "payment_intent.payment_failed",
+            {
+                "id": "pi_2",
+                "currency": "eur",
+                "metadata": {"invoice_number": "INV-1"},
+                "last_payment_error": {
+                    "code": "card_declined",
+                    "decline_code": "insufficient_funds",
+                },
+            },
+        ),
+    )
+    put(
+        engine,
+        "stripe",
+        "evt_x",
+        "invoice.paid",
+        stripe_event(
+            "evt_x", "invoice.paid", {"number": "NOPE-9", "amount_paid": 1, "currency": "eur"}
+        ),
+    )
+    put(
+        engine, "stripe", "evt_c", "customer.created", stripe_event("evt_c", "customer.created", {})
+    )
     summary = apply_inbox(engine, now=NOW)
     assert summary.as_dict() == {"error": 1, "ignored": 1, "payment_attempt": 1}
     with session_scope(engine) as s:

@@ -26,13 +26,23 @@ from flows.track_responses import track_responses
 @pytest.mark.prefect
 def test_flow_applies_inbox_and_publishes_summary(prefect_server: None, engine: Engine) -> None:
     ids = seed(engine, reminders=[("due", "email", "sent"), ("overdue_1", "email", None)])
-    paid = stripe_event("evt_p", "invoice.paid", {"number": "INV-1", "amount_paid": 10000,
-                                                  "currency": "eur", "payment_intent": "pi_9"})
-    store_records(engine, [
-        InboxRecord("sendgrid", "e1", "delivered",
-                    json.dumps(sg_event("delivered", "e1", ids["due/email"]))),
-        InboxRecord("stripe", "evt_p", "invoice.paid", json.dumps(paid)),
-    ])
+    paid = stripe_event(
+        "evt_p",
+        "invoice.paid",
+        {"number": "INV-1", "amount_paid": 10000, "currency": "eur", "payment_intent": "pi_9"},
+    )
+    store_records(
+        engine,
+        [
+            InboxRecord(
+                "sendgrid",
+                "e1",
+                "delivered",
+                json.dumps(sg_event("delivered", "e1", ids["due/email"])),
+            ),
+            InboxRecord("stripe", "evt_p", "invoice.paid", json.dumps(paid)),
+        ],
+    )
     counts = track_responses(poll_twilio=True)
     assert counts["delivered"] == 1 and counts["invoice_paid"] == 1
     assert counts["poll_skipped"] == 1  # no Twilio credentials in the test environment
@@ -42,8 +52,12 @@ def test_flow_applies_inbox_and_publishes_summary(prefect_server: None, engine: 
         # Every filter spelled out: this client/server pair rejects the defaults (None).
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["tracking-run-summary"])),
-            flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
-            sort=ArtifactSort.CREATED_DESC, limit=1, offset=0)
+            flow_run_filter=FlowRunFilter(),
+            task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+            offset=0,
+        )
     assert artifacts and "| delivered | 1 |" in str(artifacts[0].data)
     summary = str(artifacts[0].data)
     # Stage x channel with percentages, not 21 columns of fractions.

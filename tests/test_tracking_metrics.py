@@ -28,14 +28,33 @@ def stamp(engine: Engine, rid: int, **values: object) -> None:
 
 
 def test_rates_by_channel(engine: Engine) -> None:
-    ids = seed(engine, reminders=[("due", "email", "sent"), ("overdue_1", "email", "sent"),
-                                  ("due", "sms", "sent"), ("overdue_1", "sms", "sent"),
-                                  ("overdue_2", "sms", None)])
-    stamp(engine, ids["due/email"], status="clicked", delivered_at=SENT_AT + H,
-          clicked_at=SENT_AT + 2 * H, paid_at=SENT_AT + 2 * D)
+    ids = seed(
+        engine,
+        reminders=[
+            ("due", "email", "sent"),
+            ("overdue_1", "email", "sent"),
+            ("due", "sms", "sent"),
+            ("overdue_1", "sms", "sent"),
+            ("overdue_2", "sms", None),
+        ],
+    )
+    stamp(
+        engine,
+        ids["due/email"],
+        status="clicked",
+        delivered_at=SENT_AT + H,
+        clicked_at=SENT_AT + 2 * H,
+        paid_at=SENT_AT + 2 * D,
+    )
     stamp(engine, ids["overdue_1/email"], status="bounced", bounced_at=SENT_AT + H)
-    stamp(engine, ids["due/sms"], status="replied", delivered_at=SENT_AT + H,
-          replied_at=SENT_AT + 3 * H, paid_at=SENT_AT + 10 * D)
+    stamp(
+        engine,
+        ids["due/sms"],
+        status="replied",
+        delivered_at=SENT_AT + H,
+        replied_at=SENT_AT + 3 * H,
+        paid_at=SENT_AT + 10 * D,
+    )
     stamp(engine, ids["overdue_1/sms"], status="delivered", delivered_at=SENT_AT + H)
     rows = {r["channel"]: r for r in to_records(compute_metrics(engine, by=["channel"]))}
     email, sms = rows["email"], rows["sms"]
@@ -58,8 +77,15 @@ def test_empty_ledger_and_unknown_dimension(engine: Engine) -> None:
 
 
 def test_outbox_and_smtp_sends_are_never_in_a_delivery_rate(engine: Engine) -> None:
-    ids = seed(engine, reminders=[("due", "email", "sent"), ("overdue_1", "email", "sent"),
-                                  ("overdue_2", "email", "sent"), ("due", "sms", "sent")])
+    ids = seed(
+        engine,
+        reminders=[
+            ("due", "email", "sent"),
+            ("overdue_1", "email", "sent"),
+            ("overdue_2", "email", "sent"),
+            ("due", "sms", "sent"),
+        ],
+    )
     stamp(engine, ids["due/email"], status="delivered", delivered_at=SENT_AT + H)
     stamp(engine, ids["overdue_1/email"], provider="outbox")
     stamp(engine, ids["overdue_2/email"], provider="smtp")
@@ -74,8 +100,9 @@ def test_outbox_and_smtp_sends_are_never_in_a_delivery_rate(engine: Engine) -> N
     assert (total["sent"], total["tracked"], total["delivery_rate"]) == (4, 2, 1.0)
 
 
-def test_csv_payment_shows_in_paid_7d_once_seven_days_passed(engine: Engine,
-                                                             tmp_path: Path) -> None:
+def test_csv_payment_shows_in_paid_7d_once_seven_days_passed(
+    engine: Engine, tmp_path: Path
+) -> None:
     ids = seed(engine, reminders=[("due", "email", "sent")])
     path = tmp_path / "payments.csv"
     path.write_text("invoice_number,amount,paid_at\nINV-1,100.00,2026-03-04T10:00:00Z\n")
@@ -86,8 +113,9 @@ def test_csv_payment_shows_in_paid_7d_once_seven_days_passed(engine: Engine,
     early = to_records(compute_metrics(engine, by=[], as_of=SENT_AT + 3 * D))[0]
     assert (early["paid_3d_rate"], early["paid_3d_n"]) == (1.0, 1)
     assert (early["paid_7d"], early["paid_7d_n"], early["paid_7d_rate"]) == (0, 0, None)
-    assert "n/a" in to_markdown(compute_metrics(engine, by=["stage", "channel"],
-                                                as_of=SENT_AT + 3 * D))
+    assert "n/a" in to_markdown(
+        compute_metrics(engine, by=["stage", "channel"], as_of=SENT_AT + 3 * D)
+    )
     later = to_records(compute_metrics(engine, by=[], as_of=SENT_AT + 7 * D))[0]
     assert (later["paid_7d"], later["paid_7d_n"], later["paid_7d_rate"]) == (1, 1, 1.0)
     shown = runner.invoke(app, ["metrics", "--by", "stage", "--as-of", "2026-03-05T09:00:00Z"])

@@ -14,28 +14,41 @@ from dunning.tracking.status import (
 )
 
 
-@pytest.mark.parametrize(("current", "new", "expected"), [
-    ("sent", "delivered", True),
-    ("opened", "delivered", False),
-    ("clicked", "opened", False),
-    ("delivered", "bounced", True),
-    ("bounced", "delivered", False),
-    ("unknown", "delivered", True),
-    ("skipped", "delivered", False),
-    ("delivered", "replied", True),
-])
+@pytest.mark.parametrize(
+    ("current", "new", "expected"),
+    [
+        ("sent", "delivered", True),
+        ("opened", "delivered", False),
+        ("clicked", "opened", False),
+        ("delivered", "bounced", True),
+        ("bounced", "delivered", False),
+        ("unknown", "delivered", True),
+        ("skipped", "delivered", False),
+        ("delivered", "replied", True),
+    ],
+)
 def test_status_only_moves_forward(current: str, new: str, expected: bool) -> None:
     assert moves_forward(current, new) is expected
 
 
-@pytest.mark.parametrize(("body", "keyword", "date"), [
-    ("STOP", "stop", None), (" stopall ", "stop", None), ("Unsubscribe.", "stop", None),
-    ("cancel", "stop", None), ("END", "stop", None), ("quit!", "stop", None),
-    ("START", "start", None), ("unstop", "start", None),
-    ("PAID", "paid", None), ("paid 2026-03-03", "paid", dt.date(2026, 3, 3)),
-    ("Paid: 03.03.2026", "paid", dt.date(2026, 3, 3)),
-    ("please stop calling me", None, None), ("unpaid?", None, None),
-])
+@pytest.mark.parametrize(
+    ("body", "keyword", "date"),
+    [
+        ("STOP", "stop", None),
+        (" stopall ", "stop", None),
+        ("Unsubscribe.", "stop", None),
+        ("cancel", "stop", None),
+        ("END", "stop", None),
+        ("quit!", "stop", None),
+        ("START", "start", None),
+        ("unstop", "start", None),
+        ("PAID", "paid", None),
+        ("paid 2026-03-03", "paid", dt.date(2026, 3, 3)),
+        ("Paid: 03.03.2026", "paid", dt.date(2026, 3, 3)),
+        ("please stop calling me", None, None),
+        ("unpaid?", None, None),
+    ],
+)
 def test_keywords(body: str, keyword: str | None, date: dt.date | None) -> None:
     parsed = parse_keyword(body)
     assert (parsed.keyword, parsed.paid_on) == (keyword, date)

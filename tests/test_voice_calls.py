@@ -158,7 +158,11 @@ def test_every_digit_path_of_a_reminder_call(engine: Engine, monkeypatch: pytest
     metrics = compute_metrics(engine, by=("channel",)).set_index("channel")
     voice = metrics.loc["voice"]
     assert (voice["voice"], voice["answered"], voice["voicemail"], voice["no_answer"]) == (
-        9, 7, 1, 1)
+        9,
+        7,
+        1,
+        1,
+    )
     assert voice["answer_rate"] == round(7 / 9, 4)
     assert metrics.loc["sms", "voice"] == 0  # the payment-link SMS counts as an SMS
 

@@ -77,8 +77,11 @@ def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
         wait_for_calls(rig, engine, 4)
         assert [c["to"] for c in rig.fakes.calls()].count(NO_ANSWER) == 2
         with session_scope(engine) as s:
-            retry = s.scalars(select(Reminder.stage).where(
-                Reminder.channel == "voice", Reminder.customer_id == "NOANSWER")).all()
+            retry = s.scalars(
+                select(Reminder.stage).where(
+                    Reminder.channel == "voice", Reminder.customer_id == "NOANSWER"
+                )
+            ).all()
         assert sorted(retry) == ["final_notice", "final_notice.retry"]
 
         # A week later the final notice repeats: everyone due is called again but STOP.

@@ -26,9 +26,17 @@ def _claimed(engine: Engine, cid: str, phone: str, claimed_at: dt.datetime) -> i
     add_customer(engine, cid, phone=phone, voice_consent=True)
     invoice = add_invoice(engine, f"INV-{cid}", cid)
     with session_scope(engine) as s:
-        row = Reminder(invoice_id=invoice, customer_id=cid, stage="final_notice", channel="voice",
-                       status="claimed", claimed_by="crashed-worker", claimed_at=claimed_at,
-                       lease_expires_at=claimed_at + dt.timedelta(seconds=1), attempts=1)
+        row = Reminder(
+            invoice_id=invoice,
+            customer_id=cid,
+            stage="final_notice",
+            channel="voice",
+            status="claimed",
+            claimed_by="crashed-worker",
+            claimed_at=claimed_at,
+            lease_expires_at=claimed_at + dt.timedelta(seconds=1),
+            attempts=1,
+        )
         s.add(row)
         s.flush()
         return row.id
@@ -40,17 +48,22 @@ def test_stale_voice_claims_are_found_at_twilio_or_released(engine: Engine):
     silent = _claimed(engine, "C-SILENT", NOT_CALLED, now - dt.timedelta(minutes=1))
     with run_fakes(seed=3, callbacks=False) as fakes:
         settings = ChannelSettings(webhook_public_url="http://127.0.0.1:9", send_concurrency=1)
-        channel = TwilioVoiceChannel(settings, fakes.twilio_account_sid,
-                                     SecretStr(fakes.twilio_auth_token), FALLBACK_FROM,
-                                     base_url=fakes.base_url)
+        channel = TwilioVoiceChannel(
+            settings,
+            fakes.twilio_account_sid,
+            SecretStr(fakes.twilio_auth_token),
+            FALLBACK_FROM,
+            base_url=fakes.base_url,
+        )
         # The crashed worker had placed this call before it could record it.
         placed = channel.send_batch([OutboundMessage(called, "voice", CALLED, "Hello")])[0]
         deadline = time.monotonic() + 10
         while not all(c["start_time"] for c in fakes.calls()):
             assert time.monotonic() < deadline, "the fake call never started"
             time.sleep(0.02)
-        counts = reconcile.reconcile_stale(engine, {"voice": channel.find_sent},
-                                           now + dt.timedelta(seconds=5))
+        counts = reconcile.reconcile_stale(
+            engine, {"voice": channel.find_sent}, now + dt.timedelta(seconds=5)
+        )
         assert len(fakes.calls()) == 1  # reconciling never places a call
     assert counts == {"found_sent": 1, "released": 1, "unknown": 0}
     with session_scope(engine) as s:
@@ -63,10 +76,17 @@ def test_a_voice_claim_twilio_cannot_be_asked_about_becomes_unknown(engine: Engi
     now = dt.datetime.now(dt.UTC)
     rid = _claimed(engine, "C-X", CALLED, now - dt.timedelta(minutes=1))
     settings = ChannelSettings(webhook_public_url="http://127.0.0.1:9")
-    channel = TwilioVoiceChannel(settings, "AC" + "0" * 32, SecretStr("x"), FALLBACK_FROM,
-                                 base_url="http://127.0.0.1:9", timeout=1)
-    counts = reconcile.reconcile_stale(engine, {"voice": channel.find_sent},
-                                       now + dt.timedelta(seconds=5))
+    channel = TwilioVoiceChannel(
+        settings,
+        "AC" + "0" * 32,
+        SecretStr("x"),
+        FALLBACK_FROM,
+        base_url="http://127.0.0.1:9",
+        timeout=1,
+    )
+    counts = reconcile.reconcile_stale(
+        engine, {"voice": channel.find_sent}, now + dt.timedelta(seconds=5)
+    )
     assert counts["unknown"] == 1
     with session_scope(engine) as s:
         assert s.get_one(Reminder, rid).status == "unknown"
@@ -77,7 +97,12 @@ def test_calls_without_caller_id_or_public_url_are_a_config_error(missing: str):
     from dunning.errors import ConfigError
 
     settings = ChannelSettings(webhook_public_url=None if missing == "public_url" else "https://h")
-    with pytest.raises(ConfigError, match="DUNNING_WEBHOOK_PUBLIC_URL" if missing == "public_url"
-                       else "DUNNING_VOICE_FROM_NUMBER"):
-        TwilioVoiceChannel(settings, "AC" + "0" * 32, SecretStr("x"),
-                           None if missing == "from" else FALLBACK_FROM)
+    with pytest.raises(
+        ConfigError,
+        match="DUNNING_WEBHOOK_PUBLIC_URL"
+        if missing == "public_url"
+        else "DUNNING_VOICE_FROM_NUMBER",
+    ):
+        TwilioVoiceChannel(
+            settings, "AC" + "0" * 32, SecretStr("x"), None if missing == "from" else FALLBACK_FROM
+        )

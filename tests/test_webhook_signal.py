@@ -41,18 +41,18 @@ def test_a_burst_is_one_event_at_once_and_one_when_the_window_closes() -> None:
 
     async def burst() -> None:
         signal = InboxSignal(0.2, sent.append, clock)
-        signal.stored("sendgrid", 2)          # leading edge: at once
+        signal.stored("sendgrid", 2)  # leading edge: at once
         assert sent == [{"stored": 2, "by_provider": {"sendgrid": 2}}]
         clock.now += 0.05
-        signal.stored("twilio", 1)            # inside the window: held
+        signal.stored("twilio", 1)  # inside the window: held
         signal.stored("sendgrid", 3)
-        signal.stored("stripe", 0)            # nothing new stored: nothing to say
+        signal.stored("stripe", 0)  # nothing new stored: nothing to say
         assert len(sent) == 1
         clock.now += 0.2
-        await asyncio.sleep(0.5)              # trailing edge: the held counts, summed
+        await asyncio.sleep(0.5)  # trailing edge: the held counts, summed
         assert sent[1] == {"stored": 4, "by_provider": {"sendgrid": 3, "twilio": 1}}
         clock.now += 1
-        signal.stored("stripe", 1)            # a new window: at once again
+        signal.stored("stripe", 1)  # a new window: at once again
         assert sent[2] == {"stored": 1, "by_provider": {"stripe": 1}}
 
     asyncio.run(burst())
@@ -60,13 +60,16 @@ def test_a_burst_is_one_event_at_once_and_one_when_the_window_closes() -> None:
 
 
 def test_the_receiver_signals_stored_events_only_and_survives_a_failing_emitter(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     sent: list[dict[str, Any]] = []
     settings = WebhookSettings(sendgrid_webhook_public_key=PUBLIC_KEY)
     body = json.dumps([sg_event("delivered", "e1", 1), sg_event("open", "e2", 1)]).encode()
     with TestClient(create_app(settings, engine, signal=InboxSignal(0, sent.append))) as client:
-        assert client.post(URL, content=body, headers=sendgrid_headers(KEY, body)).json()[
-            "stored"] == 2
+        assert (
+            client.post(URL, content=body, headers=sendgrid_headers(KEY, body)).json()["stored"]
+            == 2
+        )
         # A replay stores nothing new, so there is nothing to signal.
         client.post(URL, content=body, headers=sendgrid_headers(KEY, body))
     assert sent == [{"stored": 2, "by_provider": {"sendgrid": 2}}]
@@ -104,32 +107,51 @@ def _api(method: str, path: str, body: Any = None) -> Any:
 
 @pytest.mark.prefect
 def test_a_webhook_triggers_a_track_responses_run_through_the_deployment_trigger(
-        prefect_server, engine: Engine, tmp_path: Path) -> None:
+    prefect_server, engine: Engine, tmp_path: Path
+) -> None:
     import os
 
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-           "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    for cmd in (["work-pool", "create", "dunning", "--type", "process", "--overwrite"],
-                ["--no-prompt", "deploy", "--name", "track-responses"]):
-        done = subprocess.run([str(BIN / "prefect"), *cmd], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=180, check=False)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    }
+    for cmd in (
+        ["work-pool", "create", "dunning", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--name", "track-responses"],
+    ):
+        done = subprocess.run(
+            [str(BIN / "prefect"), *cmd],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     deployment = _api("GET", "/deployments/name/track-responses/track-responses")
     # prefect.yaml's shared work-pool definition: heartbeats for the zombie guard.
     assert deployment["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "60"
 
     triggers = _api("POST", "/automations/filter", {})
-    mine = [a for a in triggers
-            if WEBHOOK_EVENT in a["trigger"].get("expect", [])
-            and a["actions"][0].get("deployment_id") == deployment["id"]]
+    mine = [
+        a
+        for a in triggers
+        if WEBHOOK_EVENT in a["trigger"].get("expect", [])
+        and a["actions"][0].get("deployment_id") == deployment["id"]
+    ]
     assert len(mine) == 1, triggers
     assert mine[0]["actions"][0]["type"] == "run-deployment"
 
     def runs() -> list[dict[str, Any]]:
-        return _api("POST", "/flow_runs/filter", {
-            "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+        return _api(
+            "POST",
+            "/flow_runs/filter",
+            {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}},
+        )
 
     # Both database backends run this test against the one session server: only runs
     # created now count.
@@ -143,8 +165,12 @@ def test_a_webhook_triggers_a_track_responses_run_through_the_deployment_trigger
         for attempt in range(80):
             if attempt % 10 == 0:
                 body = json.dumps([sg_event("delivered", f"ev-{uuid.uuid4()}", 1)]).encode()
-                assert client.post(URL, content=body, headers=sendgrid_headers(KEY, body)
-                                   ).json()["stored"] == 1
+                assert (
+                    client.post(URL, content=body, headers=sendgrid_headers(KEY, body)).json()[
+                        "stored"
+                    ]
+                    == 1
+                )
             started = [r for r in runs() if r["id"] not in before]
             if started:
                 break
@@ -154,8 +180,11 @@ def test_a_webhook_triggers_a_track_responses_run_through_the_deployment_trigger
     # The event store is written by a batching service, a little after the trigger saw it.
     stored: list[dict[str, Any]] = []
     for _ in range(40):
-        stored = _api("POST", "/events/filter", {"filter": {
-            "event": {"name": [WEBHOOK_EVENT]}, "resource": {"id": [INBOX_RESOURCE]}}})["events"]
+        stored = _api(
+            "POST",
+            "/events/filter",
+            {"filter": {"event": {"name": [WEBHOOK_EVENT]}, "resource": {"id": [INBOX_RESOURCE]}}},
+        )["events"]
         if stored:
             break
         time.sleep(0.5)

@@ -36,19 +36,24 @@ KEY, PUBLIC_KEY = sendgrid_keys()
 def client(engine: Engine) -> Iterator[TestClient]:
     settings = WebhookSettings(
         webhook_public_url=PUBLIC,
-        sendgrid_webhook_public_key=PUBLIC_KEY, stripe_webhook_secret=SecretStr(STRIPE_SECRET),
+        sendgrid_webhook_public_key=PUBLIC_KEY,
+        stripe_webhook_secret=SecretStr(STRIPE_SECRET),
         webhook_max_body_bytes=4096,
     )
-    twilio = ChannelSettings(twilio_account_sid="AC" + "0" * 32,
-                             twilio_auth_token=SecretStr(TWILIO_TOKEN))
+    twilio = ChannelSettings(
+        twilio_account_sid="AC" + "0" * 32, twilio_auth_token=SecretStr(TWILIO_TOKEN)
+    )
     with TestClient(create_app(settings, engine, twilio), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
 def inbox(engine: Engine) -> list[tuple[str, str, str | None]]:
     with session_scope(engine) as s:
-        rows = s.execute(select(WebhookInbox.provider, WebhookInbox.event_id,
-                                WebhookInbox.event_type).order_by(WebhookInbox.id))
+        rows = s.execute(
+            select(WebhookInbox.provider, WebhookInbox.event_id, WebhookInbox.event_type).order_by(
+                WebhookInbox.id
+            )
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
@@ -57,7 +62,8 @@ def test_healthz(client: TestClient) -> None:
 
 
 def test_sendgrid_batch_is_stored_one_row_per_event_and_replay_stores_nothing(
-        client: TestClient, engine: Engine) -> None:
+    client: TestClient, engine: Engine
+) -> None:
     body = json.dumps([sg_event("delivered", "e1", 1), sg_event("open", "e2", 1)]).encode()
     url = "/webhooks/sendgrid/events"
     first = client.post(url, content=body, headers=sendgrid_headers(KEY, body))
@@ -69,7 +75,8 @@ def test_sendgrid_batch_is_stored_one_row_per_event_and_replay_stores_nothing(
 
 @pytest.mark.parametrize("tamper", ["body", "key", "old", "no_signature", "garbage_signature"])
 def test_forged_sendgrid_requests_are_refused_and_store_nothing(
-        client: TestClient, engine: Engine, tamper: str) -> None:
+    client: TestClient, engine: Engine, tamper: str
+) -> None:
     body = json.dumps([sg_event("delivered", "e1", 1)]).encode()
     headers = sendgrid_headers(KEY, body)
     if tamper == "body":
@@ -89,8 +96,9 @@ def test_forged_sendgrid_requests_are_refused_and_store_nothing(
 
 def test_signed_but_malformed_sendgrid_body_is_400(client: TestClient, engine: Engine) -> None:
     body = json.dumps([{"event": "delivered"}]).encode()  # no sg_event_id
-    response = client.post("/webhooks/sendgrid/events", content=body,
-                           headers=sendgrid_headers(KEY, body))
+    response = client.post(
+        "/webhooks/sendgrid/events", content=body, headers=sendgrid_headers(KEY, body)
+    )
     assert response.status_code == 400 and inbox(engine) == []
 
 
@@ -100,8 +108,9 @@ def test_twilio_status_verified_against_the_public_url(client: TestClient, engin
     response = client.post("/webhooks/twilio/status", content=body, headers=headers)
     assert response.status_code == 200
     # Signed for the local URL instead of the public one: refused.
-    body, local = twilio_form("http://127.0.0.1:8000/webhooks/twilio/status",
-                              {**params, "MessageStatus": "failed"})
+    body, local = twilio_form(
+        "http://127.0.0.1:8000/webhooks/twilio/status", {**params, "MessageStatus": "failed"}
+    )
     assert client.post("/webhooks/twilio/status", content=body, headers=local).status_code == 403
     assert inbox(engine) == [("twilio", "SM1:delivered", "delivered")]
 
@@ -112,8 +121,9 @@ def test_twilio_inbound_answers_empty_twiml(client: TestClient, engine: Engine) 
     response = client.post("/webhooks/twilio/inbound", content=body, headers=headers)
     assert response.status_code == 200 and "<Response></Response>" in response.text
     forged = body.replace(b"STOP", b"START")
-    assert client.post("/webhooks/twilio/inbound", content=forged,
-                       headers=headers).status_code == 403
+    assert (
+        client.post("/webhooks/twilio/inbound", content=forged, headers=headers).status_code == 403
+    )
     assert inbox(engine) == [("twilio", "SM9", "inbound")]
 
 
@@ -161,8 +171,9 @@ def test_unconfigured_provider_is_503_and_bad_key_is_a_config_error(engine: Engi
         create_app(WebhookSettings(sendgrid_webhook_public_key="bm90IGEga2V5"), engine)
 
 
-def test_receiver_reads_the_twilio_account_sending_uses(engine: Engine,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_receiver_reads_the_twilio_account_sending_uses(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Only Twilio's conventional names set: sending accepted them, the receiver now does too
     # (one configuration, dunning.channels.twilio_config).
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
@@ -177,20 +188,23 @@ def test_receiver_reads_the_twilio_account_sending_uses(engine: Engine,
 
 
 def test_twilio_voice_requests_are_verified_before_anything_is_said(
-        client: TestClient, engine: Engine) -> None:
+    client: TestClient, engine: Engine
+) -> None:
     url = PUBLIC + "/webhooks/twilio/voice?reminder_id=404"
     params = {"CallSid": "CA1", "CallStatus": "in-progress", "AnsweredBy": "human"}
     body, headers = twilio_form(url, params)
     # Signed, but no voice reminder 404 exists: the call ends at once.
-    response = client.post("/webhooks/twilio/voice?reminder_id=404", content=body,
-                           headers=headers)
+    response = client.post("/webhooks/twilio/voice?reminder_id=404", content=body, headers=headers)
     assert response.status_code == 200 and "<Hangup />" in response.text
     assert response.headers["content-type"].startswith("text/xml")
     # The signature covers the reminder id in the URL: another id is refused.
     tampered = client.post("/webhooks/twilio/voice?reminder_id=7", content=body, headers=headers)
     assert tampered.status_code == 403
-    unsigned = client.post("/webhooks/twilio/voice?reminder_id=404", content=body,
-                           headers={"Content-Type": headers["Content-Type"]})
+    unsigned = client.post(
+        "/webhooks/twilio/voice?reminder_id=404",
+        content=body,
+        headers={"Content-Type": headers["Content-Type"]},
+    )
     assert unsigned.status_code == 401
     body, headers = twilio_form(PUBLIC + "/webhooks/twilio/voice", params)
     no_id = client.post("/webhooks/twilio/voice", content=body, headers=headers)
@@ -199,7 +213,8 @@ def test_twilio_voice_requests_are_verified_before_anything_is_said(
 
 
 def test_twilio_call_status_callbacks_are_stored_by_call(
-        client: TestClient, engine: Engine) -> None:
+    client: TestClient, engine: Engine
+) -> None:
     params = {"CallSid": "CA7", "CallStatus": "no-answer", "To": "+4915112345678"}
     body, headers = twilio_form(PUBLIC + "/webhooks/twilio/status", params)
     assert client.post("/webhooks/twilio/status", content=body, headers=headers).status_code == 200

@@ -32,14 +32,24 @@ def cli(*args: str) -> Result:
 
 def test_apply_then_replies_and_metrics_as_json(engine: Engine) -> None:
     seed(engine, reminders=[("due", "sms", "sent")])
-    store_records(engine, [InboxRecord("twilio", "SM1", "inbound", json.dumps(
-        {"MessageSid": "SM1", "From": "+4915112345678", "Body": "PAID"}))])
+    store_records(
+        engine,
+        [
+            InboxRecord(
+                "twilio",
+                "SM1",
+                "inbound",
+                json.dumps({"MessageSid": "SM1", "From": "+4915112345678", "Body": "PAID"}),
+            )
+        ],
+    )
     applied = cli("webhooks", "apply", "--json")
     assert applied.exit_code == 0, applied.output
     assert json.loads(applied.stdout) == {"paid_reply": 1, "reply": 1}
     replies = json.loads(cli("replies", "--json").stdout)
     assert [(r["from"], r["keyword"], r["invoice_number"]) for r in replies] == [
-        ("+49*******5678", "paid", "INV-1")]
+        ("+49*******5678", "paid", "INV-1")
+    ]
     assert "4915112345678" not in cli("replies").stdout
     rows = json.loads(cli("metrics", "--by", "channel", "--json").stdout)
     assert [(r["channel"], r["sent"], r["reply_rate"]) for r in rows] == [("sms", 1, 1.0)]
@@ -61,10 +71,17 @@ def test_serve_receives_a_signed_stripe_event(tmp_path: Path) -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    env = {**os.environ, "DUNNING_DATABASE_URL": db_url,
-           "DUNNING_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET}
-    proc = subprocess.Popen([str(DUNNING), "webhooks", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "DUNNING_DATABASE_URL": db_url,
+        "DUNNING_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+    }
+    proc = subprocess.Popen(
+        [str(DUNNING), "webhooks", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -77,11 +94,18 @@ def test_serve_receives_a_signed_stripe_event(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "receiver did not start"
                 time.sleep(0.1)
         body, headers = stripe_request(stripe_event("evt_cli", "invoice.paid", {}))
-        assert httpx.post(base + "/webhooks/stripe", content=body,
-                          headers=headers).status_code == 200
+        assert (
+            httpx.post(base + "/webhooks/stripe", content=body, headers=headers).status_code == 200
+        )
         # SendGrid has no key configured: 503 so SendGrid retries later.
-        assert httpx.post(base + "/webhooks/sendgrid/events", content=b"[]",
-                          headers={"Content-Type": "application/json"}).status_code == 503
+        assert (
+            httpx.post(
+                base + "/webhooks/sendgrid/events",
+                content=b"[]",
+                headers={"Content-Type": "application/json"},
+            ).status_code
+            == 503
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -64,17 +64,34 @@ def wait_for_inbox(engine: Engine, event_ids: set[str]) -> None:
 
 def seed_one(engine: Engine) -> tuple[int, int, int]:
     with session_scope(engine) as s:
-        s.add(Customer(customer_id="C1", email="jane@example.com", phone=PHONE, country="DE",
-                       timezone="Europe/Berlin", locale="de_DE", sms_consent=True))
+        s.add(
+            Customer(
+                customer_id="C1",
+                email="jane@example.com",
+                phone=PHONE,
+                country="DE",
+                timezone="Europe/Berlin",
+                locale="de_DE",
+                sms_consent=True,
+            )
+        )
         s.flush()
-        inv = Invoice(invoice_number="INV-1", customer_id="C1", currency="EUR",
-                      amount=Decimal("50.00"), issued_on=dt.date(2026, 2, 1),
-                      due_on=dt.date(2026, 3, 1))
+        inv = Invoice(
+            invoice_number="INV-1",
+            customer_id="C1",
+            currency="EUR",
+            amount=Decimal("50.00"),
+            issued_on=dt.date(2026, 2, 1),
+            due_on=dt.date(2026, 3, 1),
+        )
         s.add(inv)
         s.flush()
-        rows = [Reminder(invoice_id=inv.id, customer_id="C1", stage=stage, channel=channel,
-                         status="planned") for stage, channel in
-                (("due", "email"), ("due", "sms"), ("overdue_1", "sms"))]
+        rows = [
+            Reminder(
+                invoice_id=inv.id, customer_id="C1", stage=stage, channel=channel, status="planned"
+            )
+            for stage, channel in (("due", "email"), ("due", "sms"), ("overdue_1", "sms"))
+        ]
         s.add_all(rows)
         s.flush()
         return rows[0].id, rows[1].id, rows[2].id
@@ -88,35 +105,54 @@ def mark_sent(engine: Engine, rid: int, message_id: str) -> None:
 
 def test_fake_callbacks_flow_into_the_ledger(engine: Engine, receiver_url: str) -> None:
     email_id, sms_id, planned_sms_id = seed_one(engine)
-    with run_fakes(seed=7, sendgrid_event_url=receiver_url + "/webhooks/sendgrid/events",
-                   twilio_inbound_url=receiver_url + "/webhooks/twilio/inbound",
-                   emit_opens=True) as fakes:
+    with run_fakes(
+        seed=7,
+        sendgrid_event_url=receiver_url + "/webhooks/sendgrid/events",
+        twilio_inbound_url=receiver_url + "/webhooks/twilio/inbound",
+        emit_opens=True,
+    ) as fakes:
         settings = WebhookSettings(
-            webhook_public_url=receiver_url,
-            sendgrid_webhook_public_key=fakes.sendgrid_public_key)
-        twilio = ChannelSettings(twilio_account_sid=fakes.twilio_account_sid,
-                                 twilio_auth_token=SecretStr(fakes.twilio_auth_token))
+            webhook_public_url=receiver_url, sendgrid_webhook_public_key=fakes.sendgrid_public_key
+        )
+        twilio = ChannelSettings(
+            twilio_account_sid=fakes.twilio_account_sid,
+            twilio_auth_token=SecretStr(fakes.twilio_auth_token),
+        )
         server, thread = serve(create_app(settings, engine, twilio), receiver_url)
         try:
-            twilio = Client(fakes.twilio_account_sid, fakes.twilio_auth_token,
-                            http_client=BaseUrlHttpClient(fakes.base_url))
-            sms = twilio.messages.create(to=PHONE, from_=FALLBACK_FROM, body="Invoice INV-1 due",
-                                         status_callback=receiver_url + "/webhooks/twilio/status")
+            twilio = Client(
+                fakes.twilio_account_sid,
+                fakes.twilio_auth_token,
+                http_client=BaseUrlHttpClient(fakes.base_url),
+            )
+            sms = twilio.messages.create(
+                to=PHONE,
+                from_=FALLBACK_FROM,
+                body="Invoice INV-1 due",
+                status_callback=receiver_url + "/webhooks/twilio/status",
+            )
             assert sms.sid is not None
             mark_sent(engine, sms_id, sms.sid)
-            mail = Mail(from_email="billing@example.com", to_emails="jane@example.com",
-                        subject="INV-1", plain_text_content="Please pay INV-1")
+            mail = Mail(
+                from_email="billing@example.com",
+                to_emails="jane@example.com",
+                subject="INV-1",
+                plain_text_content="Please pay INV-1",
+            )
             mail.custom_arg = CustomArg("reminder_id", str(email_id))
             sent = SendGridAPIClient(fakes.sendgrid_api_key, host=fakes.base_url).send(mail)
             mark_sent(engine, email_id, sent.headers["X-Message-Id"])
             wait_for_inbox(engine, {f"{sms.sid}:delivered"})
-            status = fakes.send_inbound_sms(PHONE, FALLBACK_FROM, "STOP",
-                                            url=receiver_url + "/webhooks/twilio/inbound")
+            status = fakes.send_inbound_sms(
+                PHONE, FALLBACK_FROM, "STOP", url=receiver_url + "/webhooks/twilio/inbound"
+            )
             assert status == 200
             # A forged inbound request (wrong token) is refused and stores nothing.
-            forged = httpx.post(receiver_url + "/webhooks/twilio/inbound",
-                                data={"MessageSid": "SMforged", "From": PHONE, "Body": "START"},
-                                headers={"X-Twilio-Signature": "bm90LXNpZ25lZA=="})
+            forged = httpx.post(
+                receiver_url + "/webhooks/twilio/inbound",
+                data={"MessageSid": "SMforged", "From": PHONE, "Body": "START"},
+                headers={"X-Twilio-Signature": "bm90LXNpZ25lZA=="},
+            )
             assert forged.status_code == 403
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:

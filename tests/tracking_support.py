@@ -27,8 +27,12 @@ STRIPE_SECRET = "whsec_test_secret"
 SENT_AT = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
-def seed(engine: Engine, *, reminders: list[tuple[str, str, str | None]] | None = None,
-         amount: str = "100.00") -> dict[str, int]:
+def seed(
+    engine: Engine,
+    *,
+    reminders: list[tuple[str, str, str | None]] | None = None,
+    amount: str = "100.00",
+) -> dict[str, int]:
     """Customer C1 (email + phone), invoice INV-1 and reminders (stage, channel, status|None).
 
     A reminder with status ``sent`` gets a provider message id ``<channel>-<stage>`` and
@@ -36,19 +40,40 @@ def seed(engine: Engine, *, reminders: list[tuple[str, str, str | None]] | None 
     """
     ids: dict[str, int] = {}
     with session_scope(engine) as s:
-        s.add(Customer(customer_id="C1", name="Jane Doe", email="jane@example.com",
-                       phone="+4915112345678", country="DE", timezone="Europe/Berlin",
-                       locale="de_DE", sms_consent=True))
+        s.add(
+            Customer(
+                customer_id="C1",
+                name="Jane Doe",
+                email="jane@example.com",
+                phone="+4915112345678",
+                country="DE",
+                timezone="Europe/Berlin",
+                locale="de_DE",
+                sms_consent=True,
+            )
+        )
         s.flush()
-        inv = Invoice(invoice_number="INV-1", customer_id="C1", currency="EUR",
-                      amount=Decimal(amount), issued_on=dt.date(2026, 2, 1),
-                      due_on=dt.date(2026, 3, 1))
+        inv = Invoice(
+            invoice_number="INV-1",
+            customer_id="C1",
+            currency="EUR",
+            amount=Decimal(amount),
+            issued_on=dt.date(2026, 2, 1),
+            due_on=dt.date(2026, 3, 1),
+        )
         s.add(inv)
         s.flush()
         ids["invoice"] = inv.id
         for stage, channel, status in reminders or []:
-            r = Reminder(invoice_id=inv.id, customer_id="C1", stage=stage, channel=channel,
-                         segment="good", template=f"{stage}/{channel}", status=status or "planned")
+            r = Reminder(
+                invoice_id=inv.id,
+                customer_id="C1",
+                stage=stage,
+                channel=channel,
+                segment="good",
+                template=f"{stage}/{channel}",
+                status=status or "planned",
+            )
             if status == "sent":
                 r.provider_message_id = f"{channel}-{stage}"
                 r.sent_at = SENT_AT
@@ -62,13 +87,15 @@ def seed(engine: Engine, *, reminders: list[tuple[str, str, str | None]] | None 
 def sendgrid_keys() -> tuple[ec.EllipticCurvePrivateKey, str]:
     """A fresh P-256 key and its public half as SendGrid shows it (base64 DER, no PEM lines)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return key, base64.b64encode(der).decode()
 
 
-def sendgrid_headers(key: ec.EllipticCurvePrivateKey, body: bytes,
-                     timestamp: int | None = None) -> dict[str, str]:
+def sendgrid_headers(
+    key: ec.EllipticCurvePrivateKey, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
     """Headers of a SendGrid Signed Event Webhook POST of ``body``."""
     ts = str(timestamp if timestamp is not None else int(time.time()))
     sig = key.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))
@@ -79,24 +106,32 @@ def sendgrid_headers(key: ec.EllipticCurvePrivateKey, body: bytes,
     }
 
 
-def sg_event(event: str, event_id: str, reminder_id: int | None,
-             **extra: object) -> dict[str, object]:
+def sg_event(
+    event: str, event_id: str, reminder_id: int | None, **extra: object
+) -> dict[str, object]:
     """One SendGrid event as the Event Webhook posts it (custom args at top level)."""
-    ev: dict[str, object] = {"event": event, "sg_event_id": event_id, "email": "jane@example.com",
-                             "timestamp": int(SENT_AT.timestamp()) + 60,
-                             "sg_message_id": "email-x.filter0001"}
+    ev: dict[str, object] = {
+        "event": event,
+        "sg_event_id": event_id,
+        "email": "jane@example.com",
+        "timestamp": int(SENT_AT.timestamp()) + 60,
+        "sg_message_id": "email-x.filter0001",
+    }
     if reminder_id is not None:
         ev["reminder_id"] = str(reminder_id)
     ev.update(extra)
     return ev
 
 
-def twilio_form(url: str, params: dict[str, str],
-                token: str = TWILIO_TOKEN) -> tuple[bytes, dict[str, str]]:
+def twilio_form(
+    url: str, params: dict[str, str], token: str = TWILIO_TOKEN
+) -> tuple[bytes, dict[str, str]]:
     """A form body and headers signed the way Twilio signs a callback to ``url``."""
     sig = RequestValidator(token).compute_signature(url, params)
-    return urlencode(params).encode(), {"Content-Type": "application/x-www-form-urlencoded",
-                                         "X-Twilio-Signature": sig}
+    return urlencode(params).encode(), {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sig,
+    }
 
 
 def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -106,19 +141,26 @@ def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def stripe_request(event: dict[str, object], secret: str = STRIPE_SECRET,
-                   timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+def stripe_request(
+    event: dict[str, object], secret: str = STRIPE_SECRET, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     """A Stripe event body and its Stripe-Signature header."""
     body = json.dumps(event).encode()
     ts = timestamp if timestamp is not None else int(time.time())
-    return body, {"Content-Type": "application/json",
-                  "Stripe-Signature": f"t={ts},v1={stripe_signature(secret, ts, body)}"}
+    return body, {
+        "Content-Type": "application/json",
+        "Stripe-Signature": f"t={ts},v1={stripe_signature(secret, ts, body)}",
+    }
 
 
 def stripe_event(event_id: str, kind: str, obj: dict[str, object]) -> dict[str, object]:
     """A Stripe event envelope around ``obj``."""
-    return {"id": event_id, "type": kind, "created": int(SENT_AT.timestamp()) + 3600,
-            "data": {"object": obj}}
+    return {
+        "id": event_id,
+        "type": kind,
+        "created": int(SENT_AT.timestamp()) + 3600,
+        "data": {"object": obj},
+    }
 
 
 @contextlib.contextmanager
@@ -133,8 +175,14 @@ def running_app(app: object) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,  # type: ignore[arg-type]
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -95,5 +95,14 @@ def climb(engine: Engine, invoice_id: int, customer_id: str, as_of: Any) -> None
     with session_scope(engine) as s:
         for stage, days in (("overdue_1", 6), ("overdue_2", 3)):
             when = as_of - dt.timedelta(days=days)
-            s.add(Reminder(invoice_id=invoice_id, customer_id=customer_id, stage=stage,
-                           channel="email", status="sent", planned_for=when, sent_at=when))
+            s.add(
+                Reminder(
+                    invoice_id=invoice_id,
+                    customer_id=customer_id,
+                    stage=stage,
+                    channel="email",
+                    status="sent",
+                    planned_for=when,
+                    sent_at=when,
+                )
+            )

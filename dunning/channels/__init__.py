@@ -18,9 +18,11 @@ def _load_block(block_cls: Any, name: str) -> Any:
     try:
         return block_cls.load(name)
     except ValueError as exc:
-        raise ConfigError(f"Prefect block {name!r} of type {block_cls.__name__} could not be "
-                          f"loaded ({type(exc).__name__}); create it or unset the *_BLOCK "
-                          "setting to use environment variables") from None
+        raise ConfigError(
+            f"Prefect block {name!r} of type {block_cls.__name__} could not be "
+            f"loaded ({type(exc).__name__}); create it or unset the *_BLOCK "
+            "setting to use environment variables"
+        ) from None
 
 
 def _sendgrid(settings: ChannelSettings) -> Channel:
@@ -32,11 +34,17 @@ def _sendgrid(settings: ChannelSettings) -> Channel:
         block = _load_block(SendGridCredentials, settings.sendgrid_block)
         return SendGridChannel(settings, block.api_key, block.base_url, block.timeout_seconds)
     if settings.sendgrid_api_key is None:
-        raise ConfigError("SendGrid is selected but no API key is set: set "
-                          "DUNNING_SENDGRID_API_KEY (or SENDGRID_API_KEY, or "
-                          "DUNNING_SENDGRID_BLOCK)")
-    return SendGridChannel(settings, settings.sendgrid_api_key, settings.sendgrid_base_url,
-                           settings.provider_timeout_seconds)
+        raise ConfigError(
+            "SendGrid is selected but no API key is set: set "
+            "DUNNING_SENDGRID_API_KEY (or SENDGRID_API_KEY, or "
+            "DUNNING_SENDGRID_BLOCK)"
+        )
+    return SendGridChannel(
+        settings,
+        settings.sendgrid_api_key,
+        settings.sendgrid_base_url,
+        settings.provider_timeout_seconds,
+    )
 
 
 def _smtp(settings: ChannelSettings) -> Channel:
@@ -46,14 +54,23 @@ def _smtp(settings: ChannelSettings) -> Channel:
         from dunning.channels.blocks import SmtpCredentials
 
         b = _load_block(SmtpCredentials, settings.smtp_block)
-        return SmtpChannel(settings, b.host, b.port, b.username, b.password, b.starttls, b.ssl,
-                           b.timeout_seconds)
+        return SmtpChannel(
+            settings, b.host, b.port, b.username, b.password, b.starttls, b.ssl, b.timeout_seconds
+        )
     if not settings.smtp_host:
-        raise ConfigError("SMTP is selected but DUNNING_SMTP_HOST is not set "
-                          "(or set DUNNING_SMTP_BLOCK)")
-    return SmtpChannel(settings, settings.smtp_host, settings.smtp_port, settings.smtp_username,
-                       settings.smtp_password, settings.smtp_starttls, settings.smtp_ssl,
-                       settings.provider_timeout_seconds)
+        raise ConfigError(
+            "SMTP is selected but DUNNING_SMTP_HOST is not set (or set DUNNING_SMTP_BLOCK)"
+        )
+    return SmtpChannel(
+        settings,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_username,
+        settings.smtp_password,
+        settings.smtp_starttls,
+        settings.smtp_ssl,
+        settings.provider_timeout_seconds,
+    )
 
 
 def _twilio(settings: ChannelSettings) -> Channel:
@@ -61,9 +78,16 @@ def _twilio(settings: ChannelSettings) -> Channel:
     from dunning.channels.twilio_config import require_twilio
 
     c = require_twilio(settings, "Twilio (selected for SMS)")
-    return TwilioChannel(settings, c.account_sid, c.auth_token, c.from_number,
-                         c.messaging_service_sid, c.base_url, c.timeout_seconds,
-                         c.status_callback_url)
+    return TwilioChannel(
+        settings,
+        c.account_sid,
+        c.auth_token,
+        c.from_number,
+        c.messaging_service_sid,
+        c.base_url,
+        c.timeout_seconds,
+        c.status_callback_url,
+    )
 
 
 def _twilio_voice(settings: ChannelSettings) -> Channel:
@@ -71,9 +95,14 @@ def _twilio_voice(settings: ChannelSettings) -> Channel:
     from dunning.channels.twilio_voice import TwilioVoiceChannel
 
     c = require_twilio(settings, "Twilio calls (selected for voice)")
-    return TwilioVoiceChannel(settings, c.account_sid, c.auth_token,
-                              settings.voice_from_number or c.from_number, c.base_url,
-                              c.timeout_seconds)
+    return TwilioVoiceChannel(
+        settings,
+        c.account_sid,
+        c.auth_token,
+        settings.voice_from_number or c.from_number,
+        c.base_url,
+        c.timeout_seconds,
+    )
 
 
 def _outbox(kind: str, settings: ChannelSettings) -> Channel:

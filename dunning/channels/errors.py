@@ -176,8 +176,10 @@ def classify_sendgrid(
 
 def classify_network(exc: BaseException) -> Failure:
     """The Failure for a timeout or connection error: always transient."""
-    kind = "timeout" if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc) else (
-        "connection_error"
+    kind = (
+        "timeout"
+        if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc)
+        else ("connection_error")
     )
     return Failure(kind, f"{kind.replace('_', ' ')}: {type(exc).__name__}", transient=True)
 

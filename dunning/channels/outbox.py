@@ -40,8 +40,7 @@ class OutboxChannel:
             tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
             tmp.write_bytes(self._render(message))
             os.replace(tmp, path)
-        return SendResult(message.reminder_id, True, self.provider,
-                          f"outbox-{message.reminder_id}")
+        return SendResult(message.reminder_id, True, self.provider, f"outbox-{message.reminder_id}")
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per message: each written to its file (kept if already there)."""

@@ -118,8 +118,10 @@ def _global_limit_exists(name: str) -> bool:
         return False
     except Exception as exc:  # noqa: BLE001 - an unreachable server must not stop sending
         logging.getLogger(__name__).warning(
-            "cannot read Prefect rate limit %s (%s); pacing in this process only", name,
-            type(exc).__name__)
+            "cannot read Prefect rate limit %s (%s); pacing in this process only",
+            name,
+            type(exc).__name__,
+        )
         return False
     return bool(limit.active and limit.slot_decay_per_second)
 

@@ -159,7 +159,8 @@ class SendGridChannel:
             return _refusal(exc).result(message.reminder_id, self.provider)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             return classify_network(getattr(exc, "reason", exc)).result(
-                message.reminder_id, self.provider)
+                message.reminder_id, self.provider
+            )
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return SendResult(message.reminder_id, True, self.provider, message_id)
 
@@ -193,9 +194,13 @@ class SendGridChannel:
         except ProviderAuthError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad message must not sink the others
-            return SendResult(message.reminder_id, False, self.provider,
-                              error_code="unexpected_error",
-                              error=f"{type(exc).__name__}: {scrub(str(exc))[:300]}")
+            return SendResult(
+                message.reminder_id,
+                False,
+                self.provider,
+                error_code="unexpected_error",
+                error=f"{type(exc).__name__}: {scrub(str(exc))[:300]}",
+            )
 
     def _send_unit(self, unit: list[OutboundMessage]) -> list[SendResult]:
         for _ in unit:  # the rate limit counts messages, not requests
@@ -205,8 +210,9 @@ class SendGridChannel:
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per message, in order; same-template messages share a request."""
         if self.bulk_size <= 1:
-            return send_concurrently(messages, self._send_one, self.provider, self.bucket,
-                                     self.settings.send_concurrency)
+            return send_concurrently(
+                messages, self._send_one, self.provider, self.bucket, self.settings.send_concurrency
+            )
         units = send_units(messages, self.bulk_size)
         workers = min(self.settings.send_concurrency, len(units))
         if workers <= 1:

@@ -105,15 +105,20 @@ class SmtpChannel:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             return classify_smtp(code, text.decode(errors="replace")).result(
-                message.reminder_id, self.provider)
+                message.reminder_id, self.provider
+            )
         except smtplib.SMTPResponseException as exc:
-            msg = exc.smtp_error.decode(errors="replace") if isinstance(
-                exc.smtp_error, bytes) else str(exc.smtp_error)
+            msg = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
             return classify_smtp(exc.smtp_code, msg).result(message.reminder_id, self.provider)
         if refused:
             code, text = next(iter(refused.values()))
             return classify_smtp(code, text.decode(errors="replace")).result(
-                message.reminder_id, self.provider)
+                message.reminder_id, self.provider
+            )
         return SendResult(message.reminder_id, True, self.provider, str(mime["Message-ID"]))
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
@@ -129,8 +134,7 @@ class SmtpChannel:
                     results.append(self._send_one(conn, message))
                 except smtplib.SMTPServerDisconnected as exc:
                     # The connection is gone: report this message and reconnect for the next.
-                    results.append(classify_network(exc).result(message.reminder_id,
-                                                                self.provider))
+                    results.append(classify_network(exc).result(message.reminder_id, self.provider))
                     conn = None
                 except smtplib.SMTPException as exc:
                     # A protocol error (SMTPException is an OSError, so this comes first).
@@ -138,8 +142,7 @@ class SmtpChannel:
                     results.append(failure.result(message.reminder_id, self.provider))
                     conn = None
                 except OSError as exc:
-                    results.append(classify_network(exc).result(message.reminder_id,
-                                                                self.provider))
+                    results.append(classify_network(exc).result(message.reminder_id, self.provider))
                     conn = None
         finally:
             if conn is not None:

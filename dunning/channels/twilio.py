@@ -36,8 +36,9 @@ class BaseUrlHttpClient(TwilioHttpClient):
     """The SDK's HTTP client with api.twilio.com rewritten to ``base_url`` (fakes, Prism),
     one pooled session, and the last response headers kept per thread (for Retry-After)."""
 
-    def __init__(self, base_url: str = TWILIO_API, timeout: float = 10.0,
-                 pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, base_url: str = TWILIO_API, timeout: float = 10.0, pool_size: int = POOL_SIZE
+    ) -> None:
         super().__init__(pool_connections=True, timeout=timeout)
         self.base_url = base_url.rstrip("/")
         self._local = threading.local()
@@ -61,7 +62,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         """The response of the request, sent to the configured base URL."""
         if url.startswith(TWILIO_API):
-            url = self.base_url + url[len(TWILIO_API):]
+            url = self.base_url + url[len(TWILIO_API) :]
         self._local.headers = None
         response = super().request(method, url, *args, **kwargs)
         self._local.headers = response.headers
@@ -91,8 +92,10 @@ class TwilioChannel:
         status_callback_url: str | None = None,
     ) -> None:
         if not (from_number or messaging_service_sid):
-            raise ConfigError("Twilio needs a sender: set DUNNING_TWILIO_FROM_NUMBER (E.164) "
-                              "or DUNNING_TWILIO_MESSAGING_SERVICE_SID")
+            raise ConfigError(
+                "Twilio needs a sender: set DUNNING_TWILIO_FROM_NUMBER (E.164) "
+                "or DUNNING_TWILIO_MESSAGING_SERVICE_SID"
+            )
         self.settings = settings
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
@@ -112,13 +115,18 @@ class TwilioChannel:
             kwargs["from_"] = self.from_number
         if self.status_callback_url:
             kwargs["status_callback"] = callback_for(self.status_callback_url, message.reminder_id)
-        return twilio_send(self.http, self.provider, message.reminder_id,
-                           lambda: self._client.messages.create(**kwargs))
+        return twilio_send(
+            self.http,
+            self.provider,
+            message.reminder_id,
+            lambda: self._client.messages.create(**kwargs),
+        )
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per message, in order, with bounded concurrency under the rate limit."""
-        return send_concurrently(messages, self._send_one, self.provider, self.bucket,
-                                 self.settings.send_concurrency)
+        return send_concurrently(
+            messages, self._send_one, self.provider, self.bucket, self.settings.send_concurrency
+        )
 
     def find_sent(self, claim: StaleClaim) -> str | None:
         """The sid of the message Twilio holds for a stale claim, or None when it has none.
@@ -133,8 +141,9 @@ class TwilioChannel:
         # Why the margin: Twilio's clock and ours differ a little; the body match decides.
         since = claim.claimed_at - dt.timedelta(minutes=2)
         try:
-            listed = self._client.messages.list(to=claim.to_address, date_sent_after=since,
-                                                limit=200)
+            listed = self._client.messages.list(
+                to=claim.to_address, date_sent_after=since, limit=200
+            )
         except (TwilioRestException, requests.RequestException):
             raise NotImplementedError from None
         invoice_number, known = _ledger_facts(claim.reminder_id, [m.sid for m in listed])
@@ -177,9 +186,11 @@ def _ledger_facts(reminder_id: int, sids: list[str]) -> tuple[str, set[str]]:
             .join(Reminder, Reminder.invoice_id == Invoice.id)
             .where(Reminder.id == reminder_id)
         ).scalar_one()
-        known = set(conn.execute(
-            select(Reminder.provider_message_id).where(Reminder.provider_message_id.in_(sids))
-        ).scalars())
+        known = set(
+            conn.execute(
+                select(Reminder.provider_message_id).where(Reminder.provider_message_id.in_(sids))
+            ).scalars()
+        )
         return str(number), {str(s) for s in known}
 
 
@@ -196,7 +207,10 @@ def callback_for(url: str, reminder_id: int) -> str:
     the ambiguous claim (``dunning.tracking.ledger.settle_ambiguous``).
     """
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k != CALLBACK_REMINDER_PARAM]
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k != CALLBACK_REMINDER_PARAM
+    ]
     query.append((CALLBACK_REMINDER_PARAM, str(reminder_id)))
     return urlunsplit(parts._replace(query=urlencode(query)))

@@ -14,8 +14,10 @@ from pydantic import BaseModel, SecretStr
 from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.errors import ConfigError
 
-MISSING = ("set DUNNING_TWILIO_ACCOUNT_SID and DUNNING_TWILIO_AUTH_TOKEN (or TWILIO_ACCOUNT_SID/"
-           "TWILIO_AUTH_TOKEN, or DUNNING_TWILIO_BLOCK)")
+MISSING = (
+    "set DUNNING_TWILIO_ACCOUNT_SID and DUNNING_TWILIO_AUTH_TOKEN (or TWILIO_ACCOUNT_SID/"
+    "TWILIO_AUTH_TOKEN, or DUNNING_TWILIO_BLOCK)"
+)
 
 
 class TwilioConfig(BaseModel):
@@ -48,17 +50,25 @@ def twilio_config(settings: ChannelSettings | None = None) -> TwilioConfig | Non
 
         b = _load_block(TwilioCredentials, s.twilio_block)
         return TwilioConfig(
-            account_sid=b.account_sid, auth_token=b.auth_token, from_number=b.from_number,
-            messaging_service_sid=b.messaging_service_sid, base_url=b.base_url,
+            account_sid=b.account_sid,
+            auth_token=b.auth_token,
+            from_number=b.from_number,
+            messaging_service_sid=b.messaging_service_sid,
+            base_url=b.base_url,
             timeout_seconds=b.timeout_seconds,
-            status_callback_url=b.status_callback_url or s.twilio_status_callback_url)
+            status_callback_url=b.status_callback_url or s.twilio_status_callback_url,
+        )
     if not s.twilio_account_sid or s.twilio_auth_token is None:
         return None
     return TwilioConfig(
-        account_sid=s.twilio_account_sid, auth_token=s.twilio_auth_token,
-        from_number=s.twilio_from_number, messaging_service_sid=s.twilio_messaging_service_sid,
-        base_url=s.twilio_base_url, timeout_seconds=s.provider_timeout_seconds,
-        status_callback_url=s.twilio_status_callback_url)
+        account_sid=s.twilio_account_sid,
+        auth_token=s.twilio_auth_token,
+        from_number=s.twilio_from_number,
+        messaging_service_sid=s.twilio_messaging_service_sid,
+        base_url=s.twilio_base_url,
+        timeout_seconds=s.provider_timeout_seconds,
+        status_callback_url=s.twilio_status_callback_url,
+    )
 
 
 def twilio_auth_token(settings: ChannelSettings | None = None) -> SecretStr | None:
@@ -73,8 +83,9 @@ def twilio_auth_token(settings: ChannelSettings | None = None) -> SecretStr | No
     return config.auth_token if config is not None else s.twilio_auth_token
 
 
-def require_twilio(settings: ChannelSettings | None = None,
-                   purpose: str = "Twilio") -> TwilioConfig:
+def require_twilio(
+    settings: ChannelSettings | None = None, purpose: str = "Twilio"
+) -> TwilioConfig:
     """:func:`twilio_config`, or ConfigError naming ``purpose`` and what to set."""
     config = twilio_config(settings)
     if config is None:

@@ -78,8 +78,12 @@ class TwilioVoiceChannel:
 
     def _send_one(self, message: OutboundMessage) -> SendResult:
         kwargs = self.call_kwargs(message)
-        return twilio_send(self.http, self.provider, message.reminder_id,
-                           lambda: self._client.calls.create(**kwargs))
+        return twilio_send(
+            self.http,
+            self.provider,
+            message.reminder_id,
+            lambda: self._client.calls.create(**kwargs),
+        )
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per call, in order, with bounded concurrency under the rate limit."""

@@ -23,12 +23,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-import_app = typer.Typer(help="Import customers, invoices, payments and payment attempts.",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import customers, invoices, payments and payment attempts.", no_args_is_help=True
+)
 fakes_app = typer.Typer(help="Local fake providers (Twilio, SendGrid).", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook receiver.", no_args_is_help=True)
-customer_app = typer.Typer(help="Customers: show the timeline, pause, resume, export, erase.",
-                            no_args_is_help=True)
+customer_app = typer.Typer(
+    help="Customers: show the timeline, pause, resume, export, erase.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(fakes_app, name="fakes")

@@ -43,11 +43,17 @@ def serve_command(
     emit_opens: bool = typer.Option(False, "--emit-opens", help="Add open and click events."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same credentials, ids and faults."),
     call_answer: list[str] = typer.Option(
-        [], "--call-answer", help="NUMBER=human|machine|no-answer|busy|failed: how calls to "
-        "NUMBER go (repeatable; others are answered by a person)."),
+        [],
+        "--call-answer",
+        help="NUMBER=human|machine|no-answer|busy|failed: how calls to "
+        "NUMBER go (repeatable; others are answered by a person).",
+    ),
     call_digits: list[str] = typer.Option(
-        [], "--call-digits", help="NUMBER=DIGITS: keys pressed in calls to NUMBER, one per "
-        "<Gather> (repeatable), e.g. +4915112345678=9."),
+        [],
+        "--call-digits",
+        help="NUMBER=DIGITS: keys pressed in calls to NUMBER, one per "
+        "<Gather> (repeatable), e.g. +4915112345678=9.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the env vars as one JSON object."),
 ) -> None:
     """Serve fake Twilio (/2010-04-01: Messages and Calls) and SendGrid (/v3) on one port
@@ -105,8 +111,10 @@ def _pairs(option: str, values: list[str]) -> dict[str, str]:
     for value in values:
         number, sep, rest = value.partition("=")
         if not sep or not number.startswith("+") or not rest:
-            fail(f"{option} {value!r} is not NUMBER=VALUE; write e.g. {option} "
-                 "+4915112345678=" + ("9" if option == "--call-digits" else "no-answer"))
+            fail(
+                f"{option} {value!r} is not NUMBER=VALUE; write e.g. {option} "
+                "+4915112345678=" + ("9" if option == "--call-digits" else "no-answer")
+            )
         pairs[number] = rest
     return pairs
 

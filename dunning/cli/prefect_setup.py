@@ -17,8 +17,10 @@ from dunning.prefect_setup import WORK_POOL, setup_prefect
 def setup_prefect_command(
     json_mode: bool = typer.Option(False, "--json", help="Print one JSON object with the result."),
     no_alerts: bool = typer.Option(
-        False, "--no-alerts", help="A local trial: no notification block and no alert "
-        "automations (no DUNNING_ALERT_* needed); the zombie-run guard is still made."
+        False,
+        "--no-alerts",
+        help="A local trial: no notification block and no alert "
+        "automations (no DUNNING_ALERT_* needed); the zombie-run guard is still made.",
     ),
     pool: str = typer.Option(WORK_POOL, "--pool", help="Name of the work pool to create."),
     pool_type: str = typer.Option(
@@ -33,17 +35,19 @@ def setup_prefect_command(
     """
     api = PREFECT_API_URL.value() or "the ephemeral local Prefect API"
     try:
-        result = asyncio.run(
-            setup_prefect(alerts=not no_alerts, pool=pool, pool_type=pool_type)
-        )
+        result = asyncio.run(setup_prefect(alerts=not no_alerts, pool=pool, pool_type=pool_type))
     except DunningError as exc:
         fail(str(exc))
     except httpx.HTTPStatusError as exc:
-        fail(f"the Prefect API at {api} refused the request "
-             f"({exc.response.status_code}); check the server version and PREFECT_API_KEY")
+        fail(
+            f"the Prefect API at {api} refused the request "
+            f"({exc.response.status_code}); check the server version and PREFECT_API_KEY"
+        )
     except (httpx.HTTPError, OSError) as exc:
-        fail(f"cannot reach the Prefect API at {api} ({type(exc).__name__}); start "
-             "`prefect server start` or set PREFECT_API_URL to a running server")
+        fail(
+            f"cannot reach the Prefect API at {api} ({type(exc).__name__}); start "
+            "`prefect server start` or set PREFECT_API_URL to a running server"
+        )
     if json_mode:
         emit_json(result)
         return
@@ -51,8 +55,9 @@ def setup_prefect_command(
     console.print(f"work pool {made['name']} ({made['type']}): {made['status']}", highlight=False)
     block = result["block"]
     if block is None:
-        console.print("alerts: off (--no-alerts); nobody is notified of a failed run",
-                      highlight=False)
+        console.print(
+            "alerts: off (--no-alerts); nobody is notified of a failed run", highlight=False
+        )
     else:
         console.print(f"notification block {block['ref']}: {block['status']}", highlight=False)
     for auto in result["automations"]:

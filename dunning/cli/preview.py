@@ -55,8 +55,7 @@ def plan_for_invoice(
     portfolio = load_portfolio(engine, invoice_numbers=[invoice_number])
     lines = plan(portfolio, as_of, policy)
     lines = lines.loc[lines["invoice_number"] == invoice_number]
-    return {str(r["channel"]): {str(k): v for k, v in r.items()}
-            for r in lines.to_dict("records")}
+    return {str(r["channel"]): {str(k): v for k, v in r.items()} for r in lines.to_dict("records")}
 
 
 def verdict(line: dict[str, Any] | None) -> str:
@@ -96,12 +95,15 @@ def load_preview(
             .where(Invoice.invoice_number == invoice_number)
         ).first()
         if row is None:
-            raise DunningError(f"invoice {invoice_number!r} is not in the database; import it "
-                               "with `dunning import invoices` or check the number")
+            raise DunningError(
+                f"invoice {invoice_number!r} is not in the database; import it "
+                "with `dunning import invoices` or check the number"
+            )
         invoice, customer = row
         paid = session.scalar(
             select(func.coalesce(func.sum(Payment.amount), 0)).where(
-                Payment.invoice_id == invoice.id)
+                Payment.invoice_id == invoice.id
+            )
         )
         days = (as_of.astimezone(ZoneInfo(customer.timezone)).date() - invoice.due_on).days
         ladder = policy.ladder
@@ -111,8 +113,11 @@ def load_preview(
         ids = dict(
             session.execute(
                 select(Reminder.channel, Reminder.id).where(
-                    Reminder.invoice_id == invoice.id, Reminder.stage == chosen)
-            ).tuples().all()
+                    Reminder.invoice_id == invoice.id, Reminder.stage == chosen
+                )
+            )
+            .tuples()
+            .all()
         )
         return [
             reminder_data(
@@ -188,12 +193,16 @@ def _write_html(message: OutboundMessage, invoice: str, stage: str) -> Path | No
 def preview(
     invoice: str = typer.Option(..., "--invoice", help="Invoice number to render."),
     stage: str | None = typer.Option(
-        None, "--stage", help="Stage to render; default: the one the days overdue suggest."),
+        None, "--stage", help="Stage to render; default: the one the days overdue suggest."
+    ),
     channel: str | None = typer.Option(
-        None, "--channel", help="email, sms or voice (prints the call's TwiML); default: "
-        "email and sms."),
+        None,
+        "--channel",
+        help="email, sms or voice (prints the call's TwiML); default: email and sms.",
+    ),
     as_of: str | None = typer.Option(
-        None, "--as-of", help="Instant the days overdue are counted at (ISO 8601)."),
+        None, "--as-of", help="Instant the days overdue are counted at (ISO 8601)."
+    ),
     html: bool = typer.Option(False, "--html", help="Print the HTML part too."),
     json_mode: bool = typer.Option(False, "--json", help="One JSON object per message."),
 ) -> None:
@@ -207,8 +216,10 @@ def preview(
     except DunningError as exc:
         fail(str(exc))
     if stage is not None and base_stage(stage) not in known_stages(policy):
-        fail(f"--stage {stage!r} is not a stage of the policy; use one of "
-             f"{', '.join(known_stages(policy))} (or a repeat such as final_notice_r2)")
+        fail(
+            f"--stage {stage!r} is not a stage of the policy; use one of "
+            f"{', '.join(known_stages(policy))} (or a repeat such as final_notice_r2)"
+        )
     when = parse_as_of(as_of)
     channels = [channel] if channel else ["email", "sms"]
     planned: dict[str, dict[str, Any]] = {}
@@ -223,8 +234,16 @@ def preview(
                 first = next(iter(planned.values()))
                 stage = str(first["stage"])
                 chosen_tone, chosen_segment = str(first["tone"]), str(first["segment"])
-        items = load_preview(get_engine(), policy, invoice, stage, channels, when,
-                             tone=chosen_tone, segment=chosen_segment)
+        items = load_preview(
+            get_engine(),
+            policy,
+            invoice,
+            stage,
+            channels,
+            when,
+            tone=chosen_tone,
+            segment=chosen_segment,
+        )
     except DunningError as exc:
         fail(str(exc))
     for data in items:
@@ -234,20 +253,25 @@ def preview(
         elif not planned:
             said = f"{verdict(None)}; showing the stage the days overdue reach"
         elif line is None:
-            said = (f"would not be sent: stage {data.stage} has no {data.channel} in the "
-                    f"{chosen_segment} ladder")
+            said = (
+                f"would not be sent: stage {data.stage} has no {data.channel} in the "
+                f"{chosen_segment} ladder"
+            )
         else:
             said = verdict(line)
         if not json_mode:
-            out.print(f"{data.channel} · stage {data.stage}: {said}", markup=False,
-                          highlight=False)
+            out.print(f"{data.channel} · stage {data.stage}: {said}", markup=False, highlight=False)
         address = data.email if data.channel == "email" else data.phone
         if not address:
             if channel:
-                fail(f"customer {data.customer_id} of invoice {invoice} has no "
-                     f"{'email address' if channel == 'email' else 'phone number'}")
-            console.print(f"[yellow]no {data.channel} address for customer "
-                          f"{data.customer_id}: {data.channel} skipped[/]")
+                fail(
+                    f"customer {data.customer_id} of invoice {invoice} has no "
+                    f"{'email address' if channel == 'email' else 'phone number'}"
+                )
+            console.print(
+                f"[yellow]no {data.channel} address for customer "
+                f"{data.customer_id}: {data.channel} skipped[/]"
+            )
             continue
         if data.channel == "voice":
             try:
@@ -271,8 +295,9 @@ def preview(
         out.print(message.text, highlight=False, markup=False, soft_wrap=True)
         if message.channel == "sms":
             count = count_segments(message.text)
-            out.print(f"[{count.segments} {count.encoding} segment(s)]", highlight=False,
-                      markup=False)
+            out.print(
+                f"[{count.segments} {count.encoding} segment(s)]", highlight=False, markup=False
+            )
         if path:
             out.print(f"HTML: {path}", highlight=False, markup=False, soft_wrap=True)
         if html and message.html:

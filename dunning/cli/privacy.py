@@ -27,8 +27,11 @@ def erase(
     if not yes:
         if json_mode or not sys.stdin.isatty():
             fail(f"erasing {customer_id!r} cannot be undone: pass --yes to confirm")
-        typer.confirm(f"Erase the personal data of customer {customer_id!r}? This cannot be "
-                      "undone", abort=True, err=True)
+        typer.confirm(
+            f"Erase the personal data of customer {customer_id!r}? This cannot be undone",
+            abort=True,
+            err=True,
+        )
     # Keyed by URL: get_engine() without one caches whichever database was configured first.
     engine = get_engine(get_settings().resolved_database_url)
     try:
@@ -42,7 +45,9 @@ def erase(
         f"customer {customer_id} erased: {report.reminders} reminder(s) and "
         f"{report.inbound_messages} inbound message(s) cleared, {report.cancelled_reminders} "
         f"planned reminder(s) cancelled, {report.webhook_payloads} webhook payload(s) deleted",
-        highlight=False, soft_wrap=True)
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @customer_app.command("export")

@@ -27,14 +27,18 @@ def run(
     stage: list[str] = typer.Option(None, "--stage", help="Only this stage (repeatable)."),
     invoice: list[str] = typer.Option(None, "--invoice", help="Only this invoice (repeatable)."),
     batch_size: int = typer.Option(
-        None, "--batch-size", help="Reminders per delivery task (default: one task per invoice "
-        "for small runs, batches for large ones)."
+        None,
+        "--batch-size",
+        help="Reminders per delivery task (default: one task per invoice "
+        "for small runs, batches for large ones).",
     ),
     max_messages: int = typer.Option(None, "--max-messages", help="Send at most this many."),
     policy: Path = typer.Option(None, "--policy", help="Policy file (TOML/YAML)."),
     shards: int = typer.Option(
-        1, "--shards", help="Split the run by customer into this many shards (1-256); "
-        "without --shard they run one after another in this process and the report sums them."
+        1,
+        "--shards",
+        help="Split the run by customer into this many shards (1-256); "
+        "without --shard they run one after another in this process and the report sums them.",
     ),
     shard: int = typer.Option(
         None, "--shard", help="Handle only this shard (0 to --shards minus 1)."

@@ -34,8 +34,7 @@ class RateColumn(ProgressColumn):
 def describe(p: DeliveryProgress) -> str:
     """The text beside the bar: batches done and the counts so far."""
     return (
-        f"batch {p.batches_done}/{p.batches}  sent {p.sent}  failed {p.failed}  "
-        f"skipped {p.skipped}"
+        f"batch {p.batches_done}/{p.batches}  sent {p.sent}  failed {p.failed}  skipped {p.skipped}"
     )
 
 

@@ -41,20 +41,34 @@ def seed(
     engine = get_engine(get_settings().resolved_database_url)
     try:
         if show_progress(json_mode):
-            with Progress(TextColumn("seeding customers"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console, transient=True) as bar:
+            with Progress(
+                TextColumn("seeding customers"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
                 task = bar.add_task("seed", total=customers)
-                counts = seed_portfolio(engine, customers, invoices, seed_value, day,
-                                        reset=reset,
-                                        progress=lambda n, _total: bar.advance(task, n))
+                counts = seed_portfolio(
+                    engine,
+                    customers,
+                    invoices,
+                    seed_value,
+                    day,
+                    reset=reset,
+                    progress=lambda n, _total: bar.advance(task, n),
+                )
         else:
-            counts = seed_portfolio(engine, customers, invoices, seed_value, day,
-                                    reset=reset)
+            counts = seed_portfolio(engine, customers, invoices, seed_value, day, reset=reset)
     except DunningError as exc:
         fail(str(exc))
     seconds = round(time.monotonic() - started, 2)
     if json_mode:
         emit_json({**counts, "seed": seed_value, "as_of": day.isoformat(), "seconds": seconds})
         return
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()) + f" in {seconds}s",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        ", ".join(f"{v} {k}" for k, v in counts.items()) + f" in {seconds}s",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -22,8 +22,9 @@ from dunning.sources.registry import get_source
 from dunning.sources.state import all_states, quarantine_counts
 from dunning.sources.sync import SyncReport, sync_source
 
-sources_app = typer.Typer(help="Sources of invoices (sources.toml): list and test them.",
-                          invoke_without_command=True)
+sources_app = typer.Typer(
+    help="Sources of invoices (sources.toml): list and test them.", invoke_without_command=True
+)
 app.add_typer(sources_app, name="sources")
 JsonOpt = typer.Option(False, "--json", help="Print JSON on stdout; no progress.")
 
@@ -45,36 +46,47 @@ def list_sources(ctx: typer.Context, json_mode: bool = JsonOpt) -> None:
     rows: list[dict[str, Any]] = []
     for name in sorted(set(configs) | set(states)):
         config, st = configs.get(name), states.get(name) or {}
-        rows.append({
-            "name": name,
-            "kind": config.kind if config else st.get("kind"),
-            "configured": config is not None,
-            "max_age_minutes": config.max_age_minutes if config else None,
-            "last_sync": st.get("last_success_at"),
-            "last_attempt": st.get("last_attempt_at"),
-            "stale": name in stale,
-            "cursor": st.get("cursor"),
-            "counts": st.get("counts"),
-            "quarantined": held.get(name, 0),
-            "error": st.get("last_error"),
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": config.kind if config else st.get("kind"),
+                "configured": config is not None,
+                "max_age_minutes": config.max_age_minutes if config else None,
+                "last_sync": st.get("last_success_at"),
+                "last_attempt": st.get("last_attempt_at"),
+                "stale": name in stale,
+                "cursor": st.get("cursor"),
+                "counts": st.get("counts"),
+                "quarantined": held.get(name, 0),
+                "error": st.get("last_error"),
+            }
+        )
     if json_mode:
         emit_json({"path": str(sources_path()), "sources": rows})
         return
     if not rows:
-        console.print(f"no sources configured in {sources_path()} (see docs/sources.md)",
-                      highlight=False)
+        console.print(
+            f"no sources configured in {sources_path()} (see docs/sources.md)", highlight=False
+        )
         return
-    table = Table("name", "kind", "last sync", "stale", "cursor", "records", "quarantined",
-                  "error")
+    table = Table("name", "kind", "last sync", "stale", "cursor", "records", "quarantined", "error")
     for r in rows:
         counts = r["counts"] or {}
         records = ", ".join(
             f"{k} {sum(v.get(x, 0) for x in ('inserted', 'updated', 'unchanged'))}"
-            for k, v in counts.items() if v)
-        table.add_row(r["name"], str(r["kind"]), str(r["last_sync"] or "never"),
-                      "yes" if r["stale"] else "no", _short(r["cursor"]), records or "-",
-                      str(r["quarantined"]), r["error"] or "-")
+            for k, v in counts.items()
+            if v
+        )
+        table.add_row(
+            r["name"],
+            str(r["kind"]),
+            str(r["last_sync"] or "never"),
+            "yes" if r["stale"] else "no",
+            _short(r["cursor"]),
+            records or "-",
+            str(r["quarantined"]),
+            r["error"] or "-",
+        )
     out.print(table)
 
 
@@ -85,8 +97,10 @@ def _short(cursor: str | None) -> str:
 
 
 @sources_app.command("test")
-def test_source(name: str = typer.Argument(..., help="A [sources.NAME] in sources.toml."),
-                json_mode: bool = JsonOpt) -> None:
+def test_source(
+    name: str = typer.Argument(..., help="A [sources.NAME] in sources.toml."),
+    json_mode: bool = JsonOpt,
+) -> None:
     """Connect to a source and read it, writing nothing."""
     try:
         message = get_source(name).check()
@@ -106,8 +120,13 @@ def _spinner(enabled: bool, name: str) -> Iterator[PullProgress | None]:
     if not enabled:
         yield None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"syncing {name}", total=None)
 
         def advance(record_type: str, fetched: int) -> None:
@@ -117,10 +136,15 @@ def _spinner(enabled: bool, name: str) -> Iterator[PullProgress | None]:
 
 
 @app.command("sync")
-def sync(name: str = typer.Argument(..., help="A [sources.NAME] in sources.toml."),
-         full: bool = typer.Option(False, "--full", help="Ignore the cursor: read everything "
-                                   "(and void invoices the source no longer has)."),
-         json_mode: bool = JsonOpt) -> None:
+def sync(
+    name: str = typer.Argument(..., help="A [sources.NAME] in sources.toml."),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Ignore the cursor: read everything (and void invoices the source no longer has).",
+    ),
+    json_mode: bool = JsonOpt,
+) -> None:
     """Sync one source into the database (incremental from its cursor unless --full)."""
     try:
         source = get_source(name)
@@ -142,13 +166,21 @@ def _print(report: SyncReport, json_mode: bool) -> None:
     parts = []
     for record_type, c in report.counts.items():
         extra = f", {c['deleted']} deleted" if c.get("deleted") else ""
-        parts.append(f"{record_type}: {c['inserted']} inserted, {c['updated']} updated, "
-                     f"{c['unchanged']} unchanged, {c['quarantined']} quarantined{extra}")
-    console.print(f"{report.source} ({'full' if report.full else 'incremental'}, "
-                  f"{report.requests} request(s), {report.seconds:.1f} s)", highlight=False)
+        parts.append(
+            f"{record_type}: {c['inserted']} inserted, {c['updated']} updated, "
+            f"{c['unchanged']} unchanged, {c['quarantined']} quarantined{extra}"
+        )
+    console.print(
+        f"{report.source} ({'full' if report.full else 'incremental'}, "
+        f"{report.requests} request(s), {report.seconds:.1f} s)",
+        highlight=False,
+    )
     for line in parts:
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     for q in report.quarantined[:20]:
-        console.print(f"  quarantined {q['record_type']} {q['source_id']}: {q['reason']}",
-                      highlight=False, markup=False, soft_wrap=True)
-
+        console.print(
+            f"  quarantined {q['record_type']} {q['source_id']}: {q['reason']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )

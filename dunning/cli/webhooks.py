@@ -27,10 +27,15 @@ def serve(
     check_ready(engine)
     settings = WebhookSettings()
     application = create_app(settings, engine)
-    missing = [name for name, value in (
-        ("DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY", settings.sendgrid_webhook_public_key),
-        ("DUNNING_TWILIO_AUTH_TOKEN", twilio_configured()),
-        ("DUNNING_STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY", settings.sendgrid_webhook_public_key),
+            ("DUNNING_TWILIO_AUTH_TOKEN", twilio_configured()),
+            ("DUNNING_STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret),
+        )
+        if not value
+    ]
     if missing:
         console.print(f"not configured (those endpoints answer 503): {', '.join(missing)}")
     from dunning.channels.settings import get_channel_settings, unsubscribe_problems
@@ -53,8 +58,9 @@ def apply(
     engine = get_engine()
     check_ready(engine)
     settings = WebhookSettings()
-    counts = apply_inbox(engine, limit, settings.reply_pause_days,
-                         retry=retry_policy(settings)).as_dict()
+    counts = apply_inbox(
+        engine, limit, settings.reply_pause_days, retry=retry_policy(settings)
+    ).as_dict()
     if json_out:
         emit_json(counts)
         return
@@ -64,8 +70,9 @@ def apply(
         out.print("inbox: nothing pending")
 
 
-replies_app = typer.Typer(help="Inbound SMS replies: list them, acknowledge one for review.",
-                          invoke_without_command=True)
+replies_app = typer.Typer(
+    help="Inbound SMS replies: list them, acknowledge one for review.", invoke_without_command=True
+)
 app.add_typer(replies_app, name="replies")
 
 
@@ -73,9 +80,12 @@ app.add_typer(replies_app, name="replies")
 def replies(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Show the latest N replies.", min=1)] = 50,
-    open_only: Annotated[bool, typer.Option(
-        "--open", help="Only replies waiting for review (free text, PAID), not acknowledged."
-    )] = False,
+    open_only: Annotated[
+        bool,
+        typer.Option(
+            "--open", help="Only replies waiting for review (free text, PAID), not acknowledged."
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """List inbound SMS replies for operators (phone numbers masked)."""
@@ -91,16 +101,25 @@ def replies(
         return
     table = Table("id", "received", "from", "customer", "invoice", "keyword", "message")
     for r in rows:
-        table.add_row(str(r["id"]), r["received_at"][:16], r["from"], r["customer_id"] or "-",
-                      r["invoice_number"] or "-", r["keyword"] or "-", r["body"] or "")
+        table.add_row(
+            str(r["id"]),
+            r["received_at"][:16],
+            r["from"],
+            r["customer_id"] or "-",
+            r["invoice_number"] or "-",
+            r["keyword"] or "-",
+            r["body"] or "",
+        )
     out.print(table if rows else "no open replies" if open_only else "no replies yet")
 
 
 @replies_app.command("ack")
 def replies_ack(
     reply_id: Annotated[int, typer.Argument(help="The reply id (dunning replies --open).")],
-    reason: Annotated[str | None, typer.Option(
-        "--reason", help="What was done about it (kept in the audit trail).")] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="What was done about it (kept in the audit trail)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Acknowledge a reply flagged for review: it leaves ``dunning replies --open``."""
@@ -111,14 +130,21 @@ def replies_ack(
 
 @app.command("metrics")
 def metrics(
-    by: Annotated[list[str] | None, typer.Option(
-        help="Group by stage, channel, provider, segment, template, week or run (repeatable).")]
-    = None,
-    since: Annotated[str | None, typer.Option(help="Only reminders sent on/after YYYY-MM-DD.")]
-    = None,
-    as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="Instant the paid-within windows are measured at (default now).")]
-    = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Group by stage, channel, provider, segment, template, week or run (repeatable)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only reminders sent on/after YYYY-MM-DD.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Instant the paid-within windows are measured at (default now)."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Delivery, bounce, open, click, reply and paid-within-3/7/14-days rates.
@@ -148,10 +174,17 @@ def metrics(
     if not rows:
         out.print("no reminders sent yet")
         return
-    shown = [c for c in rows[0] if c in (*DIMENSIONS, "scope", "sent", "tracked")
-             or c.endswith(("_rate", "_n"))]
+    shown = [
+        c
+        for c in rows[0]
+        if c in (*DIMENSIONS, "scope", "sent", "tracked") or c.endswith(("_rate", "_n"))
+    ]
     grid = Table(*shown)
     for row in rows:
-        grid.add_row(*(percent(row[c]) if c.endswith("rate") else "-" if row[c] is None
-                       else str(row[c]) for c in shown))
+        grid.add_row(
+            *(
+                percent(row[c]) if c.endswith("rate") else "-" if row[c] is None else str(row[c])
+                for c in shown
+            )
+        )
     out.print(grid)

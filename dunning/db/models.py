@@ -146,9 +146,7 @@ class Customer(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('open','paid','void','disputed')", name="ck_invoices_status"
-        ),
+        CheckConstraint("status IN ('open','paid','void','disputed')", name="ck_invoices_status"),
         CheckConstraint("amount >= 0", name="ck_invoices_amount"),
     )
 

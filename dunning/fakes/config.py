@@ -86,11 +86,16 @@ class FakeConfig:
         for name in ("latency_ms", "hang_s", "rate_limit", "callback_delay_ms", "burst_429"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        bad = {n: o for n, o in self.twilio_call_answers.items()
-               if o not in ("human", "machine", "no-answer", "busy", "failed")}
+        bad = {
+            n: o
+            for n, o in self.twilio_call_answers.items()
+            if o not in ("human", "machine", "no-answer", "busy", "failed")
+        }
         if bad:
-            raise ValueError(f"twilio_call_answers {bad} names no outcome; use human, machine, "
-                             "no-answer, busy or failed")
+            raise ValueError(
+                f"twilio_call_answers {bad} names no outcome; use human, machine, "
+                "no-answer, busy or failed"
+            )
         if any(not set(d) <= set("0123456789*#") for d in self.twilio_call_digits.values()):
             raise ValueError("twilio_call_digits must hold only the keys 0-9, * and #")
         if self.retry_after_s < 1:

@@ -237,9 +237,7 @@ def serve_in_thread(app: Any, name: str) -> Iterator[str]:
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = _server(app)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():

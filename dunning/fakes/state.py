@@ -149,8 +149,10 @@ class FakeState:
         records = self.received()
         with self._lock:
             callbacks = [asdict(c) for c in self.callbacks]
-            calls = [{k: v for k, v in c.items() if k not in ("_form", "_started_at")}
-                     for c in self.twilio_calls.values()]
+            calls = [
+                {k: v for k, v in c.items() if k not in ("_form", "_started_at")}
+                for c in self.twilio_calls.values()
+            ]
         return {
             "calls": calls,  # each with its _transcript (fetches, speech, digits, dials)
             "messages": [{**asdict(m), "received_at": m.received_at.isoformat()} for m in records],

@@ -31,8 +31,7 @@ _ALLOWED = {
     "invoices": _LIST_PARAMS | {"status", "customer", "created"},
     "events": _LIST_PARAMS | {"type", "types", "created"},
 }
-_CUSTOMER_FIELDS = {"name", "email", "phone", "address", "preferred_locales", "metadata",
-                    "expand"}
+_CUSTOMER_FIELDS = {"name", "email", "phone", "address", "preferred_locales", "metadata", "expand"}
 
 
 @dataclass
@@ -55,8 +54,10 @@ class StripeFake:
 
     def env(self) -> dict[str, str]:
         """The variables that point the Stripe source at this fake."""
-        return {"DUNNING_STRIPE_API_BASE": self.base_url,
-                "DUNNING_STRIPE_API_KEY": self.config.api_key}
+        return {
+            "DUNNING_STRIPE_API_BASE": self.base_url,
+            "DUNNING_STRIPE_API_KEY": self.config.api_key,
+        }
 
 
 def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -96,8 +97,9 @@ async def _guard(request: Request) -> None:
     n = next(fake.counter) + 1
     fake.state.requests += 1
     if fake.config.burst_429 and n % fake.config.burst_429 == 0:
-        raise StripeError(429, "Request rate limit exceeded. Retry with exponential backoff.",
-                          code="rate_limit")
+        raise StripeError(
+            429, "Request rate limit exceeded. Retry with exponential backoff.", code="rate_limit"
+        )
 
 
 def _endpoint(handler: Any) -> Any:
@@ -135,10 +137,14 @@ def _create_customer(state: StripeFakeState, request: Request, params: dict[str,
         if name not in _CUSTOMER_FIELDS:
             raise StripeError(400, f"Received unknown parameter: {name}", param=name)
     address = params.get("address") or {}
-    return state.add_customer(name=params.get("name"), email=params.get("email"),
-                              phone=params.get("phone"), country=address.get("country"),
-                              preferred_locales=params.get("preferred_locales"),
-                              metadata=params.get("metadata"))
+    return state.add_customer(
+        name=params.get("name"),
+        email=params.get("email"),
+        phone=params.get("phone"),
+        country=address.get("country"),
+        preferred_locales=params.get("preferred_locales"),
+        metadata=params.get("metadata"),
+    )
 
 
 def _invoice_action(state: StripeFakeState, request: Request, params: dict[str, Any]) -> Any:
@@ -167,8 +173,9 @@ def create_stripe_app(fake: StripeFake) -> Starlette:
 
 
 @contextlib.contextmanager
-def run_stripe_fake(config: StripeFakeConfig | None = None,
-                    state: StripeFakeState | None = None) -> Iterator[StripeFake]:
+def run_stripe_fake(
+    config: StripeFakeConfig | None = None, state: StripeFakeState | None = None
+) -> Iterator[StripeFake]:
     """A fake Stripe served on a free 127.0.0.1 port in a background thread."""
     from dunning.fakes.server import serve_in_thread
 

@@ -284,9 +284,7 @@ def matches(
         if name not in query:
             continue
         bound, whole_day = _parse_date(query[name], name)
-        left, right = (
-            (sent.date(), bound.date()) if whole_day or name == date else (sent, bound)
-        )
+        left, right = (sent.date(), bound.date()) if whole_day or name == date else (sent, bound)
         ok = (
             left == right
             if name == date

@@ -148,8 +148,12 @@ async def fetch_message(request: Request) -> Response:
 
 async def list_messages(request: Request) -> Response:
     """GET Messages.json: a filtered, paged list, newest first."""
-    return await list_all(request, lambda ctx: list_page(
-        ctx.state.twilio_list(), request.url.path, dict(request.query_params)))
+    return await list_all(
+        request,
+        lambda ctx: list_page(
+            ctx.state.twilio_list(), request.url.path, dict(request.query_params)
+        ),
+    )
 
 
 def record_inbound(ctx: FakeContext, from_: str, to: str, body: str) -> dict[str, str]:

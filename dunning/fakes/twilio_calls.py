@@ -282,9 +282,17 @@ async def fetch_call(request: Request) -> Response:
 
 async def list_calls(request: Request) -> Response:
     """GET Calls.json: filtered by To, From, Status, StartTime (=, <, >), paged, newest first."""
-    return await list_all(request, lambda ctx: list_page(
-        ctx.state.twilio_call_list(), request.url.path, dict(request.query_params), "calls",
-        CALL_FILTERS, call_matches))
+    return await list_all(
+        request,
+        lambda ctx: list_page(
+            ctx.state.twilio_call_list(),
+            request.url.path,
+            dict(request.query_params),
+            "calls",
+            CALL_FILTERS,
+            call_matches,
+        ),
+    )
 
 
 routes = [

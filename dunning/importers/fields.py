@@ -82,8 +82,11 @@ def instant(cell: Any) -> dt.datetime:
     else:
         value = str(cell).strip()
         try:
-            parsed = (dt.datetime.combine(date(value), dt.time(0)) if len(value) == 10
-                      else dt.datetime.fromisoformat(value))
+            parsed = (
+                dt.datetime.combine(date(value), dt.time(0))
+                if len(value) == 10
+                else dt.datetime.fromisoformat(value)
+            )
         except ValueError:
             raise ValueError(
                 f"{value!r} is not a date or date-time (expected YYYY-MM-DD or ISO 8601 "

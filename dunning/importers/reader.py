@@ -78,8 +78,9 @@ def _csv_rows(path: Path) -> tuple[list[Cell] | None, list[tuple[int, list[Cell]
             else:
                 rows.append((line, list(record)))
     except csv.Error as exc:
-        raise ImportFailed(f"{path}: line {reader.line_num}: not valid CSV ({exc}); "
-                           "check the quoting on that line") from None
+        raise ImportFailed(
+            f"{path}: line {reader.line_num}: not valid CSV ({exc}); check the quoting on that line"
+        ) from None
     return header, rows
 
 
@@ -89,8 +90,10 @@ def _xlsx_rows(path: Path) -> tuple[list[Cell] | None, list[tuple[int, list[Cell
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportFailed(f"{path}: not a readable .xlsx workbook ({type(exc).__name__}); "
-                           "open it in Excel and save it again as .xlsx") from None
+        raise ImportFailed(
+            f"{path}: not a readable .xlsx workbook ({type(exc).__name__}); "
+            "open it in Excel and save it again as .xlsx"
+        ) from None
     try:
         sheet = workbook.worksheets[0]
         header: list[Cell] | None = None
@@ -108,8 +111,7 @@ def _xlsx_rows(path: Path) -> tuple[list[Cell] | None, list[tuple[int, list[Cell
     return header, rows
 
 
-def _table(path: Path, header: list[Cell] | None,
-           rows: list[tuple[int, list[Cell]]]) -> Table:
+def _table(path: Path, header: list[Cell] | None, rows: list[tuple[int, list[Cell]]]) -> Table:
     if header is None:
         raise ImportFailed(f"{path}: the file is empty; it needs a header line naming the columns")
     names = [str(h).strip().lower() for h in header]
@@ -117,8 +119,9 @@ def _table(path: Path, header: list[Cell] | None,
     while names and not names[-1]:
         names.pop()
     if "" in names:
-        raise ImportFailed(f"{path}: line 1: column {names.index('') + 1} has no name; "
-                           "give every column a header")
+        raise ImportFailed(
+            f"{path}: line 1: column {names.index('') + 1} has no name; give every column a header"
+        )
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ImportFailed(f"{path}: line 1: column(s) {', '.join(repeated)} appear more than once")

@@ -87,8 +87,14 @@ class _Cells:
     def fail(self, column: str, problem: str) -> None:
         self.errors.append(RowError(self.row.line, column, problem))
 
-    def get(self, column: str, parse: Callable[..., Any], *args: Any,
-            required: bool = False, **kwargs: Any) -> Any:
+    def get(
+        self,
+        column: str,
+        parse: Callable[..., Any],
+        *args: Any,
+        required: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         cell = self.row.cells.get(column)
         if fields.is_blank(cell):
             if required:
@@ -128,11 +134,15 @@ def _customer(c: _Cells, ctx: Context) -> Record:
         rec["phone"] = c.get("phone", fields.phone, rec["country"])
         cell = c.row.cells["phone"]  # the cell, not E.164, which drops an extension
         reason = rec["phone"] and fields.not_mobile_reason(
-            cell if isinstance(cell, str) else rec["phone"], rec["country"])
+            cell if isinstance(cell, str) else rec["phone"], rec["country"]
+        )
         rec["not_mobile"] = bool(reason)
         if reason:
-            c.warn("phone", f"{reason}: the customer is imported, SMS reminders are skipped "
-                            "(not_mobile); give a mobile number to receive SMS")
+            c.warn(
+                "phone",
+                f"{reason}: the customer is imported, SMS reminders are skipped "
+                "(not_mobile); give a mobile number to receive SMS",
+            )
     for flag in ("sms_consent", "voice_consent", "email_opt_out", "sms_opt_out"):
         if c.present(flag):
             rec[flag] = bool(c.get(flag, fields.boolean))
@@ -145,8 +155,11 @@ def _customer(c: _Cells, ctx: Context) -> Record:
             rec["timezone"], rec["country"]
         )
     if stored and stored.get("erased_at"):
-        c.fail("customer_id", f"customer {rec['customer_id']!r} was erased; remove the row "
-                              "(erased customers are never re-imported)")
+        c.fail(
+            "customer_id",
+            f"customer {rec['customer_id']!r} was erased; remove the row "
+            "(erased customers are never re-imported)",
+        )
     if stored:
         # An opt-out (possibly a STOP reply recorded since the last export) outlives a
         # re-import that still says false: imports may record opt-outs, never clear them.
@@ -167,11 +180,15 @@ def _invoice(c: _Cells, ctx: Context) -> Record:
         "due_on": c.get("due_on", fields.date, required=True),
     }
     if rec["customer_id"] and rec["customer_id"] not in ctx.customers:
-        c.fail("customer_id", f"unknown customer {rec['customer_id']!r}; import it with "
-                              "`dunning import customers` first")
+        c.fail(
+            "customer_id",
+            f"unknown customer {rec['customer_id']!r}; import it with "
+            "`dunning import customers` first",
+        )
     if rec["currency"]:
-        rec["amount"] = c.get("amount", fields.amount, rec["currency"], allow_zero=True,
-                              required=True)
+        rec["amount"] = c.get(
+            "amount", fields.amount, rec["currency"], allow_zero=True, required=True
+        )
     if rec["issued_on"] and rec["due_on"] and rec["due_on"] < rec["issued_on"]:
         c.fail("due_on", f"{rec['due_on']} is before issued_on {rec['issued_on']}")
     if c.present("status"):
@@ -180,7 +197,8 @@ def _invoice(c: _Cells, ctx: Context) -> Record:
         if stored and stored.get("disputed_by_operator"):
             # An operator's dispute outlives a re-import; paid or void from the source wins.
             rec["status"], rec["disputed_by_operator"] = source_invoice_status(
-                rec["status"], stored)
+                rec["status"], stored
+            )
     if c.present("payment_link"):
         rec["payment_link"] = c.get("payment_link", fields.url)
     if c.present("promise_to_pay_on"):
@@ -192,20 +210,30 @@ def _invoice_ref(c: _Cells, ctx: Context) -> tuple[str | None, InvoiceRef | None
     number = c.get("invoice_number", fields.text, 64, required=True)
     ref = ctx.invoices.get(number) if number else None
     if number and ref is None:
-        c.fail("invoice_number", f"unknown invoice {number!r}; import it with "
-                                 "`dunning import invoices` first")
+        c.fail(
+            "invoice_number",
+            f"unknown invoice {number!r}; import it with `dunning import invoices` first",
+        )
     return number, ref
 
 
 def _payment(c: _Cells, ctx: Context) -> Record:
     number, ref = _invoice_ref(c, ctx)
     paid_at = c.get("paid_at", fields.instant, required=True)
-    amount = (c.get("amount", fields.amount, ref.currency, allow_zero=False, required=True)
-              if ref else None)
+    amount = (
+        c.get("amount", fields.amount, ref.currency, allow_zero=False, required=True)
+        if ref
+        else None
+    )
     if not (ref and paid_at and amount is not None):
         return {}
-    return {"invoice_id": ref.id, "amount": amount, "paid_at": paid_at, "source": "import",
-            "external_id": f"csv:{number}:{paid_at.isoformat()}:{amount}"}
+    return {
+        "invoice_id": ref.id,
+        "amount": amount,
+        "paid_at": paid_at,
+        "source": "import",
+        "external_id": f"csv:{number}:{paid_at.isoformat()}:{amount}",
+    }
 
 
 def _attempt(c: _Cells, ctx: Context) -> Record:
@@ -217,31 +245,63 @@ def _attempt(c: _Cells, ctx: Context) -> Record:
     }
     if not (ref and attempted_at):
         return {}
-    return {"invoice_id": ref.id, "attempted_at": attempted_at, **rec, "source": "import",
-            "external_id": f"csv:{number}:{attempted_at.isoformat()}"}
+    return {
+        "invoice_id": ref.id,
+        "attempted_at": attempted_at,
+        **rec,
+        "source": "import",
+        "external_id": f"csv:{number}:{attempted_at.isoformat()}",
+    }
 
 
 KINDS: dict[str, Kind] = {
     "customers": Kind(
-        "customers", "customer_id", ("customer_id", "country", "timezone", "locale"),
-        ("name", "email", "phone", "sms_consent", "voice_consent", "email_opt_out",
-         "sms_opt_out", "paused_until", "region"),
+        "customers",
+        "customer_id",
+        ("customer_id", "country", "timezone", "locale"),
+        (
+            "name",
+            "email",
+            "phone",
+            "sms_consent",
+            "voice_consent",
+            "email_opt_out",
+            "sms_opt_out",
+            "paused_until",
+            "region",
+        ),
         _customer,
-        {"name": None, "email": None, "phone": None, "not_mobile": False, "sms_consent": False,
-         "voice_consent": False, "email_opt_out": False, "sms_opt_out": False,
-         "paused_until": None, "region": None},
+        {
+            "name": None,
+            "email": None,
+            "phone": None,
+            "not_mobile": False,
+            "sms_consent": False,
+            "voice_consent": False,
+            "email_opt_out": False,
+            "sms_opt_out": False,
+            "paused_until": None,
+            "region": None,
+        },
     ),
     "invoices": Kind(
-        "invoices", "invoice_number",
+        "invoices",
+        "invoice_number",
         ("invoice_number", "customer_id", "currency", "amount", "issued_on", "due_on"),
         ("status", "payment_link", "promise_to_pay_on"),
-        _invoice, {"status": "open", "payment_link": None, "promise_to_pay_on": None},
+        _invoice,
+        {"status": "open", "payment_link": None, "promise_to_pay_on": None},
     ),
-    "payments": Kind("payments", "external_id", ("invoice_number", "amount", "paid_at"), (),
-                     _payment, {}),
+    "payments": Kind(
+        "payments", "external_id", ("invoice_number", "amount", "paid_at"), (), _payment, {}
+    ),
     "payment-attempts": Kind(
-        "payment-attempts", "external_id", ("invoice_number", "attempted_at", "outcome"),
-        ("failure_code",), _attempt, {"failure_code": None},
+        "payment-attempts",
+        "external_id",
+        ("invoice_number", "attempted_at", "outcome"),
+        ("failure_code",),
+        _attempt,
+        {"failure_code": None},
     ),
 }
 
@@ -268,14 +328,20 @@ def check_header(kind: Kind, table: Table) -> None:
 
 def key_cells(table: Table, column: str) -> set[str]:
     """The distinct non-blank values of ``column`` in the file, as the parsers read them."""
-    return {fields.text(r.cells[column], 10**6) for r in table.rows
-            if column in r.cells and not fields.is_blank(r.cells[column])}
+    return {
+        fields.text(r.cells[column], 10**6)
+        for r in table.rows
+        if column in r.cells and not fields.is_blank(r.cells[column])
+    }
 
 
-def validate_rows(kind: Kind, table: Table, ctx: Context,
-                  advance: Callable[[int], None] | None = None,
-                  warnings: list[RowError] | None = None,
-                  ) -> Iterator[tuple[Row, Record, list[RowError]]]:
+def validate_rows(
+    kind: Kind,
+    table: Table,
+    ctx: Context,
+    advance: Callable[[int], None] | None = None,
+    warnings: list[RowError] | None = None,
+) -> Iterator[tuple[Row, Record, list[RowError]]]:
     """Each row of ``table`` with its parsed record and its problems (empty when valid).
 
     The one validation path: CSV/Excel imports and every source's sync use it. Problems that
@@ -290,16 +356,21 @@ def validate_rows(kind: Kind, table: Table, ctx: Context,
             advance(1000)
         cells = _Cells(row)
         if row.overflow:
-            cells.fail("row", f"has {row.overflow} cell(s) beyond the {len(table.header)} "
-                              "header columns; quote cells that contain commas")
+            cells.fail(
+                "row",
+                f"has {row.overflow} cell(s) beyond the {len(table.header)} "
+                "header columns; quote cells that contain commas",
+            )
         rec = kind.parse(cells, ctx)
         key = rec.get(kind.key)
         if key is not None and key in first_line:
             label = "payment" if kind.name == "payments" else "attempt"
             column = "invoice_number" if kind.key == "external_id" else kind.key
-            what = (f"duplicate {label} (same invoice and time as line {first_line[key]})"
-                    if kind.key == "external_id"
-                    else f"duplicate {kind.key} {key!r} (first on line {first_line[key]})")
+            what = (
+                f"duplicate {label} (same invoice and time as line {first_line[key]})"
+                if kind.key == "external_id"
+                else f"duplicate {kind.key} {key!r} (first on line {first_line[key]})"
+            )
             cells.fail(column, what)
         elif key is not None:
             first_line[key] = row.line
@@ -312,8 +383,9 @@ def validate_rows(kind: Kind, table: Table, ctx: Context,
         advance(len(table.rows) % 1000)
 
 
-def plan_import(kind: Kind, table: Table, ctx: Context,
-                advance: Callable[[int], None] | None = None) -> Plan:
+def plan_import(
+    kind: Kind, table: Table, ctx: Context, advance: Callable[[int], None] | None = None
+) -> Plan:
     """The inserts, updates, unchanged count and errors of importing ``table`` over ``ctx``."""
     plan = Plan()
     for row, rec, errors in validate_rows(kind, table, ctx, advance, plan.warnings):
@@ -325,14 +397,18 @@ def plan_import(kind: Kind, table: Table, ctx: Context,
     return plan
 
 
-def _check_balance(cells: _Cells, rec: Record, ctx: Context, paid: dict[str, Decimal],
-                   number: str) -> None:
+def _check_balance(
+    cells: _Cells, rec: Record, ctx: Context, paid: dict[str, Decimal], number: str
+) -> None:
     ref = ctx.invoices[number]
     balance = quantize(ref.amount - paid[number], ref.currency)
     if rec["amount"] > balance:
-        cells.fail("amount", f"{rec['amount']} exceeds the balance {balance} {ref.currency} of "
-                             f"invoice {number} (amount {quantize(ref.amount, ref.currency)} "
-                             f"minus {quantize(paid[number], ref.currency)} already paid)")
+        cells.fail(
+            "amount",
+            f"{rec['amount']} exceeds the balance {balance} {ref.currency} of "
+            f"invoice {number} (amount {quantize(ref.amount, ref.currency)} "
+            f"minus {quantize(paid[number], ref.currency)} already paid)",
+        )
     else:
         paid[number] += rec["amount"]
 

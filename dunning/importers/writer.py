@@ -76,9 +76,15 @@ class InvalidRows(ImportFailed):
         )
 
 
-def import_file(engine: Engine, kind: str, path: Path, *, skip_invalid: bool = False,
-                rejects_path: Path | None = None,
-                progress: ProgressFn | None = None) -> ImportReport:
+def import_file(
+    engine: Engine,
+    kind: str,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> ImportReport:
     """The report of importing the CSV/.xlsx file at ``path`` as ``kind`` in one transaction.
 
     Raises InvalidRows when a row is invalid and ``skip_invalid`` is false (nothing written),
@@ -88,9 +94,7 @@ def import_file(engine: Engine, kind: str, path: Path, *, skip_invalid: bool = F
     table = read_table(path)
     check_ready(engine)
     total = 2 * len(table.rows)
-    advance: Callable[[int], None] | None = (
-        (lambda n: progress(n, total)) if progress else None
-    )
+    advance: Callable[[int], None] | None = (lambda n: progress(n, total)) if progress else None
     report = ImportReport(kind=kind, file=str(path))
     try:
         with engine.begin() as conn:
@@ -106,10 +110,14 @@ def import_file(engine: Engine, kind: str, path: Path, *, skip_invalid: bool = F
                 write_plan(conn, spec, plan, advance)
     except SQLAlchemyError as exc:
         detail = scrub(str(getattr(exc, "orig", exc)).splitlines()[0])[:300]
-        raise ImportFailed(f"{path}: the database refused the import ({detail}); "
-                           "nothing was imported") from None
+        raise ImportFailed(
+            f"{path}: the database refused the import ({detail}); nothing was imported"
+        ) from None
     report.inserted, report.updated, report.unchanged = (
-        len(plan.inserts), len(plan.updates), plan.unchanged)
+        len(plan.inserts),
+        len(plan.updates),
+        plan.unchanged,
+    )
     if plan.rejected:
         target = rejects_path or path.with_name(path.name + ".rejects.csv")
         write_rejects(target, table, plan)
@@ -119,18 +127,20 @@ def import_file(engine: Engine, kind: str, path: Path, *, skip_invalid: bool = F
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def _select_in(conn: Connection, query: Select[Any], column: Column[Any],
-               values: Iterable[Any]) -> Iterator[Any]:
+def _select_in(
+    conn: Connection, query: Select[Any], column: Column[Any], values: Iterable[Any]
+) -> Iterator[Any]:
     """Rows of ``query`` where ``column`` is in ``values``, one IN list per chunk."""
     for chunk in _chunks(sorted(values)):
         yield from conn.execute(query.where(column.in_(chunk)))
 
 
-def _stored(conn: Connection, table: Table, key: str, keys: Iterable[Any],
-            by: Column[Any] | None = None) -> dict[str, dict[str, Any]]:
+def _stored(
+    conn: Connection, table: Table, key: str, keys: Iterable[Any], by: Column[Any] | None = None
+) -> dict[str, dict[str, Any]]:
     rows = _select_in(conn, select(table), table.c[key] if by is None else by, keys)
     return {row._mapping[key]: dict(row._mapping) for row in rows}
 
@@ -139,36 +149,53 @@ def load_context(conn: Connection, kind: Kind, table: FileTable) -> Context:
     """The stored rows ``table`` refers to, read with one query per chunk of keys."""
     customers, invoices = TABLES["customers"], TABLES["invoices"]
     if kind.name == "customers":
-        return Context(existing=_stored(conn, customers, "customer_id",
-                                        key_cells(table, "customer_id")))
+        return Context(
+            existing=_stored(conn, customers, "customer_id", key_cells(table, "customer_id"))
+        )
     if kind.name == "invoices":
-        known = _select_in(conn, select(customers.c.customer_id), customers.c.customer_id,
-                           key_cells(table, "customer_id"))
+        known = _select_in(
+            conn,
+            select(customers.c.customer_id),
+            customers.c.customer_id,
+            key_cells(table, "customer_id"),
+        )
         return Context(
             existing=_stored(conn, invoices, "invoice_number", key_cells(table, "invoice_number")),
             customers=frozenset(row.customer_id for row in known),
         )
-    refs = list(_select_in(
-        conn, select(invoices.c.id, invoices.c.invoice_number, invoices.c.currency,
-                     invoices.c.amount),
-        invoices.c.invoice_number, key_cells(table, "invoice_number")))
+    refs = list(
+        _select_in(
+            conn,
+            select(
+                invoices.c.id, invoices.c.invoice_number, invoices.c.currency, invoices.c.amount
+            ),
+            invoices.c.invoice_number,
+            key_cells(table, "invoice_number"),
+        )
+    )
     ids = [r.id for r in refs]
     payments = TABLES["payments"]
     paid: dict[int, Decimal] = {}
     sums = select(payments.c.invoice_id, func.sum(payments.c.amount).label("paid")).group_by(
-        payments.c.invoice_id)
+        payments.c.invoice_id
+    )
     for row in _select_in(conn, sums, payments.c.invoice_id, ids):
         paid[row.invoice_id] = Decimal(row.paid)
     target = TABLES[kind.name]
     return Context(
         existing=_stored(conn, target, "external_id", ids, by=target.c.invoice_id),
-        invoices={r.invoice_number: InvoiceRef(r.id, r.currency, Decimal(r.amount),
-                                               paid.get(r.id, Decimal(0))) for r in refs},
+        invoices={
+            r.invoice_number: InvoiceRef(
+                r.id, r.currency, Decimal(r.amount), paid.get(r.id, Decimal(0))
+            )
+            for r in refs
+        },
     )
 
 
-def write_plan(conn: Connection, kind: Kind, plan: Plan,
-               advance: Callable[[int], None] | None = None) -> None:
+def write_plan(
+    conn: Connection, kind: Kind, plan: Plan, advance: Callable[[int], None] | None = None
+) -> None:
     """Nothing; executes ``plan``'s inserts and updates in batches on ``conn``."""
     table = TABLES[kind.name]
     now = utcnow()
@@ -189,17 +216,25 @@ def write_plan(conn: Connection, kind: Kind, plan: Plan,
             .values({c: bindparam("v_" + c) for c in columns if c != kind.key} | touched)
         )
         for chunk in _chunks(recs):
-            conn.execute(statement, [{"k_" + kind.key: r[kind.key],
-                                      **{"v_" + c: r[c] for c in columns if c != kind.key}}
-                                     for r in chunk])
+            conn.execute(
+                statement,
+                [
+                    {
+                        "k_" + kind.key: r[kind.key],
+                        **{"v_" + c: r[c] for c in columns if c != kind.key},
+                    }
+                    for r in chunk
+                ],
+            )
             if advance:
                 advance(len(chunk))
     if advance:
         advance(plan.unchanged + len(plan.rejected))
 
 
-def record_planned_payments(conn: Connection, plan: Plan,
-                            advance: Callable[[int], None] | None = None) -> None:
+def record_planned_payments(
+    conn: Connection, plan: Plan, advance: Callable[[int], None] | None = None
+) -> None:
     """Nothing; records ``plan``'s payments through the one payment path, on ``conn``.
 
     Imported payments settle invoices, stop planned reminders and set the reminders'
@@ -209,9 +244,15 @@ def record_planned_payments(conn: Connection, plan: Plan,
     # Bound to the import's connection, the session joins its transaction (never commits it).
     with Session(bind=conn) as session:
         for chunk in _chunks(plan.inserts):
-            record_payments(session, [
-                NewPayment(r["invoice_id"], r["amount"], r["paid_at"], r["external_id"],
-                           r["source"]) for r in chunk])
+            record_payments(
+                session,
+                [
+                    NewPayment(
+                        r["invoice_id"], r["amount"], r["paid_at"], r["external_id"], r["source"]
+                    )
+                    for r in chunk
+                ],
+            )
             if advance:
                 advance(len(chunk))
         session.flush()
@@ -224,6 +265,8 @@ def write_rejects(path: Path, table: FileTable, plan: Plan) -> Path:
     reasons: dict[int, list[str]] = {}
     for error in sorted(plan.errors):
         reasons.setdefault(error.line, []).append(f"{error.column}: {error.problem}")
-    rows = ([row.line, *(row.cells[c] for c in table.header), "; ".join(reasons[row.line])]
-            for row in plan.rejected)
+    rows = (
+        [row.line, *(row.cells[c] for c in table.header), "; ".join(reasons[row.line])]
+        for row in plan.rejected
+    )
     return write_csv(path, ["line", *table.header, "errors"], rows)

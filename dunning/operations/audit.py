@@ -77,8 +77,19 @@ def record(
     session.add(row)
     session.flush()
     # The reason is free text an operator typed (it may name people): it stays in the audit.
-    emit(session, [Event("operator.action", invoice_id, customer_id, None,
-                         {"action": action, "audit_id": row.id})], at)
+    emit(
+        session,
+        [
+            Event(
+                "operator.action",
+                invoice_id,
+                customer_id,
+                None,
+                {"action": action, "audit_id": row.id},
+            )
+        ],
+        at,
+    )
     return row
 
 

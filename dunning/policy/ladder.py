@@ -12,8 +12,17 @@ from dunning.policy.model import RETRY_SUFFIX, Ladder, Policy
 OPEN_LEDGER_STATUSES = frozenset({"planned"})
 #: Ledger statuses of a reminder that went (or may have gone) out to the customer.
 WENT_OUT = frozenset(
-    {"claimed", "sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered",
-     "unknown"}
+    {
+        "claimed",
+        "sent",
+        "delivered",
+        "opened",
+        "clicked",
+        "replied",
+        "bounced",
+        "undelivered",
+        "unknown",
+    }
 )
 #: Ledger statuses of a reminder the provider accepted ("sent or later"): only these count
 #: as an earlier reminder the customer got, so only they move the ladder on.
@@ -159,20 +168,14 @@ def climb(
     exhausted = nxt >= len(rungs)
     at = np.minimum(nxt, len(rungs) - 1)
     is_repeat = at >= n_stages
-    spacing = np.where(is_repeat, max(ladder.repeat_every_days, ladder.min_gap_days),
-                       ladder.min_gap_days)
+    spacing = np.where(
+        is_repeat, max(ladder.repeat_every_days, ladder.min_gap_days), ladder.min_gap_days
+    )
     capped = np.zeros(len(days), dtype=bool)
     if ladder.escalate_after_days is not None:
         capped = is_repeat & (days >= ladder.escalate_after_days)
-    allowed = (
-        ~exhausted
-        & ~capped
-        & (days >= offsets[at])
-        & ((nxt == 0) | (gap >= spacing))
-    )
-    code = np.where(
-        allowed, rungs[at], np.where(pos >= 0, rungs[np.maximum(pos, 0)], by_days)
-    )
+    allowed = ~exhausted & ~capped & (days >= offsets[at]) & ((nxt == 0) | (gap >= spacing))
+    code = np.where(allowed, rungs[at], np.where(pos >= 0, rungs[np.maximum(pos, 0)], by_days))
     # Before the first overdue rung is reached, a lower rung's code from by_days stands.
     code = np.where((pos < 0) & ~allowed, by_days, code)
     wait = max(ladder.repeat_every_days, ladder.min_gap_days)

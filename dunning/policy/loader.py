@@ -161,7 +161,9 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         ),
         voice_window=replace(
             _window(
-                r, r.table(data, "voice_window", "voice_window"), "voice_window",
+                r,
+                r.table(data, "voice_window", "voice_window"),
+                "voice_window",
                 DEFAULT_VOICE_WINDOW,
             ),
             blackout=blackout,
@@ -368,20 +370,24 @@ def _blackout(r: _Reader, spec: Any) -> tuple[tuple[date, date], ...]:
     window would never open).
     """
     if not isinstance(spec, list):
-        raise r.error("blackout", f'must be a list of {{from = "YYYY-MM-DD", to = '
-                                  f'"YYYY-MM-DD"}} tables, got {spec!r}')
+        raise r.error(
+            "blackout",
+            f'must be a list of {{from = "YYYY-MM-DD", to = "YYYY-MM-DD"}} tables, got {spec!r}',
+        )
     periods = []
     for i, item in enumerate(spec):
         path = f"blackout[{i}]"
         if not isinstance(item, dict) or set(item) != {"from", "to"}:
-            raise r.error(path, f'must be a table {{from = "YYYY-MM-DD", to = "YYYY-MM-DD"}}, '
-                                f"got {item!r}")
+            raise r.error(
+                path, f'must be a table {{from = "YYYY-MM-DD", to = "YYYY-MM-DD"}}, got {item!r}'
+            )
         first, last = _day(r, item["from"], f"{path}.from"), _day(r, item["to"], f"{path}.to")
         if last < first:
             raise r.error(f"{path}.to", f"must not be before {path}.from ({first})")
         if (last - first).days >= 365:
-            raise r.error(f"{path}.to", "must be less than a year after from: reminders would "
-                                        "never go out")
+            raise r.error(
+                f"{path}.to", "must be less than a year after from: reminders would never go out"
+            )
         periods.append((first, last))
     return tuple(periods)
 

@@ -61,9 +61,7 @@ class Ladder:
     def first_overdue(self) -> int:
         """Index of the first stage with a positive offset (the first contact once overdue);
         len(stages) when the ladder has none."""
-        return next(
-            (i for i, s in enumerate(self.stages) if s.offset_days > 0), len(self.stages)
-        )
+        return next((i for i, s in enumerate(self.stages) if s.offset_days > 0), len(self.stages))
 
     def stage(self, name: str) -> Stage | None:
         """The stage called ``name`` or None."""

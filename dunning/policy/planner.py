@@ -175,7 +175,9 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
     # A reminder's logical time is the instant its run acted as of (planned_for); rows from
     # before that column existed fall back to when they were sent, claimed or planned.
     when = (
-        led["planned_for"].fillna(led["sent_at"]).fillna(led["claimed_at"])
+        led["planned_for"]
+        .fillna(led["sent_at"])
+        .fillna(led["claimed_at"])
         .fillna(led["planned_at"])
     )
     status = led["status"].astype(str)
@@ -258,9 +260,9 @@ def _apply_ledger(
     last = went.loc[went.groupby("invoice_id")["when"].idxmax()].set_index("invoice_id")
     last_out = _ns(aligned(ids, last["when"]))
     last_code = aligned(ids, last["code"]).fillna(-1).to_numpy(np.int64)
-    inv["reminded_today"] = (
-        _local_day(last_out, portfolio, inv) == inv["today"].to_numpy()
-    ) & (last_code != inv["code"].to_numpy())
+    inv["reminded_today"] = (_local_day(last_out, portfolio, inv) == inv["today"].to_numpy()) & (
+        last_code != inv["code"].to_numpy()
+    )
     inv["has_open_row"] = ids.isin(led.loc[led["open"], "invoice_id"]).to_numpy()
     inv["called_today"] = _called_today(led, portfolio, inv)
     inv["sms_today"] = _sent_today(led, portfolio, inv, SMS)
@@ -281,7 +283,9 @@ def _apply_ledger(
     return inv, (
         _key(done["invoice_id"].to_numpy(), done["code"].to_numpy(), done["ch"].to_numpy(), table),
         _key(
-            failed["invoice_id"].to_numpy(), failed["code"].to_numpy(), failed["ch"].to_numpy(),
+            failed["invoice_id"].to_numpy(),
+            failed["code"].to_numpy(),
+            failed["ch"].to_numpy(),
             table,
         ),
     )
@@ -542,8 +546,11 @@ def _next_day_start(
             pd.Timestamp(day).date() + timedelta(days=1), time.min, tzinfo=tz
         ).astimezone(UTC)
         reason, start = window_frame(
-            pd.Series(zones[sel]), pd.Series(np.asarray(cust["country"])[sel]), midnight,
-            policy.send_window, pd.Series(np.asarray(cust["region"])[sel]),
+            pd.Series(zones[sel]),
+            pd.Series(np.asarray(cust["country"])[sel]),
+            midnight,
+            policy.send_window,
+            pd.Series(np.asarray(cust["region"])[sel]),
         )
         midnight_ns = np.datetime64(midnight.replace(tzinfo=None), "ns")
         out[sel] = np.where(reason == "", midnight_ns, start)
@@ -570,32 +577,37 @@ def _second_call(rows: pd.DataFrame, calls: np.ndarray) -> np.ndarray:
 def _customers_of(rows: pd.DataFrame, cust: pd.DataFrame) -> dict[str, np.ndarray]:
     """The customer attributes of every row (by its customer position), aligned with ``rows``."""
     pos = rows["cpos"].to_numpy()
-    return {
-        col: (
-            cust[col].to_numpy()[pos]
-            if col in ("timezone", "country", "locale")
-            else cust[col].to_numpy(bool)[pos]
-        )
-        for col in (
-            "timezone",
-            "country",
-            "locale",
-            "email_opt_out",
-            "has_email",
-            "sms_opt_out",
-            "sms_consent",
-            "has_phone",
-        )
-    } | {"paused_until": cust["paused_until"].to_numpy("datetime64[D]")[pos]} | {
-        # A portfolio built by hand (tests, notebooks) may lack the voice columns: no consent.
-        col: cust[col].to_numpy(bool)[pos] if col in cust else np.zeros(len(pos), dtype=bool)
-        for col in ("voice_consent", "voice_opt_out", "not_mobile")
-    } | {
-        # ISO 3166-2 region for regional holidays; "" when none (the window then takes the
-        # region the time zone names, if any).
-        "region": (
-            cust["region"].astype(object).where(cust["region"].notna(), "").to_numpy()[pos]
-            if "region" in cust
-            else np.full(len(pos), "", dtype=object)
-        )
-    }
+    return (
+        {
+            col: (
+                cust[col].to_numpy()[pos]
+                if col in ("timezone", "country", "locale")
+                else cust[col].to_numpy(bool)[pos]
+            )
+            for col in (
+                "timezone",
+                "country",
+                "locale",
+                "email_opt_out",
+                "has_email",
+                "sms_opt_out",
+                "sms_consent",
+                "has_phone",
+            )
+        }
+        | {"paused_until": cust["paused_until"].to_numpy("datetime64[D]")[pos]}
+        | {
+            # A portfolio built by hand (tests, notebooks) may lack the voice columns: no consent.
+            col: cust[col].to_numpy(bool)[pos] if col in cust else np.zeros(len(pos), dtype=bool)
+            for col in ("voice_consent", "voice_opt_out", "not_mobile")
+        }
+        | {
+            # ISO 3166-2 region for regional holidays; "" when none (the window then takes the
+            # region the time zone names, if any).
+            "region": (
+                cust["region"].astype(object).where(cust["region"].notna(), "").to_numpy()[pos]
+                if "region" in cust
+                else np.full(len(pos), "", dtype=object)
+            )
+        }
+    )

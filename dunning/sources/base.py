@@ -24,9 +24,12 @@ IMPORT_KINDS = {
 }
 #: The columns that identify a record of each type when the source has no id of its own
 #: (payments and attempts, like CSV rows, by invoice and time).
-ID_COLUMNS = {"customers": ("customer_id",), "invoices": ("invoice_number",),
-              "payments": ("invoice_number", "paid_at", "amount"),
-              "payment_attempts": ("invoice_number", "attempted_at")}
+ID_COLUMNS = {
+    "customers": ("customer_id",),
+    "invoices": ("invoice_number",),
+    "payments": ("invoice_number", "paid_at", "amount"),
+    "payment_attempts": ("invoice_number", "attempted_at"),
+}
 #: Called with (record type, records fetched so far) while a source pulls.
 PullProgress = Callable[[str, int], None]
 
@@ -64,9 +67,7 @@ class Pull:
     ``requests`` counts the calls made to the source (HTTP requests, SQL queries).
     """
 
-    records: dict[str, list[Record]] = field(
-        default_factory=lambda: {t: [] for t in RECORD_TYPES}
-    )
+    records: dict[str, list[Record]] = field(default_factory=lambda: {t: [] for t in RECORD_TYPES})
     cursor: str | None = None
     complete: bool = False
     requests: int = 0

@@ -26,11 +26,28 @@ _QUERIES = ("customers", "invoices", "payments", "payment_attempts")
 _ALLOWED: dict[str, set[str]] = {
     "sql": {"url", "url_env", "url_block", *_QUERIES},
     "files": {*_QUERIES},
-    "stripe": {"api_key_env", "api_key_block", "api_base", "default_country",
-               "default_timezone", "default_locale"},
-    "xero": {"tenant_id", "client_id_env", "client_id_block", "client_secret_env",
-             "client_secret_block", "refresh_token_block", "api_base", "identity_base",
-             "payment_links", "default_country", "default_timezone", "default_locale"},
+    "stripe": {
+        "api_key_env",
+        "api_key_block",
+        "api_base",
+        "default_country",
+        "default_timezone",
+        "default_locale",
+    },
+    "xero": {
+        "tenant_id",
+        "client_id_env",
+        "client_id_block",
+        "client_secret_env",
+        "client_secret_block",
+        "refresh_token_block",
+        "api_base",
+        "identity_base",
+        "payment_links",
+        "default_country",
+        "default_timezone",
+        "default_locale",
+    },
 }
 _SECRETS = {"api_key", "client_id", "client_secret", "refresh_token", "password", "token"}
 
@@ -108,8 +125,10 @@ def load_sources(path: Path | None = None) -> dict[str, SourceConfig]:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     unknown = sorted(set(data) - {"sources"})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; "
-                          "put each source in a [sources.NAME] table")
+        raise ConfigError(
+            f"{path}: unknown top-level key(s) {', '.join(unknown)}; "
+            "put each source in a [sources.NAME] table"
+        )
     tables = data.get("sources", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'sources' must be tables: [sources.NAME]")
@@ -119,27 +138,36 @@ def load_sources(path: Path | None = None) -> dict[str, SourceConfig]:
 def _parse(path: Path, name: str, table: Any) -> SourceConfig:
     where = f"{path}: [sources.{name}]"
     if not _NAME.match(name):
-        raise ConfigError(f"{where}: the name must be 1-32 characters of a-z, 0-9, _ and -, "
-                          "starting with a letter or digit")
+        raise ConfigError(
+            f"{where}: the name must be 1-32 characters of a-z, 0-9, _ and -, "
+            "starting with a letter or digit"
+        )
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table of settings")
     kind = table.get("kind")
     if kind not in KINDS:
-        raise ConfigError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}; "
-                          'add e.g. kind = "sql"')
+        raise ConfigError(
+            f'{where}: kind {kind!r} is not one of {", ".join(KINDS)}; add e.g. kind = "sql"'
+        )
     max_age = table.get("max_age_minutes", DEFAULT_MAX_AGE_MINUTES)
     if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1:
-        raise ConfigError(f"{where}: max_age_minutes must be a whole number of minutes, 1 or "
-                          f"more (got {max_age!r})")
+        raise ConfigError(
+            f"{where}: max_age_minutes must be a whole number of minutes, 1 or "
+            f"more (got {max_age!r})"
+        )
     settings = {k: v for k, v in table.items() if k not in _COMMON}
     for key, value in settings.items():
         if key in _SECRETS:
-            raise ConfigError(f"{where}: {key} must not be written in the file; set "
-                              f"{key}_env to the environment variable that holds it (or "
-                              f"{key}_block to a Prefect Secret block)")
+            raise ConfigError(
+                f"{where}: {key} must not be written in the file; set "
+                f"{key}_env to the environment variable that holds it (or "
+                f"{key}_block to a Prefect Secret block)"
+            )
         if key not in _ALLOWED[kind]:
-            raise ConfigError(f"{where}: unknown setting {key!r} for a {kind} source; allowed: "
-                              f"{', '.join(sorted(_ALLOWED[kind] | _COMMON))}")
+            raise ConfigError(
+                f"{where}: unknown setting {key!r} for a {kind} source; allowed: "
+                f"{', '.join(sorted(_ALLOWED[kind] | _COMMON))}"
+            )
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{where}: {key} must be a non-empty string")
     _check_kind(where, kind, settings)
@@ -149,21 +177,29 @@ def _parse(path: Path, name: str, table: Any) -> SourceConfig:
 def _check_kind(where: str, kind: str, settings: dict[str, Any]) -> None:
     if kind in ("sql", "files") and "invoices" not in settings:
         what = "query" if kind == "sql" else "file"
-        raise ConfigError(f"{where}: a {what} for invoices is required (invoices = ...); "
-                          "customers, payments and payment_attempts are optional")
+        raise ConfigError(
+            f"{where}: a {what} for invoices is required (invoices = ...); "
+            "customers, payments and payment_attempts are optional"
+        )
     if kind == "sql":
         given = [k for k in ("url", "url_env", "url_block") if k in settings]
         if len(given) != 1:
-            raise ConfigError(f"{where}: set exactly one of url, url_env or url_block "
-                              f"(got {', '.join(given) or 'none'})")
+            raise ConfigError(
+                f"{where}: set exactly one of url, url_env or url_block "
+                f"(got {', '.join(given) or 'none'})"
+            )
         if "url" in settings and _has_password(settings["url"]):
-            raise ConfigError(f"{where}: url contains a password; put the URL in an "
-                              "environment variable and name it with url_env")
+            raise ConfigError(
+                f"{where}: url contains a password; put the URL in an "
+                "environment variable and name it with url_env"
+            )
     if kind == "xero" and "tenant_id" not in settings:
         raise ConfigError(f"{where}: tenant_id is required (the Xero organisation's id)")
     if kind == "xero" and settings.get("payment_links", "online_invoice") != "online_invoice":
-        raise ConfigError(f"{where}: payment_links must be \"online_invoice\" (fetch each open "
-                          "invoice's OnlineInvoiceUrl) or left out (no payment link)")
+        raise ConfigError(
+            f'{where}: payment_links must be "online_invoice" (fetch each open '
+            "invoice's OnlineInvoiceUrl) or left out (no payment link)"
+        )
 
 
 def _has_password(url: str) -> bool:

@@ -24,8 +24,9 @@ class FilesSource:
 
     def __init__(self, config: SourceConfig) -> None:
         self.name = config.name
-        self.paths = {t: _resolve(config.base_dir, str(config.get(t)))
-                      for t in RECORD_TYPES if config.get(t)}
+        self.paths = {
+            t: _resolve(config.base_dir, str(config.get(t))) for t in RECORD_TYPES if config.get(t)
+        }
 
     def check(self) -> str:
         """A line naming each file and its row count; SourceError when one is unreadable."""

@@ -37,12 +37,15 @@ class Staleness:
             return f"{self.source}: not in sources.toml (its invoices cannot be synced)"
         if self.last_success_at is None:
             return f"{self.source}: never synced (run `dunning sync {self.source}`)"
-        return (f"{self.source}: last synced {self.last_success_at.isoformat()}, older than "
-                f"{self.max_age_minutes} min")
+        return (
+            f"{self.source}: last synced {self.last_success_at.isoformat()}, older than "
+            f"{self.max_age_minutes} min"
+        )
 
 
-def stale_sources(engine: Engine, configs: dict[str, SourceConfig],
-                  now: dt.datetime) -> dict[str, Staleness]:
+def stale_sources(
+    engine: Engine, configs: dict[str, SourceConfig], now: dt.datetime
+) -> dict[str, Staleness]:
     """The stale sources at ``now`` (UTC), by name: configured ones past their maximum age,
     and sources of open invoices that sources.toml no longer lists (except ``files``)."""
     states = all_states(engine)
@@ -52,8 +55,9 @@ def stale_sources(engine: Engine, configs: dict[str, SourceConfig],
         if last is None or now - last > dt.timedelta(minutes=config.max_age_minutes):
             stale[name] = Staleness(name, last, config.max_age_minutes)
     with engine.connect() as conn:
-        used = conn.scalars(select(Invoice.source).where(
-            Invoice.status.in_(("open", "disputed"))).distinct()).all()
+        used = conn.scalars(
+            select(Invoice.source).where(Invoice.status.in_(("open", "disputed"))).distinct()
+        ).all()
     for name in used:
         if name != IMPORTS and name not in configs:
             last = (states.get(name) or {}).get("last_success_at")
@@ -66,12 +70,18 @@ def stale_invoice_ids(engine: Engine, sources: list[str]) -> list[int]:
     if not sources:
         return []
     with engine.connect() as conn:
-        return list(conn.scalars(select(Invoice.id).where(
-            Invoice.source.in_(sources), Invoice.status.in_(("open", "disputed")))))
+        return list(
+            conn.scalars(
+                select(Invoice.id).where(
+                    Invoice.source.in_(sources), Invoice.status.in_(("open", "disputed"))
+                )
+            )
+        )
 
 
-def defer_stale(lines: pd.DataFrame, invoice_ids: list[int], as_of: dt.datetime,
-                retry_minutes: int = 15) -> pd.DataFrame:
+def defer_stale(
+    lines: pd.DataFrame, invoice_ids: list[int], as_of: dt.datetime, retry_minutes: int = 15
+) -> pd.DataFrame:
     """The plan with every send for ``invoice_ids`` deferred (reason ``source_stale``, not
     before ``as_of`` plus ``retry_minutes``); other lines unchanged."""
     if not invoice_ids or lines.empty:

@@ -29,8 +29,9 @@ def build_source(config: SourceConfig) -> Source:
         from dunning.sources.xero import XeroSource
 
         return XeroSource(config)
-    raise ConfigError(f"[sources.{config.name}]: unknown kind {config.kind!r}; use stripe, "
-                      "xero, sql or files")
+    raise ConfigError(
+        f"[sources.{config.name}]: unknown kind {config.kind!r}; use stripe, xero, sql or files"
+    )
 
 
 def get_source(name: str) -> Source:
@@ -38,13 +39,16 @@ def get_source(name: str) -> Source:
     configs = load_sources()
     if name not in configs:
         known = ", ".join(sorted(configs)) or "none (no sources.toml found)"
-        raise ConfigError(f"no source named {name!r} in sources.toml; configured: {known}. "
-                          "Add a [sources.NAME] table or set DUNNING_SOURCES_PATH")
+        raise ConfigError(
+            f"no source named {name!r} in sources.toml; configured: {known}. "
+            "Add a [sources.NAME] table or set DUNNING_SOURCES_PATH"
+        )
     return build_source(configs[name])
 
 
-def sync_sources(engine: Engine, configs: dict[str, SourceConfig],
-                 full: bool = False) -> list[dict[str, Any]]:
+def sync_sources(
+    engine: Engine, configs: dict[str, SourceConfig], full: bool = False
+) -> list[dict[str, Any]]:
     """One result per source in ``configs``: its sync report as a dict with ``ok`` true, or
     ``{"source", "ok": False, "message"}`` when its sync failed (the others still run)."""
     from dunning.sources.sync import sync_source

@@ -43,9 +43,11 @@ class SqlSource:
         try:
             return create_engine(str(url))
         except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-            raise ConfigError(f"[sources.{self.name}]: the database URL is not usable "
-                              f"({type(exc).__name__}); check it (e.g. "
-                              "postgresql+psycopg://user@host/db)") from None
+            raise ConfigError(
+                f"[sources.{self.name}]: the database URL is not usable "
+                f"({type(exc).__name__}); check it (e.g. "
+                "postgresql+psycopg://user@host/db)"
+            ) from None
 
     def check(self) -> str:
         """A line saying the database answered and each query's row count."""
@@ -79,16 +81,18 @@ class SqlSource:
                     try:
                         result = conn.execute(text(sql), params)
                     except SQLAlchemyError as exc:
-                        raise SourceError(_explain(self.name, f"the {record_type} query",
-                                                   exc)) from None
+                        raise SourceError(
+                            _explain(self.name, f"the {record_type} query", exc)
+                        ) from None
                     pull.requests += 1
                     columns = [c.lower() for c in result.keys()]
                     newest = since
                     for values in result:
                         row = dict(zip(columns, values, strict=True))
                         stamp = row.get("updated_at")
-                        if stamp is not None and (newest is None or
-                                                  _mark(stamp)["v"] > newest["v"]):
+                        if stamp is not None and (
+                            newest is None or _mark(stamp)["v"] > newest["v"]
+                        ):
                             newest = _mark(stamp)
                         pull.add(record_type, _record(self.name, record_type, row))
                     if progress:
@@ -127,8 +131,11 @@ def _mark(stamp: Any) -> dict[str, Any]:
     """A JSON-able cursor mark of an ``updated_at`` value, comparable within one type."""
     if isinstance(stamp, dt.datetime):
         aware = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
-        return {"t": "datetime", "v": aware.astimezone(dt.UTC).isoformat(),
-                "naive": stamp.tzinfo is None}
+        return {
+            "t": "datetime",
+            "v": aware.astimezone(dt.UTC).isoformat(),
+            "naive": stamp.tzinfo is None,
+        }
     if isinstance(stamp, dt.date):
         return {"t": "date", "v": stamp.isoformat()}
     if isinstance(stamp, (int, float, Decimal)):
@@ -149,5 +156,7 @@ def _from_mark(mark: dict[str, Any]) -> Any:
 
 def _explain(name: str, what: str, exc: SQLAlchemyError) -> str:
     detail = scrub(str(getattr(exc, "orig", exc)).strip().splitlines()[0])[:300]
-    return (f"source {name}: {what} failed ({detail}); run the query in your database client "
-            "and fix it in sources.toml")
+    return (
+        f"source {name}: {what} failed ({detail}); run the query in your database client "
+        "and fix it in sources.toml"
+    )

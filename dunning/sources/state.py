@@ -34,11 +34,18 @@ def save_state(conn: Connection, name: str, kind: str, **values: Any) -> None:
     row = {"source": name, "kind": kind, **values}
     if dialect in ("postgresql", "sqlite"):
         ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        conn.execute(ins.values(row).on_conflict_do_update(
-            index_elements=["source"], set_={"kind": kind, **values}))
+        conn.execute(
+            ins.values(row).on_conflict_do_update(
+                index_elements=["source"], set_={"kind": kind, **values}
+            )
+        )
         return
-    if conn.execute(update(table).where(table.c.source == name).values(kind=kind, **values)
-                    ).rowcount == 0:  # type: ignore[attr-defined]
+    if (
+        conn.execute(
+            update(table).where(table.c.source == name).values(kind=kind, **values)
+        ).rowcount
+        == 0
+    ):  # type: ignore[attr-defined]
         conn.execute(table.insert().values(row))
 
 
@@ -48,8 +55,9 @@ def record_failure(engine: Engine, name: str, kind: str, error: str) -> None:
         save_state(conn, name, kind, last_attempt_at=utcnow(), last_error=error[:500])
 
 
-def quarantine(conn: Connection, name: str, record_type: str, reasons: dict[str, str],
-               now: dt.datetime) -> None:
+def quarantine(
+    conn: Connection, name: str, record_type: str, reasons: dict[str, str], now: dt.datetime
+) -> None:
     """Nothing; stores or refreshes one quarantine row per source id in ``reasons``."""
     if not reasons:
         return
@@ -57,19 +65,38 @@ def quarantine(conn: Connection, name: str, record_type: str, reasons: dict[str,
     known: set[str] = set()
     ids = sorted(reasons)
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        known.update(conn.scalars(select(table.c.source_id).where(
-            table.c.source == name, table.c.record_type == record_type,
-            table.c.source_id.in_(chunk))))
-    fresh = [{"source": name, "record_type": record_type, "source_id": sid,
-              "reason": reasons[sid][:1000], "first_seen_at": now, "last_seen_at": now}
-             for sid in ids if sid not in known]
+        chunk = ids[start : start + _CHUNK]
+        known.update(
+            conn.scalars(
+                select(table.c.source_id).where(
+                    table.c.source == name,
+                    table.c.record_type == record_type,
+                    table.c.source_id.in_(chunk),
+                )
+            )
+        )
+    fresh = [
+        {
+            "source": name,
+            "record_type": record_type,
+            "source_id": sid,
+            "reason": reasons[sid][:1000],
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
+        for sid in ids
+        if sid not in known
+    ]
     if fresh:
         conn.execute(table.insert(), fresh)
     for sid in known:
-        conn.execute(update(table).where(
-            table.c.source == name, table.c.record_type == record_type,
-            table.c.source_id == sid).values(reason=reasons[sid][:1000], last_seen_at=now))
+        conn.execute(
+            update(table)
+            .where(
+                table.c.source == name, table.c.record_type == record_type, table.c.source_id == sid
+            )
+            .values(reason=reasons[sid][:1000], last_seen_at=now)
+        )
 
 
 def release(conn: Connection, name: str, record_type: str, source_ids: Iterable[str]) -> None:
@@ -77,16 +104,21 @@ def release(conn: Connection, name: str, record_type: str, source_ids: Iterable[
     table: Table = SourceQuarantine.__table__  # type: ignore[assignment]
     ids = sorted(set(source_ids))
     for start in range(0, len(ids), _CHUNK):
-        conn.execute(delete(table).where(
-            table.c.source == name, table.c.record_type == record_type,
-            table.c.source_id.in_(ids[start:start + _CHUNK])))
+        conn.execute(
+            delete(table).where(
+                table.c.source == name,
+                table.c.record_type == record_type,
+                table.c.source_id.in_(ids[start : start + _CHUNK]),
+            )
+        )
 
 
 def release_unlisted(conn: Connection, name: str, record_type: str, listed: set[str]) -> None:
     """Nothing; after a full pull, drops quarantine rows of records the source no longer has."""
     table: Table = SourceQuarantine.__table__  # type: ignore[assignment]
-    stored = conn.scalars(select(table.c.source_id).where(
-        table.c.source == name, table.c.record_type == record_type)).all()
+    stored = conn.scalars(
+        select(table.c.source_id).where(table.c.source == name, table.c.record_type == record_type)
+    ).all()
     release(conn, name, record_type, [sid for sid in stored if sid not in listed])
 
 

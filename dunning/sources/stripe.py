@@ -46,10 +46,19 @@ PAGE = 100
 #: Tries of one request answered 429 (rate limit) before the sync gives up; backoff doubles.
 RATE_LIMIT_TRIES = 6
 _STATUS = {"open": "open", "paid": "paid", "void": "void", "uncollectible": "void"}
-_INVOICE_EVENTS = ("invoice.created", "invoice.finalized", "invoice.updated", "invoice.paid",
-                   "invoice.payment_succeeded", "invoice.voided",
-                   "invoice.marked_uncollectible", "invoice.payment_failed",
-                   "invoice.payment_action_required", "invoice.overdue", "invoice.sent")
+_INVOICE_EVENTS = (
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.overdue",
+    "invoice.sent",
+)
 
 
 class StripeSource:
@@ -68,10 +77,15 @@ class StripeSource:
 
         key = self.config.secret("api_key", "DUNNING_STRIPE_API_KEY")
         if not key:
-            raise ConfigError(f"[sources.{self.name}]: no Stripe API key; set "
-                              "DUNNING_STRIPE_API_KEY (or api_key_env / api_key_block)")
-        base = (self.config.get("api_base") or os.environ.get("DUNNING_STRIPE_API_BASE")
-                or DEFAULT_API_BASE)
+            raise ConfigError(
+                f"[sources.{self.name}]: no Stripe API key; set "
+                "DUNNING_STRIPE_API_KEY (or api_key_env / api_key_block)"
+            )
+        base = (
+            self.config.get("api_base")
+            or os.environ.get("DUNNING_STRIPE_API_BASE")
+            or DEFAULT_API_BASE
+        )
         return stripe.StripeClient(key, base_addresses={"api": base}, max_network_retries=2)
 
     def _call(self, client: Any, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -88,19 +102,26 @@ class StripeSource:
             try:
                 return dict(client.raw_request("get", path, **params).data)
             except stripe.RateLimitError:
-                self._sleep(min(0.25 * 2 ** attempt, 8.0))
+                self._sleep(min(0.25 * 2**attempt, 8.0))
             except stripe.AuthenticationError:
-                raise SourceError(f"source {self.name}: Stripe refused the API key (401); "
-                                  "check DUNNING_STRIPE_API_KEY") from None
+                raise SourceError(
+                    f"source {self.name}: Stripe refused the API key (401); "
+                    "check DUNNING_STRIPE_API_KEY"
+                ) from None
             except stripe.StripeError as exc:
-                raise SourceError(f"source {self.name}: Stripe answered "
-                                  f"{exc.http_status or 'nothing'}: "
-                                  f"{exc.user_message or type(exc).__name__}") from None
-        raise SourceError(f"source {self.name}: Stripe kept answering 429 (rate limit) "
-                          f"{RATE_LIMIT_TRIES} times; sync again later")
+                raise SourceError(
+                    f"source {self.name}: Stripe answered "
+                    f"{exc.http_status or 'nothing'}: "
+                    f"{exc.user_message or type(exc).__name__}"
+                ) from None
+        raise SourceError(
+            f"source {self.name}: Stripe kept answering 429 (rate limit) "
+            f"{RATE_LIMIT_TRIES} times; sync again later"
+        )
 
-    def _pages(self, client: Any, path: str,
-               params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    def _pages(
+        self, client: Any, path: str, params: dict[str, Any]
+    ) -> Iterator[list[dict[str, Any]]]:
         """Each page of a list endpoint, newest first, following ``starting_after``."""
         params = {"limit": PAGE, **params}
         while True:
@@ -122,16 +143,20 @@ class StripeSource:
         """Everything (``cursor`` None) or the events since the cursor's event id."""
         client = self._client()
         self.requests = 0
-        pull = self._events(client, json.loads(cursor)["event"], progress) if cursor else (
-            self._full(client, progress))
+        pull = (
+            self._events(client, json.loads(cursor)["event"], progress)
+            if cursor
+            else (self._full(client, progress))
+        )
         pull.requests = self.requests
         return pull
 
     def _full(self, client: Any, progress: PullProgress | None) -> Pull:
         # The newest event first: changes made while listing come in the next sync.
         newest = self._call(client, "/v1/events", {"limit": 1})["data"]
-        pull = Pull(complete=True, cursor=json.dumps(
-            {"event": newest[0]["id"] if newest else None}))
+        pull = Pull(
+            complete=True, cursor=json.dumps({"event": newest[0]["id"] if newest else None})
+        )
         for page in self._pages(client, "/v1/customers", {}):
             for obj in page:
                 pull.add("customers", self._customer(obj))
@@ -184,11 +209,14 @@ class StripeSource:
         settings = self.config.get
         country = (obj.get("address") or {}).get("country") or settings("default_country")
         values: dict[str, Any] = {
-            "customer_id": obj["id"], "name": obj.get("name"), "email": obj.get("email"),
-            "phone": obj.get("phone"), "country": country,
+            "customer_id": obj["id"],
+            "name": obj.get("name"),
+            "email": obj.get("email"),
+            "phone": obj.get("phone"),
+            "country": country,
             "timezone": settings("default_timezone") or zone_for(country),
-            "locale": settings("default_locale") or locale_for(
-                tuple(obj.get("preferred_locales") or ()), country),
+            "locale": settings("default_locale")
+            or locale_for(tuple(obj.get("preferred_locales") or ()), country),
         }
         return Record(obj["id"], values)
 
@@ -200,23 +228,37 @@ class StripeSource:
         customer_id = customer.get("id") if isinstance(customer, dict) else customer
         currency = str(obj.get("currency") or "").upper()
         transitions = obj.get("status_transitions") or {}
-        issued = _date(transitions.get("finalized_at") or obj.get("effective_at")
-                       or obj.get("created"))
+        issued = _date(
+            transitions.get("finalized_at") or obj.get("effective_at") or obj.get("created")
+        )
         due = _date(obj.get("due_date")) or issued
         number = (obj.get("metadata") or {}).get("invoice_number") or obj.get("number") or obj["id"]
         values = {
-            "invoice_number": number, "customer_id": customer_id, "currency": currency,
-            "amount": _amount(obj.get("amount_due"), currency), "issued_on": issued,
-            "due_on": due, "status": status, "payment_link": obj.get("hosted_invoice_url"),
+            "invoice_number": number,
+            "customer_id": customer_id,
+            "currency": currency,
+            "amount": _amount(obj.get("amount_due"), currency),
+            "issued_on": issued,
+            "due_on": due,
+            "status": status,
+            "payment_link": obj.get("hosted_invoice_url"),
         }
         pull.add("invoices", Record(obj["id"], values))
         for payment in (obj.get("payments") or {}).get("data") or []:
             self._add_payment(pull, payment, number)
         if obj.get("paid_out_of_band") and int(obj.get("amount_paid") or 0) > 0:
-            self._add_payment(pull, {
-                "id": f"{obj['id']}:out_of_band", "invoice": obj["id"], "status": "paid",
-                "amount_paid": obj["amount_paid"], "currency": obj.get("currency"),
-                "status_transitions": {"paid_at": transitions.get("paid_at")}}, number)
+            self._add_payment(
+                pull,
+                {
+                    "id": f"{obj['id']}:out_of_band",
+                    "invoice": obj["id"],
+                    "status": "paid",
+                    "amount_paid": obj["amount_paid"],
+                    "currency": obj.get("currency"),
+                    "status_transitions": {"paid_at": transitions.get("paid_at")},
+                },
+                number,
+            )
 
     def _add_payment(self, pull: Pull, payment: dict[str, Any], number: str | None) -> None:
         """A paid ``invoice_payment`` as a payment record (other statuses carry no money)."""
@@ -226,24 +268,39 @@ class StripeSource:
         identity = _id(ref.get("payment_intent")) or _id(ref.get("charge")) or payment["id"]
         currency = str(payment.get("currency") or "").upper()
         at = (payment.get("status_transitions") or {}).get("paid_at") or payment.get("created")
-        values: dict[str, Any] = {"amount": _amount(payment.get("amount_paid"), currency),
-                                  "paid_at": dt.datetime.fromtimestamp(int(at or 0), dt.UTC)}
+        values: dict[str, Any] = {
+            "amount": _amount(payment.get("amount_paid"), currency),
+            "paid_at": dt.datetime.fromtimestamp(int(at or 0), dt.UTC),
+        }
         if number:
             values["invoice_number"] = number
         invoice = _id(payment.get("invoice"))
-        pull.add("payments", Record(payment["id"], values, external_id=f"stripe:{identity}",
-                                    invoice_source_id=invoice))
+        pull.add(
+            "payments",
+            Record(
+                payment["id"], values, external_id=f"stripe:{identity}", invoice_source_id=invoice
+            ),
+        )
 
     def _add_attempt(self, pull: Pull, event: dict[str, Any]) -> None:
         obj = event["data"]["object"]
         error = obj.get("last_payment_error") or obj.get("last_finalization_error") or {}
         number = (obj.get("metadata") or {}).get("invoice_number") or obj.get("number") or obj["id"]
-        pull.add("payment_attempts", Record(
-            event["id"],
-            {"invoice_number": number, "outcome": "failed",
-             "attempted_at": dt.datetime.fromtimestamp(int(event["created"]), dt.UTC),
-             "failure_code": error.get("decline_code") or error.get("code") or "payment_failed"},
-            external_id=f"stripe:{event['id']}"))
+        pull.add(
+            "payment_attempts",
+            Record(
+                event["id"],
+                {
+                    "invoice_number": number,
+                    "outcome": "failed",
+                    "attempted_at": dt.datetime.fromtimestamp(int(event["created"]), dt.UTC),
+                    "failure_code": error.get("decline_code")
+                    or error.get("code")
+                    or "payment_failed",
+                },
+                external_id=f"stripe:{event['id']}",
+            ),
+        )
 
 
 def _date(stamp: Any) -> dt.date | None:

@@ -64,8 +64,9 @@ class SyncReport:
         return sum(c.get(what, 0) for c in self.counts.values())
 
 
-def sync_source(engine: Engine, source: Source, *, full: bool = False,
-                progress: PullProgress | None = None) -> SyncReport:
+def sync_source(
+    engine: Engine, source: Source, *, full: bool = False, progress: PullProgress | None = None
+) -> SyncReport:
     """The report of syncing ``source`` into the database (since its cursor unless ``full``).
 
     Raises SyncFailed when the source cannot be read or the database refuses the write; the
@@ -87,9 +88,16 @@ def sync_source(engine: Engine, source: Source, *, full: bool = False,
     try:
         with Session(engine) as session, session.begin():
             _apply(session, source, pull, report)
-            state.save_state(session.connection(), source.name, source.kind,
-                             cursor=pull.cursor, last_success_at=utcnow(),
-                             last_attempt_at=utcnow(), last_error=None, counts=report.counts)
+            state.save_state(
+                session.connection(),
+                source.name,
+                source.kind,
+                cursor=pull.cursor,
+                last_success_at=utcnow(),
+                last_attempt_at=utcnow(),
+                last_error=None,
+                counts=report.counts,
+            )
     except (ImportFailed, SQLAlchemyError) as exc:
         detail = exc if isinstance(exc, ImportFailed) else getattr(exc, "orig", exc)
         message = scrub(str(detail).splitlines()[0])[:400]
@@ -115,18 +123,24 @@ def _apply(session: Session, source: Source, pull: Pull, report: SyncReport) -> 
             _apply_money(session, source, record_type, live, counts, reasons)
         if record_type == "invoices":
             gone = {r.source_id for r in records if r.deleted}
-            counts["deleted"] = _delete_invoices(conn, source.name, gone,
-                                                 {r.source_id for r in live}, pull.complete)
+            counts["deleted"] = _delete_invoices(
+                conn, source.name, gone, {r.source_id for r in live}, pull.complete
+            )
         state.quarantine(conn, source.name, record_type, reasons, now)
-        state.release(conn, source.name, record_type,
-                      [r.source_id for r in live if r.source_id not in reasons])
+        state.release(
+            conn,
+            source.name,
+            record_type,
+            [r.source_id for r in live if r.source_id not in reasons],
+        )
         if pull.complete:
-            state.release_unlisted(conn, source.name, record_type,
-                                   {r.source_id for r in live})
+            state.release_unlisted(conn, source.name, record_type, {r.source_id for r in live})
         counts["quarantined"] = len(reasons)
         report.counts[record_type] = counts
-        report.quarantined += [{"record_type": record_type, "source_id": sid, "reason": why}
-                               for sid, why in sorted(reasons.items())][:100]
+        report.quarantined += [
+            {"record_type": record_type, "source_id": sid, "reason": why}
+            for sid, why in sorted(reasons.items())
+        ][:100]
     report.quarantined = report.quarantined[:100]
 
 
@@ -156,8 +170,14 @@ def _key(value: Any) -> str | None:
         return None
 
 
-def _apply_entities(conn: Connection, name: str, record_type: str, records: list[Record],
-                    counts: dict[str, int], reasons: dict[str, str]) -> None:
+def _apply_entities(
+    conn: Connection,
+    name: str,
+    record_type: str,
+    records: list[Record],
+    counts: dict[str, int],
+    reasons: dict[str, str],
+) -> None:
     """Customers or invoices: ownership check, validation, upsert, stop reminders on
     invoices that are no longer open."""
     if not records:
@@ -173,7 +193,8 @@ def _apply_entities(conn: Connection, name: str, record_type: str, records: list
             reasons[r.source_id] = (
                 f"{spec.key}: {label} {_key(r.values.get(spec.key))!r} exists in source "
                 f"{owner!r} and in source {name!r}; an id must come from one source only: "
-                f"remove it from one of them")
+                f"remove it from one of them"
+            )
         else:
             mine.append(r)
     if not mine:
@@ -189,10 +210,13 @@ def _apply_entities(conn: Connection, name: str, record_type: str, records: list
             continue
         rec = {**rec, "source": name, "source_id": record.source_id}
         stored = ctx.existing.get(str(rec[spec.key]))
-        if (record_type == "invoices" and stored and stored["status"] == "paid"
-                and rec.get("status", "open") == "open"
-                and Decimal(rec.get("amount") or stored["amount"])
-                <= paid.get(stored["id"], Decimal(0))):
+        if (
+            record_type == "invoices"
+            and stored
+            and stored["status"] == "paid"
+            and rec.get("status", "open") == "open"
+            and Decimal(rec.get("amount") or stored["amount"]) <= paid.get(stored["id"], Decimal(0))
+        ):
             # Settled by payments we recorded (a sync, the webhook): the source's "open" is
             # behind, and flipping it back each sync would make re-syncs change something.
             rec["status"] = "paid"
@@ -203,8 +227,12 @@ def _apply_entities(conn: Connection, name: str, record_type: str, records: list
     counts["unchanged"] += plan.unchanged
     if record_type == "invoices":
         changed = [r[spec.key] for r in plan.updates]
-        _stop_reminders(conn, select(Invoice.id, Invoice.status).where(
-            Invoice.status != "open"), Invoice.invoice_number, changed)
+        _stop_reminders(
+            conn,
+            select(Invoice.id, Invoice.status).where(Invoice.status != "open"),
+            Invoice.invoice_number,
+            changed,
+        )
 
 
 def _paid_sums(conn: Connection, stored: dict[str, dict[str, Any]]) -> dict[int, Decimal]:
@@ -212,8 +240,11 @@ def _paid_sums(conn: Connection, stored: dict[str, dict[str, Any]]) -> dict[int,
     ids = sorted(r["id"] for r in stored.values())
     sums: dict[int, Decimal] = {}
     for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(select(Payment.invoice_id, func.sum(Payment.amount)).where(
-            Payment.invoice_id.in_(ids[start:start + _CHUNK])).group_by(Payment.invoice_id))
+        rows = conn.execute(
+            select(Payment.invoice_id, func.sum(Payment.amount))
+            .where(Payment.invoice_id.in_(ids[start : start + _CHUNK]))
+            .group_by(Payment.invoice_id)
+        )
         sums.update({int(i): Decimal(total) for i, total in rows})
     return sums
 
@@ -229,48 +260,68 @@ def _owners(conn: Connection, table: Any, key: str, keys: set[str | None]) -> di
     values = sorted(k for k in keys if k)
     owners: dict[str, str] = {}
     for start in range(0, len(values), _CHUNK):
-        rows = conn.execute(select(table.c[key], table.c.source).where(
-            table.c[key].in_(values[start:start + _CHUNK])))
+        rows = conn.execute(
+            select(table.c[key], table.c.source).where(
+                table.c[key].in_(values[start : start + _CHUNK])
+            )
+        )
         owners.update({str(k): str(s) for k, s in rows})
     return owners
 
 
-def _stop_reminders(conn: Connection, query: Any, column: Any, values: list[Any],
-                    reason: str | None = None) -> None:
+def _stop_reminders(
+    conn: Connection, query: Any, column: Any, values: list[Any], reason: str | None = None
+) -> None:
     """Nothing; skips the planned or claimed reminders of the invoices ``query`` selects
     among ``column`` in ``values`` (reason: ``reason``, else the invoice's status)."""
     for start in range(0, len(values), _CHUNK):
         by_reason: dict[str, list[int]] = {}
-        for invoice_id, status in conn.execute(query.where(
-                column.in_(values[start:start + _CHUNK]))):
-            by_reason.setdefault(reason or _STOP_REASON.get(status, status), []).append(
-                invoice_id)
+        for invoice_id, status in conn.execute(
+            query.where(column.in_(values[start : start + _CHUNK]))
+        ):
+            by_reason.setdefault(reason or _STOP_REASON.get(status, status), []).append(invoice_id)
         for why, ids in by_reason.items():
-            conn.execute(update(Reminder).where(
-                Reminder.invoice_id.in_(ids), Reminder.status.in_(OPEN_STATUSES)
-            ).values(status="skipped", reason=why, lease_expires_at=None))
+            conn.execute(
+                update(Reminder)
+                .where(Reminder.invoice_id.in_(ids), Reminder.status.in_(OPEN_STATUSES))
+                .values(status="skipped", reason=why, lease_expires_at=None)
+            )
 
 
-def _delete_invoices(conn: Connection, name: str, gone: set[str], listed: set[str],
-                     complete: bool) -> int:
+def _delete_invoices(
+    conn: Connection, name: str, gone: set[str], listed: set[str], complete: bool
+) -> int:
     """The number of this source's invoices voided because the source deleted them (named in
     ``gone``, or, after a complete pull, not ``listed``); their reminders stop."""
     if not gone and not complete:
         return 0
-    rows = conn.execute(select(Invoice.id, Invoice.source_id, Invoice.invoice_number).where(
-        Invoice.source == name, Invoice.status != "void")).all()
-    ids = [r.id for r in rows
-           if r.source_id in gone or (complete and (r.source_id or r.invoice_number) not in listed)]
+    rows = conn.execute(
+        select(Invoice.id, Invoice.source_id, Invoice.invoice_number).where(
+            Invoice.source == name, Invoice.status != "void"
+        )
+    ).all()
+    ids = [
+        r.id
+        for r in rows
+        if r.source_id in gone or (complete and (r.source_id or r.invoice_number) not in listed)
+    ]
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        conn.execute(update(Invoice).where(Invoice.id.in_(chunk)).values(
-            status="void", updated_at=utcnow()))
+        chunk = ids[start : start + _CHUNK]
+        conn.execute(
+            update(Invoice).where(Invoice.id.in_(chunk)).values(status="void", updated_at=utcnow())
+        )
     _stop_reminders(conn, select(Invoice.id, Invoice.status), Invoice.id, ids, DELETED_REASON)
     return len(ids)
 
 
-def _apply_money(session: Session, source: Source, record_type: str, records: list[Record],
-                 counts: dict[str, int], reasons: dict[str, str]) -> None:
+def _apply_money(
+    session: Session,
+    source: Source,
+    record_type: str,
+    records: list[Record],
+    counts: dict[str, int],
+    reasons: dict[str, str],
+) -> None:
     """Payments or attempts: skip those already stored, validate the rest (a payment never
     exceeds the balance), record them through the one payment path."""
     if not records:
@@ -280,8 +331,13 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
     explicit = [r.external_id for r in records if r.external_id]
     stored: set[str] = set()
     for start in range(0, len(explicit), _CHUNK):
-        stored.update(conn.scalars(select(model.external_id).where(
-            model.external_id.in_(explicit[start:start + _CHUNK]))))
+        stored.update(
+            conn.scalars(
+                select(model.external_id).where(
+                    model.external_id.in_(explicit[start : start + _CHUNK])
+                )
+            )
+        )
     todo = [r for r in records if not (r.external_id and r.external_id in stored)]
     counts["unchanged"] += len(records) - len(todo)
     if not todo:
@@ -293,8 +349,9 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
     # Records without an id of their own are keyed like a CSV row (invoice, time, amount):
     # "csv:..." for a files source, so `dunning import` and the source never count twice.
     prefix = "csv:" if source.kind == "files" else f"{source.name}:"
-    ctx.existing = {"csv:" + k[len(prefix):]: v for k, v in ctx.existing.items()
-                    if k.startswith(prefix)}
+    ctx.existing = {
+        "csv:" + k[len(prefix) :]: v for k, v in ctx.existing.items() if k.startswith(prefix)
+    }
     payments: list[NewPayment] = []
     for row, rec, errors in validate_rows(spec, table, ctx):
         record = todo[row.line - 1]
@@ -306,13 +363,23 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
             continue
         external_id = record.external_id or prefix + rec["external_id"].removeprefix("csv:")
         if record_type == "payments":
-            payments.append(NewPayment(rec["invoice_id"], rec["amount"], rec["paid_at"],
-                                       external_id, source.name[:32]))
+            payments.append(
+                NewPayment(
+                    rec["invoice_id"], rec["amount"], rec["paid_at"], external_id, source.name[:32]
+                )
+            )
             continue
         invoice = session.get(Invoice, rec["invoice_id"])
         assert invoice is not None  # validate_rows only passes known invoices
-        done = record_attempt(session, invoice, rec["attempted_at"], rec["outcome"],
-                              rec.get("failure_code"), external_id, source.name[:32])
+        done = record_attempt(
+            session,
+            invoice,
+            rec["attempted_at"],
+            rec["outcome"],
+            rec.get("failure_code"),
+            external_id,
+            source.name[:32],
+        )
         counts["inserted" if done else "unchanged"] += 1
     for kinds in record_payments(session, payments):
         counts["inserted" if kinds else "unchanged"] += 1
@@ -322,12 +389,20 @@ def _apply_money(session: Session, source: Source, record_type: str, records: li
 def _resolve_invoices(conn: Connection, name: str, records: list[Record]) -> None:
     """Nothing; fills in ``invoice_number`` of records that name their invoice only by its id
     in the source (left as that id, and so quarantined as unknown, when not found)."""
-    wanted = sorted({r.invoice_source_id for r in records
-                     if r.invoice_source_id and fields.is_blank(r.values.get("invoice_number"))})
+    wanted = sorted(
+        {
+            r.invoice_source_id
+            for r in records
+            if r.invoice_source_id and fields.is_blank(r.values.get("invoice_number"))
+        }
+    )
     numbers: dict[str, str] = {}
     for start in range(0, len(wanted), _CHUNK):
-        rows = conn.execute(select(Invoice.source_id, Invoice.invoice_number).where(
-            Invoice.source == name, Invoice.source_id.in_(wanted[start:start + _CHUNK])))
+        rows = conn.execute(
+            select(Invoice.source_id, Invoice.invoice_number).where(
+                Invoice.source == name, Invoice.source_id.in_(wanted[start : start + _CHUNK])
+            )
+        )
         numbers.update({str(sid): str(number) for sid, number in rows})
     for r in records:
         if r.invoice_source_id in wanted:

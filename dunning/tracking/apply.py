@@ -86,17 +86,28 @@ def retry_policy(settings: WebhookSettings) -> RetryPolicy:
 def requeue_due_errors(engine: Engine, now: dt.datetime) -> int:
     """How many inbox rows in ``error`` whose retry time has come went back to ``pending``."""
     with session_scope(engine) as session:
-        return rowcount(session.execute(
-            update(WebhookInbox)
-            .where(WebhookInbox.status == "error", WebhookInbox.next_attempt_at.is_not(None),
-                   WebhookInbox.next_attempt_at <= now)
-            .values(status="pending", next_attempt_at=None)
-        ))
+        return rowcount(
+            session.execute(
+                update(WebhookInbox)
+                .where(
+                    WebhookInbox.status == "error",
+                    WebhookInbox.next_attempt_at.is_not(None),
+                    WebhookInbox.next_attempt_at <= now,
+                )
+                .values(status="pending", next_attempt_at=None)
+            )
+        )
 
 
-def apply_inbox(engine: Engine, limit: int | None = None, reply_pause_days: int = 14,
-                now: dt.datetime | None = None, *, ids: list[int] | None = None,
-                retry: RetryPolicy | None = None) -> TrackingSummary:
+def apply_inbox(
+    engine: Engine,
+    limit: int | None = None,
+    reply_pause_days: int = 14,
+    now: dt.datetime | None = None,
+    *,
+    ids: list[int] | None = None,
+    retry: RetryPolicy | None = None,
+) -> TrackingSummary:
     """The summary of applying pending inbox rows (oldest first, or only ``ids``) to the
     ledger. With ``retry``, rows in ``error`` whose retry time has come are applied again
     (counted as ``retried``), and a row that fails gets its next retry time."""
@@ -108,8 +119,11 @@ def apply_inbox(engine: Engine, limit: int | None = None, reply_pause_days: int 
         if retried:
             summary.counts["retried"] = retried
     with session_scope(engine) as session:
-        stmt = select(WebhookInbox.id).where(WebhookInbox.status == "pending").order_by(
-            WebhookInbox.id)
+        stmt = (
+            select(WebhookInbox.id)
+            .where(WebhookInbox.status == "pending")
+            .order_by(WebhookInbox.id)
+        )
         if ids is not None:
             stmt = stmt.where(WebhookInbox.id.in_(ids))
         pending = list(session.scalars(stmt.limit(limit) if limit else stmt))
@@ -119,15 +133,18 @@ def apply_inbox(engine: Engine, limit: int | None = None, reply_pause_days: int 
     return summary
 
 
-def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetime,
-               retry: RetryPolicy) -> list[str]:
+def _apply_one(
+    session: Session, inbox_id: int, pause_days: int, now: dt.datetime, retry: RetryPolicy
+) -> list[str]:
     # Claiming by a conditional UPDATE makes two overlapping runs apply a row only once; the
     # final status is written in the same transaction.
-    claimed = rowcount(session.execute(
-        update(WebhookInbox)
-        .where(WebhookInbox.id == inbox_id, WebhookInbox.status == "pending")
-        .values(status="applied", applied_at=now)
-    ))
+    claimed = rowcount(
+        session.execute(
+            update(WebhookInbox)
+            .where(WebhookInbox.id == inbox_id, WebhookInbox.status == "pending")
+            .values(status="applied", applied_at=now)
+        )
+    )
     if not claimed:
         return []
     row = session.get_one(WebhookInbox, inbox_id)
@@ -147,8 +164,7 @@ def _apply_one(session: Session, inbox_id: int, pause_days: int, now: dt.datetim
     return kinds or ["no_change"]
 
 
-def _dispatch(session: Session, row: WebhookInbox, pause_days: int,
-              now: dt.datetime) -> list[str]:
+def _dispatch(session: Session, row: WebhookInbox, pause_days: int, now: dt.datetime) -> list[str]:
     payload: dict[str, Any] = json.loads(row.payload or "{}")
     if row.provider == "sendgrid":
         return apply_sendgrid(session, payload, row.received_at)
@@ -157,9 +173,14 @@ def _dispatch(session: Session, row: WebhookInbox, pause_days: int,
     if row.provider == "twilio" and row.event_type == "inbound":
         return apply_inbound(session, payload, row.received_at, pause_days, now)
     if row.provider == "twilio":
-        return apply_twilio_status(session, payload.get("MessageSid") or payload["SmsSid"],
-                                   row.event_type or "", payload.get("ErrorCode") or None,
-                                   row.received_at, payload.get("dunning_reminder_id"))
+        return apply_twilio_status(
+            session,
+            payload.get("MessageSid") or payload["SmsSid"],
+            row.event_type or "",
+            payload.get("ErrorCode") or None,
+            row.received_at,
+            payload.get("dunning_reminder_id"),
+        )
     if row.provider == "stripe":
         if row.event_type not in STRIPE_TYPES:
             raise Ignored(f"stripe event type {row.event_type} is not tracked")
@@ -175,12 +196,22 @@ def apply_sendgrid(session: Session, event: dict[str, Any], received: dt.datetim
     reminder = _sendgrid_reminder(session, event)
     stamp = event.get("timestamp")
     at = dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp else received
-    customers = [reminder.customer_id] if reminder else customers_by_email(
-        session, str(event.get("email") or ""))
+    customers = (
+        [reminder.customer_id]
+        if reminder
+        else customers_by_email(session, str(event.get("email") or ""))
+    )
     if reminder is None and not customers:
         raise Ignored("no reminder matches reminder_id/sg_message_id and no customer the email")
-    if not record_event(session, reminder, "sendgrid", str(event["sg_event_id"]),
-                        str(event["event"]), at, detail=outcome.reason):
+    if not record_event(
+        session,
+        reminder,
+        "sendgrid",
+        str(event["sg_event_id"]),
+        str(event["event"]),
+        at,
+        detail=outcome.reason,
+    ):
         return ["duplicate"]
     message_id = str(event.get("sg_message_id") or "").split(".", 1)[0] or None
     settled = settle_ambiguous(session, reminder, outcome, "sendgrid", message_id, at)
@@ -200,8 +231,14 @@ def _sendgrid_reminder(session: Session, event: dict[str, Any]) -> Reminder | No
     return session.scalar(select(Reminder).where(Reminder.provider_message_id == message_id))
 
 
-def apply_twilio_status(session: Session, sid: str, status: str, error_code: str | None,
-                        at: dt.datetime, reminder_id: str | None = None) -> list[str]:
+def apply_twilio_status(
+    session: Session,
+    sid: str,
+    status: str,
+    error_code: str | None,
+    at: dt.datetime,
+    reminder_id: str | None = None,
+) -> list[str]:
     """The kinds of change a Twilio message status (callback or poll) made.
 
     The reminder is the one holding ``sid``; else ``reminder_id`` (from our status callback
@@ -217,12 +254,21 @@ def apply_twilio_status(session: Session, sid: str, status: str, error_code: str
             reminder = named
     if reminder is None:
         raise Ignored(f"no reminder has MessageSid {sid}")
-    if not record_event(session, reminder, "twilio", f"{sid}:{status}", status, at,
-                        error_code=error_code, detail=outcome.reason):
+    if not record_event(
+        session,
+        reminder,
+        "twilio",
+        f"{sid}:{status}",
+        status,
+        at,
+        error_code=error_code,
+        detail=outcome.reason,
+    ):
         return ["duplicate"]
     settled = settle_ambiguous(session, reminder, outcome, "twilio", sid, at)
-    return settled + apply_outcome(session, reminder, [reminder.customer_id], outcome, at,
-                                   error_code)
+    return settled + apply_outcome(
+        session, reminder, [reminder.customer_id], outcome, at, error_code
+    )
 
 
 def apply_twilio_call(session: Session, fields: dict[str, Any], received: dt.datetime) -> list[str]:
@@ -232,12 +278,20 @@ def apply_twilio_call(session: Session, fields: dict[str, Any], received: dt.dat
     found = call_outcome_for(status, fields.get("AnsweredBy"))
     if found is None and status.lower() not in CALL_PROGRESS:
         raise Ignored(f"twilio call status {status} is not tracked")
-    reminder = session.scalar(select(Reminder).where(Reminder.provider_message_id == sid,
-                                                     Reminder.channel == "voice"))
+    reminder = session.scalar(
+        select(Reminder).where(Reminder.provider_message_id == sid, Reminder.channel == "voice")
+    )
     if reminder is None:
         raise Ignored(f"no voice reminder has CallSid {sid}")
-    if not record_event(session, reminder, "twilio", f"{sid}:{status}", f"call_{status}",
-                        received, detail=fields.get("AnsweredBy")):
+    if not record_event(
+        session,
+        reminder,
+        "twilio",
+        f"{sid}:{status}",
+        f"call_{status}",
+        received,
+        detail=fields.get("AnsweredBy"),
+    ):
         return ["duplicate"]
     if found is None:
         return []

@@ -53,8 +53,13 @@ def record_event(
     return True
 
 
-def advance(reminder: Reminder, status: str, at: dt.datetime, reason: str | None = None,
-            error_code: str | None = None) -> bool:
+def advance(
+    reminder: Reminder,
+    status: str,
+    at: dt.datetime,
+    reason: str | None = None,
+    error_code: str | None = None,
+) -> bool:
     """Whether ``reminder`` moved to ``status``; its timestamp is set either way (first only)."""
     column = STATUS_TIMESTAMP.get(status)
     if column and getattr(reminder, column) is None:
@@ -74,8 +79,14 @@ def advance(reminder: Reminder, status: str, at: dt.datetime, reason: str | None
 AMBIGUOUS = ("claimed", "unknown")
 
 
-def settle_ambiguous(session: Session, reminder: Reminder | None, outcome: Outcome, provider: str,
-                     message_id: str | None, at: dt.datetime) -> list[str]:
+def settle_ambiguous(
+    session: Session,
+    reminder: Reminder | None,
+    outcome: Outcome,
+    provider: str,
+    message_id: str | None,
+    at: dt.datetime,
+) -> list[str]:
     """``["settled"]`` when a provider event settled an ambiguous reminder as sent, else ``[]``.
 
     An event about a ``claimed`` or ``unknown`` reminder (SendGrid ``processed``/``delivered``
@@ -102,16 +113,29 @@ def settle_ambiguous(session: Session, reminder: Reminder | None, outcome: Outco
     return ["settled"]
 
 
-def apply_outcome(session: Session, reminder: Reminder | None, customer_ids: list[str],
-                  outcome: Outcome, at: dt.datetime, error_code: str | None = None) -> list[str]:
+def apply_outcome(
+    session: Session,
+    reminder: Reminder | None,
+    customer_ids: list[str],
+    outcome: Outcome,
+    at: dt.datetime,
+    error_code: str | None = None,
+) -> list[str]:
     """The kinds of change ``outcome`` made (for the run summary)."""
     kinds: list[str] = []
     if reminder is not None and outcome.status:
         if advance(reminder, outcome.status, at, outcome.reason, error_code):
             kinds.append(outcome.status)
             if outcome.status in STATUS_EVENTS:
-                emit(session, [reminder_event(STATUS_EVENTS[outcome.status], reminder,
-                                              status=outcome.status)], at)
+                emit(
+                    session,
+                    [
+                        reminder_event(
+                            STATUS_EVENTS[outcome.status], reminder, status=outcome.status
+                        )
+                    ],
+                    at,
+                )
     if outcome.opt_out:
         kinds += opt_out(session, customer_ids, outcome.opt_out, opted_out=True)
     if outcome.invalid_address:
@@ -121,8 +145,13 @@ def apply_outcome(session: Session, reminder: Reminder | None, customer_ids: lis
 
 def reminder_event(type_: str, reminder: Reminder, **data: Any) -> Event:
     """The outbound event ``type_`` about ``reminder`` (ids, stage and channel only)."""
-    return Event(type_, reminder.invoice_id, reminder.customer_id, reminder.id,
-                 {"stage": reminder.stage, "channel": reminder.channel, **data})
+    return Event(
+        type_,
+        reminder.invoice_id,
+        reminder.customer_id,
+        reminder.id,
+        {"stage": reminder.stage, "channel": reminder.channel, **data},
+    )
 
 
 def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: bool) -> list[str]:
@@ -134,21 +163,31 @@ def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: 
     if not customer_ids:
         return []
     column = {"sms": Customer.sms_opt_out, "voice": Customer.voice_opt_out}.get(
-        channel, Customer.email_opt_out)
-    moving = list(session.scalars(
-        select(Customer.customer_id)
-        .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))))
-    changed = rowcount(session.execute(
-        update(Customer)
-        .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))
-        .values({column: opted_out})
-    ))
+        channel, Customer.email_opt_out
+    )
+    moving = list(
+        session.scalars(
+            select(Customer.customer_id).where(
+                Customer.customer_id.in_(customer_ids), column.is_not(opted_out)
+            )
+        )
+    )
+    changed = rowcount(
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))
+            .values({column: opted_out})
+        )
+    )
     if opted_out and changed:
-        emit(session, [Event("customer.opted_out", customer_id=c, data={"channel": channel})
-                       for c in moving])
+        emit(
+            session,
+            [Event("customer.opted_out", customer_id=c, data={"channel": channel}) for c in moving],
+        )
     if opted_out:
-        skip_open_reminders(session, customer_ids=customer_ids, channel=channel,
-                            reason=f"{channel}_opt_out")
+        skip_open_reminders(
+            session, customer_ids=customer_ids, channel=channel, reason=f"{channel}_opt_out"
+        )
     if not changed:
         return []
     return [f"{'opt_out' if opted_out else 'opt_in'}_{channel}"]
@@ -158,18 +197,26 @@ def mark_email_invalid(session: Session, customer_ids: list[str]) -> list[str]:
     """``["email_invalid"]`` when the customers' address was newly marked invalid."""
     if not customer_ids:
         return []
-    changed = rowcount(session.execute(
-        update(Customer)
-        .where(Customer.customer_id.in_(customer_ids), Customer.email_invalid.is_(False))
-        .values(email_invalid=True)
-    ))
+    changed = rowcount(
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id.in_(customer_ids), Customer.email_invalid.is_(False))
+            .values(email_invalid=True)
+        )
+    )
     skip_open_reminders(session, customer_ids=customer_ids, channel="email", reason="email_invalid")
     return ["email_invalid"] if changed else []
 
 
-def skip_open_reminders(session: Session, *, reason: str, customer_ids: list[str] | None = None,
-                        invoice_id: int | None = None, channel: str | None = None,
-                        invoice_ids: list[int] | None = None) -> int:
+def skip_open_reminders(
+    session: Session,
+    *,
+    reason: str,
+    customer_ids: list[str] | None = None,
+    invoice_id: int | None = None,
+    channel: str | None = None,
+    invoice_ids: list[int] | None = None,
+) -> int:
     """The number of planned or claimed reminders now skipped with ``reason``."""
     stmt = update(Reminder).where(Reminder.status.in_(OPEN_STATUSES))
     if customer_ids is not None:

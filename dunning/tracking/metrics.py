@@ -30,21 +30,51 @@ PAID_WITHIN_DAYS = (3, 7, 14)
 #: Providers that never report delivery: their sends stay out of every delivery-side rate.
 NO_DELIVERY_REPORTS = ("outbox", "smtp")
 #: Count column -> the call_outcome it counts (voice reminders).
-CALL_OUTCOMES = {"answered": "completed", "voicemail": "voicemail", "no_answer": "no-answer",
-                 "busy": "busy", "call_failed": "failed"}
-_COLUMNS = ["id", "invoice_id", "stage", "channel", "provider", "segment", "template",
-            "flow_run_id", "status", "call_outcome", "currency", "balance_due", "sent_at",
-            "delivered_at", "opened_at", "clicked_at", "bounced_at", "replied_at", "paid_at"]
+CALL_OUTCOMES = {
+    "answered": "completed",
+    "voicemail": "voicemail",
+    "no_answer": "no-answer",
+    "busy": "busy",
+    "call_failed": "failed",
+}
+_COLUMNS = [
+    "id",
+    "invoice_id",
+    "stage",
+    "channel",
+    "provider",
+    "segment",
+    "template",
+    "flow_run_id",
+    "status",
+    "call_outcome",
+    "currency",
+    "balance_due",
+    "sent_at",
+    "delivered_at",
+    "opened_at",
+    "clicked_at",
+    "bounced_at",
+    "replied_at",
+    "paid_at",
+]
 _INSTANTS = _COLUMNS[12:]
 
 
 def load_sent(engine: Engine, since: dt.datetime | None = None) -> pd.DataFrame:
     """One row per reminder that was sent, with its tracking timestamps (UTC)."""
     # The currency a reminder stated, else its invoice's (rows written before it was stored).
-    columns = [func.coalesce(Reminder.currency, Invoice.currency) if c == "currency"
-               else getattr(Reminder, c) for c in _COLUMNS]
-    stmt = (select(*columns).join(Invoice, Invoice.id == Reminder.invoice_id)
-            .where(Reminder.sent_at.is_not(None)))
+    columns = [
+        func.coalesce(Reminder.currency, Invoice.currency)
+        if c == "currency"
+        else getattr(Reminder, c)
+        for c in _COLUMNS
+    ]
+    stmt = (
+        select(*columns)
+        .join(Invoice, Invoice.id == Reminder.invoice_id)
+        .where(Reminder.sent_at.is_not(None))
+    )
     if since is not None:
         stmt = stmt.where(Reminder.sent_at >= since)
     with session_scope(engine) as session:
@@ -96,9 +126,20 @@ def reminder_flags(frame: pd.DataFrame, as_of: dt.datetime | None = None) -> pd.
     return out
 
 
-COUNTS = ["sent", "tracked", "email", "sms", "voice", *CALL_OUTCOMES, "delivered", "bounced",
-          "opened", "clicked", "replied",
-          *(c for d in PAID_WITHIN_DAYS for c in (f"matured_{d}d", f"paid_{d}d"))]
+COUNTS = [
+    "sent",
+    "tracked",
+    "email",
+    "sms",
+    "voice",
+    *CALL_OUTCOMES,
+    "delivered",
+    "bounced",
+    "opened",
+    "clicked",
+    "replied",
+    *(c for d in PAID_WITHIN_DAYS for c in (f"matured_{d}d", f"paid_{d}d")),
+]
 
 
 def summarise(flags: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
@@ -135,9 +176,12 @@ def summarise(flags: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     return table.drop(columns=[f"matured_{d}d" for d in PAID_WITHIN_DAYS])
 
 
-def compute_metrics(engine: Engine, by: Sequence[str] = ("stage", "channel"),
-                    since: dt.datetime | None = None,
-                    as_of: dt.datetime | None = None) -> pd.DataFrame:
+def compute_metrics(
+    engine: Engine,
+    by: Sequence[str] = ("stage", "channel"),
+    since: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
+) -> pd.DataFrame:
     """Delivery, bounce, open, click, reply and paid-within rates grouped by ``by``."""
     return summarise(reminder_flags(load_sent(engine, since), as_of), by)
 
@@ -152,14 +196,22 @@ def percent(value: Any) -> str:
 def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """``table`` as JSON-ready dicts (NaN rates become None)."""
     clean = table.astype(object).where(table.notna(), None)
-    return [{str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in clean.to_dict(orient="records")]
+    return [
+        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in clean.to_dict(orient="records")
+    ]
 
 
 #: The tracking-run-summary table: stage x channel, what an operator reads at a glance.
-SUMMARY_COLUMNS = [("stage", "stage"), ("channel", "channel"), ("sent", "sent"),
-                   ("delivery_rate", "delivered %"), ("open_rate", "opened %"),
-                   ("bounce_rate", "bounced %"), ("paid_7d_rate", "paid 7d %")]
+SUMMARY_COLUMNS = [
+    ("stage", "stage"),
+    ("channel", "channel"),
+    ("sent", "sent"),
+    ("delivery_rate", "delivered %"),
+    ("open_rate", "opened %"),
+    ("bounce_rate", "bounced %"),
+    ("paid_7d_rate", "paid 7d %"),
+]
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -175,8 +227,10 @@ def to_markdown(table: pd.DataFrame) -> str:
         heads = [h for _, h in SUMMARY_COLUMNS]
     else:
         columns = heads = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(heads) + " |",
-             "|" + "".join("---|" if c in DIMENSIONS else "---:|" for c in columns)]
+    lines = [
+        "| " + " | ".join(heads) + " |",
+        "|" + "".join("---|" if c in DIMENSIONS else "---:|" for c in columns),
+    ]
     for rec in records:
         cells = []
         for c in columns:

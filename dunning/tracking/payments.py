@@ -69,7 +69,7 @@ def balance(session: Session, invoice: Invoice) -> Decimal:
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+        yield items[start : start + CHUNK]
 
 
 def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[list[str]]:
@@ -84,8 +84,9 @@ def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[li
     kinds: list[list[str]] = [[] for _ in payments]
     known: set[str] = set()
     for chunk in _chunks(sorted({p.external_id for p in payments})):
-        known.update(session.scalars(
-            select(Payment.external_id).where(Payment.external_id.in_(chunk))))
+        known.update(
+            session.scalars(select(Payment.external_id).where(Payment.external_id.in_(chunk)))
+        )
     new: list[tuple[int, NewPayment]] = []
     for i, pay in enumerate(payments):
         if pay.external_id not in known:
@@ -96,10 +97,20 @@ def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[li
     now = utcnow()
     session.flush()
     for part in _chunks(new):
-        session.execute(insert(Payment), [
-            {"invoice_id": p.invoice_id, "amount": p.amount, "paid_at": p.paid_at,
-             "source": p.source, "external_id": p.external_id, "created_at": now}
-            for _, p in part])
+        session.execute(
+            insert(Payment),
+            [
+                {
+                    "invoice_id": p.invoice_id,
+                    "amount": p.amount,
+                    "paid_at": p.paid_at,
+                    "source": p.source,
+                    "external_id": p.external_id,
+                    "created_at": now,
+                }
+                for _, p in part
+            ],
+        )
     for i, pay in new:
         kinds[i].append("payment" if pay.amount >= 0 else "refund")
     _emit_payments(session, [p for _, p in new])
@@ -112,11 +123,18 @@ def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[li
     return kinds
 
 
-def record_payment(session: Session, invoice: Invoice, amount: Decimal, paid_at: dt.datetime,
-                   external_id: str, source: str) -> list[str]:
+def record_payment(
+    session: Session,
+    invoice: Invoice,
+    amount: Decimal,
+    paid_at: dt.datetime,
+    external_id: str,
+    source: str,
+) -> list[str]:
     """The kinds of change one payment made (see :func:`record_payments`); ``[]`` if known."""
-    return record_payments(
-        session, [NewPayment(invoice.id, amount, paid_at, external_id, source)])[0]
+    return record_payments(session, [NewPayment(invoice.id, amount, paid_at, external_id, source)])[
+        0
+    ]
 
 
 #: The name this function had before it became the one path; kept for callers.
@@ -129,15 +147,28 @@ def _emit_payments(session: Session, payments: list[NewPayment]) -> None:
     customers: dict[int, tuple[str, str]] = {}
     for chunk in _chunks(sorted({p.invoice_id for p in payments})):
         for inv, cust, currency in session.execute(
-                select(Invoice.id, Invoice.customer_id, Invoice.currency)
-                .where(Invoice.id.in_(chunk))):
+            select(Invoice.id, Invoice.customer_id, Invoice.currency).where(Invoice.id.in_(chunk))
+        ):
             customers[inv] = (cust, currency)
-    emit(session, [
-        Event("payment.recorded", p.invoice_id, customers.get(p.invoice_id, (None, None))[0],
-              None, {"amount": str(p.amount), "currency": customers.get(p.invoice_id,
-                     (None, None))[1], "paid_at": p.paid_at.isoformat(), "source": p.source,
-                     "external_id": p.external_id})
-        for p in payments])
+    emit(
+        session,
+        [
+            Event(
+                "payment.recorded",
+                p.invoice_id,
+                customers.get(p.invoice_id, (None, None))[0],
+                None,
+                {
+                    "amount": str(p.amount),
+                    "currency": customers.get(p.invoice_id, (None, None))[1],
+                    "paid_at": p.paid_at.isoformat(),
+                    "source": p.source,
+                    "external_id": p.external_id,
+                },
+            )
+            for p in payments
+        ],
+    )
 
 
 def _attribute(session: Session, positive: list[NewPayment]) -> None:
@@ -148,8 +179,9 @@ def _attribute(session: Session, positive: list[NewPayment]) -> None:
     changes: list[dict[str, Any]] = []
     for chunk in _chunks(sorted(by_invoice)):
         rows = session.execute(
-            select(Reminder.id, Reminder.invoice_id, Reminder.sent_at, Reminder.paid_at)
-            .where(Reminder.invoice_id.in_(chunk), Reminder.sent_at.is_not(None))
+            select(Reminder.id, Reminder.invoice_id, Reminder.sent_at, Reminder.paid_at).where(
+                Reminder.invoice_id.in_(chunk), Reminder.sent_at.is_not(None)
+            )
         )
         for rid, invoice_id, sent_at, paid_at in rows:
             after = [t for t in by_invoice[invoice_id] if t >= sent_at]
@@ -159,10 +191,14 @@ def _attribute(session: Session, positive: list[NewPayment]) -> None:
                 changes.append({"rid": rid, "first": first})
     if changes:
         table = REMINDERS
-        stmt = (update(table)
-                .where(table.c.id == bindparam("rid"),
-                       or_(table.c.paid_at.is_(None), table.c.paid_at > bindparam("first")))
-                .values(paid_at=bindparam("first")))
+        stmt = (
+            update(table)
+            .where(
+                table.c.id == bindparam("rid"),
+                or_(table.c.paid_at.is_(None), table.c.paid_at > bindparam("first")),
+            )
+            .values(paid_at=bindparam("first"))
+        )
         for part in _chunks(changes):
             session.execute(stmt, list(part))
 
@@ -173,11 +209,16 @@ def _settle(session: Session, invoice_ids: list[int]) -> dict[int, str]:
     settled: list[int] = []
     table = INVOICES
     for chunk in _chunks(invoice_ids):
-        paid = (select(Payment.invoice_id, func.sum(Payment.amount).label("paid"))
-                .where(Payment.invoice_id.in_(chunk)).group_by(Payment.invoice_id).subquery())
+        paid = (
+            select(Payment.invoice_id, func.sum(Payment.amount).label("paid"))
+            .where(Payment.invoice_id.in_(chunk))
+            .group_by(Payment.invoice_id)
+            .subquery()
+        )
         rows = session.execute(
-            select(Invoice.id, Invoice.amount, Invoice.status, paid.c.paid)
-            .join(paid, paid.c.invoice_id == Invoice.id)
+            select(Invoice.id, Invoice.amount, Invoice.status, paid.c.paid).join(
+                paid, paid.c.invoice_id == Invoice.id
+            )
         ).all()
         if len(rows) != len(chunk):
             missing = sorted(set(chunk) - {r.id for r in rows})
@@ -193,8 +234,9 @@ def _settle(session: Session, invoice_ids: list[int]) -> dict[int, str]:
     for status, change in (("paid", "invoice_paid"), ("open", "invoice_reopened")):
         ids = [i for i, c in changes.items() if c == change]
         for part in _chunks(ids):
-            session.execute(update(table).where(table.c.id.in_(part))
-                            .values(status=status, updated_at=utcnow()))
+            session.execute(
+                update(table).where(table.c.id.in_(part)).values(status=status, updated_at=utcnow())
+            )
     for part in _chunks(settled):
         skip_open_reminders(session, invoice_ids=list(part), reason="paid")
     return changes
@@ -204,19 +246,34 @@ def _expire(session: Session, invoice_ids: set[int]) -> None:
     # The statements above bypass the ORM: loaded invoices and reminders must be re-read.
     for obj in list(session.identity_map.values()):
         if (isinstance(obj, Invoice) and obj.id in invoice_ids) or (
-                isinstance(obj, Reminder) and obj.invoice_id in invoice_ids):
+            isinstance(obj, Reminder) and obj.invoice_id in invoice_ids
+        ):
             session.expire(obj)
 
 
-def record_attempt(session: Session, invoice: Invoice, attempted_at: dt.datetime, outcome: str,
-                   failure_code: str | None, external_id: str, source: str) -> list[str]:
+def record_attempt(
+    session: Session,
+    invoice: Invoice,
+    attempted_at: dt.datetime,
+    outcome: str,
+    failure_code: str | None,
+    external_id: str,
+    source: str,
+) -> list[str]:
     """``["payment_attempt"]`` when the attempt was new, else ``[]`` (idempotent)."""
     exists = session.scalar(
         select(PaymentAttempt.id).where(PaymentAttempt.external_id == external_id)
     )
     if exists is not None:
         return []
-    session.add(PaymentAttempt(invoice_id=invoice.id, attempted_at=attempted_at, outcome=outcome,
-                               failure_code=(failure_code or None) and failure_code[:64],
-                               source=source, external_id=external_id))
+    session.add(
+        PaymentAttempt(
+            invoice_id=invoice.id,
+            attempted_at=attempted_at,
+            outcome=outcome,
+            failure_code=(failure_code or None) and failure_code[:64],
+            source=source,
+            external_id=external_id,
+        )
+    )
     return ["payment_attempt"]

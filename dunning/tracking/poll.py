@@ -29,15 +29,19 @@ def twilio_client(config: TwilioConfig | None = None) -> Client:
     return Client(c.account_sid, c.auth_token.get_secret_value(), http_client=http)
 
 
-def stale_sms(engine: Engine, older_than: dt.timedelta, now: dt.datetime | None = None,
-              limit: int = 500) -> list[str]:
+def stale_sms(
+    engine: Engine, older_than: dt.timedelta, now: dt.datetime | None = None, limit: int = 500
+) -> list[str]:
     """MessageSids of SMS reminders sent more than ``older_than`` ago with no final status."""
     cutoff = (now or utcnow()) - older_than
     stmt = (
         select(Reminder.provider_message_id)
-        .where(Reminder.channel == "sms", Reminder.status.in_(NOT_FINAL),
-               Reminder.provider_message_id.is_not(None),
-               func.coalesce(Reminder.sent_at, Reminder.claimed_at) <= cutoff)
+        .where(
+            Reminder.channel == "sms",
+            Reminder.status.in_(NOT_FINAL),
+            Reminder.provider_message_id.is_not(None),
+            func.coalesce(Reminder.sent_at, Reminder.claimed_at) <= cutoff,
+        )
         .order_by(Reminder.id)
         .limit(limit)
     )
@@ -45,8 +49,9 @@ def stale_sms(engine: Engine, older_than: dt.timedelta, now: dt.datetime | None 
         return [sid for sid in session.scalars(stmt) if sid]
 
 
-def poll_twilio(engine: Engine, client: Client, older_than: dt.timedelta,
-                now: dt.datetime | None = None) -> TrackingSummary:
+def poll_twilio(
+    engine: Engine, client: Client, older_than: dt.timedelta, now: dt.datetime | None = None
+) -> TrackingSummary:
     """The summary of fetching each stale SMS from Twilio and applying its status."""
     summary = TrackingSummary()
     for sid in stale_sms(engine, older_than, now):

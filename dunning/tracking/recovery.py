@@ -40,9 +40,10 @@ def _payments(engine: Engine, invoice_ids: list[int]) -> pd.DataFrame:
     with session_scope(engine) as session:
         for start in range(0, len(invoice_ids), 500):
             rows += session.execute(
-                select(Payment.id, Payment.invoice_id, Payment.amount, Payment.paid_at)
-                .where(Payment.invoice_id.in_(invoice_ids[start:start + 500]),
-                       Payment.amount > 0)).all()
+                select(Payment.id, Payment.invoice_id, Payment.amount, Payment.paid_at).where(
+                    Payment.invoice_id.in_(invoice_ids[start : start + 500]), Payment.amount > 0
+                )
+            ).all()
     frame = pd.DataFrame(rows, columns=["payment_id", "invoice_id", "amount", "paid_at"])
     frame["paid_at"] = pd.to_datetime(frame["paid_at"], utc=True)
     return frame
@@ -52,8 +53,9 @@ def _total(values: pd.Series, currency: str) -> str:
     return str(quantize(sum((Decimal(v) for v in values), Decimal(0)), currency))
 
 
-def money_table(sent: pd.DataFrame, payments: pd.DataFrame, as_of: dt.datetime,
-                groups: Sequence[str] = GROUPS) -> pd.DataFrame:
+def money_table(
+    sent: pd.DataFrame, payments: pd.DataFrame, as_of: dt.datetime, groups: Sequence[str] = GROUPS
+) -> pd.DataFrame:
     """One row per (dimension, value, currency): reminders, balance reminded, collected.
 
     ``sent`` is :func:`dunning.tracking.metrics.load_sent`'s frame, ``payments`` one row per
@@ -70,25 +72,32 @@ def money_table(sent: pd.DataFrame, payments: pd.DataFrame, as_of: dt.datetime,
         for (value, currency), group in sent.groupby([dim, "currency"], sort=True):
             first = group.sort_values("sent_at").drop_duplicates("invoice_id")
             row: dict[str, Any] = {
-                "dimension": dim, "value": value, "currency": currency,
-                "reminders": len(group), "invoices": len(first),
+                "dimension": dim,
+                "value": value,
+                "currency": currency,
+                "reminders": len(group),
+                "invoices": len(first),
                 "balance_reminded": _total(first["balance_due"].dropna(), str(currency)),
             }
             mine = pairs[(pairs[dim] == value) & (pairs["currency"] == currency)]
             for days in COLLECTED_WITHIN_DAYS:
                 window = pd.Timedelta(days=days)
                 matured = group["sent_at"] + window <= now
-                hit = mine[(mine["sent_at"] + window <= now)
-                           & (mine["paid_at"] - mine["sent_at"] <= window)]
+                hit = mine[
+                    (mine["sent_at"] + window <= now)
+                    & (mine["paid_at"] - mine["sent_at"] <= window)
+                ]
                 row[f"collected_{days}d"] = _total(
-                    hit.drop_duplicates("payment_id")["amount"], str(currency))
+                    hit.drop_duplicates("payment_id")["amount"], str(currency)
+                )
                 row[f"collected_{days}d_n"] = int(matured.sum())
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def money_report(engine: Engine, as_of: dt.datetime | None = None,
-                 groups: Sequence[str] = GROUPS) -> pd.DataFrame:
+def money_report(
+    engine: Engine, as_of: dt.datetime | None = None, groups: Sequence[str] = GROUPS
+) -> pd.DataFrame:
     """:func:`money_table` over every reminder sent, as of ``as_of`` (default now, UTC)."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
@@ -110,11 +119,17 @@ def dso(engine: Engine, as_of: dt.datetime | None = None, days: int = 90) -> lis
         raise ValueError(f"days is {days}; the DSO period must be at least one day")
     at = as_of or utcnow()
     start = (at - dt.timedelta(days=days)).date()
-    paid = (select(Payment.invoice_id, func.sum(Payment.amount).label("paid"))
-            .where(Payment.paid_at <= at).group_by(Payment.invoice_id).subquery())
-    stmt = (select(Invoice.currency, Invoice.amount, Invoice.issued_on, paid.c.paid)
-            .outerjoin(paid, paid.c.invoice_id == Invoice.id)
-            .where(Invoice.issued_on <= at.date(), Invoice.status != "void"))
+    paid = (
+        select(Payment.invoice_id, func.sum(Payment.amount).label("paid"))
+        .where(Payment.paid_at <= at)
+        .group_by(Payment.invoice_id)
+        .subquery()
+    )
+    stmt = (
+        select(Invoice.currency, Invoice.amount, Invoice.issued_on, paid.c.paid)
+        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
+        .where(Invoice.issued_on <= at.date(), Invoice.status != "void")
+    )
     totals: dict[str, list[Decimal]] = {}
     with session_scope(engine) as session:
         for currency, amount, issued_on, paid_sum in session.execute(stmt):
@@ -124,27 +139,43 @@ def dso(engine: Engine, as_of: dt.datetime | None = None, days: int = 90) -> lis
                 ar_sales[1] += Decimal(amount)
     out = []
     for currency, (receivables, sales) in sorted(totals.items()):
-        out.append({
-            "currency": currency, "receivables": str(quantize(receivables, currency)),
-            "credit_sales": str(quantize(sales, currency)), "days": days,
-            "dso": round(float(receivables / sales * days), 1) if sales else None,
-        })
+        out.append(
+            {
+                "currency": currency,
+                "receivables": str(quantize(receivables, currency)),
+                "credit_sales": str(quantize(sales, currency)),
+                "days": days,
+                "dso": round(float(receivables / sales * days), 1) if sales else None,
+            }
+        )
     return out
 
 
 def money_markdown(table: pd.DataFrame, dso_rows: list[dict[str, Any]]) -> str:
     """The money table by stage and the DSO as markdown (for the tracking-run-summary)."""
-    lines = ["| stage | currency | reminders | balance reminded | collected 7d | collected 14d "
-             "| collected 30d |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| stage | currency | reminders | balance reminded | collected 7d | collected 14d "
+        "| collected 30d |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     stages = table[table["dimension"] == "stage"] if not table.empty else table
     for r in stages.to_dict(orient="records"):
         lines.append(
             f"| {r['value']} | {r['currency']} | {r['reminders']} | {r['balance_reminded']} | "
-            + " | ".join(f"{r[f'collected_{d}d']} (n={r[f'collected_{d}d_n']})"
-                         for d in COLLECTED_WITHIN_DAYS) + " |")
-    lines += ["", "| currency | receivables | credit sales | period (days) | DSO (days) |",
-              "|---|---:|---:|---:|---:|"]
+            + " | ".join(
+                f"{r[f'collected_{d}d']} (n={r[f'collected_{d}d_n']})"
+                for d in COLLECTED_WITHIN_DAYS
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "| currency | receivables | credit sales | period (days) | DSO (days) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for d in dso_rows:
-        lines.append(f"| {d['currency']} | {d['receivables']} | {d['credit_sales']} | "
-                     f"{d['days']} | {'n/a' if d['dso'] is None else d['dso']} |")
+        lines.append(
+            f"| {d['currency']} | {d['receivables']} | {d['credit_sales']} | "
+            f"{d['days']} | {'n/a' if d['dso'] is None else d['dso']} |"
+        )
     return "\n".join(lines)

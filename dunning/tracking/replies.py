@@ -16,12 +16,19 @@ from dunning.tracking.ledger import advance, customers_by_phone, opt_out
 from dunning.tracking.status import parse_keyword
 
 
-def apply_inbound(session: Session, fields: dict[str, Any], received: dt.datetime,
-                  pause_days: int, now: dt.datetime) -> list[str]:
+def apply_inbound(
+    session: Session,
+    fields: dict[str, Any],
+    received: dt.datetime,
+    pause_days: int,
+    now: dt.datetime,
+) -> list[str]:
     """The kinds of change one inbound SMS made (reply, opt_out_sms, opt_in_sms, paid_reply)."""
     sid = str(fields.get("MessageSid") or fields["SmsSid"])
-    if session.scalar(select(InboundMessage.id).where(
-            InboundMessage.provider_message_id == sid)) is not None:
+    if (
+        session.scalar(select(InboundMessage.id).where(InboundMessage.provider_message_id == sid))
+        is not None
+    ):
         return ["duplicate"]
     sender = str(fields.get("From") or "") or None
     body = str(fields.get("Body") or "")
@@ -29,17 +36,34 @@ def apply_inbound(session: Session, fields: dict[str, Any], received: dt.datetim
     reminder = _latest_sms_reminder(session, customers)
     keyword = parse_keyword(body)
     customer_id = reminder.customer_id if reminder else (customers[0] if customers else None)
-    session.add(InboundMessage(
-        provider="twilio", provider_message_id=sid, from_address=sender,
-        customer_id=customer_id, reminder_id=reminder.id if reminder else None,
-        invoice_id=reminder.invoice_id if reminder else None, body=body,
-        keyword=keyword.keyword, received_at=received,
-    ))
+    session.add(
+        InboundMessage(
+            provider="twilio",
+            provider_message_id=sid,
+            from_address=sender,
+            customer_id=customer_id,
+            reminder_id=reminder.id if reminder else None,
+            invoice_id=reminder.invoice_id if reminder else None,
+            body=body,
+            keyword=keyword.keyword,
+            received_at=received,
+        )
+    )
     kinds = ["reply"]
     # Only ids and the keyword leave: never the reply's text or the sender's number.
-    emit(session, [Event("reply.received", reminder.invoice_id if reminder else None,
-                         customer_id, reminder.id if reminder else None,
-                         {"channel": "sms", "keyword": keyword.keyword})], received)
+    emit(
+        session,
+        [
+            Event(
+                "reply.received",
+                reminder.invoice_id if reminder else None,
+                customer_id,
+                reminder.id if reminder else None,
+                {"channel": "sms", "keyword": keyword.keyword},
+            )
+        ],
+        received,
+    )
     if reminder is not None:
         if reminder.replied_at is None:
             reminder.replied_at = received
@@ -65,8 +89,11 @@ def _latest_sms_reminder(session: Session, customers: list[str]) -> Reminder | N
         return None
     return session.scalar(
         select(Reminder)
-        .where(Reminder.customer_id.in_(customers), Reminder.channel == "sms",
-               Reminder.sent_at.is_not(None))
+        .where(
+            Reminder.customer_id.in_(customers),
+            Reminder.channel == "sms",
+            Reminder.sent_at.is_not(None),
+        )
         .order_by(Reminder.sent_at.desc(), Reminder.id.desc())
         .limit(1)
     )
@@ -75,12 +102,16 @@ def _latest_sms_reminder(session: Session, customers: list[str]) -> Reminder | N
 def _open_invoices(session: Session, customers: list[str]) -> list[int]:
     if not customers:
         return []
-    return list(session.scalars(select(Invoice.id).where(
-        Invoice.customer_id.in_(customers), Invoice.status == "open")))
+    return list(
+        session.scalars(
+            select(Invoice.id).where(Invoice.customer_id.in_(customers), Invoice.status == "open")
+        )
+    )
 
 
-def list_replies(engine: Engine, limit: int = 100, *,
-                 open_only: bool = False) -> list[dict[str, Any]]:
+def list_replies(
+    engine: Engine, limit: int = 100, *, open_only: bool = False
+) -> list[dict[str, Any]]:
     """The latest inbound replies, newest first, with the sender's phone masked; with
     ``open_only`` only those waiting for review: free text or PAID, not yet acknowledged
     (STOP/START apply themselves)."""
@@ -93,8 +124,10 @@ def list_replies(engine: Engine, limit: int = 100, *,
         .limit(limit)
     )
     if open_only:
-        stmt = stmt.where(or_(InboundMessage.keyword.is_(None), InboundMessage.keyword == "paid"),
-                          InboundMessage.acknowledged_at.is_(None))
+        stmt = stmt.where(
+            or_(InboundMessage.keyword.is_(None), InboundMessage.keyword == "paid"),
+            InboundMessage.acknowledged_at.is_(None),
+        )
     with session_scope(engine) as session:
         return [
             {
@@ -107,8 +140,7 @@ def list_replies(engine: Engine, limit: int = 100, *,
                 "stage": stage,
                 "keyword": msg.keyword,
                 "body": msg.body,
-                "acknowledged_at": msg.acknowledged_at.isoformat() if msg.acknowledged_at
-                else None,
+                "acknowledged_at": msg.acknowledged_at.isoformat() if msg.acknowledged_at else None,
             }
             for msg, number, name, stage in session.execute(stmt)
         ]

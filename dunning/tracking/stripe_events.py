@@ -27,9 +27,15 @@ from dunning.tracking.payments import PaymentError, record_attempt, record_payme
 
 INVOICE_PAID = ("invoice.paid", "invoice.payment_succeeded")
 FAILED = ("invoice.payment_failed", "payment_intent.payment_failed")
-STRIPE_TYPES = frozenset({
-    *INVOICE_PAID, *FAILED, "invoice_payment.paid", "payment_intent.succeeded", "charge.refunded",
-})
+STRIPE_TYPES = frozenset(
+    {
+        *INVOICE_PAID,
+        *FAILED,
+        "invoice_payment.paid",
+        "payment_intent.succeeded",
+        "charge.refunded",
+    }
+)
 
 Obj = dict[str, Any]
 
@@ -52,15 +58,22 @@ def apply_stripe_event(session: Session, event: Obj) -> list[str]:
         invoice = _invoice_of(session, event["id"], obj)
         error = obj.get("last_payment_error") or {}
         code = error.get("decline_code") or error.get("code") or obj.get("billing_reason")
-        return record_attempt(session, invoice, created, "failed", code,
-                              f"stripe:{event['id']}", "stripe")
+        return record_attempt(
+            session, invoice, created, "failed", code, f"stripe:{event['id']}", "stripe"
+        )
     if kind == "charge.refunded":
         return _refund(session, _invoice_of(session, event["id"], obj), obj, created)
     if kind == "payment_intent.succeeded":
         if _known(session, obj.get("id")):
             return []  # booked from its invoice event already: nothing else to look up
-        return _book(session, _invoice_of(session, event["id"], obj), obj,
-                     obj.get("amount_received") or obj.get("amount"), obj.get("id"), created)
+        return _book(
+            session,
+            _invoice_of(session, event["id"], obj),
+            obj,
+            obj.get("amount_received") or obj.get("amount"),
+            obj.get("id"),
+            created,
+        )
     if kind == "invoice_payment.paid":
         ref = obj.get("payment") or {}
         if _known(session, _id(ref.get("payment_intent")) or _id(ref.get("charge"))):
@@ -92,16 +105,18 @@ def _invoice_paid(session: Session, event_id: str, obj: Obj, created: dt.datetim
     return _book(session, invoice, obj, obj.get("amount_paid"), identity, paid_at)
 
 
-def _book_invoice_payment(session: Session, invoice: Invoice, payment: Obj,
-                          default_at: dt.datetime) -> list[str]:
+def _book_invoice_payment(
+    session: Session, invoice: Invoice, payment: Obj, default_at: dt.datetime
+) -> list[str]:
     ref = payment.get("payment") or {}
     identity = _id(ref.get("payment_intent")) or _id(ref.get("charge")) or payment.get("id")
     paid_at = _instant((payment.get("status_transitions") or {}).get("paid_at")) or default_at
     return _book(session, invoice, payment, payment.get("amount_paid"), identity, paid_at)
 
 
-def _book(session: Session, invoice: Invoice, obj: Obj, minor: Any, identity: Any,
-          paid_at: dt.datetime) -> list[str]:
+def _book(
+    session: Session, invoice: Invoice, obj: Obj, minor: Any, identity: Any, paid_at: dt.datetime
+) -> list[str]:
     if not identity:
         raise PaymentError("stripe payment without id; cannot book it exactly once")
     amount = _amount(invoice, obj, minor)
@@ -132,7 +147,8 @@ def _refund(session: Session, invoice: Invoice, obj: Obj, created: dt.datetime) 
     prefix = f"stripe:refund:{charge}:"
     earlier = session.scalar(
         select(func.coalesce(func.sum(Payment.amount), 0)).where(
-            Payment.external_id.like(prefix + "%"))
+            Payment.external_id.like(prefix + "%")
+        )
     )
     delta = total + Decimal(earlier or 0)
     if delta <= 0:
@@ -142,8 +158,11 @@ def _refund(session: Session, invoice: Invoice, obj: Obj, created: dt.datetime) 
 
 def _known(session: Session, identity: str | None) -> bool:
     """Whether the payment ``identity`` (pi_..., ch_...) is booked already."""
-    return bool(identity) and session.scalar(
-        select(Payment.id).where(Payment.external_id == f"stripe:{identity}")) is not None
+    return (
+        bool(identity)
+        and session.scalar(select(Payment.id).where(Payment.external_id == f"stripe:{identity}"))
+        is not None
+    )
 
 
 def _id(ref: Any) -> str | None:
@@ -181,9 +200,14 @@ def _invoice_of(session: Session, event_id: str, obj: Obj) -> Invoice:
         return found
     if stripe_id:
         # A synced Stripe invoice keeps its in_... id as source_id (dunning.sources).
-        found = session.scalar(select(Invoice).where(
-            or_(Invoice.source_id == str(stripe_id), Invoice.invoice_number == str(stripe_id)))
-            .order_by(Invoice.id).limit(1))
+        found = session.scalar(
+            select(Invoice)
+            .where(
+                or_(Invoice.source_id == str(stripe_id), Invoice.invoice_number == str(stripe_id))
+            )
+            .order_by(Invoice.id)
+            .limit(1)
+        )
         if found is not None:
             return found
         raise PaymentError(

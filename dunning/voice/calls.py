@@ -104,7 +104,10 @@ def _call(
         data=data,
         status=reminder.status,
         offer_link=link_on_offer(
-            customer.sms_consent, customer.sms_opt_out, customer.phone, invoice.payment_link,
+            customer.sms_consent,
+            customer.sms_opt_out,
+            customer.phone,
+            invoice.payment_link,
             customer.not_mobile,
         ),
         sms_allowed=bool(customer.sms_consent) and not customer.sms_opt_out,

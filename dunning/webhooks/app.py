@@ -103,19 +103,33 @@ def public_url(request: Request, base: str | None) -> str:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def answer_call(engine: Engine, reminder_id: int, fields: dict[str, str], url: str,
-                channel_settings: ChannelSettings) -> str:
+def answer_call(
+    engine: Engine,
+    reminder_id: int,
+    fields: dict[str, str],
+    url: str,
+    channel_settings: ChannelSettings,
+) -> str:
     """The TwiML for one verified voice request (the call's digits post back to ``url``)."""
     from dunning.channels import get_channel
     from dunning.voice.answer import respond
 
-    return respond(engine, reminder_id, fields, url, channel_settings,
-                   lambda: get_channel("sms", channel_settings))
+    return respond(
+        engine,
+        reminder_id,
+        fields,
+        url,
+        channel_settings,
+        lambda: get_channel("sms", channel_settings),
+    )
 
 
-def create_app(settings: WebhookSettings | None = None, engine: Engine | None = None,
-               channel_settings: ChannelSettings | None = None,
-               signal: InboxSignal | None = None) -> Starlette:
+def create_app(
+    settings: WebhookSettings | None = None,
+    engine: Engine | None = None,
+    channel_settings: ChannelSettings | None = None,
+    signal: InboxSignal | None = None,
+) -> Starlette:
     """The ASGI app receiving SendGrid, Twilio and Stripe webhooks into the inbox, and serving
     one-click unsubscribe at ``/unsubscribe/{token}`` (secret and templates from
     ``channel_settings``, default the environment), and answering reminder calls at
@@ -146,9 +160,13 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
     def db() -> Engine:
         return engine or get_engine()
 
-    def guarded(provider: str, configured: bool, content_type: str,
-                body_to_records: Callable[[Request, bytes], list[InboxRecord]],
-                reply: Callable[[int, int], Response]) -> Handler:
+    def guarded(
+        provider: str,
+        configured: bool,
+        content_type: str,
+        body_to_records: Callable[[Request, bytes], list[InboxRecord]],
+        reply: Callable[[int, int], Response],
+    ) -> Handler:
         async def endpoint(request: Request) -> Response:
             if not configured:
                 # 503 so the provider retries once the operator has set the secret.
@@ -164,6 +182,7 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
             if signal is not None:
                 signal.stored(provider, stored)
             return reply(stored, len(records) - stored)
+
         return endpoint
 
     def json_reply(stored: int, duplicates: int) -> Response:
@@ -192,12 +211,20 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
             assert tw is not None
             url = public_url(request, cfg.webhook_public_url)
             return [twilio_record(body, url, request.headers.get("x-twilio-signature"), tw, kind)]
+
         return parse
 
     def stripe_parse(request: Request, body: bytes) -> list[InboxRecord]:
         assert stripe_secret is not None
-        return [stripe_record(body, request.headers.get("stripe-signature"), stripe_secret,
-                              cfg.webhook_tolerance_seconds, now())]
+        return [
+            stripe_record(
+                body,
+                request.headers.get("stripe-signature"),
+                stripe_secret,
+                cfg.webhook_tolerance_seconds,
+                now(),
+            )
+        ]
 
     async def voice(request: Request) -> Response:
         if tw is None:
@@ -221,22 +248,33 @@ def create_app(settings: WebhookSettings | None = None, engine: Engine | None = 
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/unsubscribe/{token}",
-              unsubscribe.endpoint_for(db, channels.unsubscribe_secret.get_secret_value(),
-                                       templates_dir(channels)),
-              methods=["GET", "POST"]),
-        Route("/webhooks/sendgrid/events",
-              guarded("sendgrid", sg is not None, JSON_TYPE, sendgrid, json_reply),
-              methods=["POST"]),
-        Route("/webhooks/twilio/status",
-              guarded("twilio", tw is not None, FORM_TYPE, twilio("status"), json_reply),
-              methods=["POST"]),
+        Route(
+            "/unsubscribe/{token}",
+            unsubscribe.endpoint_for(
+                db, channels.unsubscribe_secret.get_secret_value(), templates_dir(channels)
+            ),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/webhooks/sendgrid/events",
+            guarded("sendgrid", sg is not None, JSON_TYPE, sendgrid, json_reply),
+            methods=["POST"],
+        ),
+        Route(
+            "/webhooks/twilio/status",
+            guarded("twilio", tw is not None, FORM_TYPE, twilio("status"), json_reply),
+            methods=["POST"],
+        ),
         Route("/webhooks/twilio/voice", voice, methods=["POST"]),
-        Route("/webhooks/twilio/inbound",
-              guarded("twilio", tw is not None, FORM_TYPE, twilio("inbound"), twiml_reply),
-              methods=["POST"]),
-        Route("/webhooks/stripe",
-              guarded("stripe", stripe_secret is not None, JSON_TYPE, stripe_parse, json_reply),
-              methods=["POST"]),
+        Route(
+            "/webhooks/twilio/inbound",
+            guarded("twilio", tw is not None, FORM_TYPE, twilio("inbound"), twiml_reply),
+            methods=["POST"],
+        ),
+        Route(
+            "/webhooks/stripe",
+            guarded("stripe", stripe_secret is not None, JSON_TYPE, stripe_parse, json_reply),
+            methods=["POST"],
+        ),
     ]
     return Starlette(routes=routes)

@@ -29,7 +29,8 @@ class WebhookSettings(BaseSettings):
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_event_seconds: float = Field(
-        default=30.0, ge=-1,
+        default=30.0,
+        ge=-1,
         description="Debounce window of the dunning.webhook.received Prefect event that "
         "triggers track-responses: at most one event per window, carrying counts only. "
         "0 = one event per request that stored something; -1 = never emit.",
@@ -37,8 +38,13 @@ class WebhookSettings(BaseSettings):
     reply_pause_days: int = Field(default=14, ge=0)
     twilio_poll_age_minutes: int = Field(default=30, ge=0)
     inbox_max_attempts: int = Field(
-        default=5, ge=0, description="Automatic applications of an inbox row in error before "
-        "it waits for `dunning inbox retry` (0 = never retried automatically).")
+        default=5,
+        ge=0,
+        description="Automatic applications of an inbox row in error before "
+        "it waits for `dunning inbox retry` (0 = never retried automatically).",
+    )
     inbox_retry_base_seconds: int = Field(
-        default=300, ge=1, description="First retry delay of an inbox row in error; doubles "
-        "after each failure.")
+        default=300,
+        ge=1,
+        description="First retry delay of an inbox row in error; doubles after each failure.",
+    )

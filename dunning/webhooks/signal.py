@@ -27,10 +27,14 @@ def prefect_emitter(payload: dict[str, Any]) -> None:
     """Emit ``payload`` as the inbox event through Prefect's events client."""
     from prefect.events import emit_event
 
-    emit_event(event=WEBHOOK_EVENT,
-               resource={"prefect.resource.id": INBOX_RESOURCE,
-                         "prefect.resource.name": "dunning webhook inbox"},
-               payload=payload)
+    emit_event(
+        event=WEBHOOK_EVENT,
+        resource={
+            "prefect.resource.id": INBOX_RESOURCE,
+            "prefect.resource.name": "dunning webhook inbox",
+        },
+        payload=payload,
+    )
 
 
 def prefect_configured() -> bool:
@@ -53,8 +57,9 @@ class InboxSignal:
     loop.
     """
 
-    def __init__(self, debounce_s: float, emit: Emitter,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, debounce_s: float, emit: Emitter, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.debounce_s = debounce_s
         self._emit = emit
         self._clock = clock
@@ -79,13 +84,18 @@ class InboxSignal:
         self._timer = None
         if not self._counts:
             return
-        payload = {"stored": sum(self._counts.values()),
-                   "by_provider": dict(sorted(self._counts.items()))}
+        payload = {
+            "stored": sum(self._counts.values()),
+            "by_provider": dict(sorted(self._counts.items())),
+        }
         self._counts.clear()
         self._last = self._clock()
         try:
             self._emit(payload)
         except Exception as exc:  # noqa: BLE001  (a lost signal must not fail a webhook)
             # The events stay in the inbox; the scheduled track-responses run applies them.
-            log.warning("could not emit %s (%s); the scheduled run applies the inbox",
-                        WEBHOOK_EVENT, type(exc).__name__)
+            log.warning(
+                "could not emit %s (%s); the scheduled run applies the inbox",
+                WEBHOOK_EVENT,
+                type(exc).__name__,
+            )

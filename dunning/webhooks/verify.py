@@ -130,8 +130,9 @@ def _call_record(fields: dict[str, str]) -> InboxRecord:
     status = fields.get("CallStatus")
     if not status:
         raise Refused(400, "Twilio call status callback without CallStatus")
-    return InboxRecord("twilio", f"{fields['CallSid']}:{status}", f"call_{status}",
-                       json.dumps(fields))
+    return InboxRecord(
+        "twilio", f"{fields['CallSid']}:{status}", f"call_{status}", json.dumps(fields)
+    )
 
 
 def stripe_record(

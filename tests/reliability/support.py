@@ -62,7 +62,11 @@ def dunning_run(
     """The finished `dunning run --as-of AS_OF --json` subprocess (killed ones included)."""
     return subprocess.run(
         [DUNNING, "run", "--as-of", AS_OF.isoformat(), "--json", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -70,7 +74,10 @@ def start_run(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """A `dunning run --as-of AS_OF --json` subprocess, started and not waited for."""
     return subprocess.Popen(
         [DUNNING, "run", "--as-of", AS_OF.isoformat(), "--json", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -93,10 +100,17 @@ def ledger_rows(engine: Engine) -> list[Row]:
     """Every row of the reminders ledger."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Reminder.id, Reminder.channel, Reminder.status, Reminder.reason,
-                   Reminder.error_code, Reminder.provider_message_id,
-                   Reminder.lease_expires_at, Reminder.to_address, Reminder.claimed_by)
-            .order_by(Reminder.id)
+            select(
+                Reminder.id,
+                Reminder.channel,
+                Reminder.status,
+                Reminder.reason,
+                Reminder.error_code,
+                Reminder.provider_message_id,
+                Reminder.lease_expires_at,
+                Reminder.to_address,
+                Reminder.claimed_by,
+            ).order_by(Reminder.id)
         ).all()
     return [Row(*r) for r in rows]
 
@@ -145,8 +159,11 @@ def sent_matches_provider(rows: list[Row], fakes: RunningFakes) -> list[str]:
     # one request may carry several recipients: compare by that request id.
     accepted = {m.message_id.split(".")[0] for m in fakes.received()}
     sent = [r for r in rows if r.status == "sent"]
-    problems = [f"reminder {r.id}: sent as {r.provider_message_id}, unknown to the provider"
-                for r in sent if str(r.provider_message_id).split(".")[0] not in accepted]
+    problems = [
+        f"reminder {r.id}: sent as {r.provider_message_id}, unknown to the provider"
+        for r in sent
+        if str(r.provider_message_id).split(".")[0] not in accepted
+    ]
     recorded = {str(r.provider_message_id).split(".")[0] for r in sent}
     open_ = sum(1 for r in rows if r.status == "unknown")
     extra = accepted - recorded

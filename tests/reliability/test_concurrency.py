@@ -36,8 +36,13 @@ def test_two_runs_started_together_send_each_reminder_once(
     runs = []
     for gate in gates:
         gate.mkdir()
-        env = run_env(db_url, fakes.env(), tmp_path / "home", DUNNING_FAULT_DIR=str(gate),
-                      DUNNING_CRASH_AT="before_claim:1:pause")
+        env = run_env(
+            db_url,
+            fakes.env(),
+            tmp_path / "home",
+            DUNNING_FAULT_DIR=str(gate),
+            DUNNING_CRASH_AT="before_claim:1:pause",
+        )
         runs.append(start_run(env))
     try:
         for gate, proc in zip(gates, runs, strict=True):
@@ -65,5 +70,11 @@ def test_two_runs_started_together_send_each_reminder_once(
     # Each run reports only what it sent itself; together they sent everything once.
     sent_by_run = [r["counts"]["sent"] for r in reports]
     assert sum(sent_by_run) == planned
-    summary("concurrency", backend=engine.dialect.name, planned=planned, sent_by_run=sent_by_run,
-            duplicates=0, seconds=round(time.monotonic() - started, 1))
+    summary(
+        "concurrency",
+        backend=engine.dialect.name,
+        planned=planned,
+        sent_by_run=sent_by_run,
+        duplicates=0,
+        seconds=round(time.monotonic() - started, 1),
+    )

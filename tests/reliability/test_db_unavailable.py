@@ -86,8 +86,13 @@ if PG_URL:
         planned = portfolio(engine, 3)
         name = str(make_url(url).database)
         admin = db.make_engine(make_url(url).set(database="postgres").render_as_string(False))
-        env = run_env(url, fakes.env(), tmp_path / "home", DUNNING_FAULT_DIR=str(tmp_path),
-                      DUNNING_CRASH_AT="after_claim:1:pause")
+        env = run_env(
+            url,
+            fakes.env(),
+            tmp_path / "home",
+            DUNNING_FAULT_DIR=str(tmp_path),
+            DUNNING_CRASH_AT="after_claim:1:pause",
+        )
         paused, resume = pause_files("after_claim", tmp_path)
         proc = start_run(env, "--batch-size", "10")  # one batch: every claim is held at the pause
         try:
@@ -96,8 +101,13 @@ if PG_URL:
                 time.sleep(0.1)
             with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": name},
+                )
             resume.touch()
             out, err = proc.communicate(timeout=180)
         finally:
@@ -111,7 +121,7 @@ if PG_URL:
         assert proc.returncode != 0
         # The CLI ends on its own message naming the database (Prefect's log above it may
         # carry the task's traceback: that is the engine's log, not the CLI crashing).
-        message = err[err.rindex("error:"):]
+        message = err[err.rindex("error:") :]
         assert "Traceback" not in message
         assert name in message.replace("\n", ""), message
         rows = ledger_rows(engine)

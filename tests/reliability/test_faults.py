@@ -24,9 +24,14 @@ def _run(spec: str | None, tmp_path: Path) -> subprocess.Popen[str]:
     env = {"PATH": "/usr/bin:/bin", "DUNNING_FAULT_DIR": str(tmp_path)}
     if spec is not None:
         env["DUNNING_CRASH_AT"] = spec
-    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[2])
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_the_hook_is_inert_without_the_variable(

@@ -56,8 +56,9 @@ def test_runs_killed_at_every_point_send_nothing_twice_and_lose_nothing(
     for n, (spec, options) in enumerate(zip(KILLS, OPTIONS, strict=True)):
         group = range(n * GROUP, (n + 1) * GROUP)
         invoices = [a for i in group for a in ("--invoice", f"INV-R{i:03d}")]
-        procs.append(start_run({**env, "DUNNING_CRASH_AT": spec}, "--batch-size", "3",
-                               *options, *invoices))
+        procs.append(
+            start_run({**env, "DUNNING_CRASH_AT": spec}, "--batch-size", "3", *options, *invoices)
+        )
     for spec, proc in zip(KILLS, procs, strict=True):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == -signal.SIGKILL, (spec, proc.returncode, err[-2000:])
@@ -95,11 +96,18 @@ def test_runs_killed_at_every_point_send_nothing_twice_and_lose_nothing(
     # SMS that Twilio took before the kill were found there, not sent again.
     found = [r for r in rows if r.reason == "reconciled with the provider after a crash"]
     assert found and {r.channel for r in found} == {"sms"}
-    summary("kills", backend=engine.dialect.name, kills=len(KILLS), after_kills=killed,
-            found_at_twilio=len(found),
-            reconciled=reconciled, final=final, accepted=len(fakes.received()),
-            duplicates=len(duplicates(fakes)),
-            seconds=round(time.monotonic() - started, 1))
+    summary(
+        "kills",
+        backend=engine.dialect.name,
+        kills=len(KILLS),
+        after_kills=killed,
+        found_at_twilio=len(found),
+        reconciled=reconciled,
+        final=final,
+        accepted=len(fakes.received()),
+        duplicates=len(duplicates(fakes)),
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
 def test_reconciling_asks_twilio_which_stale_claim_went_out(
@@ -109,8 +117,12 @@ def test_reconciling_asks_twilio_which_stale_claim_went_out(
         monkeypatch.setenv(name, value)
     add_customer(engine, "T1", phone="+14155550999")
     ids = {n: add_invoice(engine, n, "T1", due_on=dt.date(2026, 11, 10)) for n in ("A-1", "A-10")}
-    sends = pd.DataFrame([{"invoice_id": i, "customer_id": "T1", "stage": "overdue_1",
-                           "channel": "sms"} for i in ids.values()])
+    sends = pd.DataFrame(
+        [
+            {"invoice_id": i, "customer_id": "T1", "stage": "overdue_1", "channel": "sms"}
+            for i in ids.values()
+        ]
+    )
     planned = ledger.record_plan(engine, sends)
     claim = ledger.claim(engine, planned, claimer="dead", lease_seconds=60)
     by_invoice = {d.invoice_number: d for d in claim.claimed}

@@ -25,8 +25,15 @@ def _plan(engine: Engine, customers: int) -> list[int]:
     portfolio(engine, customers)
     sends = pd.DataFrame(
         [
-            {"invoice_id": i + 1, "customer_id": f"R{i:03d}", "stage": "overdue_1",
-             "channel": channel, "segment": "regular", "tone": "friendly", "not_before": None}
+            {
+                "invoice_id": i + 1,
+                "customer_id": f"R{i:03d}",
+                "stage": "overdue_1",
+                "channel": channel,
+                "segment": "regular",
+                "tone": "friendly",
+                "not_before": None,
+            }
             for i in range(customers)
             for channel in ("email", "sms")
         ]
@@ -44,9 +51,12 @@ def test_a_payment_between_plan_and_claim_stops_the_reminder(
     add_payment(engine, 1, "100.00", "race-pay-1")  # invoice 1 paid in full after planning
 
     result = deliver_batch(
-        engine, ids, claimer="race", channels={"email": get_channel("email"),
-                                               "sms": get_channel("sms")},
-        compose=compose, lease_seconds=60,
+        engine,
+        ids,
+        claimer="race",
+        channels={"email": get_channel("email"), "sms": get_channel("sms")},
+        compose=compose,
+        lease_seconds=60,
     )
 
     assert result.skip_reasons == {"paid": 2}
@@ -65,8 +75,13 @@ def test_a_payment_landing_while_the_run_waits_to_claim_stops_the_reminder(
     prefect_server: None, engine: Engine, db_url: str, fakes: RunningFakes, tmp_path: Path
 ) -> None:
     portfolio(engine, 2)
-    env = run_env(db_url, fakes.env(), tmp_path / "home", DUNNING_FAULT_DIR=str(tmp_path),
-                  DUNNING_CRASH_AT="before_claim:1:pause")
+    env = run_env(
+        db_url,
+        fakes.env(),
+        tmp_path / "home",
+        DUNNING_FAULT_DIR=str(tmp_path),
+        DUNNING_CRASH_AT="before_claim:1:pause",
+    )
     paused, resume = pause_files("before_claim", tmp_path)
     proc = start_run(env, "--batch-size", "10")  # one batch: every claim waits at the pause
     try:

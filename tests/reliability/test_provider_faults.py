@@ -29,8 +29,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 
 def _point_at(fakes: RunningFakes, monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
     """Send through ``fakes`` (overridden by ``extra``) with short timeouts and leases."""
-    env = {**fakes.env(), "DUNNING_PROVIDER_TIMEOUT_SECONDS": "1",
-           "DUNNING_LEASE_SECONDS": str(LEASE_S), **extra}
+    env = {
+        **fakes.env(),
+        "DUNNING_PROVIDER_TIMEOUT_SECONDS": "1",
+        "DUNNING_LEASE_SECONDS": str(LEASE_S),
+        **extra,
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     from dunning.config import get_settings
@@ -42,8 +46,7 @@ def _run(batch_size: int) -> Any:
     """The final state of one reminder flow run in this process."""
     from flows.payment_reminders import payment_reminders
 
-    return payment_reminders(as_of=AS_OF, batch_size=batch_size,
-                             return_state=True)
+    return payment_reminders(as_of=AS_OF, batch_size=batch_size, return_state=True)
 
 
 def _closed_port() -> int:
@@ -59,10 +62,10 @@ def _faults_injected(fakes: RunningFakes) -> dict[str, int]:
     requests = {p: fakes.context.faults._requests.get(p, 0) for p in ("sendgrid", "twilio")}
     # One accepted request per Twilio message; SendGrid accepts several recipients per request
     # (one X-Message-Id, the prefix of each recipient's id).
-    accepted = {p: len({m.message_id.split(".")[0] for m in fakes.received(p)})
-                for p in requests}
+    accepted = {p: len({m.message_id.split(".")[0] for m in fakes.received(p)}) for p in requests}
     return {p: n - accepted[p] for p, n in requests.items()} | {
-        f"{p}_requests": n for p, n in requests.items()}
+        f"{p}_requests": n for p, n in requests.items()
+    }
 
 
 def test_flaky_providers_end_every_reminder_sent_once_or_with_a_reason(
@@ -70,8 +73,15 @@ def test_flaky_providers_end_every_reminder_sent_once_or_with_a_reason(
 ) -> None:
     planned = portfolio(engine, 15)
     started = time.monotonic()
-    with run_fakes(seed=11, error_rate=0.2, burst_429=9, retry_after_s=1, timeout_rate=0.02,
-                   hang_s=2, timeout_accepts=True) as fakes:
+    with run_fakes(
+        seed=11,
+        error_rate=0.2,
+        burst_429=9,
+        retry_after_s=1,
+        timeout_rate=0.02,
+        hang_s=2,
+        timeout_accepts=True,
+    ) as fakes:
         _point_at(fakes, monkeypatch)
         runs = []
         for _ in range(3):  # the next runs pick up what the faults left planned or claimed
@@ -93,13 +103,19 @@ def test_flaky_providers_end_every_reminder_sent_once_or_with_a_reason(
         assert faults["sendgrid"] + faults["twilio"] > 0  # the faults really happened
         final = statuses(rows)
         assert final.get("sent", 0) >= planned // 2, final
-    summary("provider faults", backend=engine.dialect.name, runs=runs, faults_injected=faults,
-            final=final, duplicates=0, seconds=round(time.monotonic() - started, 1))
+    summary(
+        "provider faults",
+        backend=engine.dialect.name,
+        runs=runs,
+        faults_injected=faults,
+        final=final,
+        duplicates=0,
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
 def test_a_provider_down_for_the_whole_run_fails_the_run_and_fails_no_reminder(
-    prefect_server: None, engine, db_url: str, fakes: RunningFakes,
-    monkeypatch: pytest.MonkeyPatch
+    prefect_server: None, engine, db_url: str, fakes: RunningFakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     planned = portfolio(engine, 4)
     down = f"http://127.0.0.1:{_closed_port()}"
@@ -122,5 +138,10 @@ def test_a_provider_down_for_the_whole_run_fails_the_run_and_fails_no_reminder(
     rows = ledger_rows(engine)
     assert statuses(rows) == {"sent": planned}
     assert duplicates(fakes) == {} and len(fakes.received()) == planned
-    summary("provider down", backend=engine.dialect.name, planned=planned,
-            left_planned_during_outage=len(sms), duplicates=0)
+    summary(
+        "provider down",
+        backend=engine.dialect.name,
+        planned=planned,
+        left_planned_during_outage=len(sms),
+        duplicates=0,
+    )

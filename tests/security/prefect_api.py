@@ -22,18 +22,30 @@ def _post(path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def read_artifacts(flow_run_id: str) -> list[dict[str, Any]]:
     """Every artifact of a flow run (and of its task runs), as the API returns them."""
-    return _post("/artifacts/filter", {
-        "flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0,
-        "sort": "CREATED_DESC"})
+    return _post(
+        "/artifacts/filter",
+        {
+            "flow_runs": {"id": {"any_": [flow_run_id]}},
+            "limit": 200,
+            "offset": 0,
+            "sort": "CREATED_DESC",
+        },
+    )
 
 
 def read_logs(flow_run_id: str) -> list[dict[str, Any]]:
     """Every log line the server stored for a flow run, oldest first."""
     logs: list[dict[str, Any]] = []
     while True:
-        page = _post("/logs/filter", {
-            "logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200,
-            "offset": len(logs), "sort": "TIMESTAMP_ASC"})
+        page = _post(
+            "/logs/filter",
+            {
+                "logs": {"flow_run_id": {"any_": [flow_run_id]}},
+                "limit": 200,
+                "offset": len(logs),
+                "sort": "TIMESTAMP_ASC",
+            },
+        )
         logs += page
         if len(page) < 200:
             return logs

@@ -45,45 +45,97 @@ def _portfolio(engine: Engine) -> dict[str, int]:
             # Sent in the same SendGrid bulk request as C1's email: one shared X-Message-Id.
             ("other_email", other, "C2", "email", "sent", "SGabc", "bo@example.org"),
         ]:
-            r = Reminder(invoice_id=invoice_id, customer_id=customer,
-                         stage="due" if key != "planned" else "overdue_1", channel=channel,
-                         status=status, provider_message_id=msg, to_address=to,
-                         subject="Invoice INV-1" if channel == "email" else None,
-                         body=f"Dear customer, pay {to}", balance_due=Decimal("70.00"),
-                         currency="USD", attempts=1 if msg else 0,
-                         sent_at=SENT if msg else None)
+            r = Reminder(
+                invoice_id=invoice_id,
+                customer_id=customer,
+                stage="due" if key != "planned" else "overdue_1",
+                channel=channel,
+                status=status,
+                provider_message_id=msg,
+                to_address=to,
+                subject="Invoice INV-1" if channel == "email" else None,
+                body=f"Dear customer, pay {to}",
+                balance_due=Decimal("70.00"),
+                currency="USD",
+                attempts=1 if msg else 0,
+                sent_at=SENT if msg else None,
+            )
             s.add(r)
             s.flush()
             ids[key] = r.id
-        s.add(InboundMessage(provider="twilio", provider_message_id="SMin1",
-                             from_address="+14155550100", customer_id="C1",
-                             reminder_id=ids["sms"], invoice_id=inv, body="PAID yesterday",
-                             keyword="paid", received_at=SENT))
+        s.add(
+            InboundMessage(
+                provider="twilio",
+                provider_message_id="SMin1",
+                from_address="+14155550100",
+                customer_id="C1",
+                reminder_id=ids["sms"],
+                invoice_id=inv,
+                body="PAID yesterday",
+                keyword="paid",
+                received_at=SENT,
+            )
+        )
         payloads = {
-            "ev-sg": ("sendgrid", "applied", {"event": "delivered", "sg_event_id": "ev-sg",
-                                              "email": "ADA@example.com",
-                                              "reminder_id": str(ids["email"])}),
-            "ev-sg-id": ("sendgrid", "pending", {"event": "open", "sg_event_id": "ev-sg-id",
-                                                 "sg_message_id": "SGabc.filter0001"}),
-            "SM111:delivered": ("twilio", "applied", {"MessageSid": "SM111",
-                                                      "MessageStatus": "delivered"}),
-            "SMin1": ("twilio", "applied", {"MessageSid": "SMin1", "From": "+14155550100",
-                                            "Body": "PAID yesterday"}),
-            "SM999:delivered": ("twilio", "applied", {"MessageSid": "SM999",
-                                                      "MessageStatus": "delivered"}),
-            "ev-bulk-c2": ("sendgrid", "pending", {"event": "delivered",
-                                                   "sg_event_id": "ev-bulk-c2",
-                                                   "sg_message_id": "SGabc.filter0002",
-                                                   "email": "bo@example.org",
-                                                   "reminder_id": str(ids["other_email"])}),
+            "ev-sg": (
+                "sendgrid",
+                "applied",
+                {
+                    "event": "delivered",
+                    "sg_event_id": "ev-sg",
+                    "email": "ADA@example.com",
+                    "reminder_id": str(ids["email"]),
+                },
+            ),
+            "ev-sg-id": (
+                "sendgrid",
+                "pending",
+                {"event": "open", "sg_event_id": "ev-sg-id", "sg_message_id": "SGabc.filter0001"},
+            ),
+            "SM111:delivered": (
+                "twilio",
+                "applied",
+                {"MessageSid": "SM111", "MessageStatus": "delivered"},
+            ),
+            "SMin1": (
+                "twilio",
+                "applied",
+                {"MessageSid": "SMin1", "From": "+14155550100", "Body": "PAID yesterday"},
+            ),
+            "SM999:delivered": (
+                "twilio",
+                "applied",
+                {"MessageSid": "SM999", "MessageStatus": "delivered"},
+            ),
+            "ev-bulk-c2": (
+                "sendgrid",
+                "pending",
+                {
+                    "event": "delivered",
+                    "sg_event_id": "ev-bulk-c2",
+                    "sg_message_id": "SGabc.filter0002",
+                    "email": "bo@example.org",
+                    "reminder_id": str(ids["other_email"]),
+                },
+            ),
             # reminder_id 1 of C1 must not match reminder 11, 21...: the id is compared exactly
-            "ev-near": ("sendgrid", "applied", {"event": "open", "sg_event_id": "ev-near",
-                                                "reminder_id": f"{ids['email']}0"}),
+            "ev-near": (
+                "sendgrid",
+                "applied",
+                {"event": "open", "sg_event_id": "ev-near", "reminder_id": f"{ids['email']}0"},
+            ),
         }
         for event_id, (provider, status, body) in payloads.items():
-            s.add(WebhookInbox(provider=provider, event_id=event_id,
-                               event_type=str(body.get("event", "x")), payload=json.dumps(body),
-                               status=status, received_at=SENT))
+            s.add(
+                WebhookInbox(
+                    provider=provider,
+                    event_id=event_id,
+                    event_type=str(body.get("event", "x")),
+                    payload=json.dumps(body),
+                    status=status,
+                    received_at=SENT,
+                )
+            )
     return ids
 
 
@@ -99,8 +151,12 @@ def test_erase_removes_personal_data_and_keeps_accounting(engine: Engine) -> Non
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] and report["customer_id"] == "C1"
-    assert (report["reminders"], report["cancelled_reminders"], report["inbound_messages"],
-            report["webhook_payloads"]) == (3, 1, 1, 4)
+    assert (
+        report["reminders"],
+        report["cancelled_reminders"],
+        report["inbound_messages"],
+        report["webhook_payloads"],
+    ) == (3, 1, 1, 4)
     with session_scope(engine) as s:
         c1 = s.get_one(Customer, "C1")
         assert (c1.name, c1.email, c1.phone) == (None, None, None)
@@ -113,7 +169,9 @@ def test_erase_removes_personal_data_and_keeps_accounting(engine: Engine) -> Non
         assert rows[ids["email"]].status == "delivered" and rows[ids["email"]].sent_at == SENT
         assert rows[ids["sms"]].attempts == 1
         assert (rows[ids["planned"]].status, rows[ids["planned"]].reason) == (
-            "skipped", "customer erased")
+            "skipped",
+            "customer erased",
+        )
         # the other customer is untouched
         assert rows[ids["other"]].to_address == "+14155550199"
         assert s.get_one(Customer, "C2").email == "bo@example.org"
@@ -167,7 +225,8 @@ def test_export_prints_one_document_with_everything_about_the_customer(engine: E
     assert [p["amount"] for p in doc["payments"]] == ["30.0000"]
     assert doc["payment_attempts"] == []
     assert sorted(r["id"] for r in doc["reminders"]) == sorted(
-        ids[k] for k in ("email", "sms", "planned"))
+        ids[k] for k in ("email", "sms", "planned")
+    )
     assert [m["body"] for m in doc["inbound_messages"]] == ["PAID yesterday"]
     assert "bo@example.org" not in result.stdout and "INV-9" not in result.stdout
 
@@ -180,7 +239,8 @@ def test_payload_matching_is_exact() -> None:
     assert payload_mentions('{"reminder_id": 7}', addrs, msgs, rids)
     assert not payload_mentions('{"reminder_id": "77", "x": "SM10"}', addrs, msgs, rids)
     # Another recipient of the same bulk request: same message id, its own reminder id.
-    assert not payload_mentions('{"sg_message_id": "SM1.filter2", "reminder_id": "8"}',
-                                addrs, msgs, rids)
+    assert not payload_mentions(
+        '{"sg_message_id": "SM1.filter2", "reminder_id": "8"}', addrs, msgs, rids
+    )
     assert not payload_mentions('{"note": "+141555501000"}', addrs, msgs, rids)
     assert payload_mentions("not json ada@example.com", addrs, msgs, rids)

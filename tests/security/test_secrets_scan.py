@@ -44,21 +44,33 @@ UNSUB_SECRET = "unsubscribe-hmac-secret-for-the-scan-7f3a"
 STRIPE_SECRET = "whsec_secretscan_0123456789"
 SECRETS = [TOKEN, API_KEY, WRONG_KEY, UNSUB_SECRET, STRIPE_SECRET]
 AS_OF = "2026-11-24T15:00:00+00:00"  # a Tuesday, 10:00 in New York
-SDK_LOGGERS = ("python_http_client", "python_http_client.client", "sendgrid", "twilio",
-               "twilio.http_client", "urllib3", "httpx", "dunning", "flows", "tasks")
+SDK_LOGGERS = (
+    "python_http_client",
+    "python_http_client.client",
+    "sendgrid",
+    "twilio",
+    "twilio.http_client",
+    "urllib3",
+    "httpx",
+    "dunning",
+    "flows",
+    "tasks",
+)
 DUNNING = str(Path(sys.executable).parent / "dunning")
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DUNNING, *args], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [DUNNING, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def _portfolio_extras(engine: Engine) -> None:
     """Customers whose sends fail at the fake: error texts that quote the address."""
     for cid, phone in (("BAD-NUMBER", "+15005550001"), ("UNSUBSCRIBED", "+15005550004")):
-        add_customer(engine, cid, name=f"Magic {cid}", email=f"{cid.lower()}@example.net",
-                     phone=phone)
+        add_customer(
+            engine, cid, name=f"Magic {cid}", email=f"{cid.lower()}@example.net", phone=phone
+        )
         add_invoice(engine, f"INV-{cid}", cid, due_on=dt.date(2026, 11, 10))
 
 
@@ -71,8 +83,10 @@ def _addresses(engine: Engine) -> set[str]:
 def _ledger_texts(engine: Engine) -> list[str]:
     """Every free-text column that is not allowed to carry personal data."""
     with session_scope(engine) as s:
-        texts = [f"{r.reason} {r.error_code}" for r in s.execute(
-            select(Reminder.reason, Reminder.error_code))]
+        texts = [
+            f"{r.reason} {r.error_code}"
+            for r in s.execute(select(Reminder.reason, Reminder.error_code))
+        ]
         texts += [json.dumps(c, default=str) for c in s.scalars(select(ReminderRun.counts))]
         texts += [str(d) for d in s.scalars(select(DeliveryEvent.detail))]
         texts += [str(e) for e in s.scalars(select(WebhookInbox.error))]
@@ -102,8 +116,13 @@ def _leaks(where: str, text: str, addresses: set[str]) -> list[str]:
 
 
 def test_a_full_run_leaks_no_secret_and_no_personal_data(
-        prefect_server: None, engine: Engine, db_url: str, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_server: None,
+    engine: Engine,
+    db_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Everything at DEBUG, as an operator chasing a delivery problem would run, and captured
     # on the SDK and dunning loggers themselves: Prefect re-configures logging (dictConfig) in
     # this process, which drops pytest's handler from the root logger at a moment that
@@ -115,15 +134,29 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
         monkeypatch.setattr(logger, "level", logging.DEBUG)
         monkeypatch.setattr(logger, "disabled", False)
     home = tmp_path / "home"
-    with run_fakes(seed=11, twilio_account_sid=SID, twilio_auth_token=TOKEN,
-                   sendgrid_api_key=API_KEY, error_rate=0.15, callbacks=False) as fakes:
-        env = {**os.environ, **fakes.env(), "DUNNING_HOME": str(home),
-               "DUNNING_DATABASE_URL": db_url, "DUNNING_UNSUBSCRIBE_SECRET": UNSUB_SECRET,
-               "DUNNING_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
-               "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PREFECT_LOGGING_LEVEL": "DEBUG",
-               "NO_COLOR": "1"}
-        seeded = _cli(["seed", "--customers", "12", "--invoices", "30", "--as-of", "2026-11-24",
-                       "--json"], env)
+    with run_fakes(
+        seed=11,
+        twilio_account_sid=SID,
+        twilio_auth_token=TOKEN,
+        sendgrid_api_key=API_KEY,
+        error_rate=0.15,
+        callbacks=False,
+    ) as fakes:
+        env = {
+            **os.environ,
+            **fakes.env(),
+            "DUNNING_HOME": str(home),
+            "DUNNING_DATABASE_URL": db_url,
+            "DUNNING_UNSUBSCRIBE_SECRET": UNSUB_SECRET,
+            "DUNNING_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "PREFECT_LOGGING_LEVEL": "DEBUG",
+            "NO_COLOR": "1",
+        }
+        seeded = _cli(
+            ["seed", "--customers", "12", "--invoices", "30", "--as-of", "2026-11-24", "--json"],
+            env,
+        )
         assert seeded.returncode == 0, seeded.stderr
         _portfolio_extras(engine)
         run = _cli(["run", "--as-of", AS_OF, "--json"], env)
@@ -142,8 +175,9 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
 
         get_settings.cache_clear()
         # Six days later new stages are due, so the run reaches SendGrid with the wrong key.
-        failed = payment_reminders(as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC),
-                                   return_state=True)
+        failed = payment_reminders(
+            as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC), return_state=True
+        )
         outcome = failed.result(raise_on_failure=False)
         exception_texts = [str(failed.message), repr(outcome), str(outcome)]
 
@@ -152,8 +186,11 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
     assert len(addresses) > 10
 
     sources: list[tuple[str, str]] = [
-        ("seed stderr", seeded.stderr), ("seed stdout", seeded.stdout),
-        ("run stderr", run.stderr), ("run stdout", run.stdout), ("caplog", caplog.text),
+        ("seed stderr", seeded.stderr),
+        ("seed stdout", seeded.stdout),
+        ("run stderr", run.stderr),
+        ("run stdout", run.stdout),
+        ("caplog", caplog.text),
     ]
     sources += [(f"exception {i}", t) for i, t in enumerate(exception_texts)]
     flow_runs = [summary["flow_run_id"]]
@@ -165,8 +202,12 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
         for art in read_artifacts(flow_run_id):
             artifacts += 1
             sources.append((f"artifact {art['key']}", json.dumps(art["data"])))
-        sources += [(f"prefect log {flow_run_id[:8]}", "\n".join(
-            log["message"] for log in read_logs(flow_run_id)))]
+        sources += [
+            (
+                f"prefect log {flow_run_id[:8]}",
+                "\n".join(log["message"] for log in read_logs(flow_run_id)),
+            )
+        ]
     sources += [("ledger", t) for t in _ledger_texts(engine)]
     sources += [(f"file {p.relative_to(home)}", t) for p, t in _home_files(home)]
 
@@ -183,7 +224,8 @@ def test_the_scanner_finds_what_it_looks_for() -> None:
 
 
 def test_the_redacting_filter_masks_sdk_debug_lines(
-        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dunning.privacy import SDK_LOGGERS, redact_sdk_logging
 
     for name in SDK_LOGGERS:  # restored afterwards: the full-run scan must see the real setup

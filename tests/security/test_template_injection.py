@@ -26,22 +26,41 @@ HOSTILE_NAMES = [
     "{{ config }}{{ self }}{{ cycler.__init__.__globals__.os }}",
     "Robert'); DROP TABLE customers;--",
     '"><img src=x onerror=alert(1)>',
-    "=HYPERLINK(\"http://evil.example\",\"pay\")",
+    '=HYPERLINK("http://evil.example","pay")',
     "Zoë Ünïcødé 山田 \u202eevil",
 ]
 LOCALES = ["en_US", "de_DE", "fr_FR", "es_ES", "ja_JP", "pt_PT", "it_IT", "nl_NL"]
 CHANNEL_SETTINGS = ChannelSettings()
 
 
-def reminder(name: str, channel: str, stage: str = "overdue_1", locale: str = "en_US",
-             invoice_number: str = "INV-1", link: str | None = "https://pay.example.com/x",
-             ) -> ReminderData:
+def reminder(
+    name: str,
+    channel: str,
+    stage: str = "overdue_1",
+    locale: str = "en_US",
+    invoice_number: str = "INV-1",
+    link: str | None = "https://pay.example.com/x",
+) -> ReminderData:
     return ReminderData(
-        reminder_id=7, invoice_id=1, invoice_number=invoice_number, customer_id="C1",
-        stage=stage, channel=channel, segment="good", tone="friendly", customer_name=name,
-        email="ada@example.com", phone="+14155550100", locale=locale,
-        timezone="America/New_York", country="US", currency="USD", amount=Decimal("100.00"),
-        balance_due=Decimal("100.00"), due_on=dt.date(2026, 11, 1), days_overdue=3,
+        reminder_id=7,
+        invoice_id=1,
+        invoice_number=invoice_number,
+        customer_id="C1",
+        stage=stage,
+        channel=channel,
+        segment="good",
+        tone="friendly",
+        customer_name=name,
+        email="ada@example.com",
+        phone="+14155550100",
+        locale=locale,
+        timezone="America/New_York",
+        country="US",
+        currency="USD",
+        amount=Decimal("100.00"),
+        balance_due=Decimal("100.00"),
+        due_on=dt.date(2026, 11, 1),
+        days_overdue=3,
         payment_link=link,
     )
 
@@ -74,8 +93,10 @@ def test_hostile_names_render_literally_in_every_email_template(stage: str, loca
 
 def test_hostile_invoice_numbers_and_links_are_inert() -> None:
     number = SCRIPT + JINJA
-    msg = compose(reminder("Ada", "email", invoice_number=number,
-                           link="javascript:alert(document.cookie)"), CHANNEL_SETTINGS)
+    msg = compose(
+        reminder("Ada", "email", invoice_number=number, link="javascript:alert(document.cookie)"),
+        CHANNEL_SETTINGS,
+    )
     assert msg.html is not None
     assert number in msg.text and str(escape(number)) in msg.html
     assert "<script>" not in msg.html and "javascript:" not in msg.html + msg.text
@@ -90,13 +111,39 @@ def test_sms_templates_keep_hostile_input_literal(stage: str) -> None:
 
 
 # Names a person could type, weighted towards template and markup syntax.
-_PIECES = st.sampled_from(["{{", "}}", "{%", "%}", "{#", "#}", "<", ">", "&", '"', "'",
-                           "7*7", " ", "range(10**9)", "\\", "$", "`"])
-_NAMES = st.lists(
-    st.one_of(_PIECES, st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
-                                max_size=8)),
-    min_size=1, max_size=12,
-).map("".join).filter(lambda s: s.strip() == s and s != "")
+_PIECES = st.sampled_from(
+    [
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "#}",
+        "<",
+        ">",
+        "&",
+        '"',
+        "'",
+        "7*7",
+        " ",
+        "range(10**9)",
+        "\\",
+        "$",
+        "`",
+    ]
+)
+_NAMES = (
+    st.lists(
+        st.one_of(
+            _PIECES,
+            st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=8),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+    .map("".join)
+    .filter(lambda s: s.strip() == s and s != "")
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -32,8 +32,11 @@ STRIPE_SECRET = "whsec_fuzz_0123456789abcdef"
 LIMIT = 4096
 SG_KEY, SG_PUBLIC = sendgrid_keys()
 OTHER_SG_KEY, _ = sendgrid_keys()
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 Request = tuple[str, bytes, dict[str, str]]
 
@@ -42,14 +45,16 @@ Request = tuple[str, bytes, dict[str, str]]
 def client(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     # Configured the way an operator does: through the DUNNING_* variables WebhookSettings reads.
     for name, value in {
-        "DUNNING_WEBHOOK_PUBLIC_URL": PUBLIC, "DUNNING_TWILIO_AUTH_TOKEN": TOKEN,
+        "DUNNING_WEBHOOK_PUBLIC_URL": PUBLIC,
+        "DUNNING_TWILIO_AUTH_TOKEN": TOKEN,
         "DUNNING_SENDGRID_WEBHOOK_PUBLIC_KEY": SG_PUBLIC,
         "DUNNING_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
         "DUNNING_WEBHOOK_MAX_BODY_BYTES": str(LIMIT),
     }.items():
         monkeypatch.setenv(name, value)
-    with TestClient(create_app(engine=engine), base_url="http://127.0.0.1:8000",
-                    raise_server_exceptions=True) as c:
+    with TestClient(
+        create_app(engine=engine), base_url="http://127.0.0.1:8000", raise_server_exceptions=True
+    ) as c:
         yield c
 
 
@@ -66,53 +71,81 @@ def stripe_header(body: bytes, secret: str = STRIPE_SECRET, ts: int | None = Non
 
 
 def sendgrid(event_id: str = "sg-1", ts: int | None = None, key: Any = SG_KEY) -> Request:
-    body = json.dumps([{"event": "delivered", "sg_event_id": event_id, "email": "a@example.com",
-                        "timestamp": 1700000000, "reminder_id": "1"}]).encode()
+    body = json.dumps(
+        [
+            {
+                "event": "delivered",
+                "sg_event_id": event_id,
+                "email": "a@example.com",
+                "timestamp": 1700000000,
+                "reminder_id": "1",
+            }
+        ]
+    ).encode()
     return "/webhooks/sendgrid/events", body, sendgrid_headers(key, body, timestamp=ts)
 
 
 def twilio_status(sid: str = "SM1", token: str = TOKEN) -> Request:
     path = "/webhooks/twilio/status"
-    body, headers = twilio_form(PUBLIC + path, {"MessageSid": sid, "MessageStatus": "delivered",
-                                                "To": "+14155550100"}, token)
+    body, headers = twilio_form(
+        PUBLIC + path,
+        {"MessageSid": sid, "MessageStatus": "delivered", "To": "+14155550100"},
+        token,
+    )
     return path, body, headers
 
 
 def twilio_inbound(sid: str = "SMin1", token: str = TOKEN) -> Request:
     path = "/webhooks/twilio/inbound"
-    body, headers = twilio_form(PUBLIC + path, {"MessageSid": sid, "From": "+14155550100",
-                                                "Body": "STOP"}, token)
+    body, headers = twilio_form(
+        PUBLIC + path, {"MessageSid": sid, "From": "+14155550100", "Body": "STOP"}, token
+    )
     return path, body, headers
 
 
 def stripe(event_id: str = "evt_1", secret: str = STRIPE_SECRET, ts: int | None = None) -> Request:
-    body = json.dumps({"id": event_id, "type": "payment_intent.succeeded",
-                       "data": {"object": {"amount": 1000}}}).encode()
-    return "/webhooks/stripe", body, {"Content-Type": "application/json",
-                                      "Stripe-Signature": stripe_header(body, secret, ts)}
+    body = json.dumps(
+        {"id": event_id, "type": "payment_intent.succeeded", "data": {"object": {"amount": 1000}}}
+    ).encode()
+    return (
+        "/webhooks/stripe",
+        body,
+        {"Content-Type": "application/json", "Stripe-Signature": stripe_header(body, secret, ts)},
+    )
 
 
 VALID: dict[str, Callable[[], Request]] = {
-    "sendgrid": sendgrid, "twilio_status": twilio_status, "twilio_inbound": twilio_inbound,
+    "sendgrid": sendgrid,
+    "twilio_status": twilio_status,
+    "twilio_inbound": twilio_inbound,
     "stripe": stripe,
 }
-SIGNATURE_HEADER = {"sendgrid": "X-Twilio-Email-Event-Webhook-Signature",
-                    "twilio_status": "X-Twilio-Signature",
-                    "twilio_inbound": "X-Twilio-Signature", "stripe": "Stripe-Signature"}
+SIGNATURE_HEADER = {
+    "sendgrid": "X-Twilio-Email-Event-Webhook-Signature",
+    "twilio_status": "X-Twilio-Signature",
+    "twilio_inbound": "X-Twilio-Signature",
+    "stripe": "Stripe-Signature",
+}
 STALE = int(time.time()) - 3600
 
 
 def _forged(kind: str) -> Request:
-    return {"sendgrid": lambda: sendgrid(key=OTHER_SG_KEY),
-            "twilio_status": lambda: twilio_status(token="not-the-token"),
-            "twilio_inbound": lambda: twilio_inbound(token="not-the-token"),
-            "stripe": lambda: stripe(secret="whsec_forged")}[kind]()
+    return {
+        "sendgrid": lambda: sendgrid(key=OTHER_SG_KEY),
+        "twilio_status": lambda: twilio_status(token="not-the-token"),
+        "twilio_inbound": lambda: twilio_inbound(token="not-the-token"),
+        "stripe": lambda: stripe(secret="whsec_forged"),
+    }[kind]()
 
 
 def _tampered(kind: str) -> Request:
     path, body, headers = VALID[kind]()
-    swap = {"sendgrid": (b"delivered", b"bounce"), "twilio_status": (b"delivered", b"failed"),
-            "twilio_inbound": (b"STOP", b"START"), "stripe": (b"1000", b"9999")}[kind]
+    swap = {
+        "sendgrid": (b"delivered", b"bounce"),
+        "twilio_status": (b"delivered", b"failed"),
+        "twilio_inbound": (b"STOP", b"START"),
+        "stripe": (b"1000", b"9999"),
+    }[kind]
     return path, body.replace(*swap), headers
 
 
@@ -124,11 +157,15 @@ def _oversized(kind: str) -> Request:
         return "/webhooks/sendgrid/events", body, sendgrid_headers(SG_KEY, body)
     if kind == "stripe":
         body = json.dumps({"id": "evt_big", "type": "x", "pad": pad}).encode()
-        return "/webhooks/stripe", body, {"Content-Type": "application/json",
-                                          "Stripe-Signature": stripe_header(body)}
+        return (
+            "/webhooks/stripe",
+            body,
+            {"Content-Type": "application/json", "Stripe-Signature": stripe_header(body)},
+        )
     path = "/webhooks/twilio/" + ("status" if kind == "twilio_status" else "inbound")
-    body, headers = twilio_form(PUBLIC + path, {"MessageSid": "SMbig", "MessageStatus": "sent",
-                                                "Body": pad}, TOKEN)
+    body, headers = twilio_form(
+        PUBLIC + path, {"MessageSid": "SMbig", "MessageStatus": "sent", "Body": pad}, TOKEN
+    )
     return path, body, headers
 
 
@@ -150,8 +187,11 @@ def _malformed(kind: str) -> Request:
         return "/webhooks/sendgrid/events", body, sendgrid_headers(SG_KEY, body)
     if kind == "stripe":
         body = b"[1, 2, 3]"
-        return "/webhooks/stripe", body, {"Content-Type": "application/json",
-                                          "Stripe-Signature": stripe_header(body)}
+        return (
+            "/webhooks/stripe",
+            body,
+            {"Content-Type": "application/json", "Stripe-Signature": stripe_header(body)},
+        )
     path = "/webhooks/twilio/" + ("status" if kind == "twilio_status" else "inbound")
     body, headers = twilio_form(PUBLIC + path, {"Body": "no sid"}, TOKEN)
     return path, body, headers
@@ -175,7 +215,8 @@ def post(client: TestClient, request: Request) -> int:
 @pytest.mark.parametrize("kind", list(VALID))
 @pytest.mark.parametrize("attack", list(ATTACKS))
 def test_hostile_requests_are_refused_and_store_nothing(
-        client: TestClient, engine: Engine, kind: str, attack: str) -> None:
+    client: TestClient, engine: Engine, kind: str, attack: str
+) -> None:
     build, statuses = ATTACKS[attack]
     assert post(client, build(kind)) in statuses
     assert stored(engine) == 0
@@ -207,49 +248,97 @@ def test_wrong_methods_and_paths_store_nothing(client: TestClient, engine: Engin
 
 
 # Header values as they can travel: printable latin-1 bytes.
-_HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255,
-                                     blacklist_characters="\x7f"), max_size=120)
-_HEADER_VALUES = st.one_of(_HEADER_TEXT, st.sampled_from(
-    ["", "t=1,v1=00", "t=abc", "v1=", "=", "AAAA", "t=99999999999,v1=" + "0" * 64,
-     "MEUCIQ==", "not base64!!"]))
+_HEADER_TEXT = st.text(
+    st.characters(min_codepoint=32, max_codepoint=255, blacklist_characters="\x7f"), max_size=120
+)
+_HEADER_VALUES = st.one_of(
+    _HEADER_TEXT,
+    st.sampled_from(
+        [
+            "",
+            "t=1,v1=00",
+            "t=abc",
+            "v1=",
+            "=",
+            "AAAA",
+            "t=99999999999,v1=" + "0" * 64,
+            "MEUCIQ==",
+            "not base64!!",
+        ]
+    ),
+)
 _BODIES = st.one_of(
     st.binary(max_size=600),
     st.text(max_size=300).map(str.encode),
-    st.sampled_from([b"[]", b"{}", b"null", b'[{"sg_event_id": 1}]', b"\xff\xfe\x00",
-                     b'{"id": "evt", "type": "x"}', b"MessageSid=SM1&MessageStatus=sent",
-                     b"a=%ZZ&&&=", json.dumps([{"e": "x" * 5000}]).encode()]),
+    st.sampled_from(
+        [
+            b"[]",
+            b"{}",
+            b"null",
+            b'[{"sg_event_id": 1}]',
+            b"\xff\xfe\x00",
+            b'{"id": "evt", "type": "x"}',
+            b"MessageSid=SM1&MessageStatus=sent",
+            b"a=%ZZ&&&=",
+            json.dumps([{"e": "x" * 5000}]).encode(),
+        ]
+    ),
 )
 
 
 @FUZZ
-@given(kind=st.sampled_from(list(VALID)), body=_BODIES, signature=_HEADER_VALUES,
-       timestamp=_HEADER_VALUES,
-       content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded",
-                                     "application/json; charset=utf-8", "text/xml", ""]))
+@given(
+    kind=st.sampled_from(list(VALID)),
+    body=_BODIES,
+    signature=_HEADER_VALUES,
+    timestamp=_HEADER_VALUES,
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=utf-8",
+            "text/xml",
+            "",
+        ]
+    ),
+)
 def test_random_requests_are_answered_4xx_and_store_nothing(
-        client: TestClient, engine: Engine, kind: str, body: bytes, signature: str,
-        timestamp: str, content_type: str) -> None:
+    client: TestClient,
+    engine: Engine,
+    kind: str,
+    body: bytes,
+    signature: str,
+    timestamp: str,
+    content_type: str,
+) -> None:
     path = VALID[kind]()[0]
-    headers = {"Content-Type": content_type.encode(),
-               SIGNATURE_HEADER[kind]: signature.encode("latin-1"),
-               "X-Twilio-Email-Event-Webhook-Timestamp": timestamp.encode("latin-1")}
+    headers = {
+        "Content-Type": content_type.encode(),
+        SIGNATURE_HEADER[kind]: signature.encode("latin-1"),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp.encode("latin-1"),
+    }
     status = client.post(path, content=body, headers=headers).status_code
     assert 400 <= status < 500
     assert stored(engine) == 0
 
 
 @FUZZ
-@given(kind=st.sampled_from(list(VALID)),
-       ids=st.lists(st.text("abcdefXYZ0123456789_-", min_size=1, max_size=12), min_size=1,
-                    max_size=4),
-       repeats=st.integers(min_value=1, max_value=3))
+@given(
+    kind=st.sampled_from(list(VALID)),
+    ids=st.lists(st.text("abcdefXYZ0123456789_-", min_size=1, max_size=12), min_size=1, max_size=4),
+    repeats=st.integers(min_value=1, max_value=3),
+)
 def test_valid_events_in_any_order_are_stored_exactly_once(
-        client: TestClient, engine: Engine, kind: str, ids: list[str], repeats: int) -> None:
+    client: TestClient, engine: Engine, kind: str, ids: list[str], repeats: int
+) -> None:
     prefix = f"{kind}-{time.monotonic_ns()}-"  # examples share one database
     before = stored(engine)
     builders: dict[str, Callable[[str], Request]] = {
-        "sendgrid": sendgrid, "twilio_status": twilio_status, "twilio_inbound": twilio_inbound,
-        "stripe": stripe}
+        "sendgrid": sendgrid,
+        "twilio_status": twilio_status,
+        "twilio_inbound": twilio_inbound,
+        "stripe": stripe,
+    }
     for _ in range(repeats):
         for event_id in ids:
             assert post(client, builders[kind](prefix + event_id)) == 200
@@ -257,7 +346,8 @@ def test_valid_events_in_any_order_are_stored_exactly_once(
 
 
 def test_form_bodies_with_encoded_tricks_verify_only_as_signed(
-        client: TestClient, engine: Engine) -> None:
+    client: TestClient, engine: Engine
+) -> None:
     path = "/webhooks/twilio/inbound"
     params = {"MessageSid": "SMtrick", "From": "+14155550100", "Body": "a&b=c%26d\u00e9"}
     body, headers = twilio_form(PUBLIC + path, params, TOKEN)
