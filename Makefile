@@ -77,7 +77,7 @@ ui: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy dunning flows tasks segments deployments
+	$(BIN)/mypy dunning flows deployments
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dunning import db
-from dunning.fakes.stripe import StripeFakeState
-from dunning.fakes.stripe_app import StripeFakeConfig, run_stripe_fake
+from dunning.devtools.fakes.stripe import StripeFakeState
+from dunning.devtools.fakes.stripe_app import StripeFakeConfig, run_stripe_fake
 from dunning.sources.config import SourceConfig
 from dunning.sources.stripe import StripeSource
 from dunning.sources.sync import sync_source

@@ -26,8 +26,8 @@ from sqlalchemy import delete, func, select
 
 from dunning.db import get_engine, upgrade
 from dunning.db.models import DeliveryEvent, Reminder, ReminderRun
-from dunning.db.scratch import scratch_database
-from dunning.seed import seed_portfolio
+from dunning.devtools.scratch import scratch_database
+from dunning.devtools.seed import seed_portfolio
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Tuesday 24 Nov 2026, 15:00 UTC: inside the send window of the seeds' American and European

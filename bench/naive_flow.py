@@ -14,10 +14,10 @@ from prefect import flow, unmapped
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
-from flows.payment_reminders import _floors
-from tasks.deliver import deliver, record_plan
-from tasks.fetch import fetch_portfolio
-from tasks.plan import plan_reminders
+from dunning.flows.payment_reminders import _floors
+from dunning.tasks.deliver import deliver, record_plan
+from dunning.tasks.fetch import fetch_portfolio
+from dunning.tasks.plan import plan_reminders
 
 #: Task runs this flow creates besides one per reminder: fetch, plan, record-plan.
 FIXED_TASKS = 3

@@ -64,8 +64,8 @@ def _settle(url: str, fakes: Fakes) -> tuple[dict[str, Any], list[str]]:
 
 def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
     """Figures of one end-to-end run of the payment_reminders flow."""
+    from dunning.flows.payment_reminders import batches_of, payment_reminders
     from dunning.params import RunParameters
-    from flows.payment_reminders import batches_of, payment_reminders
 
     run = RunParameters(
         as_of=AS_OF,
@@ -129,7 +129,7 @@ def _plan_ids(url: str, max_messages: int | None, channels: list[str] | None = N
     from dunning.db import get_engine
     from dunning.policy import load_policy, plan
     from dunning.portfolio import load_portfolio
-    from tasks.plan import select_lines
+    from dunning.tasks.plan import select_lines
 
     engine = get_engine(url)
     lines = select_lines(
@@ -200,8 +200,8 @@ def run_rate_limited(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[s
     from dunning.channels import get_channel
     from dunning.db import get_engine
     from dunning.delivery import deliver_batch
+    from dunning.flows.payment_reminders import batches_of
     from dunning.render import compose
-    from flows.payment_reminders import batches_of
 
     ids = _plan_ids(url, None, channels=["sms"])[: args.rate_messages]
     with environment({"DUNNING_SMS_RATE_LIMIT": str(args.sms_rate_limit)}):

@@ -29,11 +29,11 @@ def load_environment(name: str) -> dict[str, Any]:
 def deployments(env: dict[str, Any]) -> list[Any]:
     """The runner deployments of the flows (payment-reminders, its dry run, track-responses,
     operator-action), configured from ``env``."""
+    from dunning.flows.dry_run import reminders_dry_run
+    from dunning.flows.operator_action import operator_action
+    from dunning.flows.payment_reminders import payment_reminders
+    from dunning.flows.track_responses import track_responses
     from dunning.params import RunParameters
-    from flows.dry_run import reminders_dry_run
-    from flows.operator_action import operator_action
-    from flows.payment_reminders import payment_reminders
-    from flows.track_responses import track_responses
 
     rem = env["payment_reminders"]
     trk = env["track_responses"]

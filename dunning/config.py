@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     )
     policy_path: Path | None = Field(
         default=None,
-        description="Policy file (TOML/YAML); default segments/policy.toml shipped with dunning.",
+        description="Policy file (TOML/YAML); default dunning/policy/default_policy.toml.",
     )
     company_name: str = "Acme Supplies Ltd"
     support_contact: str = "billing@example.com"

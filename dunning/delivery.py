@@ -1,7 +1,7 @@
 """Delivering one batch of planned reminders: claim → compose → send → record.
 
 Plain code over an engine and channel objects, so it runs the same inside a Prefect task, a
-test or a notebook. The Prefect task in tasks/deliver.py adds retries around it.
+test or a notebook. The Prefect task in dunning/tasks/deliver.py adds retries around it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from dunning import ledger
 from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
 from dunning.errors import ConfigError, ProviderAuthError, TemplateError
-from dunning.faults import crash_point
+from dunning.faultpoint import crash_point
 from dunning.masking import scrub
 
 Composer = Callable[[ReminderData], OutboundMessage]
@@ -90,7 +90,7 @@ def deliver_batch(
 
     for channel_name, messages in by_channel.items():
         try:
-            # A channel may be built on first use (tasks/deliver.py); an incomplete
+            # A channel may be built on first use (dunning/tasks/deliver.py); an incomplete
             # configuration (voice without DUNNING_WEBHOOK_PUBLIC_URL) surfaces here.
             channel = channels[channel_name]
             results: list[SendResult] = channel.send_batch(messages)

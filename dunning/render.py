@@ -52,7 +52,7 @@ from dunning.summary import (
     summary_row,
 )
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STAGES = (
     "pre_due",
     "due",

@@ -1,35 +1,9 @@
-"""The track_responses flow: apply the webhook inbox, poll Twilio, publish metrics."""
+"""The deployment entrypoint `flows/track_responses.py:track_responses` that prefect.yaml names.
 
-from __future__ import annotations
+The flow itself is :mod:`dunning.flows.track_responses`; an installed wheel reaches it as
+`dunning.flows.track_responses:track_responses`.
+"""
 
-from prefect import flow
-from prefect.runtime import flow_run
+from dunning.flows.track_responses import track_responses
 
-from dunning.timeouts import flow_timeout
-from tasks.tracking import (
-    apply_inbox_task,
-    compute_metrics_task,
-    merge,
-    poll_twilio_task,
-    publish_tracking,
-)
-
-
-@flow(name="track-responses", log_prints=False, timeout_seconds=flow_timeout("track_responses"))
-def track_responses(
-    poll_twilio: bool = True,
-    limit: int | None = None,
-    poll_age_minutes: int | None = None,
-    metrics_by: tuple[str, ...] = ("stage", "channel"),
-) -> dict[str, int]:
-    """Counts by kind of what this run changed in the ledger."""
-    applied = apply_inbox_task(limit)
-    polled = poll_twilio_task(poll_age_minutes) if poll_twilio else {}
-    counts = merge(applied, polled)
-    metrics = compute_metrics_task(list(metrics_by))
-    publish_tracking(counts, metrics, flow_run.get_id())
-    return counts
-
-
-if __name__ == "__main__":
-    track_responses()
+__all__ = ["track_responses"]

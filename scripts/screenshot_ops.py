@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dunning.db import get_engine, upgrade  # noqa: E402
+from dunning.devtools.seed import seed_portfolio  # noqa: E402
 from dunning.prefect_setup import local_server  # noqa: E402
-from dunning.seed import seed_portfolio  # noqa: E402
 from scripts.screenshot_artifacts import chromium  # noqa: E402
 
 RUN_ONCE = """
 import datetime as dt
-from flows.payment_reminders import payment_reminders
+from dunning.flows.payment_reminders import payment_reminders
 report = payment_reminders(as_of=dt.datetime.fromisoformat('{as_of}'), batch_size=5)
 print(report.flow_run_id)
 """

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from dunning import db
 from dunning.config import get_settings
 from dunning.db.models import Base
-from dunning.db.scratch import scratch_database
+from dunning.devtools.scratch import scratch_database
 
 PG_URL = os.environ.get("DUNNING_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

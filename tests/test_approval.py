@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from dunning.approval import ApprovalSettings, approval_reasons, approval_summary
 from dunning.db.models import Reminder
-from dunning.seed import seed_portfolio
+from dunning.devtools.seed import seed_portfolio
 
 AS_OF = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
 
@@ -104,7 +104,7 @@ def test_a_paused_run_is_approved_or_rejected_through_the_api(
     from prefect.flow_runs import resume_flow_run
     from prefect.input.actions import read_flow_run_input
 
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     seed_portfolio(engine, 20, 40, 7, AS_OF.date())
     monkeypatch.setenv("DUNNING_APPROVAL_ENABLED", "true")

@@ -1,4 +1,4 @@
-"""Channels from the factory against the local fake providers (dunning.fakes), end to end:
+"""Channels from the factory against the local fake providers (dunning.devtools.fakes), end to end:
 compose -> get_channel -> send_batch, with the fakes' real wire protocols and faults."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from dunning.channels import get_channel
 from dunning.channels.base import ReminderData
+from dunning.devtools.fakes import RunningFakes, env_for, run_fakes
 from dunning.errors import ProviderAuthError
-from dunning.fakes import RunningFakes, env_for, run_fakes
 from dunning.render import compose
 
 

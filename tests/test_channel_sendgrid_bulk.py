@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel, send_units
 from dunning.channels.settings import ChannelSettings
-from dunning.fakes import run_fakes
+from dunning.devtools.fakes import run_fakes
 
 
 def message(rid: int, to: str | None = None, template: str = "due/email.en") -> OutboundMessage:

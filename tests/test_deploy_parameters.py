@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from dunning.db import get_engine, upgrade
 from dunning.db.models import Reminder
-from dunning.fakes import run_fakes
+from dunning.devtools.fakes import run_fakes
+from dunning.devtools.seed import seed_portfolio
 from dunning.prefect_setup import local_server
-from dunning.seed import seed_portfolio
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from dunning.db import get_engine, upgrade
+from dunning.devtools.seed import seed_portfolio
 from dunning.prefect_setup import local_server
-from dunning.seed import seed_portfolio
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

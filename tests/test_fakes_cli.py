@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from dunning.cli import _load_commands
 from dunning.cli.app import app
-from dunning.fakes import bind
+from dunning.devtools.fakes import bind
 
 DUNNING = str(Path(sys.executable).with_name("dunning"))
 runner = CliRunner()

@@ -18,7 +18,7 @@ from python_http_client.exceptions import (
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from sendgrid.helpers.mail import CustomArg, Mail
 
-from dunning.fakes import run_fakes
+from dunning.devtools.fakes import run_fakes
 
 SENDER = "billing@example.com"
 

@@ -14,8 +14,8 @@ from fakes_support import Hook, receiver, twilio_client
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from dunning.fakes import run_fakes
-from dunning.fakes.twilio import num_segments
+from dunning.devtools.fakes import run_fakes
+from dunning.devtools.fakes.twilio import num_segments
 
 FROM = "+15005550006"
 TO = "+14155550100"

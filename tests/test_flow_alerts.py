@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prefect import flow
 
-from tasks.report import emit_batch
+from dunning.tasks.report import emit_batch
 from tests.factories import add_customer, add_invoice
 from tests.test_kpis import AS_OF, _sent
 
@@ -43,7 +43,7 @@ def _kpi_artifacts(run_id: str) -> list[dict[str, Any]]:
 
 
 def test_the_weekly_kpi_table_appears_once_tracking_data_exists(prefect_server, engine):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     add_customer(engine)
     inv = add_invoice(engine, "INV-TRACKED")

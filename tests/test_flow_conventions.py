@@ -81,7 +81,7 @@ def _artifacts(flow_run_id: Any) -> dict[str, Any]:
 def test_a_run_names_its_runs_tags_its_batches_logs_counts_and_ends_with_them(
     prefect_server, engine
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     state = payment_reminders(as_of=AS_OF, return_state=True)
@@ -132,7 +132,7 @@ def test_a_run_names_its_runs_tags_its_batches_logs_counts_and_ends_with_them(
 
 
 def test_a_dry_run_publishes_under_its_own_keys_and_says_would_send(prefect_server, engine):
-    from flows.dry_run import reminders_dry_run
+    from dunning.flows.dry_run import reminders_dry_run
 
     _portfolio(engine)
     state = reminders_dry_run(as_of=AS_OF, return_state=True)

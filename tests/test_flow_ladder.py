@@ -57,7 +57,7 @@ def _ledger(engine: Any) -> list[tuple[str, str, str, str, str | None]]:
 def test_first_contact_case_first_overdue_wording_then_repeats_from_the_last_sent(
     prefect_server, engine
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _import_case(CASE)
     stages: dict[str, list[tuple[str, str]]] = {"INV-CU-1": [], "INV-CU-2": []}
@@ -99,7 +99,7 @@ def _broken_templates(tmp_path: Path) -> Path:
 def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
     prefect_server, engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _import_case(CASE)
     monkeypatch.setenv("DUNNING_TEMPLATES_DIR", str(_broken_templates(tmp_path)))
@@ -118,7 +118,7 @@ def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
 
 
 def test_a_reminder_that_never_reached_the_provider_is_sent_after_all(prefect_server, engine):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _import_case(CASE)
     with engine.begin() as conn:
@@ -162,7 +162,7 @@ def _events(resource_id: str, since_instant: dt.datetime) -> list[dict[str, Any]
 
 
 def test_an_exhausted_ladder_escalates_once_instead_of_going_silent(prefect_server, engine):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     started = dt.datetime.now(dt.UTC)
     _import_case(CASE)

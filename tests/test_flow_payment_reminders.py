@@ -48,7 +48,7 @@ def _portfolio(engine) -> None:
 def test_a_run_sends_each_due_reminder_once_and_a_rerun_sends_nothing(
     prefect_server, engine, tmp_path: Path
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     dry = payment_reminders(as_of=AS_OF, dry_run=True)
@@ -93,7 +93,7 @@ def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, en
     )
     from prefect.client.schemas.sorting import ArtifactSort
 
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     report = payment_reminders(as_of=AS_OF)
@@ -118,7 +118,7 @@ def test_the_run_publishes_its_summary_and_failures_artifacts(prefect_server, en
 
 
 def test_the_summary_shows_the_delivery_funnel(prefect_server, engine):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     report = payment_reminders(as_of=AS_OF)
@@ -127,7 +127,7 @@ def test_the_summary_shows_the_delivery_funnel(prefect_server, engine):
 
 
 def test_max_messages_defers_the_rest_to_the_next_run(prefect_server, engine):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     report = payment_reminders(as_of=AS_OF, max_messages=1)
@@ -156,7 +156,7 @@ def _delivery_tasks(flow_run_id: str) -> int:
 
 
 def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_server, engine):
-    from flows.payment_reminders import fan_out, payment_reminders
+    from dunning.flows.payment_reminders import fan_out, payment_reminders
 
     _portfolio(engine)
     report = payment_reminders(as_of=AS_OF, dry_run=True)
@@ -171,8 +171,8 @@ def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_s
 
 
 def test_rerunning_a_seeded_portfolio_for_the_same_as_of_sends_nothing_new(prefect_server, engine):
-    from dunning.seed import seed_portfolio
-    from flows.payment_reminders import payment_reminders
+    from dunning.devtools.seed import seed_portfolio
+    from dunning.flows.payment_reminders import payment_reminders
 
     # the seed has failed card payments, promises, repeats: every path the planner takes
     seed_portfolio(engine, 200, 1000, 7, AS_OF.date())  # the demo portfolio

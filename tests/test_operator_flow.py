@@ -77,7 +77,7 @@ def _audit(engine: Engine) -> list[OperatorAction]:
 def test_the_form_runs_each_action_changes_the_plan_and_is_audited(
     prefect_server: None, engine: Engine, db_url: str
 ) -> None:
-    from flows.operator_action import operator_action
+    from dunning.flows.operator_action import operator_action
 
     add_customer(engine, "C1")
     add_invoice(engine, "INV-1", "C1", due_on=dt.date(2026, 11, 10))

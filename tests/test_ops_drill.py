@@ -35,8 +35,8 @@ from bench.common import fake_providers
 from dunning.alerts import ZOMBIE_AUTOMATION
 from dunning.db import get_engine, upgrade
 from dunning.db.models import Reminder
+from dunning.devtools.seed import seed_portfolio
 from dunning.prefect_setup import local_server
-from dunning.seed import seed_portfolio
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -40,7 +40,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, rx: Receiver) -> None:
 def test_a_run_delivers_one_verified_reminder_sent_per_sent_row(
     prefect_server, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     rx = Receiver(free_port())
@@ -58,8 +58,8 @@ def test_a_run_delivers_one_verified_reminder_sent_per_sent_row(
 def test_a_receiver_down_for_the_run_gets_everything_when_the_flow_runs_again(
     prefect_server, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.outbound_events import outbound_events
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.outbound_events import outbound_events
+    from dunning.flows.payment_reminders import payment_reminders
 
     _portfolio(engine)
     rx = Receiver(free_port())

@@ -15,9 +15,9 @@ from prefect.exceptions import ParameterTypeError, PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
 from pydantic import ValidationError
 
+from dunning.flows.dry_run import reminders_dry_run
+from dunning.flows.payment_reminders import payment_reminders
 from dunning.params import RunParameters
-from flows.dry_run import reminders_dry_run
-from flows.payment_reminders import payment_reminders
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = {

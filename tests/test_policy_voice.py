@@ -255,7 +255,7 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
 
 
 def test_a_run_limited_to_the_final_notice_keeps_its_repeats_and_call_retries():
-    from tasks.plan import select_lines
+    from dunning.tasks.plan import select_lines
 
     p = portfolio(CALLABLE, AT_RISK, days_overdue=7, ledger=[_missed()])
     lines = plan(p, AS_OF, EXAMPLE)

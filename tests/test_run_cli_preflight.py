@@ -121,7 +121,7 @@ def test_a_policy_without_calls_needs_no_voice_setup(tmp_path: Path) -> None:
     from dunning.policy import load_policy
 
     voice_policy = ROOT / "examples" / "policy_voice.toml"
-    assert "voice" not in load_policy(ROOT / "segments" / "policy.toml").channels
+    assert "voice" not in load_policy(ROOT / "dunning" / "policy" / "default_policy.toml").channels
     assert {"voice", "sms"} <= load_policy(voice_policy).channels
     twilio = {
         "DUNNING_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,

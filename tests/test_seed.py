@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt
+from dunning.devtools.seed import MARKETS, generate, invoice_counts, phone_for, seed_portfolio
 from dunning.errors import DunningError
 from dunning.money import exponent
-from dunning.seed import MARKETS, generate, invoice_counts, phone_for, seed_portfolio
 
 AS_OF = dt.date(2026, 11, 24)
 

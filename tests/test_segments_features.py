@@ -9,7 +9,7 @@ import pytest
 
 from dunning.policy import segment_frame
 from dunning.portfolio import build_portfolio
-from segments.rules import assign_segments, segment_summary
+from dunning.segments.rules import assign_segments, segment_summary
 from tests.policy_support import AS_OF, POLICY, TODAY, history
 
 

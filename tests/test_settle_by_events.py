@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from dunning.channels import get_channel
 from dunning.db import session_scope
 from dunning.db.models import Reminder, WebhookInbox
-from dunning.fakes import run_fakes
-from dunning.fakes.sendgrid import public_key_b64
+from dunning.devtools.fakes import run_fakes
+from dunning.devtools.fakes.sendgrid import public_key_b64
 from dunning.ledger import claim, record
 from dunning.render import compose
 from dunning.tracking import apply_inbox

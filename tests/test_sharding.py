@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 from dunning import db
 from dunning.cli import _load_commands, app
 from dunning.db.models import Customer, Invoice, Reminder
-from dunning.db.scratch import scratch_database
+from dunning.devtools.scratch import scratch_database
+from dunning.devtools.seed import seed_portfolio
 from dunning.params import RunParameters
 from dunning.portfolio import load_portfolio
 from dunning.report import RunReport
-from dunning.seed import seed_portfolio
 from dunning.sharding import shard_key, shard_of, split_evenly
 from tests.conftest import PG_URL
 from tests.factories import add_customer

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
 from dunning.db.models import Invoice, Reminder, ReminderRun
-from dunning.fakes import run_fakes
-from dunning.seed import seed_portfolio
+from dunning.devtools.fakes import run_fakes
+from dunning.devtools.seed import seed_portfolio
 from dunning.sharding import shard_of
 from tests.factories import add_customer, add_invoice
 
@@ -52,7 +52,7 @@ def _runs(engine: Engine) -> list[Any]:
 
 
 def test_three_shards_send_exactly_what_one_run_sends(prefect_server, engine: Engine):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     seed_portfolio(engine, 150, 600, 7, AS_OF.date())
     single = payment_reminders(as_of=AS_OF)
@@ -86,7 +86,7 @@ def test_three_shards_send_exactly_what_one_run_sends(prefect_server, engine: En
 def test_shards_act_as_of_the_coordinators_instant_and_split_max_messages(
     prefect_server, engine: Engine
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     seed_portfolio(engine, 150, 600, 7, AS_OF.date())
     dry = payment_reminders(dry_run=True, shards=2)  # as_of empty: now
@@ -110,7 +110,7 @@ def _customer_in_shard(shard: int, shards: int, prefix: str) -> str:
 def test_a_failed_shard_fails_the_coordinator_after_the_other_shards_ran(
     prefect_server, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     # Shard 0 has only SMS reminders and Twilio refuses our credentials; shard 1 sends email.
     sms_only = _customer_in_shard(0, 2, "SMS")

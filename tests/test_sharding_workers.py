@@ -22,10 +22,10 @@ from sqlalchemy import Engine, func, select
 
 from bench.common import fake_providers
 from dunning.db.models import Reminder, ReminderRun
+from dunning.devtools.seed import seed_portfolio
 from dunning.policy import load_policy, plan
 from dunning.portfolio import load_portfolio
 from dunning.prefect_setup import local_server
-from dunning.seed import seed_portfolio
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

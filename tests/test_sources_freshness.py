@@ -68,8 +68,8 @@ def _sent(report) -> set[str]:  # noqa: ANN001 - a RunReport
 def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
     prefect_server: None, engine: Engine, erp: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.payment_reminders import payment_reminders
-    from flows.sync_sources import sync_sources
+    from dunning.flows.payment_reminders import payment_reminders
+    from dunning.flows.sync_sources import sync_sources
 
     (report,) = sync_sources()
     assert report["counts"]["invoices"]["inserted"] == 2
@@ -93,7 +93,7 @@ def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
 def test_a_stale_source_is_synced_at_the_start_of_the_run(
     prefect_server: None, engine: Engine, erp: Engine
 ) -> None:
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     # Never synced: the run syncs the ERP first, then reminds its open invoices.
     run = payment_reminders(as_of=AS_OF)

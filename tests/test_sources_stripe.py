@@ -1,8 +1,8 @@
 """The Stripe source against the fake Stripe, driven by the official ``stripe`` SDK over HTTP.
 
-The fake speaks Stripe's wire protocol (dunning/fakes/stripe_app.py) with objects built from
-Stripe's own fixtures; these tests check that protocol with the SDK, then sync, remind, pay,
-void and replay events end to end.
+The fake speaks Stripe's wire protocol (dunning/devtools/fakes/stripe_app.py) with objects
+built from Stripe's own fixtures; these tests check that protocol with the SDK, then sync,
+remind, pay, void and replay events end to end.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from dunning.cli import _load_commands, app
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, Reminder
-from dunning.fakes.stripe import StripeFakeState, fixtures_path
-from dunning.fakes.stripe_app import StripeFake, StripeFakeConfig, run_stripe_fake
+from dunning.devtools.fakes.stripe import StripeFakeState, fixtures_path
+from dunning.devtools.fakes.stripe_app import StripeFake, StripeFakeConfig, run_stripe_fake
 from dunning.sources.registry import get_source
 from dunning.sources.sync import sync_source
 from dunning.tracking.stripe_events import apply_stripe_event
@@ -194,7 +194,7 @@ def test_an_event_applied_by_the_webhook_and_by_the_sync_counts_once(
 def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_stops_them(
     prefect_server: None, engine: Engine, fake: StripeFake
 ) -> None:
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     ids = _seed(fake.state)
     _load_commands()

@@ -1,7 +1,8 @@
 """The Xero source against the fake Xero, driven by the official ``xero-python`` SDK over HTTP
 through Stoplight Prism.
 
-Prism runs in proxy mode with ``--errors`` in front of the fake (dunning/fakes/xero_app.py):
+Prism runs in proxy mode with ``--errors`` in front of the fake
+(dunning/devtools/fakes/xero_app.py):
 every request the SDK makes is validated against Xero's official OpenAPI description
 (/work/shared/specs/xero_accounting.yaml) and a violation is answered 422 instead of reaching
 the fake, so a non-conforming request fails the sync. The OAuth2 token endpoint is not part of
@@ -28,9 +29,9 @@ from typer.testing import CliRunner
 from dunning.cli import _load_commands, app
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, Reminder
+from dunning.devtools.fakes.xero import XeroFakeState
+from dunning.devtools.fakes.xero_app import XeroFake, run_xero_fake
 from dunning.errors import ConfigError
-from dunning.fakes.xero import XeroFakeState
-from dunning.fakes.xero_app import XeroFake, run_xero_fake
 from dunning.sources.config import load_sources
 from dunning.sources.registry import build_source, get_source
 from dunning.sources.sync import SyncFailed, sync_source
@@ -268,7 +269,7 @@ def test_payment_links_accepts_only_online_invoice(tmp_path: Path) -> None:
 def test_sync_then_run_reminds_exactly_the_open_invoices_and_paying_or_voiding_stops_them(
     prefect_server: None, engine: Engine, fake: XeroFake
 ) -> None:
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     ids = _seed(fake.state)
     _load_commands()

@@ -18,9 +18,9 @@ from tracking_support import seed, sg_event, stripe_event
 
 from dunning.db import session_scope
 from dunning.db.models import Reminder
+from dunning.flows.track_responses import track_responses
 from dunning.webhooks import store_records
 from dunning.webhooks.verify import InboxRecord
-from flows.track_responses import track_responses
 
 
 @pytest.mark.prefect

@@ -60,7 +60,7 @@ def _app(engine: Engine) -> object:
 def test_one_click_from_a_sent_eml_skips_the_next_plans_email(
     prefect_server: None, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     add_customer(engine, "C1")
     add_invoice(engine, "INV-1", "C1", due_on=dt.date(2026, 11, 20))

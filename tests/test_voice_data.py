@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from dunning import db
 from dunning.cli import _load_commands, app
 from dunning.db.models import Customer
-from dunning.db.scratch import scratch_database
+from dunning.devtools.scratch import scratch_database
 from tests.conftest import PG_URL
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

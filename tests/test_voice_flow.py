@@ -46,7 +46,7 @@ def _portfolio(engine) -> None:
 def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
     prefect_server, engine, monkeypatch: pytest.MonkeyPatch
 ):
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE))
     _portfolio(engine)

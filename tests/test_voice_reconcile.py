@@ -16,8 +16,8 @@ from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio_voice import TwilioVoiceChannel
 from dunning.db import session_scope
 from dunning.db.models import Reminder
-from dunning.fakes.server import run_fakes
-from dunning.fakes.twilio import FALLBACK_FROM
+from dunning.devtools.fakes.server import run_fakes
+from dunning.devtools.fakes.twilio import FALLBACK_FROM
 
 CALLED, NOT_CALLED = "+4915100000021", "+4915100000022"
 

@@ -22,8 +22,8 @@ from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio import BaseUrlHttpClient
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Reminder, WebhookInbox
-from dunning.fakes.server import run_fakes
-from dunning.fakes.twilio import FALLBACK_FROM
+from dunning.devtools.fakes.server import run_fakes
+from dunning.devtools.fakes.twilio import FALLBACK_FROM
 from dunning.tracking import apply_inbox
 from dunning.webhooks import WebhookSettings, create_app
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 
 from dunning.db import session_scope
 from dunning.db.models import WebhookInbox
-from dunning.fakes.server import RunningFakes, run_fakes
+from dunning.devtools.fakes.server import RunningFakes, run_fakes
 from dunning.webhooks import WebhookSettings, create_app
 
 SUPPORT = "+493012345678"

@@ -119,7 +119,10 @@ class ChannelSettings(BaseSettings):
     unsubscribe_secret: SecretStr = SecretStr(DEV_UNSUBSCRIBE_SECRET)
     sms_max_segments: int = Field(default=2, ge=1)
     sms_opt_out_hint: bool = True
-    templates_dir: str | None = Field(default=None, description="Default: templates/ in the repo.")
+    templates_dir: str | None = Field(
+        default=None,
+        description="Default: the templates shipped in the package (dunning/templates/).",
+    )
     # Branding of the HTML email (docs/delivery.md): a logo above the message, the colour of
     # the pay button, the summary's accent and the top rule.
     email_logo_url: str | None = Field(

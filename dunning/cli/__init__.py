@@ -11,11 +11,17 @@ from rich.markup import escape
 
 from dunning.cli.app import app, console
 
+#: Command modules of the test and demo tooling (``dunning seed``, ``dunning fakes``), loaded by
+#: name so the product has no static import of ``dunning.devtools``.
+DEVTOOLS_COMMANDS = ("dunning.devtools.cli_seed", "dunning.devtools.cli_fakes")
+
 
 def _load_commands() -> None:
     for mod in pkgutil.iter_modules(__path__):
         if mod.name != "app":
             importlib.import_module(f"{__name__}.{mod.name}")
+    for name in DEVTOOLS_COMMANDS:
+        importlib.import_module(name)
 
 
 def main() -> None:

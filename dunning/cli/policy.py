@@ -147,7 +147,7 @@ def forecast_command(
 @app.command("segments")
 def segments_command(as_of: str | None = _AS_OF, json_mode: bool = _JSON) -> None:
     """Show the customer segments with counts of customers, open invoices and open balances."""
-    from segments.rules import segment_summary
+    from dunning.segments.rules import segment_summary
 
     at = parse_as_of(as_of)
     portfolio, policy = _inputs()

@@ -89,8 +89,8 @@ def run(
         check_email_compliance()  # before Prefect starts: ConfigError names the setting
     # The ephemeral server's 20 s default start budget is too tight on a busy laptop or CI box.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from dunning.flows.payment_reminders import payment_reminders
     from dunning.report import RunReport
-    from flows.payment_reminders import payment_reminders
 
     if not json_out:
         console.print("[dim]running the payment-reminders flow…[/]")

@@ -27,9 +27,9 @@ from dunning.policy.model import (
     SendWindow,
     Stage,
 )
-from segments.features import FEATURE_NAMES
+from dunning.segments.features import FEATURE_NAMES
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "segments" / "policy.toml"
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "default_policy.toml"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -97,7 +97,7 @@ class _Reader:
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """The policy read from ``path`` (None: settings.policy_path, else segments/policy.toml)."""
+    """The policy read from ``path`` (None: settings.policy_path, else the default policy)."""
     path = path or get_settings().policy_path or DEFAULT_POLICY_PATH
     try:
         raw = path.read_text(encoding="utf-8")

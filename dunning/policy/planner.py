@@ -26,8 +26,8 @@ from dunning.policy.ladder import (
 from dunning.policy.model import RETRY_SUFFIX, Policy
 from dunning.policy.window import local_days, window_frame
 from dunning.portfolio import Portfolio
-from segments.features import aligned, compute_features, minor_threshold
-from segments.rules import assign_segments
+from dunning.segments.features import aligned, compute_features, minor_threshold
+from dunning.segments.rules import assign_segments
 
 PLAN_COLUMNS = [
     "invoice_id",

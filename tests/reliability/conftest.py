@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dunning.fakes import RunningFakes, run_fakes
+from dunning.devtools.fakes import RunningFakes, run_fakes
 
 
 @pytest.fixture

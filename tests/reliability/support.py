@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from dunning.db.models import Reminder
-from dunning.fakes import RunningFakes
+from dunning.devtools.fakes import RunningFakes
 from tests.factories import add_customer, add_invoice
 
 # Tuesday 24 Nov 2026, 15:00 UTC = 10:00 in New York: inside the default send window.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dunning.fakes import RunningFakes
-from dunning.faults import pause_files
+from dunning.devtools.fakes import RunningFakes
+from dunning.devtools.faults import pause_files
 from tests.reliability.support import (
     duplicates,
     ledger_rows,

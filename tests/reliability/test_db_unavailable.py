@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from dunning import db
-from dunning.fakes import RunningFakes
-from dunning.faults import pause_files
+from dunning.devtools.fakes import RunningFakes
+from dunning.devtools.faults import pause_files
 from tests.conftest import PG_URL
 from tests.reliability.support import (
     LEASE_S,

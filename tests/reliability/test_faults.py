@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dunning.faults import crash_point, parse, pause_files
+from dunning.devtools.faults import crash_point, parse, pause_files
 
 SCRIPT = (
-    "from dunning.faults import crash_point\n"
+    "from dunning.devtools.faults import crash_point\n"
     "for i in range(1, 4):\n"
     "    crash_point('after_send'); crash_point('after_claim')\n"
     "    print(i, flush=True)\n"

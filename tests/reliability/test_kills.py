@@ -14,7 +14,7 @@ import pytest
 
 from dunning import ledger, reconcile
 from dunning.channels import get_channel
-from dunning.fakes import RunningFakes
+from dunning.devtools.fakes import RunningFakes
 from dunning.render import compose
 from tests.factories import add_customer, add_invoice
 from tests.reliability.support import (

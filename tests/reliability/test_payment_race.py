@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from dunning import ledger
 from dunning.channels import get_channel
 from dunning.delivery import deliver_batch
-from dunning.fakes import RunningFakes
-from dunning.faults import pause_files
+from dunning.devtools.fakes import RunningFakes
+from dunning.devtools.faults import pause_files
 from dunning.render import compose
 from tests.factories import add_payment
 from tests.reliability.support import ledger_rows, portfolio, run_env, start_run, statuses

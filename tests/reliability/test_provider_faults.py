@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dunning.fakes import RunningFakes, run_fakes
+from dunning.devtools.fakes import RunningFakes, run_fakes
 from tests.reliability.support import (
     AS_OF,
     LEASE_S,
@@ -44,7 +44,7 @@ def _point_at(fakes: RunningFakes, monkeypatch: pytest.MonkeyPatch, **extra: str
 
 def _run(batch_size: int) -> Any:
     """The final state of one reminder flow run in this process."""
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     return payment_reminders(as_of=AS_OF, batch_size=batch_size, return_state=True)
 

@@ -134,7 +134,7 @@ def test_explicit_days_override_and_naive_now_is_refused(engine: Engine) -> None
 
 @pytest.mark.prefect
 def test_the_retention_flow_applies_the_setting(prefect_server: None, engine: Engine) -> None:
-    from flows.retention import retention
+    from dunning.flows.retention import retention
 
     _seed(engine)
     state = retention(now=NOW, return_state=True)

@@ -30,7 +30,7 @@ from dunning.db.models import (
     ReminderRun,
     WebhookInbox,
 )
-from dunning.fakes import run_fakes
+from dunning.devtools.fakes import run_fakes
 from tests.factories import add_customer, add_invoice
 from tests.security.prefect_api import read_artifacts, read_logs
 
@@ -171,7 +171,7 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
                 monkeypatch.setenv(name, value)
         monkeypatch.setenv("DUNNING_SENDGRID_API_KEY", WRONG_KEY)
         from dunning.config import get_settings
-        from flows.payment_reminders import payment_reminders
+        from dunning.flows.payment_reminders import payment_reminders
 
         get_settings.cache_clear()
         # Six days later new stages are due, so the run reaches SendGrid with the wrong key.

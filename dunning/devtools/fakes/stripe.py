@@ -29,7 +29,7 @@ def fixtures_path() -> Path:
     checkout (as CI lays it out) or /work/shared/specs."""
     given = os.environ.get("DUNNING_STRIPE_FIXTURES")
     candidates = [Path(given)] if given else []
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     candidates += [
         root.parent / "shared" / "specs" / FIXTURES_NAME,
         Path("/work/shared/specs") / FIXTURES_NAME,

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dunning.cli.app import app, console, emit_json, fail, show_progress
 from dunning.config import get_settings
 from dunning.db import get_engine
+from dunning.devtools.seed import seed_portfolio
 from dunning.errors import DunningError
-from dunning.seed import seed_portfolio
 
 
 def _parse_as_of(value: str | None) -> dt.date:

@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dunning.fakes.context import FakeContext
-from dunning.fakes.faults import Fault
-from dunning.fakes.state import Received
+from dunning.devtools.fakes.context import FakeContext
+from dunning.devtools.fakes.faults import Fault
+from dunning.devtools.fakes.state import Received
 
 MAX_BYTES = 30 * 1024 * 1024
 MAX_PERSONALIZATIONS = 1000

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from dunning.devtools.fakes import sendgrid, twilio, twilio_app, twilio_calls
+from dunning.devtools.fakes.config import FakeConfig
+from dunning.devtools.fakes.context import FakeContext
+from dunning.devtools.fakes.state import FakeState, Received
 from dunning.errors import ConfigError
-from dunning.fakes import sendgrid, twilio, twilio_app, twilio_calls
-from dunning.fakes.config import FakeConfig
-from dunning.fakes.context import FakeContext
-from dunning.fakes.state import FakeState, Received
 
 #: Paths of the dunning webhook receiver (dunning.webhooks.app) the fakes post to by default.
 WEBHOOK_PATHS = {

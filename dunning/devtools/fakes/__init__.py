@@ -4,10 +4,10 @@
 ``dunning fakes serve`` runs them in the foreground.
 """
 
-from dunning.fakes.config import FakeConfig
-from dunning.fakes.context import FakeContext
-from dunning.fakes.server import RunningFakes, bind, create_app, env_for, run_fakes, serve
-from dunning.fakes.state import FakeState, Received
+from dunning.devtools.fakes.config import FakeConfig
+from dunning.devtools.fakes.context import FakeContext
+from dunning.devtools.fakes.server import RunningFakes, bind, create_app, env_for, run_fakes, serve
+from dunning.devtools.fakes.state import FakeState, Received
 
 __all__ = [
     "FakeConfig",

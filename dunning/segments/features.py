@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from dunning.policy.model import Policy
     from dunning.portfolio import Portfolio
 
-#: Features segment rules may use (see segments/policy.toml).
+#: Features segment rules may use (see dunning/policy/default_policy.toml).
 FEATURE_NAMES = (
     "on_time_share",
     "mean_days_late",

@@ -28,7 +28,7 @@ from dunning.db.models import ReminderRun, utcnow
 from dunning.params import RunParameters
 from dunning.report import RunReport
 from dunning.sharding import split_evenly
-from tasks.report import publish_report
+from dunning.tasks.report import publish_report
 
 #: The deployment a coordinator started from a deployment sends its shards to, when it exists.
 SHARD_DEPLOYMENT = "payment-reminders/payment-reminders-shard"
@@ -279,6 +279,6 @@ def _stored_report(flow_run_id: uuid.UUID | str | None) -> RunReport | None:
 
 def _reminder_flow() -> Any:
     """The payment-reminders flow, which shard runs are (imported late: it imports this)."""
-    from flows.payment_reminders import payment_reminders
+    from dunning.flows.payment_reminders import payment_reminders
 
     return payment_reminders

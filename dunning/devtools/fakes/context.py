@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 
-from dunning.fakes.config import FakeConfig
-from dunning.fakes.faults import Fault, Faults
-from dunning.fakes.state import CallbackLog, FakeState
+from dunning.devtools.fakes.config import FakeConfig
+from dunning.devtools.fakes.faults import Fault, Faults
+from dunning.devtools.fakes.state import CallbackLog, FakeState
 from dunning.masking import scrub
 
-log = logging.getLogger("dunning.fakes")
+log = logging.getLogger("dunning.devtools.fakes")
 
 
 def _record(

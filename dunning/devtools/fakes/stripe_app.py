@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dunning.fakes.stripe import StripeError, StripeFakeState
+from dunning.devtools.fakes.stripe import StripeError, StripeFakeState
 
 _LIST_PARAMS = {"limit", "starting_after", "ending_before", "expand"}
 _ALLOWED = {
@@ -177,7 +177,7 @@ def run_stripe_fake(
     config: StripeFakeConfig | None = None, state: StripeFakeState | None = None
 ) -> Iterator[StripeFake]:
     """A fake Stripe served on a free 127.0.0.1 port in a background thread."""
-    from dunning.fakes.server import serve_in_thread
+    from dunning.devtools.fakes.server import serve_in_thread
 
     fake = StripeFake("", state or StripeFakeState(), config or StripeFakeConfig())
     fake.counter = itertools.count()

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dunning.fakes.xero import XeroError, XeroFakeState
+from dunning.devtools.fakes.xero import XeroError, XeroFakeState
 
 _KINDS = {"Contacts": "contacts", "Invoices": "invoices", "Payments": "payments"}
 _UPDATED = re.compile(r"/Date\((\d+)")
@@ -235,7 +235,7 @@ def run_xero_fake(
     config: XeroFakeConfig | None = None, state: XeroFakeState | None = None
 ) -> Iterator[XeroFake]:
     """A fake Xero served on a free 127.0.0.1 port in a background thread."""
-    from dunning.fakes.server import serve_in_thread
+    from dunning.devtools.fakes.server import serve_in_thread
 
     fake = XeroFake("", state or XeroFakeState(), config or XeroFakeConfig())
     with serve_in_thread(create_xero_app(fake), "dunning-fake-xero") as base_url:

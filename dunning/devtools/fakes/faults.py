@@ -7,8 +7,8 @@ import threading
 import time
 from collections import deque
 
-from dunning.fakes.config import FakeConfig
-from dunning.fakes.state import FakeState
+from dunning.devtools.fakes.config import FakeConfig
+from dunning.devtools.fakes.state import FakeState
 
 
 class Fault(enum.Enum):

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dunning.fakes.context import FakeContext
-from dunning.fakes.faults import Fault
-from dunning.fakes.state import Received
-from dunning.fakes.twilio import (
+from dunning.devtools.fakes.context import FakeContext
+from dunning.devtools.fakes.faults import Fault
+from dunning.devtools.fakes.state import Received
+from dunning.devtools.fakes.twilio import (
     FALLBACK_FROM,
     PREFIX,
     TwilioError,

@@ -9,7 +9,7 @@
 
 Points in ``dunning.delivery``: ``before_claim``, ``after_claim``, ``after_send`` (the provider
 accepted, nothing recorded yet) and ``after_record``. With the variable unset the hook costs one
-environment lookup, so it stays in production code.
+environment lookup; the product reaches it through dunning.faultpoint only when the variable is set.
 """
 
 from __future__ import annotations

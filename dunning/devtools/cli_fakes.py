@@ -10,9 +10,9 @@ import httpx
 import typer
 
 from dunning.cli.app import console, emit_json, fail, fakes_app, out
+from dunning.devtools.fakes import FakeConfig, FakeContext, bind, env_for, serve
+from dunning.devtools.fakes.server import WEBHOOK_PATHS
 from dunning.errors import ConfigError
-from dunning.fakes import FakeConfig, FakeContext, bind, env_for, serve
-from dunning.fakes.server import WEBHOOK_PATHS
 
 _FAKES_URL = typer.Option(
     "http://127.0.0.1:8025", "--fakes-url", help="Where `dunning fakes serve` listens."

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dunning.policy.model import Condition, Policy
-from segments.features import aligned, invoice_history
+from dunning.segments.features import aligned, invoice_history
 
 if TYPE_CHECKING:
     from dunning.portfolio import Portfolio

@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dunning.fakes.context import FakeContext
-from dunning.fakes.faults import Fault
-from dunning.fakes.state import Received
-from dunning.fakes.twilio import (
+from dunning.devtools.fakes.context import FakeContext
+from dunning.devtools.fakes.faults import Fault
+from dunning.devtools.fakes.state import Received
+from dunning.devtools.fakes.twilio import (
     _E164,
     API_VERSION,
     PREFIX,
@@ -38,7 +38,7 @@ from dunning.fakes.twilio import (
     rfc2822,
     sign,
 )
-from dunning.fakes.twilio_app import _authenticate, fault_error, fetch_one, list_all
+from dunning.devtools.fakes.twilio_app import _authenticate, fault_error, fetch_one, list_all
 
 OUTCOMES = ("human", "machine", "no-answer", "busy", "failed")
 CALL_FILTERS = ("To", "From", "Status", "StartTime", "StartTime<", "StartTime>")
