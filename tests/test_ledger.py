@@ -8,12 +8,13 @@ import threading
 import pandas as pd
 from sqlalchemy import select
 
-from dunning import ledger, reconcile
+from dunning import ledger
 from dunning.channels.base import OutboundMessage, ReminderData, SendResult
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
 from dunning.delivery import deliver_batch
 from dunning.errors import ProviderAuthError
+from dunning.ledger import reconcile
 from tests.factories import add_customer, add_invoice, add_payment
 
 

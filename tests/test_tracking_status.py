@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from dunning.ledger.status import moves_forward
 from dunning.tracking.status import (
-    moves_forward,
     parse_keyword,
     sendgrid_outcome,
     twilio_outcome,

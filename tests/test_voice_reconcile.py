@@ -10,7 +10,6 @@ from factories import add_customer, add_invoice
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from dunning import reconcile
 from dunning.channels.base import OutboundMessage
 from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio_voice import TwilioVoiceChannel
@@ -18,6 +17,7 @@ from dunning.db import session_scope
 from dunning.db.models import Reminder
 from dunning.devtools.fakes.server import run_fakes
 from dunning.devtools.fakes.twilio import FALLBACK_FROM
+from dunning.ledger import reconcile
 
 CALLED, NOT_CALLED = "+4915100000021", "+4915100000022"
 

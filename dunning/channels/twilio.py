@@ -25,7 +25,7 @@ from dunning.channels.settings import ChannelSettings
 from dunning.errors import ConfigError, ProviderAuthError
 
 if TYPE_CHECKING:
-    from dunning.reconcile import StaleClaim
+    from dunning.ledger.reconcile import StaleClaim
 
 TWILIO_API = "https://api.twilio.com"
 #: Kept-alive connections per host: above the sends in flight of a worker (tasks x threads).
@@ -204,7 +204,7 @@ def callback_for(url: str, reminder_id: int) -> str:
 
     Why: when the send times out we never learn the message's sid, so the status callback is
     the only news that it went out; the reminder id in its URL lets track-responses settle
-    the ambiguous claim (``dunning.tracking.ledger.settle_ambiguous``).
+    the ambiguous claim (``dunning.ledger.events.settle_ambiguous``).
     """
     parts = urlsplit(url)
     query = [

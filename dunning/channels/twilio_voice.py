@@ -24,7 +24,7 @@ from dunning.errors import ConfigError
 from dunning.voice.calls import STATUS_PATH, answer_url
 
 if TYPE_CHECKING:
-    from dunning.reconcile import StaleClaim
+    from dunning.ledger.reconcile import StaleClaim
 
 
 class TwilioVoiceChannel:

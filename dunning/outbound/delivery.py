@@ -33,8 +33,8 @@ from dunning.db.models import (
     utcnow,
 )
 from dunning.errors import ConfigError
+from dunning.ledger.events import rowcount
 from dunning.outbound.subscribers import OutboundSettings, mask_url, sync_env
-from dunning.tracking.ledger import rowcount
 
 MAX_DELAY = dt.timedelta(hours=6)
 BATCH = 200

@@ -24,8 +24,8 @@ from dunning.config import load_settings
 from dunning.db import session_scope
 from dunning.db.models import OutboundDelivery, OutboundEvent, OutboundSubscriber, utcnow
 from dunning.errors import ConfigError
+from dunning.ledger.events import rowcount
 from dunning.outbound.events import EVENT_TYPES
-from dunning.tracking.ledger import rowcount
 
 
 class OutboundSettings(BaseSettings):

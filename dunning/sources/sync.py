@@ -25,10 +25,10 @@ from dunning.importers.reader import Row
 from dunning.importers.reader import Table as RecordTable
 from dunning.importers.validate import KINDS, Plan, classify, validate_rows
 from dunning.importers.writer import load_context, write_plan
+from dunning.ledger.events import OPEN_STATUSES
 from dunning.masking import scrub
 from dunning.sources import state
 from dunning.sources.base import IMPORT_KINDS, RECORD_TYPES, Pull, PullProgress, Record, Source
-from dunning.tracking.ledger import OPEN_STATUSES
 from dunning.tracking.payments import NewPayment, record_attempt, record_payments
 
 _CHUNK = 500

@@ -16,7 +16,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from dunning import ledger, reconcile
+from dunning import ledger
 from dunning.channels import get_channel
 from dunning.channels.base import Channel
 from dunning.channels.settings import get_channel_settings
@@ -25,6 +25,7 @@ from dunning.db import get_engine
 from dunning.db.models import CHANNELS
 from dunning.delivery import BatchResult, deliver_batch
 from dunning.errors import ConfigError
+from dunning.ledger import reconcile
 from dunning.render import compose
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from dunning.db import session_scope
 from dunning.db.models import Reminder, WebhookInbox, utcnow
-from dunning.tracking.ledger import (
+from dunning.ledger.events import (
     apply_outcome,
     customers_by_email,
     record_event,

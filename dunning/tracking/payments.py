@@ -28,8 +28,8 @@ from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
+from dunning.ledger.events import skip_open_reminders
 from dunning.outbound.events import Event, emit
-from dunning.tracking.ledger import skip_open_reminders
 
 #: Ids per IN list: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500

@@ -30,8 +30,8 @@ from dunning.db import session_scope
 from dunning.db.models import Reminder, utcnow
 from dunning.delivery import deliver_batch
 from dunning.errors import DunningError
+from dunning.ledger.events import opt_out, record_event
 from dunning.render import compose
-from dunning.tracking.ledger import opt_out, record_event
 from dunning.voice import twiml
 from dunning.voice.calls import Call, load_call
 from dunning.voice.script import call_script

@@ -26,9 +26,9 @@ from starlette.responses import HTMLResponse, Response
 
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder, utcnow
+from dunning.ledger.events import opt_out, record_event
 from dunning.render import locale_candidates, render_template, template_exists
 from dunning.render import verify_unsubscribe_token as verify_token
-from dunning.tracking.ledger import opt_out, record_event
 
 #: The only body RFC 8058 section 3.1 defines for the one-click POST.
 ONE_CLICK = ("List-Unsubscribe", "One-Click")

@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dunning import ledger, reconcile
+from dunning import ledger
 from dunning.channels import get_channel
 from dunning.devtools.fakes import RunningFakes
+from dunning.ledger import reconcile
 from dunning.render import compose
 from tests.factories import add_customer, add_invoice
 from tests.reliability.support import (

@@ -1,16 +1,19 @@
-"""Ledger updates shared by webhooks, polling and payments (over a SQLAlchemy session)."""
+"""Ledger updates from delivery events, polling and payments (over a SQLAlchemy session)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Customer, DeliveryEvent, Reminder
+from dunning.ledger.status import STATUS_TIMESTAMP, moves_forward
 from dunning.outbound.events import STATUS_EVENTS, Event, emit
-from dunning.tracking.status import STATUS_TIMESTAMP, Outcome, moves_forward
+
+if TYPE_CHECKING:
+    from dunning.tracking.status import Outcome
 
 OPEN_STATUSES = ("planned", "claimed")
 

@@ -1,0 +1,162 @@
+"""Plan rows: the reminders a plan adds to the ledger (idempotent per invoice, stage and
+channel), and lookups of planned rows for the delivery tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Table, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dunning.db.models import Reminder, utcnow
+from dunning.ledger.common import _chunks
+from dunning.outbound.events import Event, emit
+from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
+
+
+def _instant(value: object) -> dt.datetime:
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).to_pydatetime()
+
+
+def record_plan(
+    engine: Engine,
+    sends: pd.DataFrame,
+    *,
+    run_id: str | None = None,
+    as_of: dt.datetime | None = None,
+) -> list[int]:
+    """Ids of the ``planned`` ledger rows for the plan's send lines, inserting missing ones.
+
+    ``sends`` has invoice_id, customer_id, stage, channel, segment, tone and not_before. The
+    UNIQUE constraint makes re-planning idempotent: a row that exists already is left alone,
+    except a reminder that never reached the provider (``failed_permanent``, or ``skipped`` at
+    claim time but not by an operator), which the planner plans again: it goes back to
+    ``planned`` (its last error kept until the next attempt). Only ``planned`` rows come back
+    to be claimed.
+    """
+    if sends.empty:
+        return []
+    now = utcnow()
+    cols = ["invoice_id", "customer_id", "stage", "channel", "segment", "tone", "not_before"]
+    frame = sends[[c for c in cols if c in sends.columns]]
+    rows: list[dict[str, Any]] = []
+    rec: Any
+    for rec in frame.itertuples(index=False):
+        nb = getattr(rec, "not_before", None)
+        rows.append(
+            {
+                "invoice_id": int(rec.invoice_id),
+                "customer_id": str(rec.customer_id),
+                "stage": str(rec.stage),
+                "channel": str(rec.channel),
+                "segment": None if pd.isna(getattr(rec, "segment", None)) else str(rec.segment),
+                "tone": None if pd.isna(getattr(rec, "tone", None)) else str(rec.tone),
+                "status": "planned",
+                "attempts": 0,
+                "planned_at": now,
+                "planned_for": as_of or now,
+                "not_before": None if nb is None or pd.isna(nb) else _instant(nb),
+                "flow_run_id": run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    table = Reminder.__table__
+    assert isinstance(table, Table)
+    with engine.begin() as conn:
+        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        # Why executemany rather than one VALUES list per chunk: the statement compiles once
+        # and stays in SQLAlchemy's cache (insertmanyvalues batches the rows on both
+        # backends); a literal VALUES list re-compiled 20k bind parameters per run.
+        stmt = ins(table).on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
+        conn.execute(stmt, rows)
+        conn.execute(_reopen(), [{f"b_{k}": v for k, v in r.items()} for r in rows])
+        ids: list[int] = []
+        invoice_ids = sorted({r["invoice_id"] for r in rows})
+        wanted = {(r["invoice_id"], r["stage"], r["channel"]) for r in rows}
+        for chunk in _chunks(invoice_ids):
+            found = conn.execute(
+                select(Reminder.id, Reminder.invoice_id, Reminder.stage, Reminder.channel).where(
+                    Reminder.invoice_id.in_(chunk), Reminder.status == "planned"
+                )
+            )
+            ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
+        if any(r["stage"] == "promise_broken" for r in rows):
+            _emit_promises_broken(conn, invoice_ids, now)
+    return sorted(ids)
+
+
+def _reopen() -> Any:
+    """The UPDATE (executemany, ``b_`` parameters of a plan row) that puts a reminder that
+    never reached the provider back to ``planned``; an operator's skip stays."""
+    return (
+        update(Reminder)
+        .where(
+            Reminder.invoice_id == bindparam("b_invoice_id"),
+            Reminder.stage == bindparam("b_stage"),
+            Reminder.channel == bindparam("b_channel"),
+            # Why OR of equalities: an IN list cannot be used in an executemany statement.
+            or_(*(Reminder.status == status for status in sorted(NOT_SENT))),
+            (Reminder.reason.is_(None)) | ~Reminder.reason.startswith(OPERATOR_REASON_PREFIX),
+        )
+        .values(
+            status="planned",
+            claimed_by=None,
+            lease_expires_at=None,
+            segment=bindparam("b_segment"),
+            tone=bindparam("b_tone"),
+            planned_at=bindparam("b_planned_at"),
+            planned_for=bindparam("b_planned_for"),
+            not_before=bindparam("b_not_before"),
+            flow_run_id=bindparam("b_flow_run_id"),
+            updated_at=bindparam("b_updated_at"),
+        )
+    )
+
+
+def _emit_promises_broken(conn: Any, invoice_ids: list[int], now: dt.datetime) -> None:
+    """One promise.broken event per invoice whose promise_broken reminder this plan just
+    inserted (the planner decided the promise to pay was broken; re-planning adds nothing)."""
+    first: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(invoice_ids):
+        rows = conn.execute(
+            select(Reminder.id, Reminder.invoice_id, Reminder.customer_id)
+            .where(
+                Reminder.invoice_id.in_(chunk),
+                Reminder.stage == "promise_broken",
+                Reminder.created_at == now,
+            )
+            .order_by(Reminder.id)
+        )
+        for r in rows:
+            first.setdefault(r.invoice_id, (r.id, r.customer_id))
+    emit(conn, [Event("promise.broken", inv, cust, rid) for inv, (rid, cust) in first.items()], now)
+
+
+def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
+    """``reminder_ids`` grouped by their invoice (invoice order, then id order)."""
+    groups: dict[int, list[int]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(reminder_ids)):
+            rows = conn.execute(
+                select(Reminder.invoice_id, Reminder.id).where(Reminder.id.in_(chunk))
+            )
+            for invoice_id, rid in rows:
+                groups.setdefault(invoice_id, []).append(rid)
+    return [sorted(groups[k]) for k in sorted(groups)]
+
+
+def channels_and_stages(engine: Engine, reminder_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """(channel, stage) of each of ``reminder_ids``, to name and tag the delivery tasks."""
+    out: dict[int, tuple[str, str]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(reminder_ids)):
+            rows = conn.execute(
+                select(Reminder.id, Reminder.channel, Reminder.stage).where(Reminder.id.in_(chunk))
+            )
+            out.update({rid: (str(channel), str(stage)) for rid, channel, stage in rows})
+    return out
