@@ -10,23 +10,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from dunning.core.status import RUN_OUTCOME
 from dunning.db.models import Reminder
 
-#: Ledger status -> the run's outcome word for a send line.
-_OUTCOME = {
-    "sent": "sent",
-    "delivered": "sent",
-    "opened": "sent",
-    "clicked": "sent",
-    "replied": "sent",
-    "bounced": "sent",
-    "undelivered": "sent",
-    "failed_permanent": "failed",
-    "skipped": "skipped",
-    "planned": "pending",
-    "claimed": "unknown",
-    "unknown": "unknown",
-}
 ACTIONS = ("sent", "failed", "skipped", "deferred", "pending", "unknown", "planned")
 #: The outcomes the failures artifact lists: failed, fate unknown, left for the next run.
 FAILURE_OUTCOMES = ("failed", "unknown", "pending")
@@ -113,7 +99,7 @@ def outcomes(
             .merge(led, on=["invoice_id", "stage", "channel"], how="left")
             .set_index("index")
         )
-        outcome = merged["status"].map(_OUTCOME).fillna("pending")
+        outcome = merged["status"].map(RUN_OUTCOME).fillna("pending")
         ours = merged["claimed_by"] == claimer
         by_other = outcome.isin(["sent", "failed"]) & ~ours
         outcome[by_other] = "skipped"

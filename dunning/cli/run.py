@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from dunning.cli.app import app, console, emit_json, fail, out, parse_instant, show_progress
 from dunning.config import get_settings
+from dunning.core.status import WITH_REASON
 from dunning.db import check_ready, get_engine, redact_url
 from dunning.db.models import Invoice, Reminder
 
@@ -186,9 +187,7 @@ def ledger_cmd(
     if json_out:
         for r in rows:
             error = None
-            if r.error_code or (
-                r.status in ("failed_permanent", "skipped", "unknown") and r.reason
-            ):
+            if r.error_code or (r.status in WITH_REASON and r.reason):
                 error = ": ".join(x for x in (r.error_code, r.reason) if x)
             emit_json(
                 {

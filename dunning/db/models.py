@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
 from dunning import sharding
+from dunning.core.status import ReminderStatus
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -67,22 +68,8 @@ MONEY = Numeric(18, 4, asdecimal=True)
 INVOICE_STATUSES = ("open", "paid", "void", "disputed")
 ATTEMPT_OUTCOMES = ("failed", "succeeded")
 CHANNELS = ("email", "sms", "voice")
-# The ledger's states. ``planned``/``claimed`` are open; everything else is an end state or a
-# tracking state after the message left.
-REMINDER_STATUSES = (
-    "planned",
-    "claimed",
-    "sent",
-    "delivered",
-    "opened",
-    "clicked",
-    "replied",
-    "bounced",
-    "undelivered",
-    "failed_permanent",
-    "skipped",
-    "unknown",
-)
+# The ledger's states, declared once in dunning.core.status (ReminderStatus).
+REMINDER_STATUSES = tuple(str(s) for s in ReminderStatus)
 
 
 class Base(DeclarativeBase):
@@ -237,7 +224,9 @@ class Reminder(Base):
     tone: Mapped[str | None] = mapped_column(String(32))  # from the policy (friendly, firm..)
     template: Mapped[str | None] = mapped_column(String(128))  # template variant used
     locale: Mapped[str | None] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(24), nullable=False, default="planned")
+    status: Mapped[str] = mapped_column(
+        String(24), nullable=False, default=str(ReminderStatus.PLANNED)
+    )
     reason: Mapped[str | None] = mapped_column(String(200))  # why skipped/failed/unknown
     error_code: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from dunning.core.status import ReminderStatus as S
 from dunning.db import session_scope
 from dunning.db.models import (
     Customer,
@@ -92,7 +93,7 @@ def _events(
             delivery.setdefault(int(ev.reminder_id), []).append(ev)
     for r in reminders:
         at = r.sent_at or r.claimed_at or r.planned_for or r.planned_at
-        why = f" ({r.reason})" if r.reason and r.status not in ("sent", "delivered") else ""
+        why = f" ({r.reason})" if r.reason and r.status not in (S.SENT, S.DELIVERED) else ""
         events.append(
             {
                 "at": at,

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from dunning.core.status import ReminderStatus as S
 from dunning.policy.model import Policy
 from dunning.policy.planner import check_as_of, plan, segment_frame
 from dunning.portfolio import Portfolio
@@ -38,7 +39,7 @@ def simulate(portfolio: Portfolio, as_of: datetime, policy: Policy, days: int) -
                 "invoice_id": sends["invoice_id"].to_numpy(),
                 "stage": sends["stage"].astype(str).to_numpy(),
                 "channel": sends["channel"].astype(str).to_numpy(),
-                "status": "sent",
+                "status": str(S.SENT),
                 "sent_at": pd.Timestamp(at),
                 "claimed_at": pd.Timestamp(at),
                 "planned_at": pd.Timestamp(at),

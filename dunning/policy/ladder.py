@@ -6,32 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dunning.core.status import NOT_SENT as NOT_SENT  # ledger.py reads it here for now
 from dunning.policy.model import RETRY_SUFFIX, Ladder, Policy
 
-#: Ledger statuses that leave a (invoice, stage, channel) open: it is planned again.
-OPEN_LEDGER_STATUSES = frozenset({"planned"})
-#: Ledger statuses of a reminder that went (or may have gone) out to the customer.
-WENT_OUT = frozenset(
-    {
-        "claimed",
-        "sent",
-        "delivered",
-        "opened",
-        "clicked",
-        "replied",
-        "bounced",
-        "undelivered",
-        "unknown",
-    }
-)
-#: Ledger statuses of a reminder the provider accepted ("sent or later"): only these count
-#: as an earlier reminder the customer got, so only they move the ladder on.
-SENT_OR_LATER = frozenset(
-    {"sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered"}
-)
-#: Ledger statuses of a reminder that never reached the provider. Such a row never consumes
-#: its stage: the planner plans it again (a failure from the customer's next local day on).
-NOT_SENT = frozenset({"failed_permanent", "skipped"})
 #: A skip reason with this prefix is an operator's decision: it consumes the stage.
 OPERATOR_REASON_PREFIX = "operator"
 

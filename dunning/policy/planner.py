@@ -13,16 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from dunning.policy.ladder import (
-    NOT_SENT,
-    OPEN_LEDGER_STATUSES,
-    OPERATOR_REASON_PREFIX,
-    SENT_OR_LATER,
-    WENT_OUT,
-    StageTable,
-    climb,
-    stage_table,
-)
+from dunning.core.status import NOT_SENT, OPEN, SENT_OR_LATER, WENT_OUT
+from dunning.core.status import ReminderStatus as S
+from dunning.policy.ladder import OPERATOR_REASON_PREFIX, StageTable, climb, stage_table
 from dunning.policy.model import RETRY_SUFFIX, Policy
 from dunning.policy.window import local_days, window_frame
 from dunning.portfolio import Portfolio
@@ -191,11 +184,11 @@ def _ledger_codes(portfolio: Portfolio, table: StageTable) -> pd.DataFrame:
             "ch": pd.Categorical(led["channel"].astype(str), categories=CHANNELS).codes.astype(
                 np.int64
             ),
-            "done": ~status.isin(OPEN_LEDGER_STATUSES).to_numpy() & ~not_sent,
+            "done": ~status.isin(OPEN).to_numpy() & ~not_sent,
             "sent": status.isin(SENT_OR_LATER).to_numpy(),
-            "failed": (status == "failed_permanent").to_numpy(),
+            "failed": (status == S.FAILED_PERMANENT).to_numpy(),
             "went_out": status.isin(WENT_OUT).to_numpy(),
-            "open": status.isin(OPEN_LEDGER_STATUSES).to_numpy(),
+            "open": status.isin(OPEN).to_numpy(),
             "when": pd.to_datetime(when, utc=True),
             "retry": is_retry,
             "base": base_codes,

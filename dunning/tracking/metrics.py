@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from dunning.core.status import BOUNCED, REACHED
 from dunning.db import session_scope
 from dunning.db.models import Invoice, Reminder, utcnow
 
@@ -105,9 +106,9 @@ def reminder_flags(frame: pd.DataFrame, as_of: dt.datetime | None = None) -> pd.
     for name, outcome in CALL_OUTCOMES.items():
         out[name] = (out["call_outcome"] == outcome).astype(int)
     reached = out[["delivered_at", "opened_at", "clicked_at"]].notna().any(axis=1)
-    delivered = reached | status.isin(["delivered", "opened", "clicked", "replied"])
+    delivered = reached | status.isin(REACHED)
     out["delivered"] = (delivered & tracked).astype(int)
-    bounced = out["bounced_at"].notna() | status.isin(["bounced", "undelivered"])
+    bounced = out["bounced_at"].notna() | status.isin(BOUNCED)
     out["bounced"] = (bounced & tracked).astype(int)
     # A click proves an open even when the tracking pixel was blocked.
     opened = out["opened_at"].notna() | out["clicked_at"].notna()

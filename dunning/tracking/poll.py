@@ -11,14 +11,12 @@ from twilio.rest import Client
 
 from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient
 from dunning.channels.twilio_config import TwilioConfig, require_twilio
+from dunning.core.status import NOT_FINAL
 from dunning.db import session_scope
 from dunning.db.models import Reminder, utcnow
 from dunning.tracking.apply import Ignored, TrackingSummary, apply_twilio_status
 
 log = logging.getLogger("dunning.tracking")
-
-#: Ledger states whose SMS may still change at Twilio.
-NOT_FINAL = ("claimed", "sent", "unknown")
 
 
 def twilio_client(config: TwilioConfig | None = None) -> Client:
@@ -38,7 +36,7 @@ def stale_sms(
         select(Reminder.provider_message_id)
         .where(
             Reminder.channel == "sms",
-            Reminder.status.in_(NOT_FINAL),
+            Reminder.status.in_(sorted(NOT_FINAL)),
             Reminder.provider_message_id.is_not(None),
             func.coalesce(Reminder.sent_at, Reminder.claimed_at) <= cutoff,
         )

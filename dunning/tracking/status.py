@@ -1,11 +1,13 @@
 """Pure rules of tracking: provider event mapping and SMS keywords (the status order is
-dunning.ledger.status)."""
+ReminderStatus's, in dunning.core.status)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from dataclasses import dataclass
+
+from dunning.core.status import ReminderStatus as S
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,12 @@ class Outcome:
 
 
 _SENDGRID: dict[str, Outcome] = {
-    "processed": Outcome("sent"),
+    "processed": Outcome(S.SENT),
     "deferred": Outcome(None),
-    "delivered": Outcome("delivered"),
-    "open": Outcome("opened"),
-    "click": Outcome("clicked"),
-    "dropped": Outcome("failed_permanent", reason="dropped"),
+    "delivered": Outcome(S.DELIVERED),
+    "open": Outcome(S.OPENED),
+    "click": Outcome(S.CLICKED),
+    "dropped": Outcome(S.FAILED_PERMANENT, reason="dropped"),
     "spamreport": Outcome(None, opt_out="email", reason="spam report"),
     "unsubscribe": Outcome(None, opt_out="email", reason="unsubscribed"),
     "group_unsubscribe": Outcome(None, opt_out="email", reason="unsubscribed"),
@@ -40,9 +42,9 @@ def sendgrid_outcome(event: dict[str, object]) -> Outcome | None:
         # bounce proves the address is dead.
         soft = event.get("type") == "blocked"
         reason = str(event.get("reason") or ("soft bounce" if soft else "hard bounce"))[:200]
-        return Outcome("bounced", invalid_address=not soft, reason=reason)
+        return Outcome(S.BOUNCED, invalid_address=not soft, reason=reason)
     if kind == "dropped":
-        return Outcome("failed_permanent", reason=str(event.get("reason") or "dropped")[:200])
+        return Outcome(S.FAILED_PERMANENT, reason=str(event.get("reason") or "dropped")[:200])
     return _SENDGRID.get(kind)
 
 
@@ -53,12 +55,12 @@ _TWILIO: dict[str, Outcome] = {
     "scheduled": Outcome(None),
     "queued": Outcome(None),
     "sending": Outcome(None),
-    "sent": Outcome("sent"),
-    "delivered": Outcome("delivered"),
-    "read": Outcome("delivered"),
-    "undelivered": Outcome("undelivered"),
-    "failed": Outcome("failed_permanent"),
-    "canceled": Outcome("failed_permanent", reason="canceled"),
+    "sent": Outcome(S.SENT),
+    "delivered": Outcome(S.DELIVERED),
+    "read": Outcome(S.DELIVERED),
+    "undelivered": Outcome(S.UNDELIVERED),
+    "failed": Outcome(S.FAILED_PERMANENT),
+    "canceled": Outcome(S.FAILED_PERMANENT, reason="canceled"),
 }
 
 #: Twilio statuses after which a message will not change any more (polling stops).
@@ -68,7 +70,7 @@ TWILIO_FINAL = {"delivered", "read", "undelivered", "failed", "canceled"}
 def twilio_outcome(status: str, error_code: str | None) -> Outcome | None:
     """The outcome of a Twilio message status, None for a status we do not know."""
     base = _TWILIO.get(status.lower())
-    if base is None or base.status not in ("undelivered", "failed_permanent"):
+    if base is None or base.status not in (S.UNDELIVERED, S.FAILED_PERMANENT):
         return base
     reason = f"twilio {status.lower()}" + (f" (error {error_code})" if error_code else "")
     opt_out = "sms" if error_code in TWILIO_OPT_OUT_CODES else None
@@ -78,11 +80,11 @@ def twilio_outcome(status: str, error_code: str | None) -> Outcome | None:
 #: A finished call's status (Twilio CallStatus) -> (call_outcome, ledger outcome). A call
 #: answered by a machine (AnsweredBy machine_*/fax) is a "voicemail" (call_outcome_for).
 _CALLS: dict[str, tuple[str, Outcome]] = {
-    "completed": ("completed", Outcome("delivered")),
-    "no-answer": ("no-answer", Outcome("undelivered", reason="call not answered")),
-    "busy": ("busy", Outcome("undelivered", reason="line busy")),
-    "failed": ("failed", Outcome("failed_permanent", reason="call failed")),
-    "canceled": ("failed", Outcome("failed_permanent", reason="call canceled")),
+    "completed": ("completed", Outcome(S.DELIVERED)),
+    "no-answer": ("no-answer", Outcome(S.UNDELIVERED, reason="call not answered")),
+    "busy": ("busy", Outcome(S.UNDELIVERED, reason="line busy")),
+    "failed": ("failed", Outcome(S.FAILED_PERMANENT, reason="call failed")),
+    "canceled": ("failed", Outcome(S.FAILED_PERMANENT, reason="call canceled")),
 }
 #: Call statuses on the way to the end: recorded, nothing changes.
 CALL_PROGRESS = {"queued", "initiated", "ringing", "in-progress"}
@@ -95,7 +97,7 @@ def call_outcome_for(status: str, answered_by: str | None) -> tuple[str, Outcome
     if found is None:
         return None
     if found[0] == "completed" and (answered_by or "").startswith(("machine", "fax")):
-        return "voicemail", Outcome("delivered", reason="voicemail left")
+        return "voicemail", Outcome(S.DELIVERED, reason="voicemail left")
     return found
 
 

@@ -1,0 +1,9 @@
+"""The pure core: the concepts every layer shares, each declared once.
+
+Nothing here imports Prefect, a database session or a provider SDK; numpy and pandas are
+allowed (the planner's vectorised rules live on them).
+
+- ``dunning.core.status``: ReminderStatus, the ledger's states, and the sets derived from it.
+- ``dunning.core.skip``: SkipReason and the one ordered rule set behind every skip decision.
+- ``dunning.core.stages``: how stage names are built (repeats, a call's retry).
+"""
