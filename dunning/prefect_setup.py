@@ -260,6 +260,30 @@ def server_env(home: Path, port: int, ui: bool = False) -> dict[str, str]:
     return env
 
 
+def start_server(
+    home: Path, *, ui: bool, log_mode: str = "wb"
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """Start `prefect server start` on a free 127.0.0.1 port with its database under ``home``.
+
+    Returns the process (its own session, so its group can be killed) and the client
+    environment (``PREFECT_API_URL`` and the rest of :func:`server_env`). Output goes to
+    ``home/server.log`` opened with ``log_mode`` ("wb" truncates, "ab" appends). The caller
+    waits for health and stops it.
+    """
+    port = free_port()
+    env = server_env(home, port, ui)
+    with (home / "server.log").open(log_mode) as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("prefect")), "server", "start"]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return proc, env
+
+
 @contextlib.contextmanager
 def local_server(
     home: Path, *, ui: bool = False, timeout: float = 120.0
@@ -269,24 +293,7 @@ def local_server(
     The server is stopped (and its process group killed) when the block exits.
     """
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = server_env(home, port, ui)
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("prefect")),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc, env = start_server(home, ui=ui, log_mode="wb")
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -306,4 +313,3 @@ def local_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()

@@ -9,14 +9,13 @@ it started before still answers, it is reused. Stop it with the ``kill`` command
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from dunning.prefect_setup import free_port, server_env
+from dunning.prefect_setup import start_server
 
 DEFAULT_HOME = Path(".dunning") / "prefect-ui"
 
@@ -39,24 +38,8 @@ def ensure_server(home: Path = DEFAULT_HOME, timeout: float = 120.0) -> tuple[st
         api, _, pid = state.read_text().strip().partition(" ")
         if _healthy(api):
             return api, int(pid)
-    port = free_port()
-    env = server_env(home, port, ui=True)
-    log = (home / "server.log").open("ab")
-    proc = subprocess.Popen(  # left running on purpose: the UI outlives this command
-        [
-            str(Path(sys.executable).with_name("prefect")),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # left running on purpose: the UI outlives this command
+    proc, env = start_server(home, ui=True, log_mode="ab")
     api = env["PREFECT_API_URL"]
     deadline = time.monotonic() + timeout
     while not _healthy(api):

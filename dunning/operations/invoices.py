@@ -4,6 +4,7 @@ customers (pause, resume)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -90,27 +91,36 @@ def _invoice_change(
     )
 
 
+def _pause(
+    target: Any, label: str, until: dt.date, change: Callable[..., Change], effect: str
+) -> Change:
+    """Pause ``target`` (an Invoice or a Customer) until ``until``; Refused if already so."""
+    if target.paused_until == until:
+        raise Refused(f"{label} is already paused until {until}")
+    return change(target, set_fields(target, paused_until=until, paused_by_operator=True), effect)
+
+
+def _resume(target: Any, label: str, today: dt.date, change: Callable[..., Change]) -> Change:
+    """Lift ``target``'s pause; Refused if it is not paused beyond ``today``."""
+    if target.paused_until is None or target.paused_until <= today:
+        raise Refused(f"{label} is not paused; nothing to resume")
+    return change(
+        target,
+        set_fields(target, paused_until=None, paused_by_operator=False),
+        "Reminders resume with the next run.",
+    )
+
+
 def _invoice_pause(s: Session, req: ActionRequest, ctx: Context) -> Change:
     invoice = _open_invoice(s, req, "pause")
     until = _future(req, ctx.today, "--until")
-    if invoice.paused_until == until:
-        raise Refused(f"invoice {invoice.invoice_number} is already paused until {until}")
-    return _invoice_change(
-        invoice,
-        set_fields(invoice, paused_until=until, paused_by_operator=True),
-        f"No reminders for it before {until} (plan: invoice_paused).",
-    )
+    effect = f"No reminders for it before {until} (plan: invoice_paused)."
+    return _pause(invoice, f"invoice {invoice.invoice_number}", until, _invoice_change, effect)
 
 
 def _invoice_resume(s: Session, req: ActionRequest, ctx: Context) -> Change:
     invoice = _invoice(s, req)
-    if invoice.paused_until is None or invoice.paused_until <= ctx.today:
-        raise Refused(f"invoice {invoice.invoice_number} is not paused; nothing to resume")
-    return _invoice_change(
-        invoice,
-        set_fields(invoice, paused_until=None, paused_by_operator=False),
-        "Reminders resume with the next run.",
-    )
+    return _resume(invoice, f"invoice {invoice.invoice_number}", ctx.today, _invoice_change)
 
 
 def _invoice_dispute(s: Session, req: ActionRequest, ctx: Context) -> Change:
@@ -210,24 +220,13 @@ def _customer_change(
 def _customer_pause(s: Session, req: ActionRequest, ctx: Context) -> Change:
     customer = _customer(s, req)
     until = _future(req, ctx.today, "--until")
-    if customer.paused_until == until:
-        raise Refused(f"customer {customer.customer_id} is already paused until {until}")
-    return _customer_change(
-        customer,
-        set_fields(customer, paused_until=until, paused_by_operator=True),
-        f"No reminders to them before {until} (plan: customer_paused).",
-    )
+    effect = f"No reminders to them before {until} (plan: customer_paused)."
+    return _pause(customer, f"customer {customer.customer_id}", until, _customer_change, effect)
 
 
 def _customer_resume(s: Session, req: ActionRequest, ctx: Context) -> Change:
     customer = _customer(s, req)
-    if customer.paused_until is None or customer.paused_until <= ctx.today:
-        raise Refused(f"customer {customer.customer_id} is not paused; nothing to resume")
-    return _customer_change(
-        customer,
-        set_fields(customer, paused_until=None, paused_by_operator=False),
-        "Reminders resume with the next run.",
-    )
+    return _resume(customer, f"customer {customer.customer_id}", ctx.today, _customer_change)
 
 
 #: The implementations, by action name.

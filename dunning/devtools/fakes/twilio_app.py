@@ -89,8 +89,20 @@ async def deliver(ctx: FakeContext, sid: str, to: str) -> None:
         )
 
 
-async def create_message(request: Request) -> Response:
-    """POST Messages.json: 201 with the queued message, or Twilio's error JSON."""
+async def create_resource(
+    request: Request,
+    prefix: str,
+    build: Callable[[dict[str, str], str, str, dt.datetime], dict[str, Any]],
+    book: Callable[[FakeContext, dict[str, str], str, dict[str, Any]], None],
+) -> Response:
+    """The body every Twilio create endpoint shares (Messages.json, Calls.json).
+
+    Authenticates, draws the configured fault (a 429 carries ``Retry-After``), builds the
+    resource with a fresh SID starting ``prefix`` from the form, then ``book(ctx, form, sid,
+    resource)`` stores and schedules it. A TIMEOUT fault books the resource and then hangs, as a
+    request that reached Twilio but whose answer was lost. Answers 201 with the public resource,
+    or Twilio's error JSON.
+    """
     ctx: FakeContext = request.app.state.fakes
     await ctx.pause()
     form = dict(
@@ -102,16 +114,27 @@ async def create_message(request: Request) -> Response:
         if fault is not None and fault is not Fault.TIMEOUT:
             retry = {"Retry-After": str(ctx.config.retry_after_s)} if fault.is_429 else None
             return fault_error(fault).response(retry)
-        sid = ctx.state.new_id("SM", 32)
-        resource = new_message(form, ctx.config.twilio_account_sid, sid, dt.datetime.now(dt.UTC))
+        sid = ctx.state.new_id(prefix, 32)
+        resource = build(form, ctx.config.twilio_account_sid, sid, dt.datetime.now(dt.UTC))
     except TwilioError as exc:
         return exc.response()
-    ctx.state.put_twilio(resource)
-    ctx.state.accept([Received("twilio", sid, resource["to"], resource["body"], None)])
-    ctx.spawn(deliver(ctx, sid, resource["to"]))
+    book(ctx, form, sid, resource)
     if fault is Fault.TIMEOUT:
         await ctx.hang()
     return JSONResponse(public(resource), status_code=201)
+
+
+def _book_message(
+    ctx: FakeContext, form: dict[str, str], sid: str, resource: dict[str, Any]
+) -> None:
+    ctx.state.put_twilio(resource)
+    ctx.state.accept([Received("twilio", sid, resource["to"], resource["body"], None)])
+    ctx.spawn(deliver(ctx, sid, resource["to"]))
+
+
+async def create_message(request: Request) -> Response:
+    """POST Messages.json: 201 with the queued message, or Twilio's error JSON."""
+    return await create_resource(request, "SM", new_message, _book_message)
 
 
 async def fetch_one(request: Request, get: Callable[[str], dict[str, Any] | None]) -> Response:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from dunning.devtools.fakes.context import FakeContext
-from dunning.devtools.fakes.faults import Fault
 from dunning.devtools.fakes.state import Received
 from dunning.devtools.fakes.twilio import (
     _E164,
@@ -34,11 +33,14 @@ from dunning.devtools.fakes.twilio import (
     list_page,
     magic_to_error,
     matches,
-    public,
     rfc2822,
     sign,
 )
-from dunning.devtools.fakes.twilio_app import _authenticate, fault_error, fetch_one, list_all
+from dunning.devtools.fakes.twilio_app import (
+    create_resource,
+    fetch_one,
+    list_all,
+)
 
 OUTCOMES = ("human", "machine", "no-answer", "busy", "failed")
 CALL_FILTERS = ("To", "From", "Status", "StartTime", "StartTime<", "StartTime>")
@@ -249,30 +251,16 @@ async def place_call(ctx: FakeContext, sid: str) -> None:
     )
 
 
-async def create_call(request: Request) -> Response:
-    """POST Calls.json: 201 with the queued call, or Twilio's error JSON."""
-    ctx: FakeContext = request.app.state.fakes
-    await ctx.pause()
-    form = dict(
-        parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-    )
-    try:
-        _authenticate(ctx, request)
-        fault = await ctx.draw_fault("twilio")
-        if fault is not None and fault is not Fault.TIMEOUT:
-            retry = {"Retry-After": str(ctx.config.retry_after_s)} if fault.is_429 else None
-            return fault_error(fault).response(retry)
-        sid = ctx.state.new_id("CA", 32)
-        resource = new_call(form, ctx.config.twilio_account_sid, sid, dt.datetime.now(dt.UTC))
-    except TwilioError as exc:
-        return exc.response()
+def _book_call(ctx: FakeContext, form: dict[str, str], sid: str, resource: dict[str, Any]) -> None:
     ctx.state.put_twilio_call(resource)
     reminder = parse_qs(urlsplit(form.get("Url", "")).query).get("reminder_id", [None])[0]
     ctx.state.accept([Received("twilio_call", sid, resource["to"], form.get("Url", ""), reminder)])
     ctx.spawn(place_call(ctx, sid))
-    if fault is Fault.TIMEOUT:
-        await ctx.hang()
-    return JSONResponse(public(resource), status_code=201)
+
+
+async def create_call(request: Request) -> Response:
+    """POST Calls.json: 201 with the queued call, or Twilio's error JSON."""
+    return await create_resource(request, "CA", new_call, _book_call)
 
 
 async def fetch_call(request: Request) -> Response:
