@@ -246,6 +246,15 @@ def find_language(stage: str, channel: str, locale: str, directory: Path) -> str
     return resolve(stage, channel, locale, directory).lang
 
 
+def variant_stem(directory: Path, stem: str, variant: str | None) -> str:
+    """``<stem>.<variant>`` when the variant's template ``<stem>.<variant>.txt`` exists, else
+    ``stem`` (the control template: a variant missing for a locale falls back to it; the
+    run reports that before sending, see dunning.experiments.templates)."""
+    if variant and template_exists(directory, f"{stem}.{variant}.txt"):
+        return f"{stem}.{variant}"
+    return stem
+
+
 def promise_terms(data: ReminderData, fmt: str) -> dict[str, str | None] | None:
     """The latest agreement for templates ("as agreed on 3 December …"): ``on`` (the date
     promised), ``amount`` (None: the whole balance) and ``agreed_on`` (None when unknown, e.g.
@@ -379,8 +388,12 @@ def _compose_email(
             "email address; import one or plan SMS instead"
         )
     directory, lang, base, ctx = _prepare(data, settings, invoices)
-    subject = render_template(f"{base}/email.{lang}.subject.txt", ctx, directory)
-    body = render_template(f"{base}/email.{lang}.txt", ctx, directory)
+    stem = variant_stem(directory, f"{base}/email.{lang}", data.variant)
+    subject_name = f"{stem}.subject.txt"
+    if not template_exists(directory, subject_name):  # a variant may keep the control subject
+        subject_name = f"{base}/email.{lang}.subject.txt"
+    subject = render_template(subject_name, ctx, directory)
+    body = render_template(f"{stem}.txt", ctx, directory)
     text = render_template("_layout/email.txt", {**ctx, "body": body}, directory)
     html_name = f"{base}/email.{lang}.html"
     if not template_exists(directory, html_name):
@@ -397,7 +410,7 @@ def _compose_email(
         text=text,
         subject=" ".join(subject.split()),  # a header must be one line
         html=html,
-        template_key=f"{base}/email.{lang}",
+        template_key=stem,
         locale=lang,
         headers=unsubscribe_headers(ctx, settings),
         custom_args={"reminder_id": str(data.reminder_id)},
@@ -413,7 +426,8 @@ def _compose_sms(
             "phone number; import one or plan email instead"
         )
     directory, lang, base, ctx = _prepare(data, settings, invoices)
-    text = render_template(f"{base}/sms.{lang}.txt", ctx, directory)
+    stem = variant_stem(directory, f"{base}/sms.{lang}", data.variant)
+    text = render_template(f"{stem}.txt", ctx, directory)
     if settings.sms_opt_out_hint:
         text = f"{text} {render_template('_layout/sms_stop.txt', ctx, directory)}"
     text = plain_text(text)
@@ -429,7 +443,7 @@ def _compose_sms(
         channel="sms",
         to=data.phone,
         text=text,
-        template_key=f"{base}/sms.{lang}",
+        template_key=stem,
         locale=lang,
         custom_args={"reminder_id": str(data.reminder_id)},
         warnings=warnings,

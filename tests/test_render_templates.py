@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from dunning.sms import count_segments
 from dunning.voice.speech import spoken_invoice_number
 from tests.render_support import reminder
 
+_VARIANT_FILE = re.compile(
+    r"^(email|sms)\.[a-z]{2}\.(?!subject\.txt$)[A-Za-z0-9_-]+(\.subject)?\.txt$"
+)
 LANGS = ("en", "de", "fr", "es", "ja", "pt", "it", "nl")
 #: Languages written in GSM-7's script: their SMS must not fall into UCS-2 on our own words.
 LATIN_LANGS = tuple(lang for lang in LANGS if lang != "ja")
@@ -71,8 +75,11 @@ def test_every_template_renders_in_every_locale(
                 assert settings.postal_address in msg.text and settings.postal_address in msg.html
             else:
                 assert msg.to == "+4915112345678"
-    # Every file on disk belongs to a stage/lang the loop above rendered.
-    files = {p.name for p in (DEFAULT_TEMPLATES_DIR / stage).iterdir()}
+    # Every file on disk belongs to a stage/lang the loop above rendered (experiment variants,
+    # <channel>.<lang>.<variant>[.subject].txt, are rendered by test_experiment_variants_render).
+    files = {
+        p.name for p in (DEFAULT_TEMPLATES_DIR / stage).iterdir() if not _VARIANT_FILE.match(p.name)
+    }
     assert files == {
         f"{c}.{lg}{s}"
         for lg in LANGS
@@ -347,3 +354,24 @@ def test_unsubscribe_page_in_every_email_language(lang: str) -> None:
     done = page(DEFAULT_TEMPLATES_DIR, f"{lang}_XX", "done")
     assert f'<html lang="{lang}">' in confirm and f'<html lang="{lang}">' in done
     assert 'name="List-Unsubscribe"' in confirm and "<form" not in done
+
+
+def test_experiment_variants_render_and_a_missing_variant_falls_back(
+    settings: ChannelSettings,
+) -> None:
+    """The shipped variant B of overdue_1 (email, sms; English) renders with its own words;
+    a language without it, or an unknown variant, gets the control template."""
+    for path in sorted(DEFAULT_TEMPLATES_DIR.glob("*/*.txt")):
+        match = _VARIANT_FILE.match(path.name)
+        if not match or path.name.endswith(".subject.txt"):
+            continue
+        channel, lang, variant = path.name.split(".")[:3]
+        data = reminder(stage=path.parent.name, channel=channel, locale=f"{lang}_XX")
+        data = dataclasses.replace(data, variant=variant)
+        msg = compose(data, settings)
+        assert msg.template_key == f"{path.parent.name}/{channel}.{lang}.{variant}"
+        assert "INV-2026-0007" in msg.text and "{{" not in msg.text
+    data = reminder(stage="overdue_1", channel="email", locale="de_DE", variant="B")
+    assert compose(data, settings).template_key == "overdue_1/email.de"
+    data = reminder(stage="overdue_1", channel="sms", locale="en_GB", variant="Z")
+    assert compose(data, settings).template_key == "overdue_1/sms.en"

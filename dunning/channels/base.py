@@ -44,6 +44,9 @@ class ReminderData:
     promise_to_pay_on: dt.date | None = None
     promise_amount: Decimal | None = None
     promise_made_on: dt.date | None = None
+    # The template variant of the customer's experiment arm ("B": <stage>/email.<lang>.B.txt);
+    # None: the control templates (dunning.experiments).
+    variant: str | None = None
 
 
 @dataclass

@@ -255,6 +255,11 @@ class Reminder(Base):
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # first payment after send
     # Voice reminders: how the call ended (completed, voicemail, no-answer, busy, failed).
     call_outcome: Mapped[str | None] = mapped_column(String(16))
+    # The A/B test the reminder takes part in (dunning.experiments), the customer's arm, and
+    # the template variant it is rendered with (None: the control templates).
+    experiment: Mapped[str | None] = mapped_column(String(48), index=True)
+    arm: Mapped[str | None] = mapped_column(String(48))
+    variant: Mapped[str | None] = mapped_column(String(16))
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
@@ -391,6 +396,21 @@ class OperatorAction(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ExperimentPromotion(Base):
+    """An experiment ended by ``dunning experiments promote``: its winning arm applies to
+    every reminder of its stage from then on (the planner consults this table)."""
+
+    __tablename__ = "experiment_promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment: Mapped[str] = mapped_column(String(48), unique=True, nullable=False)
+    arm: Mapped[str] = mapped_column(String(48), nullable=False)
+    stage: Mapped[str] = mapped_column(String(48), nullable=False)
+    variant: Mapped[str | None] = mapped_column(String(16))
+    promoted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
 
 
 class OutboundEvent(Base):

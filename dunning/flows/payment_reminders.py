@@ -31,6 +31,8 @@ from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
 from dunning.delivery import BatchResult
 from dunning.errors import ProviderAuthError
+from dunning.experiments.store import record_holdouts
+from dunning.experiments.templates import check_variants
 from dunning.flows.approval import await_approval
 from dunning.flows.outbound_events import deliver_outbound_events
 from dunning.flows.shards import coordinate, store_outcomes
@@ -202,6 +204,10 @@ def run_reminders(params: RunParameters) -> RunReport:
     lines, policy = planned
     stale = check_stale_sources() if stale is None else stale
     lines = defer_stale(lines, stale_invoice_ids(get_engine(), list(stale)), as_of)
+    # An experiment's variant missing for a locale: the control template, reported.
+    lines, variant_warnings = check_variants(lines)
+    for warning in variant_warnings:
+        log.warning("%s", warning)
     sends = lines[lines["action"] == "send"]
     log.info("planned %d reminder(s) to send as of %s", len(sends), as_of.isoformat())
     # Before anything is written or sent: a broken template fails the run here, whole.
@@ -209,7 +215,11 @@ def run_reminders(params: RunParameters) -> RunReport:
 
     if params.dry_run:
         report = RunReport(
-            as_of, True, run_id, outcomes(None, lines, claimer=claimer, dry_run=True)
+            as_of,
+            True,
+            run_id,
+            outcomes(None, lines, claimer=claimer, dry_run=True),
+            warnings=variant_warnings,
         )
         publish_report(report, None)
         if params.shard is not None:
@@ -235,6 +245,7 @@ def run_reminders(params: RunParameters) -> RunReport:
 
     raise_escalations(lines, run_id, as_of)
     groups = record_plan(sends, run_id, as_of)
+    record_holdouts(get_engine(), lines, run_id=run_id, as_of=as_of)
     batches = fan_out(groups, params.batch_size, params.max_tasks)
     stopped, _ = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
 
@@ -245,6 +256,7 @@ def run_reminders(params: RunParameters) -> RunReport:
         outcomes(get_engine(), lines, claimer=claimer, dry_run=False),
         reconciled=reconciled,
         stopped=stopped,
+        warnings=variant_warnings,
     )
     publish_report(report, run_row_id)
     if params.shard is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from dunning.tasks.experiments import publish_experiments
 from dunning.tasks.tracking import (
     apply_inbox_task,
     compute_metrics_task,
@@ -28,6 +29,7 @@ def track_responses(
     counts = merge(applied, polled)
     metrics = compute_metrics_task(list(metrics_by))
     publish_tracking(counts, metrics, flow_run.get_id())
+    publish_experiments()  # one artifact per A/B test of the policy (dunning.experiments)
     return counts
 
 

@@ -155,6 +155,7 @@ def claim(
                 Reminder.channel,
                 Reminder.segment,
                 Reminder.tone,
+                Reminder.variant,
                 Invoice.id.label("invoice_id"),
                 Invoice.invoice_number,
                 Invoice.currency,
@@ -212,6 +213,7 @@ def claim(
                     promise_to_pay_on=row["promise_to_pay_on"],
                     promise_amount=row["promise_amount"],
                     promise_made_on=row["promise_made_on"],
+                    variant=row["variant"],
                     as_of=when,
                 )
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)

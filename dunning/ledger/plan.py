@@ -12,9 +12,14 @@ from sqlalchemy import Engine, Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.db.models import Reminder, utcnow
+from dunning.experiments.assign import HOLDOUT_REASON
 from dunning.ledger.common import _chunks
 from dunning.outbound.events import Event, emit
 from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
 
 
 def _instant(value: object) -> dt.datetime:
@@ -42,6 +47,7 @@ def record_plan(
         return []
     now = utcnow()
     cols = ["invoice_id", "customer_id", "stage", "channel", "segment", "tone", "not_before"]
+    cols += ["experiment", "arm", "variant"]  # the A/B test (dunning.experiments), if any
     frame = sends[[c for c in cols if c in sends.columns]]
     rows: list[dict[str, Any]] = []
     rec: Any
@@ -55,6 +61,7 @@ def record_plan(
                 "channel": str(rec.channel),
                 "segment": None if pd.isna(getattr(rec, "segment", None)) else str(rec.segment),
                 "tone": None if pd.isna(getattr(rec, "tone", None)) else str(rec.tone),
+                **{k: _text(getattr(rec, k, None)) for k in ("experiment", "arm", "variant")},
                 "status": "planned",
                 "attempts": 0,
                 "planned_at": now,
@@ -102,6 +109,8 @@ def _reopen() -> Any:
             # Why OR of equalities: an IN list cannot be used in an executemany statement.
             or_(*(Reminder.status == status for status in sorted(NOT_SENT))),
             (Reminder.reason.is_(None)) | ~Reminder.reason.startswith(OPERATOR_REASON_PREFIX),
+            # A holdout's row is the experiment's record that nothing was sent: it stays.
+            (Reminder.reason.is_(None)) | (Reminder.reason != HOLDOUT_REASON),
         )
         .values(
             status="planned",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import replace
 from datetime import date, datetime
@@ -13,6 +14,14 @@ import yaml
 
 from dunning.config import get_settings
 from dunning.errors import PolicyError
+from dunning.experiments.model import (
+    ALL_STAGES,
+    HOLDOUT_MAX_SHARE,
+    HOLDOUT_STAGE,
+    METRICS,
+    Arm,
+    Experiment,
+)
 from dunning.policy.model import (
     CHANNEL_NAMES,
     CONSOLIDATE_MODES,
@@ -133,6 +142,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
         "blackout",
         "consolidate",
         "max_sms_per_customer_per_day",
+        "experiments",
     }
     for key in data:
         if key not in known:
@@ -189,6 +199,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
             for name, value in grouping.items()
         },
         max_sms_per_customer_per_day=sms_cap,
+        experiments=_experiments(r, data.get("experiments", []), ladder),
     )
 
 
@@ -419,3 +430,159 @@ def _extra(
         tone=r.text(spec.get("tone", tone), f"{name}.tone"),
         enabled=enabled,
     )
+
+
+_EXPERIMENT_KEYS = {"name", "stage", "arms", "start", "end", "metric", "mde", "baseline"}
+_EXPERIMENT_KEYS |= {"alpha", "power"}
+_ARM_KEYS = {"name", "share", "variant", "send_hours", "channels", "holdout"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+_VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
+
+
+def _fraction(r: _Reader, value: Any, path: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise r.error(path, f"must be a number, got {value!r}")
+    if not low < float(value) < high:
+        raise r.error(path, f"must be between {low} and {high} (exclusive), got {value!r}")
+    return float(value)
+
+
+def _arm(r: _Reader, spec: Any, path: str) -> Arm:
+    if not isinstance(spec, dict):
+        raise r.error(path, f"must be a table, got {spec!r}")
+    unknown = set(spec) - _ARM_KEYS
+    if unknown:
+        raise r.error(f"{path}.{sorted(unknown)[0]}", f"is unknown; expected {sorted(_ARM_KEYS)}")
+    name = r.text(spec.get("name"), f"{path}.name")
+    if not _NAME.match(name):
+        raise r.error(f"{path}.name", f"must be letters, digits, _ . - (at most 48), got {name!r}")
+    share = _fraction(r, spec.get("share"), f"{path}.share", 0.0, 1.0 + 1e-9)
+    kinds = [k for k in ("variant", "send_hours", "channels", "holdout") if k in spec]
+    if len(kinds) > 1:
+        raise r.error(
+            f"{path}.{kinds[1]}", f"cannot be combined with {kinds[0]}: one change per arm"
+        )
+    variant = spec.get("variant")
+    if variant is not None and (
+        not isinstance(variant, str) or not _VARIANT.match(variant) or variant == "subject"
+    ):
+        raise r.error(
+            f"{path}.variant",
+            f'must be a template variant suffix such as "B" (file <stage>/email.<lang>.B.txt), '
+            f"got {variant!r}",
+        )
+    hours = spec.get("send_hours")
+    window = None
+    if hours is not None:
+        if not isinstance(hours, list) or len(hours) != 2:
+            raise r.error(f"{path}.send_hours", f'must be ["HH:MM", "HH:MM"], got {hours!r}')
+        window = (
+            r.clock(hours[0], f"{path}.send_hours[0]"),
+            r.clock(hours[1], f"{path}.send_hours[1]"),
+        )
+        if window[1] <= window[0]:
+            raise r.error(f"{path}.send_hours[1]", "must be later than send_hours[0]")
+    channels = spec.get("channels")
+    holdout = spec.get("holdout", False)
+    if not isinstance(holdout, bool):
+        raise r.error(f"{path}.holdout", f"must be true or false, got {holdout!r}")
+    return Arm(
+        name=name,
+        share=share,
+        variant=variant,
+        send_hours=window,
+        channels=None if channels is None else r.channels(channels, f"{path}.channels"),
+        holdout=holdout,
+    )
+
+
+def _experiment(r: _Reader, spec: Any, path: str, stages: set[str]) -> Experiment:
+    if not isinstance(spec, dict):
+        raise r.error(path, f"must be a table, got {spec!r}")
+    unknown = set(spec) - _EXPERIMENT_KEYS
+    if unknown:
+        raise r.error(
+            f"{path}.{sorted(unknown)[0]}", f"is unknown; expected {sorted(_EXPERIMENT_KEYS)}"
+        )
+    name = r.text(spec.get("name"), f"{path}.name")
+    if not _NAME.match(name):
+        raise r.error(f"{path}.name", f"must be letters, digits, _ . - (at most 48), got {name!r}")
+    stage = r.text(spec.get("stage", ALL_STAGES), f"{path}.stage")
+    if stage != ALL_STAGES and stage not in stages:
+        raise r.error(
+            f"{path}.stage", f"must be {ALL_STAGES!r} or one of {sorted(stages)}, got {stage!r}"
+        )
+    raw = spec.get("arms")
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise r.error(f"{path}.arms", "must list at least two arms ([[experiments.arms]] tables)")
+    arms = tuple(_arm(r, a, f"{path}.arms[{i}]") for i, a in enumerate(raw))
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise r.error(f"{path}.arms", f"must have unique names, got {names}")
+    total = sum(a.share for a in arms)
+    if abs(total - 1.0) > 1e-6:
+        raise r.error(f"{path}.arms", f"shares must add up to 1, got {round(total, 6)}")
+    for i, arm in enumerate(arms):
+        if not arm.holdout:
+            continue
+        if stage != HOLDOUT_STAGE:
+            raise r.error(
+                f"{path}.arms[{i}].holdout",
+                f"is allowed only for stage {HOLDOUT_STAGE!r} (a reminder once overdue is "
+                f"never withheld), got stage {stage!r}; use a variant or send_hours arm",
+            )
+        if arm.share > HOLDOUT_MAX_SHARE + 1e-9:
+            raise r.error(
+                f"{path}.arms[{i}].share",
+                f"is {arm.share} for a holdout arm; at most {HOLDOUT_MAX_SHARE} is allowed",
+            )
+    if arms[0].holdout:
+        raise r.error(
+            f"{path}.arms[0]", "is the control arm and cannot be a holdout; list it later"
+        )
+    start, end = (
+        _day(r, spec.get("start"), f"{path}.start"),
+        _day(r, spec.get("end"), f"{path}.end"),
+    )
+    if end < start:
+        raise r.error(f"{path}.end", f"must not be before {path}.start ({start})")
+    metric = spec.get("metric", METRICS[0])
+    if metric not in METRICS:
+        raise r.error(f"{path}.metric", f"must be one of {list(METRICS)}, got {metric!r}")
+    baseline = _fraction(r, spec.get("baseline", 0.30), f"{path}.baseline", 0.0, 1.0)
+    mde = _fraction(r, spec.get("mde", 0.05), f"{path}.mde", 0.0, 1.0)
+    if baseline + mde >= 1.0:
+        raise r.error(f"{path}.mde", f"baseline + mde must stay below 1, got {baseline + mde}")
+    return Experiment(
+        name=name,
+        stage=stage,
+        arms=arms,
+        start=start,
+        end=end,
+        metric=str(metric),
+        mde=mde,
+        baseline=baseline,
+        alpha=_fraction(r, spec.get("alpha", 0.05), f"{path}.alpha", 0.0, 0.5),
+        power=_fraction(r, spec.get("power", 0.80), f"{path}.power", 0.5, 1.0),
+    )
+
+
+def _experiments(r: _Reader, spec: Any, ladder: Ladder) -> tuple[Experiment, ...]:
+    """The ``[[experiments]]`` tables; two experiments of one stage may not overlap in time
+    (a reminder takes part in at most one)."""
+    if not isinstance(spec, list):
+        raise r.error("experiments", f"must be a list of [[experiments]] tables, got {spec!r}")
+    stages = {s.name for s in ladder.stages} | {PAYMENT_FAILED, PROMISE_BROKEN}
+    out = tuple(_experiment(r, e, f"experiments[{i}]", stages) for i, e in enumerate(spec))
+    for i, a in enumerate(out):
+        for b in out[:i]:
+            if a.name == b.name:
+                raise r.error(f"experiments[{i}].name", f"{a.name!r} is used twice")
+            shared = ALL_STAGES in (a.stage, b.stage) or a.stage == b.stage
+            if shared and a.start <= b.end and b.start <= a.end:
+                raise r.error(
+                    f"experiments[{i}].start",
+                    f"overlaps experiment {b.name!r} on stage {b.stage!r}; a reminder takes "
+                    "part in one experiment at a time: move the dates or the stage",
+                )
+    return out

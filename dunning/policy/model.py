@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from dunning.experiments.model import Experiment
+
 CHANNEL_NAMES = ("email", "sms", "voice")
 #: Suffix of the stage of a second call after a call nobody answered (final_notice.retry):
 #: its own ledger row, so the retry is claimed once like every reminder.
@@ -135,6 +137,12 @@ class Policy:
     consolidate: str = "invoice"  # "invoice": one message per invoice; "customer": one per customer
     segment_consolidate: dict[str, str] = field(default_factory=dict)
     max_sms_per_customer_per_day: int = 1
+    #: The A/B tests of the ``[[experiments]]`` tables (dunning.experiments).
+    experiments: tuple[Experiment, ...] = ()
+
+    def experiment(self, name: str) -> Experiment | None:
+        """The experiment called ``name`` or None."""
+        return next((e for e in self.experiments if e.name == name), None)
 
     def ladder_for(self, segment: str) -> Ladder:
         """The ladder of ``segment`` (the default ladder when it has no override)."""

@@ -9,6 +9,9 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from dunning.db import get_engine
+from dunning.experiments.assign import apply_experiments
+from dunning.experiments.store import promotions
 from dunning.policy import Policy, load_policy, plan
 from dunning.portfolio import Portfolio
 from dunning.preflight import check_templates as _check_templates
@@ -72,6 +75,18 @@ def plan_reminders(
     """The plan lines for ``as_of`` (send, defer, skip with reasons) and the policy used."""
     policy = load_policy(policy_path)
     lines = plan(portfolio, as_of, policy)
+    if policy.experiments:
+        # Each customer's arm acts on its lines (holdout, channels, hours, variant); an
+        # experiment ended by a promotion applies its winning arm to everyone.
+        customers = portfolio.customers
+        zones = dict(
+            zip(
+                customers["customer_id"].astype(str),
+                customers["timezone"].astype(str),
+                strict=True,
+            )
+        )
+        lines = apply_experiments(lines, policy.experiments, as_of, zones, promotions(get_engine()))
     lines = select_lines(
         lines,
         channels=channels,
