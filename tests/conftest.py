@@ -37,6 +37,9 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
                 "DUNNING_SMTP",
                 "DUNNING_VOICE",
                 "DUNNING_WEBHOOK_PUBLIC_URL",
+                "DUNNING_HUBSPOT",
+                "DUNNING_SALESFORCE",
+                "DUNNING_CRM_PATH",
                 "SENDGRID_",
                 "TWILIO_",
             )

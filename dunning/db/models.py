@@ -472,3 +472,19 @@ class OutboundDelivery(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(300))
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboundActivity(Base):
+    """One record written in an external system for an outbound event: a HubSpot note, a
+    Salesforce Task, a Xero invoice history note. ``key`` is ``reminder:<id>`` (one per sent
+    reminder) or ``reply:<event id>``; the unique (target, key) makes a repeated delivery of
+    the same event, a replay or a second run for the same as-of create nothing new."""
+
+    __tablename__ = "outbound_activities"
+    __table_args__ = (UniqueConstraint("target", "key", name="uq_outbound_activity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(16), nullable=False)
+    key: Mapped[str] = mapped_column(String(64), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
-from sqlalchemy import Engine, func, literal, select, update
+from sqlalchemy import Engine, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
@@ -35,6 +36,9 @@ from dunning.db.models import (
 from dunning.errors import ConfigError
 from dunning.ledger.events import rowcount
 from dunning.outbound.subscribers import OutboundSettings, mask_url, sync_env
+
+if TYPE_CHECKING:
+    from dunning.outbound.activities import Target
 
 MAX_DELAY = dt.timedelta(hours=6)
 BATCH = 200
@@ -68,10 +72,15 @@ class DeliveryReport:
         }
 
 
-def fan_out(session: Session, settings: OutboundSettings) -> int:
+def fan_out(
+    session: Session, settings: OutboundSettings, targets: Mapping[str, Target] | None = None
+) -> int:
     """Queue the events each subscriber has not seen yet (id above its cursor, a type it
-    takes); returns how many deliveries were added."""
+    takes); returns how many deliveries were added. ``targets`` (CRM, Xero notes) get an
+    internal subscriber each (created on first use, taking every event already in the
+    outbox)."""
     sync_env(session, settings)
+    sync_internal(session, targets or {})
     top = int(session.scalar(select(func.coalesce(func.max(OutboundEvent.id), 0))) or 0)
     ins = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     added = 0
@@ -102,6 +111,31 @@ def fan_out(session: Session, settings: OutboundSettings) -> int:
     return added
 
 
+def sync_internal(session: Session, targets: Mapping[str, Target]) -> None:
+    """The internal subscriber (``source='internal'``, URL ``internal:<name>``) of each
+    configured target, created with the target's event types and cursor 0."""
+    from dunning.outbound.activities import INTERNAL_PREFIX
+
+    have = set(
+        session.scalars(
+            select(OutboundSubscriber.url).where(OutboundSubscriber.source == "internal")
+        )
+    )
+    for name, target in targets.items():
+        if INTERNAL_PREFIX + name not in have:
+            session.add(
+                OutboundSubscriber(
+                    url=INTERNAL_PREFIX + name,
+                    events=list(target.events),
+                    secret=None,
+                    source="internal",
+                    cursor=0,
+                    created_at=utcnow(),
+                )
+            )
+    session.flush()
+
+
 def backoff(attempts: int, settings: OutboundSettings, retry_after: str | None) -> dt.timedelta:
     """The wait before attempt ``attempts + 1``: exponential, capped, at least Retry-After."""
     delay = dt.timedelta(seconds=settings.backoff_seconds * 2 ** max(attempts - 1, 0))
@@ -111,6 +145,8 @@ def backoff(attempts: int, settings: OutboundSettings, retry_after: str | None) 
 
 
 def _secret(sub: OutboundSubscriber, settings: OutboundSettings) -> str:
+    if sub.source == "internal":
+        return ""
     secret = sub.secret if sub.source != "env" else settings.webhook_secret
     if not secret:
         raise ConfigError(
@@ -152,16 +188,24 @@ def deliver_due(
     *,
     limit: int | None = None,
     client: httpx.Client | None = None,
+    targets: Mapping[str, Target] | None = None,
 ) -> DeliveryReport:
     """Fan out new events, then attempt every due delivery once (oldest event first).
 
     A delivery is taken by moving its ``next_attempt_at`` past the request timeout before
-    the POST, so a second pass running at the same time skips it. Raises ConfigError when
-    the environment's subscriber is set without a valid secret.
+    the POST, so a second pass running at the same time skips it. ``targets`` (default: the
+    configured CRM targets and Xero notes, ``dunning.outbound.activities.load_targets``)
+    are internal subscribers: their deliveries call the provider instead of POSTing. Raises
+    ConfigError when the environment's subscriber is set without a valid secret, or the CRM
+    file or sources.toml is invalid.
     """
+    from dunning.outbound.activities import INTERNAL_PREFIX, deliver, load_targets
+
+    if targets is None:
+        targets = load_targets()
     report = DeliveryReport()
     with session_scope(engine) as session:
-        report.counts["queued"] = fan_out(session, settings)
+        report.counts["queued"] = fan_out(session, settings, targets)
     own = client is None
     http = client or httpx.Client(timeout=settings.timeout_seconds, follow_redirects=False)
     # Only deliveries due when the pass started: a retry due again at once (no backoff) waits
@@ -171,15 +215,23 @@ def deliver_due(
         done = 0
         while limit is None or done < limit:
             batch = _take(
-                engine, settings, started, BATCH if limit is None else min(BATCH, limit - done)
+                engine,
+                settings,
+                started,
+                BATCH if limit is None else min(BATCH, limit - done),
+                [INTERNAL_PREFIX + name for name in targets],
             )
             if not batch:
                 break
             for due in batch:
-                body = json.dumps(due.payload, separators=(",", ":"))
-                outcome, error, retry_after = send_one(
-                    http, due.url, due.secret, due.event_id, body
-                )
+                if due.url.startswith(INTERNAL_PREFIX):
+                    target = targets[due.url[len(INTERNAL_PREFIX) :]]
+                    outcome, error, retry_after = deliver(engine, target, due.type, due.payload)
+                else:
+                    body = json.dumps(due.payload, separators=(",", ":"))
+                    outcome, error, retry_after = send_one(
+                        http, due.url, due.secret, due.event_id, body
+                    )
                 attempts = due.attempts + 1
                 if outcome == "retry" and attempts >= settings.max_attempts:
                     outcome = "dead"
@@ -210,7 +262,13 @@ def deliver_due(
     return report
 
 
-def _take(engine: Engine, settings: OutboundSettings, started: dt.datetime, size: int) -> list[Due]:
+def _take(
+    engine: Engine,
+    settings: OutboundSettings,
+    started: dt.datetime,
+    size: int,
+    internal: list[str],
+) -> list[Due]:
     lease = utcnow() + dt.timedelta(seconds=settings.timeout_seconds * 3 + 60)
     taken: list[Due] = []
     with session_scope(engine) as session:
@@ -236,6 +294,10 @@ def _take(engine: Engine, settings: OutboundSettings, started: dt.datetime, size
         if env is None:
             # DUNNING_OUTBOUND_WEBHOOK_URL was unset: its deliveries wait for it to return.
             stmt = stmt.where(OutboundSubscriber.source != "env")
+        # An internal target no longer configured: its deliveries wait for it to return.
+        stmt = stmt.where(
+            or_(OutboundSubscriber.source != "internal", OutboundSubscriber.url.in_(internal))
+        )
         for did, attempts, due, sub, event_id, etype, payload in session.execute(stmt).all():
             won = session.execute(
                 update(OutboundDelivery)

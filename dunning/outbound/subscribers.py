@@ -107,6 +107,8 @@ def mask_secret(secret: str | None) -> str:
 def mask_url(url: str) -> str:
     """The URL's scheme, host and port; its path is left out (Zapier-style URLs carry a
     token in the path)."""
+    if url.startswith("internal:"):
+        return url  # a CRM or Xero-notes target (docs/outbound.md): no token in it
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/…" if parts.path not in ("", "/") else url
 

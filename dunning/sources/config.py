@@ -44,6 +44,7 @@ _ALLOWED: dict[str, set[str]] = {
         "api_base",
         "identity_base",
         "payment_links",
+        "history_notes",
         "default_country",
         "default_timezone",
         "default_locale",
@@ -199,6 +200,11 @@ def _check_kind(where: str, kind: str, settings: dict[str, Any]) -> None:
         raise ConfigError(
             f'{where}: payment_links must be "online_invoice" (fetch each open '
             "invoice's OnlineInvoiceUrl) or left out (no payment link)"
+        )
+    if kind == "xero" and settings.get("history_notes", "on") not in ("on", "off"):
+        raise ConfigError(
+            f'{where}: history_notes must be "on" (the default: a history note on the invoice '
+            'per sent reminder, docs/outbound.md) or "off"'
         )
 
 

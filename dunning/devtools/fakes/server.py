@@ -231,12 +231,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Any, name: str) -> Iterator[str]:
+def serve_in_thread(app: Any, name: str, **options: Any) -> Iterator[str]:
     """The base URL of ``app`` served by uvicorn on a free 127.0.0.1 port in a background
-    thread named ``name``, until the block ends."""
+    thread named ``name``, until the block ends. ``options`` go to uvicorn's Config (e.g.
+    ``ssl_certfile`` and ``ssl_keyfile``: the URL is then https)."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = _server(app)
+    server = _server(app, **options)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     while not server.started:
@@ -245,7 +246,8 @@ def serve_in_thread(app: Any, name: str) -> Iterator[str]:
             raise RuntimeError("the fake server stopped while starting; see the log above")
         threading.Event().wait(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        scheme = "https" if options.get("ssl_certfile") else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

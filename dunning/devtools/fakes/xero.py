@@ -45,6 +45,9 @@ class XeroFakeState:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.payments: dict[str, dict[str, Any]] = {}
+        #: History records added through the API, by InvoiceID; answers by Idempotency-Key.
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.idempotent: dict[str, dict[str, Any]] = {}
         self._clock = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         self._numbers = 0
         #: Every API request served (after authentication), and the If-Modified-Since values.
@@ -205,3 +208,38 @@ class XeroFakeState:
                 raise XeroError(400, "Only unpaid Authorised invoices can be voided or deleted")
             invoice.update(Status=status, AmountDue=0.0, UpdatedDateUTC=xero_date(self.tick()))
             return invoice
+
+    def add_history(
+        self, invoice_id: str, details: list[str], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Add history records (``Details``) to an invoice; Xero's answer body. A request
+        repeating an ``Idempotency-Key`` gets the first answer and adds nothing (Xero's
+        "Idempotent requests"). XeroError 404 for an unknown invoice, 400 for empty Details."""
+        with self.lock:
+            if idempotency_key and idempotency_key in self.idempotent:
+                return self.idempotent[idempotency_key]
+            self._invoice(invoice_id)
+            if not details or any(not d or len(d) > 2500 for d in details):
+                raise XeroError(400, "Details must be 1 to 2500 characters")
+            now = self.tick()
+            records = [
+                {
+                    "DateUTCString": now.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "DateUTC": xero_date(now),
+                    "Details": d,
+                    "Changes": "Note",
+                    "User": "dunning (API)",
+                }
+                for d in details
+            ]
+            self.history.setdefault(invoice_id, []).extend(records)
+            answer = {
+                "Id": str(uuid.uuid4()),
+                "Status": "OK",
+                "ProviderName": "dunning fake",
+                "DateTimeUTC": xero_date(now),
+                "HistoryRecords": records,
+            }
+            if idempotency_key:
+                self.idempotent[idempotency_key] = answer
+            return answer

@@ -9,6 +9,8 @@ OAuth2 token endpoint, and admin routes that change invoices.
   ``page`` (1-based) and ``pageSize`` (default 100), ``where`` (``Type=="ACCREC"``), and
   ``Statuses``; answers ``{"pagination": {...}, "<Kind>": [...]}``.
 - ``GET /api.xro/2.0/Invoices/{id}/OnlineInvoice``: the invoice's online URL.
+- ``PUT /api.xro/2.0/Invoices/{id}/History``: add history notes (``Idempotency-Key``
+  honoured: a repeated key adds nothing).
 - ``POST /_fake/xero/invoices/{id}/pay|void|delete``: change an invoice as a user in Xero would.
 - Every ``burst_429``-th API request is answered 429 with ``Retry-After`` and
   ``X-Rate-Limit-Problem: minute`` (Xero's rate-limit answer).
@@ -175,6 +177,24 @@ async def _online(request: Request) -> JSONResponse:
         return _answer(exc, fake)
 
 
+async def _history(request: Request) -> JSONResponse:
+    """PUT /Invoices/{id}/History: ``{"HistoryRecords": [{"Details": …}]}``."""
+    fake: XeroFake = request.app.state.xero
+    try:
+        _guard(request)
+        try:
+            body = await request.json()
+            details = [str(r.get("Details") or "") for r in body["HistoryRecords"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise XeroError(400, "the body must be {HistoryRecords: [{Details}]}") from None
+        answer = fake.state.add_history(
+            request.path_params["id"], details, request.headers.get("idempotency-key")
+        )
+        return JSONResponse(answer)
+    except XeroError as exc:
+        return _answer(exc, fake)
+
+
 async def _token(request: Request) -> JSONResponse:
     """Xero's identity server: client credentials or a single-use refresh token."""
     fake: XeroFake = request.app.state.xero
@@ -222,6 +242,7 @@ def create_xero_app(fake: XeroFake) -> Starlette:
     routes = [
         Route("/connect/token", _token, methods=["POST"]),
         Route("/api.xro/2.0/Invoices/{id}/OnlineInvoice", _online, methods=["GET"]),
+        Route("/api.xro/2.0/Invoices/{id}/History", _history, methods=["PUT"]),
         Route("/api.xro/2.0/{kind}", _list, methods=["GET"]),
         Route("/_fake/xero/invoices/{id}/{action}", _admin, methods=["POST"]),
     ]
