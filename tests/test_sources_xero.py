@@ -343,3 +343,52 @@ def test_a_refresh_token_in_a_secret_block_is_rotated_on_each_sync(
     Secret(value=first).save("xero-refresh-test", overwrite=True)  # a used token
     with pytest.raises(SyncFailed, match="refresh token block"):
         _sync(engine)
+
+
+@pytest.mark.prefect
+def test_each_sent_reminder_adds_one_history_note_on_its_xero_invoice_once(
+    prefect_server: None, engine: Engine, fake: XeroFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs for the same as-of, a replay and a rate-limited Xero still leave exactly one
+    history note per sent reminder, through Prism (every PUT validated against the spec)."""
+    from dunning.db.models import OutboundDelivery
+    from dunning.flows.outbound_events import outbound_events
+    from dunning.flows.payment_reminders import payment_reminders
+    from dunning.outbound.subscribers import OutboundSettings, replay
+    from tests.factories import add_customer, add_invoice
+
+    monkeypatch.setenv("DUNNING_OUTBOUND_BACKOFF_SECONDS", "0")
+    ids = _seed(fake.state)
+    add_customer(engine, "LOCAL-1")  # an invoice of another source gets no Xero note
+    add_invoice(engine, "LOCAL-INV-1", "LOCAL-1", due_on=DUE)
+    assert sync_source(engine, _source()).counts["invoices"]["inserted"] == 5
+    fake.config.burst_429, fake.config.retry_after = 4, 1  # every 4th request: 429
+    payment_reminders(as_of=AS_OF)
+    payment_reminders(as_of=AS_OF)
+    replay(engine, AS_OF - dt.timedelta(days=365), OutboundSettings())
+    outbound_events()
+    fake.config.burst_429 = 0
+    with session_scope(engine) as s:
+        sent = (
+            s.execute(
+                select(Reminder.id, Invoice.source_id, Invoice.source)
+                .join(Invoice, Invoice.id == Reminder.invoice_id)
+                .where(Reminder.status == "sent")
+            )
+            .tuples()
+            .all()
+        )
+        dead = list(
+            s.scalars(select(OutboundDelivery.last_error).where(OutboundDelivery.status == "dead"))
+        )
+    assert dead == []  # Prism found no request off the spec (it answers 422 to those)
+    xero_sent = [(rid, sid) for rid, sid, source in sent if source == "xero"]
+    assert len(xero_sent) >= 3 and any(source != "xero" for _, _, source in sent)
+    notes = {
+        invoice_id: [r["Details"] for r in records]
+        for invoice_id, records in fake.state.history.items()
+    }
+    assert sum(len(v) for v in notes.values()) == len(xero_sent)
+    for rid, sid in xero_sent:
+        assert [d for d in notes[sid] if d.endswith(f"reminder {rid}")] != []
+    assert ids["paid"] not in notes and all("@" not in d for v in notes.values() for d in v)
