@@ -1,8 +1,8 @@
 """Outbound activities: the HubSpot notes, Salesforce tasks and Xero history notes written
 for outbound events, one per (target, key)
 
-Revision ID: 0011_outbound_activities
-Revises: 0010_outbound
+Revision ID: 0012_outbound_activities
+Revises: 0011_experiments
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from dunning.db.models import UTCDateTime
 
-revision = "0011_outbound_activities"
-down_revision = "0010_outbound"
+revision = "0012_outbound_activities"
+down_revision = "0011_experiments"
 branch_labels = None
 depends_on = None
 
