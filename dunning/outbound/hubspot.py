@@ -178,8 +178,10 @@ class HubSpotTarget:
         return str(page.results[0].id) if page.results else None
 
     def create(self, facts: Facts) -> str:
-        """One note associated with the customer's contact; the note's id. Raises
-        MissingContact, RetryLater or Refused (no personal data in the message)."""
+        """One note associated with the customer's contact (developers.hubspot.com "CRM API |
+        Notes": ``hs_timestamp`` is required, association type 202 note to contact); the
+        note's id. Raises MissingContact, RetryLater or Refused (no personal data in the
+        message)."""
         from hubspot.crm.objects.notes import (
             AssociationSpec,
             PublicAssociationsForObject,

@@ -139,7 +139,8 @@ class SalesforceTarget:
         return True
 
     def find_contact(self, email: str) -> str | None:
-        """The Id of the Contact whose Email is ``email`` (SOQL), or None."""
+        """The Id of the Contact whose Email is ``email``, or None (SOQL via ``query``; the
+        value quoted by ``format_soql``, Salesforce "SOQL: Quoted String Escape Sequences")."""
         from simple_salesforce import format_soql
 
         soql = format_soql("SELECT Id FROM Contact WHERE Email = {} LIMIT 1", email)
@@ -148,8 +149,9 @@ class SalesforceTarget:
         return str(records[0]["Id"]) if records else None
 
     def create(self, facts: Facts) -> str:
-        """One completed Task on the customer's Contact; the Task's Id. Raises
-        MissingContact, RetryLater or Refused (no personal data in the message)."""
+        """One completed Task on the customer's Contact (Salesforce "Object Reference: Task":
+        ``WhoId`` a Contact, ``Status`` Completed, ``ActivityDate`` the day, UTC); the Task's
+        Id. Raises MissingContact, RetryLater or Refused (no personal data in the message)."""
         if not facts.email:
             raise MissingContact(f"customer {facts.customer_id} has no e-mail address")
         contact = self.find_contact(facts.email)

@@ -51,8 +51,10 @@ class XeroHistoryTarget:
         return self._apis[name]
 
     def create(self, facts: Facts) -> str:
-        """One history note on the invoice; ``InvoiceID:<reminder id>`` (Xero gives a history
-        record no id of its own). Raises RetryLater or Refused."""
+        """One history note on the invoice (developer.xero.com "History and Notes": ``PUT
+        /Invoices/{InvoiceID}/History``, with an ``Idempotency-Key`` per reminder);
+        ``InvoiceID:<reminder id>`` (Xero gives a history record no id of its own). Raises
+        RetryLater (429 outlasting the source's waits, 5xx) or Refused."""
         from xero_python.accounting import HistoryRecord, HistoryRecords
 
         assert facts.invoice_source is not None and facts.invoice_source_id is not None
