@@ -28,15 +28,13 @@ from dunning.policy.model import (
     DEFAULT_VOICE_WINDOW,
     PAYMENT_FAILED,
     PROMISE_BROKEN,
-    Condition,
     ExtraStage,
     Ladder,
     Policy,
-    SegmentRule,
     SendWindow,
     Stage,
 )
-from dunning.segments.features import FEATURE_NAMES
+from dunning.segments.model import FEATURE_NAMES, Condition, SegmentRule
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "default_policy.toml"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

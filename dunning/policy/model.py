@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from dunning.experiments.model import Experiment
+from dunning.segments.model import SegmentRule
 
 CHANNEL_NAMES = ("email", "sms", "voice")
 #: Suffix of the stage of a second call after a call nobody answered (final_notice.retry):
@@ -95,24 +96,6 @@ class SendWindow:
 #: Calls are stricter than messages: 10:00-17:00 local time on weekdays unless the policy
 #: sets its own ``[voice_window]``.
 DEFAULT_VOICE_WINDOW = SendWindow(start_minute=10 * 60, end_minute=17 * 60)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``feature`` compared with ``value`` by ``op`` (one of >=, <=, ==)."""
-
-    feature: str
-    op: str
-    value: float | bool
-
-
-@dataclass(frozen=True)
-class SegmentRule:
-    """A segment and the conditions (all must hold) that put a customer in it."""
-
-    segment: str
-    conditions: tuple[Condition, ...]
-    doc: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,24 +13,12 @@ import numpy as np
 import pandas as pd
 
 from dunning.money import exponent
+from dunning.segments.model import FEATURE_NAMES, SegmentPolicy
 
 if TYPE_CHECKING:
-    from dunning.policy.model import Policy
     from dunning.portfolio import Portfolio
 
-#: Features segment rules may use (see dunning/policy/default_policy.toml).
-FEATURE_NAMES = (
-    "on_time_share",
-    "mean_days_late",
-    "p90_days_late",
-    "failed_attempts_90d",
-    "open_invoices",
-    "oldest_open_days_overdue",
-    "tenure_days",
-    "invoice_count",
-    "settled_count",
-    "large_overdue",
-)
+#: The invoice statuses whose balance is still owed.
 OPEN_STATUSES = ("open", "disputed")
 
 
@@ -121,7 +109,7 @@ def group_quantile(groups: np.ndarray, values: np.ndarray, size: int, q: float) 
     return np.where(counts > 0, result, np.nan)
 
 
-def compute_features(portfolio: Portfolio, as_of: datetime, policy: Policy) -> pd.DataFrame:
+def compute_features(portfolio: Portfolio, as_of: datetime, policy: SegmentPolicy) -> pd.DataFrame:
     """One row per customer (index customer_id) with every feature in FEATURE_NAMES."""
     hist = invoice_history(portfolio, as_of)
     size = len(portfolio.customers)
@@ -161,7 +149,7 @@ def compute_features(portfolio: Portfolio, as_of: datetime, policy: Policy) -> p
     return feats[list(FEATURE_NAMES)]
 
 
-def _large_overdue(hist: pd.DataFrame, policy: Policy, size: int) -> np.ndarray:
+def _large_overdue(hist: pd.DataFrame, policy: SegmentPolicy, size: int) -> np.ndarray:
     """Per customer, whether the overdue balance in some one currency reaches the policy's mark."""
     overdue = hist.loc[hist["is_open"].to_numpy() & (hist["overdue_days"].to_numpy() > 0)]
     per_cur = (

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from dunning.policy.model import Condition, Policy
 from dunning.segments.features import aligned, invoice_history
+from dunning.segments.model import Condition, SegmentPolicy
 
 if TYPE_CHECKING:
     from dunning.portfolio import Portfolio
@@ -25,7 +25,7 @@ def _holds(features: pd.DataFrame, cond: Condition) -> np.ndarray:
     return (values == cond.value).to_numpy(bool)
 
 
-def assign_segments(features: pd.DataFrame, policy: Policy) -> pd.Series:
+def assign_segments(features: pd.DataFrame, policy: SegmentPolicy) -> pd.Series:
     """The segment of every customer in ``features`` (same index), as a categorical."""
     names = list(policy.segments)
     codes = np.full(len(features), names.index(policy.fallback_segment), dtype=np.int16)
@@ -43,7 +43,7 @@ def assign_segments(features: pd.DataFrame, policy: Policy) -> pd.Series:
     )
 
 
-def segment_customers(features: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def segment_customers(features: pd.DataFrame, policy: SegmentPolicy) -> pd.DataFrame:
     """``features`` with a ``segment`` column added."""
     out = features.copy()
     out["segment"] = assign_segments(features, policy)
