@@ -90,8 +90,11 @@ def run(
         check_email_compliance()  # before Prefect starts: ConfigError names the setting
     # The ephemeral server's 20 s default start budget is too tight on a busy laptop or CI box.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    from dunning.flows.payment_reminders import payment_reminders
+    from dunning.entrypoints import PAYMENT_REMINDERS, load_flow
     from dunning.report import RunReport
+
+    # By its entrypoint string (prefect.yaml's in a checkout): the CLI does not import flows.
+    payment_reminders = load_flow(*PAYMENT_REMINDERS)
 
     if not json_out:
         console.print("[dim]running the payment-reminders flow…[/]")

@@ -175,7 +175,7 @@ def run_reminders(params: RunParameters) -> RunReport:
     # its shards); those still stale after that have their reminders deferred below.
     stale = refresh_stale_sources() if params.shard is None and not params.dry_run else None
     if params.shards > 1 and params.shard is None:
-        return coordinate(params)
+        return coordinate(params, payment_reminders)
     log = get_run_logger()
     as_of = params.as_of or utcnow()
     run_id = str(flow_run.id or uuid.uuid4())

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import get_run_logger
+from prefect import Flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
@@ -74,9 +74,13 @@ class ShardOutcome:
         return f"shard {self.shard} of {shards} ({run}) ended {self.state}: {self.message or ''}"
 
 
-def coordinate(params: RunParameters) -> RunReport:
+def coordinate(params: RunParameters, shard_flow: Flow[..., Any]) -> RunReport:
     """The sum of the shard runs' reports, after starting one run per shard and waiting for
-    all; raises naming every shard that did not complete (after the others finished)."""
+    all; raises naming every shard that did not complete (after the others finished).
+
+    ``shard_flow`` is the flow a shard runs as in this process (payment-reminders, which
+    passes itself: this module does not import the flows that use it).
+    """
     log = get_run_logger()
     # Every shard acts as of the same instant, so together they do what one run would.
     as_of = params.as_of or utcnow()
@@ -93,7 +97,7 @@ def coordinate(params: RunParameters) -> RunReport:
     target = _shard_target(params)
     if target is None:
         log.info("running %d shards in this process as of %s", params.shards, as_of.isoformat())
-        results = _run_in_process(shard_params)
+        results = _run_in_process(shard_params, shard_flow)
     else:
         log.info("starting %d shard runs of deployment %s", params.shards, target)
         results = _run_on_workers(target, shard_params, log)
@@ -151,14 +155,15 @@ def _shard_run_name(p: RunParameters) -> str:
     return f"{flow_run.name or 'reminders'} shard {p.shard} of {p.shards}"
 
 
-def _run_in_process(shard_params: list[RunParameters]) -> list[ShardOutcome]:
-    """How each shard ended, run one after another as subflows of this run."""
+def _run_in_process(
+    shard_params: list[RunParameters], shard_flow: Flow[..., Any]
+) -> list[ShardOutcome]:
+    """How each shard ended, run one after another as subflows (of ``shard_flow``) of this run."""
     results = []
     for p in shard_params:
         name = _shard_run_name(p)
-        state: State[Any] = _reminder_flow().with_options(flow_run_name=name)(
-            **p.model_dump(), return_state=True
-        )
+        run: Any = shard_flow.with_options(flow_run_name=name)  # with return_state: a State
+        state: State[Any] = run(**p.model_dump(), return_state=True)
         child = state.state_details.flow_run_id
         report = state.result(raise_on_failure=False) if state.is_completed() else None
         if not isinstance(report, RunReport):
@@ -275,10 +280,3 @@ def _stored_report(flow_run_id: uuid.UUID | str | None) -> RunReport | None:
             .limit(1)
         )
     return RunReport.from_compact(compact) if compact else None
-
-
-def _reminder_flow() -> Any:
-    """The payment-reminders flow, which shard runs are (imported late: it imports this)."""
-    from dunning.flows.payment_reminders import payment_reminders
-
-    return payment_reminders
