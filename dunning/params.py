@@ -92,7 +92,12 @@ BatchSize = Annotated[
     ),
 ]
 MaxTasks = Annotated[int, Field(ge=1, le=2_000, description="Most delivery tasks a run creates.")]
-Concurrency = Annotated[int, Field(ge=1, le=64, description="Delivery tasks running at once.")]
+#: The most delivery tasks a run may have running at once; the flow's thread pool has this
+#: many workers, so the ``concurrency`` parameter, not the pool, is what limits a run.
+MAX_CONCURRENCY = 64
+Concurrency = Annotated[
+    int, Field(ge=1, le=MAX_CONCURRENCY, description="Delivery tasks running at once.")
+]
 MaxMessages = Annotated[
     int | None,
     Field(

@@ -37,6 +37,7 @@ from dunning.flows.approval import await_approval
 from dunning.flows.outbound_events import deliver_outbound_events
 from dunning.flows.shards import coordinate, store_outcomes
 from dunning.params import (
+    MAX_CONCURRENCY,
     AsOf,
     BatchSize,
     Channels,
@@ -112,7 +113,9 @@ def run_name(prefix: str) -> Callable[[], str]:
     timeout_seconds=flow_timeout("payment_reminders"),
     flow_run_name=run_name("reminders"),
     description="Plan and send the payment reminders due now, once each, and report.",
-    task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
+    # As many workers as the concurrency parameter allows (threads start only when used): the
+    # delivery loop's window of ``concurrency`` tasks is the limit, not a smaller pool.
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY),  # type: ignore[arg-type]
     log_prints=False,
 )
 @document_parameters
