@@ -13,13 +13,18 @@ DEMO_AS_OF ?= $(DEMO_DATE)T15:00:00Z
 
 .PHONY: install demo ui test test-prefect-oldest lint bench clean
 
-$(STAMP): pyproject.toml
+# Every dependency pinned (constraints/ci.txt): CI and every machine install the same versions.
+# `make install CONSTRAINTS=` installs the newest the ranges in pyproject.toml allow instead.
+CONSTRAINTS ?= constraints/ci.txt
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	@# The newest Prefect pyproject.toml allows (an existing venv would keep an older one);
-	@# the oldest supported is tested by test-prefect-oldest.
-	$(BIN)/pip install --quiet --upgrade "prefect>=3.8,<4"
+	$(BIN)/pip install --quiet -e ".[dev]" $(PIN)
+	@# The newest Prefect pyproject.toml allows (pinned by the constraints; an existing venv
+	@# would keep an older one); the oldest supported is tested by test-prefect-oldest.
+	$(BIN)/pip install --quiet --upgrade "prefect>=3.8,<4" $(PIN)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -78,9 +83,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy dunning flows deployments
+	@# The direction of imports: the contracts in pyproject.toml ([tool.importlinter]).
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .dunning node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST_VENV) .dunning node_modules .pytest_cache .mypy_cache .ruff_cache \
+		.import_linter_cache

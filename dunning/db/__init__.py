@@ -43,7 +43,15 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        # psycopg is the `postgres` extra: a plain `pip install dunning` has SQLite only.
+        raise DatabaseUnavailable(
+            f"DUNNING_DATABASE_URL needs the database driver {exc.name!r}, which is not "
+            "installed: for PostgreSQL install dunning with its extra, "
+            "pip install 'dunning[postgres]'"
+        ) from None
 
 
 def get_engine(url: str | None = None) -> Engine:
