@@ -5,6 +5,10 @@ Layout of templates/ (see docs/delivery.md):
     <stage>/email.<lang>.txt           the stage's own paragraph(s) of the email
     <stage>/sms.<lang>.txt             SMS body (the opt-out hint is appended by compose)
     <stage>/voice.<lang>.txt           what a reminder call says (dunning.voice.script)
+    _customer/email.<lang>[.subject].txt, _customer/sms.<lang>.txt
+                                       one message listing several invoices of a customer
+                                       (policy consolidate = "customer"), worded by the most
+                                       advanced stage among them (``lead_stage``)
     _voice/<lang>.txt                  a call's spoken phrases (menu, voicemail, replies)
     _layout/email.txt, email.html      the whole email around them: greeting, body, invoice
                                        summary (_layout/summary.*), pay link/button, tone
@@ -63,6 +67,20 @@ STAGES = (
     "promise_broken",
 )
 _REPEAT = re.compile(r"^(?P<base>.+)_r(?P<n>\d+)$")
+#: The templates folder of a message that lists several invoices (one message per customer).
+CONSOLIDATED = "_customer"
+#: How advanced a base stage is, for the wording of a consolidated message: the ladder's order,
+#: a failed payment between the due date and the first overdue rung, a broken promise between
+#: the first and the second.
+STAGE_RANK = {
+    "pre_due": 0,
+    "due": 1,
+    "payment_failed": 2,
+    "overdue_1": 3,
+    "promise_broken": 4,
+    "overdue_2": 5,
+    "final_notice": 6,
+}
 
 
 def base_stage(stage: str) -> str:
@@ -71,6 +89,32 @@ def base_stage(stage: str) -> str:
     stage = stage.removesuffix(RETRY_SUFFIX)
     match = _REPEAT.match(stage)
     return match.group("base") if match else stage
+
+
+def stage_rank(stage: str) -> tuple[int, int]:
+    """How advanced ``stage`` is: (rank of its base stage, repeat number); a stage without
+    templates of its own ranks like the first overdue rung."""
+    repeat = _REPEAT.match(stage.removesuffix(RETRY_SUFFIX))
+    return STAGE_RANK.get(base_stage(stage), STAGE_RANK["overdue_1"]), (
+        int(repeat.group("n")) if repeat else 1
+    )
+
+
+def lead_reminder(reminders: Sequence[ReminderData]) -> ReminderData:
+    """The reminder whose stage a consolidated message is worded and toned by: the most
+    advanced stage (``stage_rank``), then the most days overdue, then the lowest id.
+
+    Raises ValueError when ``reminders`` is empty.
+    """
+    if not reminders:
+        raise ValueError("a consolidated message needs at least one reminder")
+    return max(reminders, key=lambda r: (stage_rank(r.stage), r.days_overdue, -r.reminder_id))
+
+
+def message_order(reminders: Sequence[ReminderData]) -> list[ReminderData]:
+    """The invoices of a consolidated message in the order it lists them: oldest due date
+    first, then invoice number."""
+    return sorted(reminders, key=lambda r: (r.due_on, r.invoice_number, r.reminder_id))
 
 
 def unsubscribe_token(reminder_id: int, secret: str) -> str:
@@ -222,14 +266,17 @@ def _template_files(folder: str, stamp: int) -> frozenset[str]:
     return frozenset(p.name for p in Path(folder).iterdir() if p.is_file())
 
 
-def resolve(stage: str, channel: str, locale: str, directory: Path) -> ResolvedLocale:
+def resolve(
+    stage: str, channel: str, locale: str, directory: Path, *, consolidated: bool = False
+) -> ResolvedLocale:
     """The one locale of a message to ``locale`` on ``channel`` at ``stage``: the best template
     language that exists and the Babel locale its dates and amounts are formatted in (the
     customer's own locale when the words are in their language, else the fallback's).
+    ``consolidated``: the message lists several invoices (templates in ``_customer/``).
 
     Raises TemplateError when not even the fallback language's template exists.
     """
-    base = base_stage(stage)
+    base = CONSOLIDATED if consolidated else base_stage(stage)
     resolved = resolve_locale(
         locale, lambda lang: template_exists(directory, f"{base}/{channel}.{lang}.txt")
     )
@@ -295,6 +342,11 @@ def build_context(
     link = safe_link(data.payment_link)
     if invoices:
         items, totals = invoice_items(invoices, fmt), currency_totals(invoices, fmt)
+        links = {r.payment_link for r in invoices}
+        if len(invoices) > 1 and len(links) > 1:
+            # One pay button or SMS link for several invoices would pay only one of them:
+            # each row of the summary carries its own link instead.
+            link = None
     else:  # one invoice: its summary row reuses the values formatted above
         items, totals = [summary_row(data, due_date, balance_due, amount)], [balance_due]
     return {
@@ -319,6 +371,10 @@ def build_context(
         "payment_link": link,
         "invoices": items,
         "totals": totals,
+        "invoice_count": len(items),
+        "invoice_numbers": [item["invoice_number"] for item in items],
+        # The stage a consolidated message is worded by (its lead's, the most advanced).
+        "lead_stage": base_stage(data.stage),
         "logo_url": settings.email_logo_url,
         **brand_colors(settings.email_brand_color),
         "company_name": core.company_name,
@@ -349,8 +405,10 @@ def compose(
     """The rendered message for one reminder on its channel (email or sms).
 
     ``invoices``: every reminder the message covers when it lists several invoices (one
-    message per customer); the email's summary then is a table with one total per currency.
-    Default: ``data`` alone.
+    message per customer, see ``compose_group``); with more than one, the words come from the
+    consolidated templates (``_customer/``) worded by ``data``'s stage, and the email's
+    summary is a table with one total per currency. Default: ``data`` alone.
+    Raises TemplateError (a missing template, field or address).
     """
     settings = settings or get_channel_settings()
     if data.channel == "email":
@@ -367,6 +425,22 @@ def compose(
     )
 
 
+def compose_group(
+    reminders: Sequence[ReminderData], settings: ChannelSettings | None = None
+) -> OutboundMessage:
+    """The one message of a customer's reminders on one channel (policy consolidate =
+    "customer"): worded and toned by the most advanced stage among them (``lead_reminder``),
+    listing every invoice (number, due date, days overdue, balance; ``message_order``) with one
+    total per currency. Its ``reminder_id`` is the lead's. One reminder: its own message.
+
+    Raises ValueError when ``reminders`` is empty, TemplateError as ``compose``.
+    """
+    lead = lead_reminder(reminders)
+    if len(reminders) == 1:
+        return compose(lead, settings)
+    return compose(lead, settings, invoices=message_order(reminders))
+
+
 def _prepare(
     data: ReminderData, settings: ChannelSettings, invoices: Sequence[ReminderData] | None
 ) -> tuple[Path, str, str, dict[str, Any]]:
@@ -374,9 +448,10 @@ def _prepare(
     template language, the base stage and the render context with the shared phrases, all in
     the message's one resolved locale."""
     directory = templates_dir(settings)
-    where = resolve(data.stage, data.channel, data.locale, directory)
+    consolidated = bool(invoices) and len(invoices or ()) > 1
+    where = resolve(data.stage, data.channel, data.locale, directory, consolidated=consolidated)
     ctx = with_shared_phrases(build_context(data, where, settings, invoices), directory)
-    return directory, where.lang, base_stage(data.stage), ctx
+    return directory, where.lang, CONSOLIDATED if consolidated else base_stage(data.stage), ctx
 
 
 def _compose_email(

@@ -22,6 +22,8 @@ from dunning.render import (
     STAGES,
     base_stage,
     compose,
+    compose_group,
+    lead_reminder,
     render_template,
     unsubscribe_token,
     verify_unsubscribe_token,
@@ -375,3 +377,96 @@ def test_experiment_variants_render_and_a_missing_variant_falls_back(
     assert compose(data, settings).template_key == "overdue_1/email.de"
     data = reminder(stage="overdue_1", channel="sms", locale="en_GB", variant="Z")
     assert compose(data, settings).template_key == "overdue_1/sms.en"
+
+
+def _customer_reminders(stage: str, channel: str, locale: str, tone: str | None = "neutral"):
+    """Three invoices of one customer in two currencies, the first at ``stage``."""
+    return [
+        reminder(stage=stage, channel=channel, locale=locale, tone=tone),
+        reminder(
+            reminder_id=42,
+            invoice_id=8,
+            invoice_number="INV-2026-0008",
+            stage="overdue_1",
+            channel=channel,
+            locale=locale,
+            tone=tone,
+            balance_due=Decimal("50.00"),
+            amount=Decimal("50.00"),
+            due_on=dt.date(2026, 2, 20),
+            days_overdue=14,
+            payment_link="https://pay.example.com/inv/8",
+        ),
+        reminder(
+            reminder_id=43,
+            invoice_id=9,
+            invoice_number="INV-2026-0009",
+            stage="pre_due",
+            channel=channel,
+            locale=locale,
+            tone=tone,
+            currency="USD",
+            balance_due=Decimal("1275.50"),
+            amount=Decimal("1275.50"),
+            due_on=dt.date(2026, 3, 8),
+            days_overdue=-2,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_consolidated_template_renders_in_every_locale(
+    stage: str, lang: str, settings: ChannelSettings
+) -> None:
+    for channel in ("email", "sms"):
+        for tone in ("friendly", "neutral", "firm", "final", None):
+            group = _customer_reminders(stage, channel, f"{lang}_XX", tone)
+            msg = compose_group(group, settings)
+            lead = lead_reminder(group)
+            assert msg.reminder_id == lead.reminder_id
+            assert msg.template_key == f"_customer/{channel}.{lang}" and msg.locale == lang
+            assert "{{" not in msg.text and "{%" not in msg.text
+            for number in ("INV-2026-0007", "INV-2026-0008", "INV-2026-0009"):
+                assert number in msg.text
+            if channel == "email":
+                assert msg.subject and "3" in msg.subject and "\n" not in msg.subject
+                assert msg.html and "INV-2026-0009" in msg.html and "<thead>" in msg.html
+                # one total per currency, never added across currencies
+                eur = format_currency(Decimal("1284.50"), "EUR", locale=lang)
+                usd = format_currency(Decimal("1275.50"), "USD", locale=lang)
+                if lang != "ja":
+                    assert eur in msg.text and usd in msg.text
+            else:
+                count = count_segments(msg.text)
+                assert count.segments <= settings.sms_max_segments, msg.text
+                assert not msg.warnings
+                if lang in LATIN_LANGS:
+                    assert count.encoding == "GSM-7", msg.text
+    files = {p.name for p in (DEFAULT_TEMPLATES_DIR / "_customer").iterdir()}
+    assert files == {
+        f"{c}.{lg}{s}"
+        for lg in LANGS
+        for c, s in (("email", ".subject.txt"), ("email", ".txt"), ("sms", ".txt"))
+    }
+
+
+def test_consolidated_message_is_worded_by_the_most_advanced_stage(
+    settings: ChannelSettings,
+) -> None:
+    group = _customer_reminders("final_notice_r2", "email", "en_US", "final")
+    group[0] = dataclasses.replace(group[0], days_overdue=30)
+    msg = compose_group(group, settings)
+    assert msg.subject == "Final notice: 3 unpaid invoices"
+    assert "final notice regarding the 3 invoices below" in msg.text
+    assert "Please pay immediately" in msg.text  # the lead's tone
+    # oldest due date first; true days overdue of each; several pay links: no single button
+    assert msg.text.index("INV-2026-0008") < msg.text.index("INV-2026-0007")
+    assert "Overdue: 14 days" in msg.text and "Overdue: 30 days" in msg.text
+    assert msg.html is not None and "Pay now</a>" not in msg.html
+    sms = compose_group(_customer_reminders("overdue_2", "sms", "de_DE"), settings)
+    assert sms.text.startswith("Acme Supplies Ltd: 3 Rechnungen sind weiterhin unbezahlt")
+    assert "1.284,50 € + 1.275,50 $" in sms.text
+    assert "Rechnungen: INV-2026-0008, INV-2026-0007, INV-2026-0009" in sms.text
+    one = compose_group(_customer_reminders("overdue_2", "email", "en_US")[:1], settings)
+    assert one.template_key == "overdue_2/email.en"  # a single invoice: its usual message
