@@ -30,7 +30,7 @@ def naive_reminders(as_of: dt.datetime, max_messages: int | None = None) -> int:
     run_id = str(flow_run.id or uuid.uuid4())
     portfolio = fetch_portfolio()
     lines, policy = plan_reminders(portfolio, as_of)
-    groups = record_plan(lines[lines["action"] == "send"], run_id, as_of)
+    groups, _ = record_plan(lines[lines["action"] == "send"], run_id, as_of)
     ids = [i for group in groups for i in group][:max_messages]
     futures = deliver.map(
         [[i] for i in ids], unmapped(f"run-{run_id}"), unmapped(_floors(policy)), unmapped(as_of)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,8 +18,29 @@ from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendRe
 from dunning.errors import ConfigError, ProviderAuthError, TemplateError
 from dunning.faultpoint import crash_point
 from dunning.masking import scrub
+from dunning.render import lead_reminder, message_order
 
 Composer = Callable[[ReminderData], OutboundMessage]
+#: Composes the one message of several reminders (their lead first): dunning.render.compose_group.
+GroupComposer = Callable[[list[ReminderData]], OutboundMessage]
+#: Channels on which one message per customer lists several invoices (a call stays per invoice).
+CONSOLIDATED_CHANNELS = ("email", "sms")
+
+
+def customer_messages(claimed: list[ReminderData]) -> list[list[ReminderData]]:
+    """``claimed`` split into one message per customer and channel (email, sms; a call stays
+    one per invoice), each with its lead (``dunning.render.lead_reminder``) first and the
+    others in the order the message lists them."""
+    by_key: dict[tuple[str, str, int], list[ReminderData]] = {}
+    for data in claimed:
+        single = data.channel not in CONSOLIDATED_CHANNELS
+        key = (data.customer_id, data.channel, data.reminder_id if single else 0)
+        by_key.setdefault(key, []).append(data)
+    messages = []
+    for members in by_key.values():
+        lead = lead_reminder(members)
+        messages.append([lead, *(m for m in message_order(members) if m is not lead)])
+    return messages
 
 
 @dataclass
@@ -52,11 +73,18 @@ def deliver_batch(
     lease_seconds: int = 300,
     min_balance: ledger.MinBalance | None = None,
     as_of: dt.datetime | None = None,
+    compose_group: GroupComposer | None = None,
 ) -> BatchResult:
     """Send the still-planned reminders among ``reminder_ids``; returns what happened.
 
     Only rows this call wins in the claim are sent, so running it twice (a Prefect retry, an
     overlapping run) re-attempts only what is still unsent.
+
+    ``compose_group`` (one message per customer; the batch holds whole customers): the rows
+    of a customer on a channel are claimed together and go out as one message composed by
+    it; every row of that message is recorded with the same provider result (one provider
+    message id; a failure fails them all). A row that could not be claimed or must not go
+    out (paid meanwhile) is left out of the message before it is composed.
     """
     result = BatchResult()
     crash_point("before_claim")
@@ -67,6 +95,7 @@ def deliver_batch(
         lease_seconds=lease_seconds,
         min_balance=min_balance,
         as_of=as_of,
+        group=customer_messages if compose_group else None,
     )
     crash_point("after_claim")
     result.claimed = len(outcome.claimed)
@@ -76,11 +105,22 @@ def deliver_batch(
 
     by_channel: dict[str, list[OutboundMessage]] = {}
     failed_render: dict[int, tuple[str, str]] = {}
-    for data in outcome.claimed:
+    # The rows each message stands for, by the message's reminder id (its lead's).
+    members: dict[int, list[int]] = {
+        g[0].reminder_id: [m.reminder_id for m in g] for g in outcome.groups
+    }
+    grouped = {rid for ids in members.values() for rid in ids}
+    units: list[list[ReminderData]] = [
+        *outcome.groups,
+        *([d] for d in outcome.claimed if d.reminder_id not in grouped),
+    ]
+    for unit in units:
+        data = unit[0]
         try:
-            msg = compose(data)
+            msg = compose_group(unit) if len(unit) > 1 and compose_group else compose(data)
         except TemplateError as exc:
-            failed_render[data.reminder_id] = ("template_error", scrub(str(exc))[:200])
+            for member in unit:
+                failed_render[member.reminder_id] = ("template_error", scrub(str(exc))[:200])
             continue
         result.warnings.extend(f"{data.invoice_number}: {w}" for w in msg.warnings)
         by_channel.setdefault(data.channel, []).append(msg)
@@ -97,12 +137,19 @@ def deliver_batch(
         except (ProviderAuthError, ConfigError):
             # Nothing went out: give every claimed row back so the next run can send it.
             ledger.release(
-                engine, [m.reminder_id for ms in by_channel.values() for m in ms], claimer=claimer
+                engine,
+                [
+                    rid
+                    for ms in by_channel.values()
+                    for m in ms
+                    for rid in members.get(m.reminder_id, [m.reminder_id])
+                ],
+                claimer=claimer,
             )
             raise
         crash_point("after_send")
         sent_fields: dict[int, dict[str, Any]] = {
-            m.reminder_id: {
+            rid: {
                 "to_address": m.to,
                 "subject": m.subject,
                 "body": m.text,
@@ -110,7 +157,14 @@ def deliver_batch(
                 "locale": m.locale,
             }
             for m in messages
+            for rid in members.get(m.reminder_id, [m.reminder_id])
         }
+        # A message of several rows: each row is recorded with the message's result.
+        results = [
+            replace(r, reminder_id=rid)
+            for r in results
+            for rid in members.get(r.reminder_id, [r.reminder_id])
+        ]
         for rec in ledger.record(engine, results, sent_fields, claimer=claimer):
             if rec.status == "sent":
                 result.sent += 1

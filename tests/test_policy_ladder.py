@@ -260,11 +260,30 @@ def test_an_sms_sent_earlier_today_counts_toward_the_cap_and_the_cap_is_policy()
         ({"max_sms_per_customer_per_day": 0}, "max_sms_per_customer_per_day"),
         ({"max_sms_per_customer_per_day": "one"}, "max_sms_per_customer_per_day"),
         ({"consolidate": "household"}, "consolidate"),
-        # one message per customer is not built yet: refused, never silently ignored
-        ({"consolidate": "customer"}, "consolidate"),
+        ({"consolidate": True}, "consolidate"),
+        ({"segments": {"consolidate": {"at_risk": "Customer"}}}, "segments.consolidate.at_risk"),
     ],
 )
 def test_message_limits_are_validated(change, key):
-    with pytest.raises(PolicyError, match=f"key '{key}'"):
+    with pytest.raises(PolicyError, match=f"key '{key}'") as info:
         parse_policy(_raw_policy() | change, "bad")
+    assert (
+        "['invoice', 'customer']" in str(info.value)
+        or "at least 1" in str(info.value)
+        or ("integer" in str(info.value))
+    )
     assert POLICY.max_sms_per_customer_per_day == 1 and POLICY.consolidate == "invoice"
+
+
+def test_consolidate_is_a_top_level_key_overridable_per_segment():
+    policy = parse_policy(
+        _raw_policy() | {"consolidate": "customer", "segments": {"consolidate": {"new": "invoice"}}}
+    )
+    assert policy.consolidate == "customer"
+    assert policy.consolidate_for("new") == "invoice"
+    assert policy.consolidate_for("at_risk") == "customer"
+    per_segment = parse_policy(
+        _raw_policy() | {"segments": {"consolidate": {"at_risk": "customer"}}}
+    )
+    assert per_segment.consolidate_for("at_risk") == "customer"
+    assert per_segment.consolidate_for("reliable") == "invoice"

@@ -1,4 +1,8 @@
-"""``dunning preview``: render what would be sent for one invoice, without sending anything."""
+"""``dunning preview``: render what would be sent for one invoice, without sending anything.
+
+Under a policy with ``consolidate = "customer"`` (for the invoice's segment) the message shown
+is the customer's one message: every invoice of theirs that travels with this one on the
+channel, worded by the most advanced stage among them."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from dunning.errors import DunningError
 from dunning.ledger import reminder_data
 from dunning.policy import Ladder, Policy, Stage, load_policy
 from dunning.policy.model import PAYMENT_FAILED, PROMISE_BROKEN
-from dunning.render import base_stage, compose
+from dunning.render import base_stage, compose, compose_group
 from dunning.sms import count_segments
 
 
@@ -56,6 +60,52 @@ def plan_for_invoice(
     lines = plan(portfolio, as_of, policy)
     lines = lines.loc[lines["invoice_number"] == invoice_number]
     return {str(r["channel"]): {str(k): v for k, v in r.items()} for r in lines.to_dict("records")}
+
+
+def customer_lines(
+    engine: Engine, policy: Policy, invoice_number: str, as_of: dt.datetime
+) -> list[dict[str, Any]]:
+    """Every plan line at ``as_of`` of the customer of ``invoice_number`` (all their invoices,
+    every channel), from the same planner a run uses."""
+    from dunning.policy import plan
+    from dunning.portfolio import load_portfolio
+
+    customer = select(Invoice.customer_id).where(Invoice.invoice_number == invoice_number)
+    with engine.connect() as conn:
+        numbers = list(
+            conn.scalars(
+                select(Invoice.invoice_number).where(
+                    Invoice.customer_id == customer.scalar_subquery()
+                )
+            )
+        )
+    if not numbers:
+        return []
+    lines = plan(load_portfolio(engine, invoice_numbers=numbers), as_of, policy)
+    return [{str(k): v for k, v in r.items()} for r in lines.to_dict("records")]
+
+
+def travelling_with(
+    lines: list[dict[str, Any]], invoice_number: str, channel: str
+) -> list[dict[str, Any]]:
+    """The plan lines whose reminders share one message with ``invoice_number``'s on
+    ``channel`` in one-message-per-customer mode: the customer's lines on that channel with
+    the same action (sent now together, or deferred together), this invoice's first; empty
+    when this invoice has no line there."""
+    own = next(
+        (r for r in lines if r["invoice_number"] == invoice_number and r["channel"] == channel),
+        None,
+    )
+    if own is None or own["action"] == "skip":
+        return []
+    others = [
+        r
+        for r in lines
+        if r["channel"] == channel
+        and r["action"] == own["action"]
+        and r["invoice_number"] != invoice_number
+    ]
+    return [own, *others]
 
 
 def verdict(line: dict[str, Any] | None) -> str:
@@ -246,8 +296,29 @@ def preview(
         )
     except DunningError as exc:
         fail(str(exc))
+    together: list[dict[str, Any]] = []
+    if planned and policy.consolidate_for(str(chosen_segment)) == "customer":
+        try:
+            together = customer_lines(get_engine(), policy, invoice, when)
+        except DunningError as exc:
+            fail(str(exc))
     for data in items:
         line = planned.get(data.channel)
+        group = [data]
+        for other in travelling_with(together, invoice, data.channel)[1:]:
+            try:
+                group += load_preview(
+                    get_engine(),
+                    policy,
+                    str(other["invoice_number"]),
+                    str(other["stage"]),
+                    [data.channel],
+                    when,
+                    tone=str(other["tone"]),
+                    segment=str(other["segment"]),
+                )
+            except DunningError as exc:
+                fail(str(exc))
         if asked:
             said = "as asked with --stage (the plan may differ: run without --stage)"
         elif not planned:
@@ -259,8 +330,18 @@ def preview(
             )
         else:
             said = verdict(line)
+        if len(group) > 1:
+            said += (
+                f"; one message for {len(group)} invoices (consolidate = customer): "
+                + ", ".join(g.invoice_number for g in group)
+            )
         if not json_mode:
-            out.print(f"{data.channel} · stage {data.stage}: {said}", markup=False, highlight=False)
+            out.print(
+                f"{data.channel} · stage {data.stage}: {said}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         address = data.email if data.channel == "email" else data.phone
         if not address:
             if channel:
@@ -280,12 +361,16 @@ def preview(
                 fail(str(exc))
             continue
         try:
-            message = compose(data)
+            message = compose_group(group) if len(group) > 1 else compose(data)
         except DunningError as exc:
             fail(str(exc))
         path = _write_html(message, invoice, data.stage)
         if json_mode:
-            emit_json(_as_dict(message, data.stage, path) | _plan_fields(planned, data.channel))
+            emit_json(
+                _as_dict(message, data.stage, path)
+                | _plan_fields(planned, data.channel)
+                | {"invoices": [g.invoice_number for g in group]}
+            )
             continue
         out.rule(f"{data.channel} · {message.template_key} · stage {data.stage}")
         out.print(f"To: {message.to}", highlight=False, markup=False, soft_wrap=True)

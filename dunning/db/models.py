@@ -261,6 +261,10 @@ class Reminder(Base):
     arm: Mapped[str | None] = mapped_column(String(48))
     variant: Mapped[str | None] = mapped_column(String(16))
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # One message per customer (policy consolidate = "customer"): the id of the lead reminder
+    # of the one message this row travels in, set in the claim that claimed the whole group;
+    # every row of the group shares its provider message id. NULL: a message of its own.
+    message_group: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False

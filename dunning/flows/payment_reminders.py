@@ -93,6 +93,34 @@ def fan_out(groups: list[list[int]], batch_size: int | None, max_tasks: int) -> 
     return batches_of([i for g in groups for i in g], batch_size or 1, max_tasks)
 
 
+def consolidated_customers(sends: pd.DataFrame, policy: Any) -> set[str]:
+    """The customers among ``sends`` whose segment's policy says consolidate = "customer"
+    (one message per customer and channel)."""
+    mode = getattr(policy, "consolidate_for", None)
+    if mode is None or sends.empty:
+        return set()
+    return {
+        str(customer)
+        for customer, segment in zip(sends["customer_id"], sends["segment"], strict=True)
+        if mode(str(segment)) == "customer"
+    }
+
+
+def pack_customers(
+    groups: list[list[int]], batch_size: int | None, max_tasks: int
+) -> list[list[list[int]]]:
+    """Customers' reminder ids (one list per customer) packed into delivery batches, a
+    customer never split across two (its rows are claimed together): one customer per batch
+    while that keeps the run within ``max_tasks`` task runs and no ``batch_size`` is given,
+    else ``batch_size`` customers per batch, enlarged so there are at most ``max_tasks``."""
+    if not groups:
+        return []
+    if batch_size is None and len(groups) <= max_tasks:
+        return [[g] for g in groups]
+    size = max(batch_size or 1, math.ceil(len(groups) / max_tasks))
+    return [groups[i : i + size] for i in range(0, len(groups), size)]
+
+
 def run_name(prefix: str) -> Callable[[], str]:
     """A flow_run_name callable: ``<prefix> <as_of as YYYY-MM-DDTHH:MMZ>`` (now when empty),
     e.g. ``reminders 2026-11-30T15:00Z``, so the runs list tells runs apart by their as-of."""
@@ -247,10 +275,21 @@ def run_reminders(params: RunParameters) -> RunReport:
         run_row_id = int(key[0]) if key else None
 
     raise_escalations(lines, run_id, as_of)
-    groups = record_plan(sends, run_id, as_of)
+    per_customer = consolidated_customers(sends, policy)
+    groups, customer_groups = record_plan(sends, run_id, as_of, per_customer)
     record_holdouts(get_engine(), lines, run_id=run_id, as_of=as_of)
-    batches = fan_out(groups, params.batch_size, params.max_tasks)
-    stopped, _ = _deliver_all(batches, claimer, _floors(policy), as_of, params.concurrency, log)
+    tasks = params.max_tasks if not (groups and customer_groups) else max(params.max_tasks // 2, 1)
+    batches = fan_out(groups, params.batch_size, tasks)
+    packed = pack_customers(customer_groups, params.batch_size, tasks)
+    stopped, _ = _deliver_all(
+        batches + [[i for g in b for i in g] for b in packed],
+        claimer,
+        _floors(policy),
+        as_of,
+        params.concurrency,
+        log,
+        customers=[0] * len(batches) + [len(b) for b in packed],
+    )
 
     report = RunReport(
         as_of,
@@ -286,17 +325,24 @@ def _floors(policy: Any) -> dict[str, str]:
 
 
 def batch_names(
-    batches: list[list[int]], kinds: dict[int, tuple[str, str]]
+    batches: list[list[int]],
+    kinds: dict[int, tuple[str, str]],
+    customers: Sequence[int] = (),
 ) -> list[tuple[str, list[str]]]:
     """Each batch's task-run name and tags: ``deliver email batch 3/12 (200)`` (channels
-    joined by ``+`` when a batch mixes them), tags ``channel:<c>`` and ``stage:<base stage>``."""
+    joined by ``+`` when a batch mixes them; the count is of reminders), tags ``channel:<c>``
+    and ``stage:<base stage>``. A batch of whole customers (one message per customer;
+    ``customers[i]`` > 0 of them) is named ``deliver email customers batch 2/5 (40)``, the
+    count being of customers."""
     out = []
     for number, batch in enumerate(batches, start=1):
         channels = sorted({kinds[i][0] for i in batch if i in kinds})
         stages = sorted({base_stage(kinds[i][1]) for i in batch if i in kinds})
-        name = f"deliver {'+'.join(channels) or 'reminders'} batch {number}/{len(batches)}"
+        count = customers[number - 1] if number <= len(customers) else 0
+        unit = " customers" if count else ""
+        name = f"deliver {'+'.join(channels) or 'reminders'}{unit} batch {number}/{len(batches)}"
         tags = [f"channel:{c}" for c in channels] + [f"stage:{st}" for st in stages]
-        out.append((f"{name} ({len(batch)})", tags))
+        out.append((f"{name} ({count or len(batch)})", tags))
     return out
 
 
@@ -307,16 +353,21 @@ def _deliver_all(
     as_of: dt.datetime,
     concurrency: int,
     log: Any,
+    customers: Sequence[int] = (),
 ) -> tuple[str | None, BatchResult]:
     """Why delivery stopped (None if it did not) and the batches' summed counts; runs the
-    delivery tasks, ``concurrency`` at a time, logging one line per finished batch."""
+    delivery tasks, ``concurrency`` at a time, logging one line per finished batch.
+    ``customers[i]`` > 0: batch i holds that many whole customers, one message each per
+    channel (policy consolidate = "customer")."""
     total = len(batches)
     progress = create_progress_artifact(
         0.0, key="reminder-run-progress", description="Share of delivery batches finished."
     )
     assert isinstance(progress, uuid.UUID)  # a sync flow gets the id, not a coroutine
     names = batch_names(
-        batches, ledger.channels_and_stages(get_engine(), [i for b in batches for i in b])
+        batches,
+        ledger.channels_and_stages(get_engine(), [i for b in batches for i in b]),
+        customers,
     )
     planned = sum(len(b) for b in batches)
     totals = BatchResult()
@@ -332,7 +383,8 @@ def _deliver_all(
             name, batch_tags = names[number - 1]
             with tags(*batch_tags):
                 task = deliver.with_options(task_run_name=name)
-                running[task.submit(batch, claimer, floors, as_of)] = number
+                per_customer = number <= len(customers) and customers[number - 1] > 0
+                running[task.submit(batch, claimer, floors, as_of, per_customer)] = number
         if not running:
             break
         fut = next(as_completed(list(running)))

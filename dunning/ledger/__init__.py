@@ -20,20 +20,29 @@ Every INSERT, UPDATE and DELETE on the reminders table goes through this package
   ``apply_outcome``, ``settle_ambiguous``, ``opt_out``, ``skip_open_reminders``).
 """
 
-from dunning.ledger.claim import ClaimOutcome, MinBalance, claim, reminder_data
+from dunning.ledger.claim import ClaimOutcome, Grouping, MinBalance, claim, reminder_data
 from dunning.ledger.common import OUTBOUND
-from dunning.ledger.plan import by_invoice, channels_and_stages, record_plan
+from dunning.ledger.plan import (
+    by_customer,
+    by_invoice,
+    channels_and_stages,
+    ids_of_customers,
+    record_plan,
+)
 from dunning.ledger.record import Recorded, fail_claimed, record, release
 
 __all__ = [
     "OUTBOUND",
     "ClaimOutcome",
+    "Grouping",
     "MinBalance",
     "Recorded",
+    "by_customer",
     "by_invoice",
     "channels_and_stages",
     "claim",
     "fail_claimed",
+    "ids_of_customers",
     "record",
     "record_plan",
     "release",

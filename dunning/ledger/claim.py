@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,13 +21,22 @@ from dunning.money import quantize
 
 @dataclass(frozen=True)
 class ClaimOutcome:
-    """What a claim gave: reminders to send now and reminders skipped at claim time."""
+    """What a claim gave: reminders to send now and reminders skipped at claim time.
+
+    ``groups``: with a grouping claim, the messages of several reminders (one per customer
+    and channel), each a list whose first reminder is the lead (the message's reminder id);
+    every reminder of a group is also in ``claimed``.
+    """
 
     claimed: list[ReminderData]
     skipped: dict[int, str]  # reminder id -> reason
+    groups: list[list[ReminderData]] = field(default_factory=list)
 
 
 MinBalance = Callable[[str], Decimal]
+#: Splits claimed reminders into messages, each a list with its lead first (one message per
+#: customer: see dunning.delivery.customer_messages).
+Grouping = Callable[[list[ReminderData]], list[list[ReminderData]]]
 
 
 def _skip_reason(
@@ -103,8 +112,15 @@ def claim(
     min_balance: MinBalance | None = None,
     now: dt.datetime | None = None,
     as_of: dt.datetime | None = None,
+    group: Grouping | None = None,
 ) -> ClaimOutcome:
     """Claim the still-``planned`` reminders among ``reminder_ids`` and re-check each.
+
+    ``group`` (one message per customer): splits the rows that may go out into messages;
+    each message of several rows is marked in the same transaction (``message_group`` = its
+    lead's id), so the rows are claimed together, and a crash after the claim is settled for
+    the whole message at once (``dunning.ledger.reconcile``). A row that cannot be claimed
+    (taken by another run) or must not go out (paid meanwhile) is simply not in its message.
 
     The conditional UPDATE is won by exactly one caller per row. Inside the same transaction
     each won row is re-checked against the invoice's current balance and status, pauses,
@@ -229,6 +245,27 @@ def claim(
                 conn.execute(
                     update(Reminder)
                     .where(Reminder.id.in_(ids))
-                    .values(status="skipped", reason=reason, lease_expires_at=None, updated_at=now)
+                    .values(
+                        status="skipped",
+                        reason=reason,
+                        lease_expires_at=None,
+                        message_group=None,
+                        updated_at=now,
+                    )
                 )
-    return ClaimOutcome(claimed, skipped)
+        groups = [g for g in group(claimed) if len(g) > 1] if group else []
+        for members in groups:
+            conn.execute(
+                update(Reminder)
+                .where(Reminder.id.in_([m.reminder_id for m in members]))
+                .values(message_group=members[0].reminder_id)
+            )
+        if group and claimed:
+            # A row claimed alone travels alone, whatever message it was part of before.
+            grouped = {m.reminder_id for g in groups for m in g}
+            alone = [d.reminder_id for d in claimed if d.reminder_id not in grouped]
+            for chunk in _chunks(alone):
+                conn.execute(
+                    update(Reminder).where(Reminder.id.in_(chunk)).values(message_group=None)
+                )
+    return ClaimOutcome(claimed, skipped, groups)

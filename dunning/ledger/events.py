@@ -249,3 +249,21 @@ def customers_by_phone(session: Session, phone: str | None) -> list[str]:
     if not phone:
         return []
     return list(session.scalars(select(Customer.customer_id).where(Customer.phone == phone)))
+
+
+def travelling_with(session: Session, reminder: Reminder | None) -> list[Reminder]:
+    """The other rows of the one message ``reminder`` went out in (one message per customer:
+    the same ``message_group``); a provider's event about the message is theirs too."""
+    if reminder is None or reminder.message_group is None:
+        return []
+    return list(
+        session.scalars(
+            select(Reminder)
+            .where(
+                Reminder.message_group == reminder.message_group,
+                Reminder.channel == reminder.channel,
+                Reminder.id != reminder.id,
+            )
+            .order_by(Reminder.id)
+        )
+    )

@@ -159,6 +159,35 @@ def by_invoice(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
     return [sorted(groups[k]) for k in sorted(groups)]
 
 
+def by_customer(engine: Engine, reminder_ids: Sequence[int]) -> list[list[int]]:
+    """``reminder_ids`` grouped by their customer (customer order, then id order): the fan-out
+    unit of one message per customer, whose rows must be claimed in one batch."""
+    groups: dict[str, list[int]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(reminder_ids)):
+            rows = conn.execute(
+                select(Reminder.customer_id, Reminder.id).where(Reminder.id.in_(chunk))
+            )
+            for customer_id, rid in rows:
+                groups.setdefault(str(customer_id), []).append(rid)
+    return [sorted(groups[k]) for k in sorted(groups)]
+
+
+def ids_of_customers(
+    engine: Engine, reminder_ids: Sequence[int], customer_ids: Sequence[str]
+) -> list[int]:
+    """Those of ``reminder_ids`` that belong to one of ``customer_ids``."""
+    wanted = set(customer_ids)
+    out: list[int] = []
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(reminder_ids)):
+            rows = conn.execute(
+                select(Reminder.id, Reminder.customer_id).where(Reminder.id.in_(chunk))
+            )
+            out.extend(rid for rid, customer_id in rows if customer_id in wanted)
+    return out
+
+
 def channels_and_stages(engine: Engine, reminder_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """(channel, stage) of each of ``reminder_ids``, to name and tag the delivery tasks."""
     out: dict[int, tuple[str, str]] = {}

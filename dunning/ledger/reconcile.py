@@ -24,6 +24,8 @@ class StaleClaim:
     channel: str
     to_address: str | None
     claimed_at: dt.datetime | None
+    #: The lead's id when the row travelled in one message with others (one per customer).
+    message_group: int | None = None
 
 
 #: Asks the provider whether a stale claim went out: provider message id, None (it did not),
@@ -41,6 +43,7 @@ def stale_claims(engine: Engine, now: dt.datetime | None = None) -> list[StaleCl
                 Reminder.channel,
                 Reminder.to_address,
                 Reminder.claimed_at,
+                Reminder.message_group,
                 Customer.email,
                 Customer.phone,
             )
@@ -53,6 +56,7 @@ def stale_claims(engine: Engine, now: dt.datetime | None = None) -> list[StaleCl
             r.channel,
             r.to_address or (r.email if r.channel == "email" else r.phone),
             r.claimed_at,
+            r.message_group,
         )
         for r in rows
     ]
@@ -66,10 +70,23 @@ def reconcile_stale(
     A claim is never re-sent blindly: when the provider confirms it has the message the row
     becomes ``sent`` with that id; when the provider confirms it has none the row goes back to
     ``planned``; when the provider cannot be asked the row becomes ``unknown`` and is reported.
+    The rows of one message (``message_group``) are settled together, by what the provider
+    says about the message.
     """
     now = now or utcnow()
     counts = {"found_sent": 0, "released": 0, "unknown": 0}
-    for claim_ in stale_claims(engine, now):
+    claims = stale_claims(engine, now)
+    by_id = {c.reminder_id: c for c in claims}
+    settled_groups: set[int] = set()
+    for claim_ in claims:
+        group = claim_.message_group
+        if group is not None:
+            # One message for several rows: the provider is asked about the message once
+            # (as its lead, whose id it carries) and every row of it is settled alike.
+            if group in settled_groups:
+                continue
+            settled_groups.add(group)
+            claim_ = by_id.get(group, claim_)
         finder = finders.get(claim_.channel)
         try:
             if finder is None:
@@ -92,16 +109,17 @@ def reconcile_stale(
                 }
                 key = "found_sent"
             else:
-                values = {"status": "planned", "claimed_by": None}
+                values = {"status": "planned", "claimed_by": None, "message_group": None}
                 key = "released"
+        rows = (
+            Reminder.message_group == group
+            if group is not None
+            else Reminder.id == claim_.reminder_id
+        )
         with engine.begin() as conn:
             res = conn.execute(
                 update(Reminder)
-                .where(
-                    Reminder.id == claim_.reminder_id,
-                    Reminder.status == "claimed",
-                    Reminder.lease_expires_at < now,
-                )
+                .where(rows, Reminder.status == "claimed", Reminder.lease_expires_at < now)
                 .values(lease_expires_at=None, updated_at=now, **values)
             )
             counts[key] += res.rowcount

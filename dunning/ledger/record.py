@@ -141,7 +141,12 @@ _OUTCOME_VALUES: dict[str, Callable[[dt.datetime], dict[str, Any]]] = {
         "sent_at": now,
         "lease_expires_at": None,
     },
-    "released": lambda now: {"status": "planned", "claimed_by": None, "lease_expires_at": None},
+    "released": lambda now: {
+        "status": "planned",
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "message_group": None,
+    },
     "ambiguous": lambda now: {},
     "failed_permanent": lambda now: {
         "status": "failed_permanent",
@@ -232,7 +237,13 @@ def release(engine: Engine, reminder_ids: Sequence[int], *, claimer: str) -> int
                     Reminder.status == "claimed",
                     Reminder.claimed_by == claimer,
                 )
-                .values(status="planned", claimed_by=None, lease_expires_at=None, updated_at=now)
+                .values(
+                    status="planned",
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    message_group=None,
+                    updated_at=now,
+                )
             )
             count += res.rowcount
     return count

@@ -455,7 +455,12 @@ def _decide(
         defer, start = np.where(voice, vdefer, defer), np.where(voice, vstart, start)
     # At most max_sms_per_customer_per_day SMS per customer per local day, across invoices:
     # the most overdue go first, the others wait for the customer's next open window.
-    capped = _over_sms_cap(rows, sms & (skip == "") & (defer == ""), policy)
+    together = np.array(
+        [policy.consolidate_for(str(name)) == "customer" for name in table.segments], dtype=bool
+    )
+    capped = _over_sms_cap(
+        rows, sms & (skip == "") & (defer == ""), policy, together[rows["seg"].to_numpy()]
+    )
     if capped.any():
         defer = np.where(capped, "sms_daily_cap", defer)
         start = np.where(capped, _next_day_start(rows, cust, capped, policy), start)
@@ -502,9 +507,13 @@ def _stage_names(code: np.ndarray, retry: np.ndarray, table: StageTable) -> pd.C
     return pd.Categorical.from_codes(code, categories=pd.Index(names))
 
 
-def _over_sms_cap(rows: pd.DataFrame, candidates: np.ndarray, policy: Policy) -> np.ndarray:
+def _over_sms_cap(
+    rows: pd.DataFrame, candidates: np.ndarray, policy: Policy, together: np.ndarray | None = None
+) -> np.ndarray:
     """Which ``candidates`` (SMS lines that would go out now) exceed the customer's daily
-    SMS cap, counting the SMS already sent to them today; most days overdue go first."""
+    SMS cap, counting the SMS already sent to them today; most days overdue go first.
+    ``together``: rows of customers with one message per customer, whose SMS lines of a run
+    are one SMS (they count once, and all go or all wait)."""
     if not candidates.any():
         return np.zeros(len(rows), dtype=bool)
     order = pd.DataFrame(
@@ -516,6 +525,8 @@ def _over_sms_cap(rows: pd.DataFrame, candidates: np.ndarray, policy: Policy) ->
     ).loc[candidates]
     order = order.sort_values(["customer_id", "days", "invoice_id"], ascending=[True, False, True])
     rank = order.groupby("customer_id").cumcount().reindex(rows.index).to_numpy()
+    if together is not None:
+        rank = np.where(together, 0, rank)
     already = rows["sms_today"].to_numpy(np.int64)
     cap = policy.max_sms_per_customer_per_day
     return candidates & (np.nan_to_num(rank, nan=0) + already >= cap)

@@ -26,7 +26,7 @@ from dunning.db.models import CHANNELS
 from dunning.delivery import BatchResult, deliver_batch
 from dunning.errors import ConfigError
 from dunning.ledger import reconcile
-from dunning.render import compose
+from dunning.render import compose, compose_group
 
 
 class TransientDeliveryError(Exception):
@@ -77,11 +77,24 @@ def _channel(name: str, config: tuple[tuple[str, str], ...]) -> Channel:
     # Side effects every time: never served from a cache, and no hashing of the inputs.
     cache_policy=NO_CACHE,
 )
-def record_plan(sends: pd.DataFrame, run_id: str, as_of: dt.datetime) -> list[list[int]]:
-    """The planned ledger rows for this run's send lines, as id lists grouped by invoice."""
+def record_plan(
+    sends: pd.DataFrame,
+    run_id: str,
+    as_of: dt.datetime,
+    per_customer: frozenset[str] | set[str] = frozenset(),
+) -> tuple[list[list[int]], list[list[int]]]:
+    """The planned ledger rows for this run's send lines as (id lists grouped by invoice, id
+    lists grouped by customer): the customers in ``per_customer`` (one message per customer)
+    are grouped by customer, every other one by invoice."""
     engine = get_engine()
     ids = ledger.record_plan(engine, sends, run_id=run_id, as_of=as_of)
-    return ledger.by_invoice(engine, ids)
+    if not per_customer:
+        return ledger.by_invoice(engine, ids), []
+    mine = set(ledger.ids_of_customers(engine, ids, sorted(per_customer)))
+    return (
+        ledger.by_invoice(engine, [i for i in ids if i not in mine]),
+        ledger.by_customer(engine, sorted(mine)),
+    )
 
 
 @task(
@@ -130,10 +143,18 @@ class _Channels(dict[str, Channel]):
     retry_condition_fn=_only_transient,
 )
 def deliver(
-    reminder_ids: list[int], claimer: str, min_balance: dict[str, str], as_of: dt.datetime
+    reminder_ids: list[int],
+    claimer: str,
+    min_balance: dict[str, str],
+    as_of: dt.datetime,
+    per_customer: bool = False,
 ) -> BatchResult:
-    """Send the batch's still-planned reminders; raises TransientDeliveryError to be retried."""
+    """Send the batch's still-planned reminders; raises TransientDeliveryError to be retried.
+
+    ``per_customer``: the batch holds whole customers whose policy says consolidate =
+    "customer": one message per customer and channel (see ``deliver_batch``)."""
     floors = {k: Decimal(v) for k, v in min_balance.items()}
+    settings = get_channel_settings()
     result = deliver_batch(
         get_engine(),
         reminder_ids,
@@ -141,7 +162,8 @@ def deliver(
         channels=_Channels(),
         # Why one settings object per batch: reading them from the environment per message
         # was the largest cost of delivery (pydantic-settings parses the env every time).
-        compose=partial(compose, settings=get_channel_settings()),
+        compose=partial(compose, settings=settings),
+        compose_group=partial(compose_group, settings=settings) if per_customer else None,
         lease_seconds=get_settings().lease_seconds,
         min_balance=lambda currency: floors.get(currency, floors.get("*", Decimal(0))),
         as_of=as_of,

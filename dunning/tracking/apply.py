@@ -20,6 +20,7 @@ from dunning.ledger.events import (
     record_event,
     rowcount,
     settle_ambiguous,
+    travelling_with,
 )
 from dunning.tracking.payments import PaymentError
 from dunning.tracking.replies import apply_inbound
@@ -215,7 +216,11 @@ def apply_sendgrid(session: Session, event: dict[str, Any], received: dt.datetim
         return ["duplicate"]
     message_id = str(event.get("sg_message_id") or "").split(".", 1)[0] or None
     settled = settle_ambiguous(session, reminder, outcome, "sendgrid", message_id, at)
-    return settled + apply_outcome(session, reminder, customers, outcome, at)
+    kinds = settled + apply_outcome(session, reminder, customers, outcome, at)
+    for other in travelling_with(session, reminder):
+        kinds += settle_ambiguous(session, other, outcome, "sendgrid", message_id, at)
+        kinds += apply_outcome(session, other, [], outcome, at)
+    return kinds
 
 
 def _sendgrid_reminder(session: Session, event: dict[str, Any]) -> Reminder | None:
@@ -266,9 +271,13 @@ def apply_twilio_status(
     ):
         return ["duplicate"]
     settled = settle_ambiguous(session, reminder, outcome, "twilio", sid, at)
-    return settled + apply_outcome(
+    kinds = settled + apply_outcome(
         session, reminder, [reminder.customer_id], outcome, at, error_code
     )
+    for other in travelling_with(session, reminder):
+        kinds += settle_ambiguous(session, other, outcome, "twilio", sid, at)
+        kinds += apply_outcome(session, other, [], outcome, at, error_code)
+    return kinds
 
 
 def apply_twilio_call(session: Session, fields: dict[str, Any], received: dt.datetime) -> list[str]:

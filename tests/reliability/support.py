@@ -94,6 +94,7 @@ class Row:
     lease_expires_at: dt.datetime | None
     to_address: str | None
     claimed_by: str | None
+    message_group: int | None = None  # one message per customer: the lead's id
 
 
 def ledger_rows(engine: Engine) -> list[Row]:
@@ -110,6 +111,7 @@ def ledger_rows(engine: Engine) -> list[Row]:
                 Reminder.lease_expires_at,
                 Reminder.to_address,
                 Reminder.claimed_by,
+                Reminder.message_group,
             ).order_by(Reminder.id)
         ).all()
     return [Row(*r) for r in rows]
