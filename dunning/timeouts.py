@@ -44,6 +44,9 @@ class FlowTimeouts(BaseSettings):
     sync_sources: int = Field(
         default=540, ge=60, le=86_400, description="9 minutes: before the next 10-minute sync."
     )
+    collections_report: int = Field(
+        default=1800, ge=60, le=86_400, description="30 minutes for the weekly report."
+    )
 
 
 def flow_timeout(flow: str) -> int:
