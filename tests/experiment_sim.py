@@ -163,6 +163,7 @@ def simulate_db(
                 .join(Invoice, Invoice.id == Reminder.invoice_id)
                 .where(Reminder.id.in_(ids or [-1]), Reminder.stage == STAGE)
                 .where(Reminder.status == "sent")
+                .order_by(Reminder.id)  # the same draws on every backend
             ).all()
         for invoice_id, arm, amount in sent:
             pays = bool(rng.random() < p_arm.get(str(arm), p_control))
