@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from dunning.ledger.status import moves_forward
+from dunning.core.status import moves_forward
 from dunning.tracking.status import (
     parse_keyword,
     sendgrid_outcome,

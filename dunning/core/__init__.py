@@ -5,5 +5,7 @@ allowed (the planner's vectorised rules live on them).
 
 - ``dunning.core.status``: ReminderStatus, the ledger's states, and the sets derived from it.
 - ``dunning.core.skip``: SkipReason and the one ordered rule set behind every skip decision.
-- ``dunning.core.stages``: how stage names are built (repeats, a call's retry).
+
+Stage names, the repeat and retry suffixes, the minimum balance and tones are the loaded
+policy's (``dunning.policy.model``): nothing else lists them.
 """

@@ -21,7 +21,6 @@ Every INSERT, UPDATE and DELETE on the reminders table goes through this package
 """
 
 from dunning.ledger.claim import ClaimOutcome, Grouping, MinBalance, claim, reminder_data
-from dunning.ledger.common import OUTBOUND
 from dunning.ledger.plan import (
     by_customer,
     by_invoice,
@@ -32,7 +31,6 @@ from dunning.ledger.plan import (
 from dunning.ledger.record import Recorded, fail_claimed, record, release
 
 __all__ = [
-    "OUTBOUND",
     "ClaimOutcome",
     "Grouping",
     "MinBalance",

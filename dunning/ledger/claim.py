@@ -5,7 +5,7 @@ transaction."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select, update
 
 from dunning.channels.base import ReminderData
+from dunning.core.skip import day, first_reason
+from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
 from dunning.ledger.common import _chunks
 from dunning.money import quantize
@@ -39,42 +41,37 @@ MinBalance = Callable[[str], Decimal]
 Grouping = Callable[[list[ReminderData]], list[list[ReminderData]]]
 
 
-def _skip_reason(
-    row: dict[str, object], balance: Decimal, min_balance: Decimal, today: dt.date
-) -> str | None:
-    """The reason a claimed reminder must not go out now, or None when it may."""
-    status = row["status"]
-    if status != "open":
-        return str(status)  # paid | void | disputed
-    if balance <= min_balance:
-        return "paid" if balance <= 0 else "balance_below_minimum"
-    for key, reason in (("c_paused", "customer_paused"), ("i_paused", "invoice_paused")):
-        until = row[key]
-        if isinstance(until, dt.date) and until > today:
-            return reason
-    promise = row["promise_to_pay_on"]
-    if isinstance(promise, dt.date) and promise >= today:
-        return "promise_to_pay"
-    if row["channel"] == "email":
-        if row["email_opt_out"]:
-            return "email_opt_out"
-        if not row["email"] or row["email_invalid"]:
-            return "missing_email"
-    elif row["channel"] == "voice":
-        if row["voice_opt_out"]:
-            return "voice_opt_out"
-        if not row["voice_consent"]:
-            return "no_voice_consent"
-        if not row["phone"]:
-            return "missing_phone"
-    else:
-        if row["sms_opt_out"]:
-            return "sms_opt_out"
-        if not row["sms_consent"]:
-            return "no_sms_consent"
-        if not row["phone"]:
-            return "missing_phone"
-    return None
+def claim_facts(
+    row: Mapping[str, Any], balance: Decimal, min_balance: Decimal, today: dt.date
+) -> dict[str, Any]:
+    """The skip-rule facts (dunning.core.skip) of one claimed row: the invoice and customer
+    as they are now, ``balance`` and ``min_balance`` in the invoice currency (major units),
+    ``today`` the customer's local date at the run's as-of."""
+    channel = row["channel"]
+    return {
+        "status": row["status"],
+        "balance": balance,
+        "minimum": min_balance,
+        "today": day(today),
+        "customer_paused_until": day(row["c_paused"]),
+        "invoice_paused_until": day(row["i_paused"]),
+        "promise_to_pay_on": day(row["promise_to_pay_on"]),
+        "email": channel == "email",
+        "voice": channel == "voice",
+        "sms": channel not in ("email", "voice"),
+        "has_email": bool(row["email"]) and not row["email_invalid"],
+        "has_phone": bool(row["phone"]),
+        **{
+            flag: bool(row[flag])
+            for flag in (
+                "email_opt_out",
+                "sms_opt_out",
+                "sms_consent",
+                "voice_opt_out",
+                "voice_consent",
+            )
+        },
+    }
 
 
 def reminder_data(
@@ -141,9 +138,9 @@ def claim(
         for chunk in _chunks(list(reminder_ids)):
             res = conn.execute(
                 update(Reminder)
-                .where(Reminder.id.in_(chunk), Reminder.status == "planned")
+                .where(Reminder.id.in_(chunk), Reminder.status == S.PLANNED)
                 .values(
-                    status="claimed",
+                    status=S.CLAIMED,
                     claimed_by=claimer,
                     claimed_at=now,
                     lease_expires_at=lease,
@@ -234,9 +231,9 @@ def claim(
                 )
                 floor = min_balance(row["currency"]) if min_balance else Decimal(0)
                 today = data.due_on + dt.timedelta(days=data.days_overdue)
-                reason = _skip_reason(row, data.balance_due, floor, today)
-                if reason:
-                    skipped[row["id"]] = reason
+                why = first_reason(claim_facts(row, data.balance_due, floor, today))
+                if why is not None:
+                    skipped[row["id"]] = str(why)
                 else:
                     claimed.append(data)
         if skipped:
@@ -246,7 +243,7 @@ def claim(
                     update(Reminder)
                     .where(Reminder.id.in_(ids))
                     .values(
-                        status="skipped",
+                        status=S.SKIPPED,
                         reason=reason,
                         lease_expires_at=None,
                         message_group=None,

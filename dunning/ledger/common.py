@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-#: Statuses in which a reminder has left (or may have left) for the provider.
-OUTBOUND = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "undelivered")
 _CHUNK = 500
 
 

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from dunning.core.status import AMBIGUOUS, PENDING, TIMESTAMP_COLUMN, moves_forward
+from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, DeliveryEvent, Reminder
-from dunning.ledger.status import STATUS_TIMESTAMP, moves_forward
 from dunning.outbound.events import STATUS_EVENTS, Event, emit
 
 if TYPE_CHECKING:
     from dunning.tracking.status import Outcome
-
-OPEN_STATUSES = ("planned", "claimed")
 
 
 def rowcount(result: Any) -> int:
@@ -64,7 +63,7 @@ def advance(
     error_code: str | None = None,
 ) -> bool:
     """Whether ``reminder`` moved to ``status``; its timestamp is set either way (first only)."""
-    column = STATUS_TIMESTAMP.get(status)
+    column = TIMESTAMP_COLUMN.get(status)
     if column and getattr(reminder, column) is None:
         setattr(reminder, column, at)
     if not moves_forward(reminder.status, status):
@@ -75,11 +74,6 @@ def advance(
     if error_code:
         reminder.error_code = error_code[:64]
     return True
-
-
-#: Ledger states in which nobody knows whether the message left: a claim whose provider call
-#: timed out (or whose holder vanished) and a row reconciliation marked ``unknown``.
-AMBIGUOUS = ("claimed", "unknown")
 
 
 def settle_ambiguous(
@@ -107,9 +101,9 @@ def settle_ambiguous(
     reminder.provider = reminder.provider or provider
     if message_id and not reminder.provider_message_id:
         reminder.provider_message_id = message_id[:128]
-    if outcome.status == "failed_permanent":
+    if outcome.status == S.FAILED_PERMANENT:
         return []
-    reminder.status = "sent"
+    reminder.status = S.SENT
     reminder.sent_at = reminder.sent_at or reminder.claimed_at or at
     reminder.reason = "settled by the provider's event (the send had timed out or crashed)"
     emit(session, [reminder_event("reminder.sent", reminder, settled=True)], at)
@@ -221,7 +215,7 @@ def skip_open_reminders(
     invoice_ids: list[int] | None = None,
 ) -> int:
     """The number of planned or claimed reminders now skipped with ``reason``."""
-    stmt = update(Reminder).where(Reminder.status.in_(OPEN_STATUSES))
+    stmt = update(Reminder).where(Reminder.status.in_(sorted(PENDING)))
     if customer_ids is not None:
         stmt = stmt.where(Reminder.customer_id.in_(customer_ids))
     if invoice_id is not None:
@@ -230,7 +224,7 @@ def skip_open_reminders(
         stmt = stmt.where(Reminder.invoice_id.in_(invoice_ids))
     if channel is not None:
         stmt = stmt.where(Reminder.channel == channel)
-    stmt = stmt.values(status="skipped", reason=reason, lease_expires_at=None)
+    stmt = stmt.values(status=S.SKIPPED, reason=reason, lease_expires_at=None)
     return rowcount(session.execute(stmt))
 
 

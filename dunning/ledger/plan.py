@@ -11,11 +11,13 @@ import pandas as pd
 from sqlalchemy import Engine, Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dunning.core.status import NOT_SENT
+from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Reminder, utcnow
 from dunning.experiments.assign import HOLDOUT_REASON
 from dunning.ledger.common import _chunks
 from dunning.outbound.events import Event, emit
-from dunning.policy.ladder import NOT_SENT, OPERATOR_REASON_PREFIX
+from dunning.policy.ladder import OPERATOR_REASON_PREFIX
 
 
 def _text(value: object) -> str | None:
@@ -62,7 +64,7 @@ def record_plan(
                 "segment": None if pd.isna(getattr(rec, "segment", None)) else str(rec.segment),
                 "tone": None if pd.isna(getattr(rec, "tone", None)) else str(rec.tone),
                 **{k: _text(getattr(rec, k, None)) for k in ("experiment", "arm", "variant")},
-                "status": "planned",
+                "status": S.PLANNED,
                 "attempts": 0,
                 "planned_at": now,
                 "planned_for": as_of or now,
@@ -88,7 +90,7 @@ def record_plan(
         for chunk in _chunks(invoice_ids):
             found = conn.execute(
                 select(Reminder.id, Reminder.invoice_id, Reminder.stage, Reminder.channel).where(
-                    Reminder.invoice_id.in_(chunk), Reminder.status == "planned"
+                    Reminder.invoice_id.in_(chunk), Reminder.status == S.PLANNED
                 )
             )
             ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
@@ -113,7 +115,7 @@ def _reopen() -> Any:
             (Reminder.reason.is_(None)) | (Reminder.reason != HOLDOUT_REASON),
         )
         .values(
-            status="planned",
+            status=S.PLANNED,
             claimed_by=None,
             lease_expires_at=None,
             segment=bindparam("b_segment"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
 
+from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, Reminder, utcnow
 
 
@@ -48,7 +49,7 @@ def stale_claims(engine: Engine, now: dt.datetime | None = None) -> list[StaleCl
                 Customer.phone,
             )
             .join(Customer, Customer.customer_id == Reminder.customer_id)
-            .where(Reminder.status == "claimed", Reminder.lease_expires_at < now)
+            .where(Reminder.status == S.CLAIMED, Reminder.lease_expires_at < now)
         ).all()
     return [
         StaleClaim(
@@ -94,7 +95,7 @@ def reconcile_stale(
             found = finder(claim_)
         except NotImplementedError:
             values: dict[str, object] = {
-                "status": "unknown",
+                "status": S.UNKNOWN,
                 "reason": "process stopped after claiming; the provider cannot be asked "
                 "whether it sent the message — check the provider's log",
             }
@@ -102,14 +103,14 @@ def reconcile_stale(
         else:
             if found:
                 values = {
-                    "status": "sent",
+                    "status": S.SENT,
                     "provider_message_id": found,
                     "sent_at": now,
                     "reason": "reconciled with the provider after a crash",
                 }
                 key = "found_sent"
             else:
-                values = {"status": "planned", "claimed_by": None, "message_group": None}
+                values = {"status": S.PLANNED, "claimed_by": None, "message_group": None}
                 key = "released"
         rows = (
             Reminder.message_group == group
@@ -119,7 +120,7 @@ def reconcile_stale(
         with engine.begin() as conn:
             res = conn.execute(
                 update(Reminder)
-                .where(rows, Reminder.status == "claimed", Reminder.lease_expires_at < now)
+                .where(rows, Reminder.status == S.CLAIMED, Reminder.lease_expires_at < now)
                 .values(lease_expires_at=None, updated_at=now, **values)
             )
             counts[key] += res.rowcount

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, select, update
 
 from dunning.channels.base import SendResult
+from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, Reminder, utcnow
 from dunning.ledger.common import _chunks
 from dunning.outbound.events import Event, emit
@@ -62,15 +63,15 @@ def record(
         if res.ok:
             kind, fields = "sent", tuple(sorted(msg))
             row.update(b_error_code=None, b_reason=None, b_pmid=res.provider_message_id)
-            out.append(Recorded(res.reminder_id, "sent"))
+            out.append(Recorded(res.reminder_id, S.SENT))
         elif res.transient:
             kind, fields = ("ambiguous" if _ambiguous(res) else "released"), ()
-            status = "claimed" if kind == "ambiguous" else "planned"
+            status = S.CLAIMED if kind == "ambiguous" else S.PLANNED
             out.append(Recorded(res.reminder_id, status, res.error_code, res.error))
         else:
             kind, fields = "failed_permanent", tuple(sorted(msg))
             flags.append((res, msg))
-            out.append(Recorded(res.reminder_id, "failed_permanent", res.error_code, res.error))
+            out.append(Recorded(res.reminder_id, S.FAILED_PERMANENT, res.error_code, res.error))
         row.update({f"b_{k}": msg[k] for k in fields})
         groups.setdefault((kind, fields), []).append(row)
     with engine.begin() as conn:
@@ -87,7 +88,7 @@ def record(
         for res, msg in flags:
             _flag_customer(conn, res, msg, now)
         _emit_outcomes(
-            conn, [r.reminder_id for r in out if r.status in ("sent", "failed_permanent")], now
+            conn, [r.reminder_id for r in out if r.status in (S.SENT, S.FAILED_PERMANENT)], now
         )
     return out
 
@@ -109,16 +110,16 @@ def _emit_outcomes(conn: Any, reminder_ids: list[int], now: dt.datetime) -> None
             ).where(
                 Reminder.id.in_(chunk),
                 Reminder.updated_at == now,
-                Reminder.status.in_(("sent", "failed_permanent")),
+                Reminder.status.in_((S.SENT, S.FAILED_PERMANENT)),
             )
         )
         for r in rows:
             data = {"stage": r.stage, "channel": r.channel}
-            if r.status != "sent":
+            if r.status != S.SENT:
                 data["error_code"] = r.error_code
             events.append(
                 Event(
-                    "reminder.sent" if r.status == "sent" else "reminder.failed",
+                    "reminder.sent" if r.status == S.SENT else "reminder.failed",
                     r.invoice_id,
                     r.customer_id,
                     r.id,
@@ -136,20 +137,20 @@ def _ambiguous(res: SendResult) -> bool:
 #: The columns each outcome of ``record`` sets besides provider, error and message fields.
 _OUTCOME_VALUES: dict[str, Callable[[dt.datetime], dict[str, Any]]] = {
     "sent": lambda now: {
-        "status": "sent",
+        "status": S.SENT,
         "provider_message_id": bindparam("b_pmid"),
         "sent_at": now,
         "lease_expires_at": None,
     },
     "released": lambda now: {
-        "status": "planned",
+        "status": S.PLANNED,
         "claimed_by": None,
         "lease_expires_at": None,
         "message_group": None,
     },
     "ambiguous": lambda now: {},
     "failed_permanent": lambda now: {
-        "status": "failed_permanent",
+        "status": S.FAILED_PERMANENT,
         "failed_at": now,
         "lease_expires_at": None,
     },
@@ -160,7 +161,7 @@ def _held(claimer: str) -> Any:
     """The guard of a per-row ledger write: the row is still claimed by ``claimer``."""
     return and_(
         Reminder.id == bindparam("b_id"),
-        Reminder.status == "claimed",
+        Reminder.status == S.CLAIMED,
         Reminder.claimed_by == claimer,
     )
 
@@ -212,7 +213,7 @@ def fail_claimed(engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer
             update(Reminder)
             .where(_held(claimer))
             .values(
-                status="failed_permanent",
+                status=S.FAILED_PERMANENT,
                 error_code=bindparam("b_error_code"),
                 reason=bindparam("b_reason"),
                 failed_at=now,
@@ -234,11 +235,11 @@ def release(engine: Engine, reminder_ids: Sequence[int], *, claimer: str) -> int
                 update(Reminder)
                 .where(
                     Reminder.id.in_(chunk),
-                    Reminder.status == "claimed",
+                    Reminder.status == S.CLAIMED,
                     Reminder.claimed_by == claimer,
                 )
                 .values(
-                    status="planned",
+                    status=S.PLANNED,
                     claimed_by=None,
                     lease_expires_at=None,
                     message_group=None,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
+from dunning.core.skip import SkipReason, first_reasons
 from dunning.core.status import NOT_SENT, OPEN, SENT_OR_LATER, WENT_OUT
 from dunning.core.status import ReminderStatus as S
 from dunning.policy.ladder import OPERATOR_REASON_PREFIX, StageTable, climb, stage_table
@@ -413,39 +414,45 @@ def _decide(
     row_keys = _key(rows["invoice_id"].to_numpy(), code, ch, table)
     done = np.isin(row_keys, keys[0]) & ~retry
     failed_today = np.isin(row_keys, keys[1]) & ~retry
-    in_ladder = code < table.payment_failed
-    reasons = [
-        (status == "paid", "paid"),
-        (status == "void", "void"),
-        # Fully paid whatever its stored status (payments recorded before the status moved).
-        (rows["balance_minor"].to_numpy() <= 0, "paid"),
-        (status == "disputed", "disputed"),
-        (rows["balance_minor"].to_numpy() <= minimum.to_numpy(), "balance_below_minimum"),
-        (cust["paused_until"] > today, "customer_paused"),
-        (rows["inv_paused"].to_numpy() > today, "invoice_paused"),
-        (rows["promise"].to_numpy() >= today, "promise_to_pay"),
-        # The ladder is climbed to its end and the next repeat would be due: a person takes
-        # over (event dunning.invoice.escalated) instead of the invoice going silent.
-        (in_ladder & rows["escalated"].to_numpy(bool), "escalated"),
-        (in_ladder & (code < rows["max_done"].to_numpy()), "higher_stage_sent"),
-        (done, "already_sent"),
-        (failed_today, "failed_today"),
-        # One reminder per invoice per local day: a re-run, or payment_failed sent this
-        # morning, never adds a second message the same day; the next stage goes tomorrow.
-        (rows["reminded_today"].to_numpy(bool), "reminded_today"),
-        (email & cust["email_opt_out"], "email_opt_out"),
-        (email & ~cust["has_email"], "missing_email"),
-        (sms & cust["sms_opt_out"], "sms_opt_out"),
-        (sms & ~cust["sms_consent"], "no_sms_consent"),
-        (sms & ~cust["has_phone"], "missing_phone"),
-        (sms & cust["not_mobile"], "not_mobile"),
-        (voice & cust["voice_opt_out"], "voice_opt_out"),
-        (voice & ~cust["voice_consent"], "no_voice_consent"),
-        (voice & ~cust["has_phone"], "missing_phone"),
-        (voice & rows["called_today"].to_numpy(bool), "one_call_per_day"),
-    ]
-    skip = np.select([m for m, _ in reasons], [r for _, r in reasons], default="")
-    skip = np.where(_second_call(rows, voice & (skip == "")), "one_call_per_day", skip)
+    facts = {
+        "status": status,
+        "balance": rows["balance_minor"].to_numpy(),
+        "minimum": minimum.to_numpy(),
+        "today": today,
+        "customer_paused_until": cust["paused_until"],
+        "invoice_paused_until": rows["inv_paused"].to_numpy(),
+        "promise_to_pay_on": rows["promise"].to_numpy(),
+        "email": email,
+        "sms": sms,
+        "voice": voice,
+        **{
+            name: cust[name]
+            for name in (
+                "has_email",
+                "has_phone",
+                "email_opt_out",
+                "sms_opt_out",
+                "sms_consent",
+                "voice_opt_out",
+                "voice_consent",
+                "not_mobile",
+            )
+        },
+        "in_ladder": code < table.payment_failed,
+        "escalated": rows["escalated"].to_numpy(bool),
+        "code": code,
+        "max_done": rows["max_done"].to_numpy(),
+        "done": done,
+        "failed_today": failed_today,
+        "reminded_today": rows["reminded_today"].to_numpy(bool),
+        "called_today": rows["called_today"].to_numpy(bool),
+    }
+    # The first skip reason that applies, by the one ordered rule set the ledger's claim
+    # re-check also uses (dunning.core.skip).
+    skip = first_reasons(facts)
+    skip = np.where(
+        _second_call(rows, voice & (skip == "")), str(SkipReason.ONE_CALL_PER_DAY), skip
+    )
     zones, countries = pd.Series(cust["timezone"]), pd.Series(cust["country"])
     regions = pd.Series(cust["region"])
     defer, start = window_frame(zones, countries, as_of, policy.send_window, regions)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from dunning.core.status import PENDING
 from dunning.db import check_ready
 from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
 from dunning.errors import DunningError, ImportFailed
@@ -25,7 +26,6 @@ from dunning.importers.reader import Row
 from dunning.importers.reader import Table as RecordTable
 from dunning.importers.validate import KINDS, Plan, classify, validate_rows
 from dunning.importers.writer import load_context, write_plan
-from dunning.ledger.events import OPEN_STATUSES
 from dunning.masking import scrub
 from dunning.sources import state
 from dunning.sources.base import IMPORT_KINDS, RECORD_TYPES, Pull, PullProgress, Record, Source
@@ -283,7 +283,7 @@ def _stop_reminders(
         for why, ids in by_reason.items():
             conn.execute(
                 update(Reminder)
-                .where(Reminder.invoice_id.in_(ids), Reminder.status.in_(OPEN_STATUSES))
+                .where(Reminder.invoice_id.in_(ids), Reminder.status.in_(sorted(PENDING)))
                 .values(status="skipped", reason=why, lease_expires_at=None)
             )
 
