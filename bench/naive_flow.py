@@ -14,7 +14,6 @@ from prefect import flow, unmapped
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
-from dunning.flows.payment_reminders import _floors
 from dunning.tasks.deliver import deliver, record_plan
 from dunning.tasks.fetch import fetch_portfolio
 from dunning.tasks.plan import plan_reminders
@@ -33,7 +32,10 @@ def naive_reminders(as_of: dt.datetime, max_messages: int | None = None) -> int:
     groups, _ = record_plan(lines[lines["action"] == "send"], run_id, as_of)
     ids = [i for group in groups for i in group][:max_messages]
     futures = deliver.map(
-        [[i] for i in ids], unmapped(f"run-{run_id}"), unmapped(_floors(policy)), unmapped(as_of)
+        [[i] for i in ids],
+        unmapped(f"run-{run_id}"),
+        unmapped(policy.min_balance_for),
+        unmapped(as_of),
     )
     wait(list(futures))
     return len(ids)

@@ -17,7 +17,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dunning.sharding import MAX_SHARDS
 
@@ -46,16 +54,6 @@ class ChannelName(StrEnum):
     voice = "voice"
 
 
-class StageName(StrEnum):
-    pre_due = "pre_due"
-    due = "due"
-    overdue_1 = "overdue_1"
-    overdue_2 = "overdue_2"
-    final_notice = "final_notice"
-    payment_failed = "payment_failed"
-    promise_broken = "promise_broken"
-
-
 AsOf = Annotated[
     dt.datetime | None,
     BeforeValidator(_iso_instant),
@@ -74,9 +72,14 @@ Channels = Annotated[
 Segments = Annotated[
     tuple[str, ...], Field(description="Only customers in these segments; empty = all.")
 ]
+# Stage names come from the run's policy (a custom ladder names its own stages), so they are
+# checked against the loaded policy when the run starts (RunParameters), not by an enum here.
 Stages = Annotated[
-    tuple[StageName, ...],
-    Field(description="Only these stages (repeats count as final_notice); empty = all."),
+    tuple[str, ...],
+    Field(
+        description="Only these stages, by their names in the run's policy (repeats count "
+        "as the final stage); empty = all."
+    ),
 ]
 InvoiceNumbers = Annotated[
     tuple[str, ...], Field(description="Only these invoices; empty = the whole portfolio.")
@@ -200,6 +203,33 @@ class RunParameters(BaseModel):
         if value is not None and not value.is_file():
             raise ValueError(f"policy file {value} does not exist")
         return value
+
+    @model_validator(mode="after")
+    def _stages_of_the_policy(self) -> RunParameters:
+        """Each stage filter names a stage of the run's policy (policy_path, else the
+        configured default): a custom ladder's stages can be selected, a typo is refused."""
+        if self.stages:
+            check_stages(self.stages, self.policy_path)
+        return self
+
+
+def check_stages(stages: tuple[str, ...], policy_path: Path | None) -> None:
+    """Raises ValueError naming ``stages`` entries that are not stages of the policy at
+    ``policy_path`` (None: the configured default policy) and the stages it has. A policy
+    that cannot be loaded is not judged here: the run's planning step reports it."""
+    from dunning.errors import PolicyError
+    from dunning.policy import load_policy
+
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError:
+        return
+    unknown = [s for s in stages if s not in policy.stage_names]
+    if unknown:
+        raise ValueError(
+            f"stages {unknown} are not stages of the policy {policy.source or ''}".rstrip()
+            + f"; use any of {list(policy.stage_names)} (a repeat counts as its stage)"
+        )
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import traceback
 from collections.abc import Sequence
 from functools import lru_cache
@@ -45,7 +44,7 @@ from dunning.locales import (
 )
 from dunning.locales import locale_candidates as locale_candidates  # re-exported for callers
 from dunning.money import format_money
-from dunning.policy.model import RETRY_SUFFIX
+from dunning.policy.model import RETRY_SUFFIX, base_stage, repeat_number
 from dunning.sms import count_segments, plain_text
 from dunning.summary import (
     brand_colors,
@@ -57,16 +56,6 @@ from dunning.summary import (
 )
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-STAGES = (
-    "pre_due",
-    "due",
-    "overdue_1",
-    "overdue_2",
-    "final_notice",
-    "payment_failed",
-    "promise_broken",
-)
-_REPEAT = re.compile(r"^(?P<base>.+)_r(?P<n>\d+)$")
 #: The templates folder of a message that lists several invoices (one message per customer).
 CONSOLIDATED = "_customer"
 #: How advanced a base stage is, for the wording of a consolidated message: the ladder's order,
@@ -83,21 +72,11 @@ STAGE_RANK = {
 }
 
 
-def base_stage(stage: str) -> str:
-    """The stage whose templates ``stage`` uses (final_notice_r3 -> final_notice; a call's
-    retry final_notice.retry -> final_notice)."""
-    stage = stage.removesuffix(RETRY_SUFFIX)
-    match = _REPEAT.match(stage)
-    return match.group("base") if match else stage
-
-
 def stage_rank(stage: str) -> tuple[int, int]:
     """How advanced ``stage`` is: (rank of its base stage, repeat number); a stage without
     templates of its own ranks like the first overdue rung."""
-    repeat = _REPEAT.match(stage.removesuffix(RETRY_SUFFIX))
-    return STAGE_RANK.get(base_stage(stage), STAGE_RANK["overdue_1"]), (
-        int(repeat.group("n")) if repeat else 1
-    )
+    repeat = repeat_number(stage.removesuffix(RETRY_SUFFIX)) or 1
+    return STAGE_RANK.get(base_stage(stage), STAGE_RANK["overdue_1"]), repeat
 
 
 def lead_reminder(reminders: Sequence[ReminderData]) -> ReminderData:
@@ -335,7 +314,6 @@ def build_context(
     core = get_settings()
     fmt = where.formats
     token = unsubscribe_token(data.reminder_id, settings.unsubscribe_secret.get_secret_value())
-    repeat = _REPEAT.match(data.stage)
     balance_due = format_money(data.balance_due, data.currency, fmt)
     amount = format_money(data.amount, data.currency, fmt)
     due_date = format_day(data.due_on, fmt)
@@ -353,7 +331,7 @@ def build_context(
         "lang": where.lang,
         "format_locale": fmt,
         "stage": data.stage,
-        "repeat": int(repeat.group("n")) if repeat else 1,
+        "repeat": repeat_number(data.stage) or 1,
         "tone": data.tone or "neutral",
         "segment": data.segment,
         "customer_name": data.customer_name or "",

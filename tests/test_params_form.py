@@ -39,12 +39,14 @@ FIELDS = {
 INVALID: list[tuple[dict[str, Any], str]] = [
     ({"batch_size": 0}, "batch_size"),
     ({"channels": ["fax"]}, "channels"),
-    ({"stages": ["overdue_9"]}, "stages"),
     ({"as_of": "26.11.2026"}, "as_of"),
     ({"as_of": "2026-11-26T15"}, "as_of"),
     ({"concurrency": 65}, "concurrency"),
     ({"max_messages": -1}, "max_messages"),
 ]
+#: Refused when the run starts (RunParameters), not by the server's schema: stage names are
+#: the run's policy's.
+INVALID_AT_START: list[tuple[dict[str, Any], str]] = [({"stages": ["overdue_9"]}, "stages")]
 
 
 def _schema(fn: Any = payment_reminders) -> dict[str, Any]:
@@ -62,14 +64,13 @@ def test_list_fields_show_their_allowed_values_without_a_none_toggle():
     schema = _schema()
     props, defs = schema["properties"], schema["definitions"]
     assert defs["ChannelName"]["enum"] == ["email", "sms", "voice"]
-    assert {"pre_due", "due", "overdue_1", "overdue_2", "final_notice"} <= set(
-        defs["StageName"]["enum"]
-    )
-    for name, enum in (("channels", "ChannelName"), ("stages", "StageName")):
-        # an array of the enum with an empty default: no anyOf with null to switch off first
+    # an array with an empty default: no anyOf with null to switch off first
+    for name in ("channels", "stages"):
         assert props[name]["type"] == "array" and "anyOf" not in props[name]
-        assert props[name]["items"] == {"$ref": f"#/definitions/{enum}"}
         assert props[name]["default"] == []
+    assert props["channels"]["items"] == {"$ref": "#/definitions/ChannelName"}
+    # Stage names are the run's policy's (a custom ladder has its own): checked at run start.
+    assert props["stages"]["items"] == {"type": "string"}
     batch = props["batch_size"]["anyOf"][0]  # empty = one task per invoice for small runs
     assert batch["minimum"] == 1 and batch["maximum"] == 10_000
 
@@ -92,7 +93,7 @@ def test_as_of_is_a_date_time_with_a_pattern_the_server_can_enforce():
         assert not pattern.match(bad), bad
 
 
-@pytest.mark.parametrize(("values", "field"), INVALID)
+@pytest.mark.parametrize(("values", "field"), INVALID + INVALID_AT_START)
 def test_invalid_values_are_refused_naming_the_field(values: dict[str, Any], field: str):
     with pytest.raises(ValidationError) as err:
         RunParameters(**values)
@@ -102,6 +103,50 @@ def test_invalid_values_are_refused_naming_the_field(values: dict[str, Any], fie
 def test_an_unknown_field_is_refused():
     with pytest.raises(ValidationError, match="batchsize"):
         RunParameters(batchsize=10)  # type: ignore[call-arg]
+
+
+CUSTOM_LADDER = """
+[ladder]
+stages = [
+  { name = "heads_up", offset_days = -2, channels = ["email"], tone = "friendly" },
+  { name = "nudge", offset_days = 3, channels = ["email"], tone = "neutral" },
+  { name = "last_call", offset_days = 10, channels = ["email"], tone = "firm" },
+]
+"""
+
+
+def test_stage_filters_are_the_loaded_policys_stages(tmp_path: Path):
+    """A custom ladder's stage can be selected; the default ladder's stage names are then
+    refused, with the policy's own names in the message."""
+    path = tmp_path / "custom.toml"
+    path.write_text(CUSTOM_LADDER)
+    params = RunParameters(stages=["last_call", "payment_failed"], policy_path=path)
+    assert params.stages == ("last_call", "payment_failed")
+    with pytest.raises(ValidationError, match=r"stages \['overdue_1'\].*'last_call'"):
+        RunParameters(stages=["overdue_1"], policy_path=path)
+    with pytest.raises(ValidationError, match="last_call"):
+        RunParameters(stages=["last_call"])  # not a stage of the default policy
+
+
+def test_a_custom_ladders_stage_selects_its_plan_lines(tmp_path: Path):
+    """The run's stage filter keeps the custom stage's lines (repeats count as it)."""
+    from dunning.policy import load_policy, plan
+    from dunning.tasks.plan import select_lines
+    from tests.policy_support import AS_OF, portfolio
+
+    path = tmp_path / "custom.toml"
+    path.write_text(CUSTOM_LADDER)
+    policy = load_policy(path)
+    lines = plan(portfolio(days_overdue=12), AS_OF, policy)
+    assert set(lines["stage"].astype(str)) == {"nudge"}  # the first overdue rung goes first
+    kept = select_lines(
+        lines, channels=None, segments=None, stages=["nudge"], max_messages=None, as_of=AS_OF
+    )
+    assert len(kept) == len(lines) > 0
+    none = select_lines(
+        lines, channels=None, segments=None, stages=["last_call"], max_messages=None, as_of=AS_OF
+    )
+    assert none.empty
 
 
 def test_a_missing_policy_file_is_refused(tmp_path: Path):

@@ -11,10 +11,10 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 from dunning.cli import _load_commands, app
-from dunning.cli.preview import suggest_stage
 from dunning.db import session_scope
 from dunning.db.models import Reminder
 from dunning.policy import load_policy
+from dunning.policy.ladder import stage_reached
 
 runner = CliRunner()
 _load_commands()
@@ -33,12 +33,12 @@ def _seed(engine: Engine, **customer: object) -> int:
     return invoice_id
 
 
-def test_suggest_stage_follows_the_ladder() -> None:
-    ladder = load_policy().ladder
-    assert suggest_stage(ladder, -30).name == "pre_due"
-    assert suggest_stage(ladder, 0).name == "due"
-    assert suggest_stage(ladder, 9).name == "overdue_2"
-    assert suggest_stage(ladder, 400).name == "final_notice"
+def test_the_stage_reached_follows_the_ladder() -> None:
+    policy = load_policy()
+    assert stage_reached(policy, -30) == "pre_due"
+    assert stage_reached(policy, 0) == "due"
+    assert stage_reached(policy, 9) == "overdue_2"
+    assert stage_reached(policy, 400) == "final_notice"
 
 
 def test_preview_both_channels_as_json(engine: Engine) -> None:

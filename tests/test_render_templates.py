@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from dunning.channels.settings import ChannelSettings
 from dunning.errors import TemplateError
 from dunning.locales import locale_candidates
+from dunning.policy import DEFAULT_POLICY_PATH, load_policy
+from dunning.policy.model import base_stage
 from dunning.render import (
     DEFAULT_TEMPLATES_DIR,
-    STAGES,
-    base_stage,
     compose,
     compose_group,
     lead_reminder,
@@ -35,6 +35,9 @@ from tests.render_support import reminder
 _VARIANT_FILE = re.compile(
     r"^(email|sms)\.[a-z]{2}\.(?!subject\.txt$)[A-Za-z0-9_-]+(\.subject)?\.txt$"
 )
+#: The stages of the default policy (their templates ship with the package).
+STAGES = load_policy(DEFAULT_POLICY_PATH).stage_names
+
 LANGS = ("en", "de", "fr", "es", "ja", "pt", "it", "nl")
 #: Languages written in GSM-7's script: their SMS must not fall into UCS-2 on our own words.
 LATIN_LANGS = tuple(lang for lang in LANGS if lang != "ja")

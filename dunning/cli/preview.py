@@ -23,27 +23,11 @@ from dunning.config import get_settings
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.errors import DunningError
 from dunning.ledger import reminder_data
-from dunning.policy import Ladder, Policy, Stage, load_policy
-from dunning.policy.model import PAYMENT_FAILED, PROMISE_BROKEN
-from dunning.render import base_stage, compose, compose_group
+from dunning.policy import Policy, load_policy
+from dunning.policy.ladder import stage_reached
+from dunning.policy.model import base_stage, repeat_stage
+from dunning.render import compose, compose_group
 from dunning.sms import count_segments
-
-
-def suggest_stage(ladder: Ladder, days_overdue: int) -> Stage:
-    """The highest stage of ``ladder`` reached ``days_overdue`` days after the due date (the
-    first stage when none is reached yet)."""
-    reached = [s for s in ladder.stages if s.offset_days <= days_overdue]
-    return reached[-1] if reached else ladder.stages[0]
-
-
-def _tone(ladder: Ladder, stage: str) -> str | None:
-    policy_stage = ladder.stage(base_stage(stage))
-    return policy_stage.tone if policy_stage else None
-
-
-def known_stages(policy: Policy) -> list[str]:
-    """Stage names a preview can render under ``policy`` (the ladder plus the extra stages)."""
-    return [*policy.stage_order, PAYMENT_FAILED, PROMISE_BROKEN]
 
 
 def plan_for_invoice(
@@ -134,8 +118,9 @@ def load_preview(
     segment: str | None = None,
 ) -> list[ReminderData]:
     """The ReminderData of ``invoice_number`` for each of ``channels`` at ``as_of``; the stage
-    is ``stage`` or the one the days overdue suggest under the policy's default ladder;
-    ``tone``/``segment`` (from a plan line) override the default ladder's tone."""
+    is ``stage`` or the one the days overdue reach on the policy's default ladder
+    (``stage_reached``); ``tone``/``segment`` (from a plan line) override the default
+    ladder's tone."""
     from dunning.db import session_scope
 
     with session_scope(engine) as session:
@@ -156,10 +141,8 @@ def load_preview(
             )
         )
         days = (as_of.astimezone(ZoneInfo(customer.timezone)).date() - invoice.due_on).days
-        ladder = policy.ladder
-        chosen = stage or suggest_stage(ladder, days).name
-        extras = {PAYMENT_FAILED: policy.payment_failed, PROMISE_BROKEN: policy.promise_broken}
-        tone = tone or (extras[chosen].tone if chosen in extras else _tone(ladder, chosen))
+        chosen = stage or stage_reached(policy, days)
+        tone = tone or policy.tone_for(chosen)
         ids = dict(
             session.execute(
                 select(Reminder.channel, Reminder.id).where(
@@ -265,10 +248,11 @@ def preview(
         policy = load_policy()
     except DunningError as exc:
         fail(str(exc))
-    if stage is not None and base_stage(stage) not in known_stages(policy):
+    if stage is not None and base_stage(stage) not in policy.stage_names:
         fail(
             f"--stage {stage!r} is not a stage of the policy; use one of "
-            f"{', '.join(known_stages(policy))} (or a repeat such as final_notice_r2)"
+            f"{', '.join(policy.stage_names)} (or a repeat such as "
+            f"{repeat_stage(policy.stage_order[-1], 2)})"
         )
     when = parse_as_of(as_of)
     channels = [channel] if channel else ["email", "sms"]

@@ -66,7 +66,8 @@ def run(
         )
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
         )
         fail(f"invalid run parameters: {problems}")
     from dunning.channels.preflight import ALL_CHANNELS, check_provider_config

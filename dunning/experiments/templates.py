@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from dunning.errors import TemplateError
-from dunning.render import base_stage, resolve, template_exists, templates_dir
+from dunning.policy.model import base_stage
+from dunning.render import resolve, template_exists, templates_dir
 
 
 def check_variants(

@@ -36,6 +36,7 @@ from dunning.experiments.templates import check_variants
 from dunning.flows.approval import await_approval
 from dunning.flows.outbound_events import deliver_outbound_events
 from dunning.flows.shards import coordinate, store_outcomes
+from dunning.ledger import MinBalance
 from dunning.params import (
     MAX_CONCURRENCY,
     AsOf,
@@ -55,9 +56,9 @@ from dunning.params import (
     Stages,
     document_parameters,
 )
+from dunning.policy.model import base_stage
 from dunning.progress import DeliveryProgress
 from dunning.progress import report as report_progress
-from dunning.render import base_stage
 from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from dunning.tasks.deliver import (
@@ -284,7 +285,7 @@ def run_reminders(params: RunParameters) -> RunReport:
     stopped, _ = _deliver_all(
         batches + [[i for g in b for i in g] for b in packed],
         claimer,
-        _floors(policy),
+        policy.min_balance_for,
         as_of,
         params.concurrency,
         log,
@@ -317,13 +318,6 @@ def _names(values: Sequence[Any]) -> list[str] | None:
     return [str(getattr(v, "value", v)) for v in values] or None
 
 
-def _floors(policy: Any) -> dict[str, str]:
-    """The policy's minimum balance per currency as strings ('*' = every other currency)."""
-    floors = getattr(policy, "min_balance_by_currency", None) or {}
-    default = getattr(policy, "min_balance", "1.00")
-    return {"*": str(default), **{k: str(v) for k, v in dict(floors).items()}}
-
-
 def batch_names(
     batches: list[list[int]],
     kinds: dict[int, tuple[str, str]],
@@ -349,7 +343,7 @@ def batch_names(
 def _deliver_all(
     batches: list[list[int]],
     claimer: str,
-    floors: dict[str, str],
+    min_balance: MinBalance,
     as_of: dt.datetime,
     concurrency: int,
     log: Any,
@@ -384,7 +378,7 @@ def _deliver_all(
             with tags(*batch_tags):
                 task = deliver.with_options(task_run_name=name)
                 per_customer = number <= len(customers) and customers[number - 1] > 0
-                running[task.submit(batch, claimer, floors, as_of, per_customer)] = number
+                running[task.submit(batch, claimer, min_balance, as_of, per_customer)] = number
         if not running:
             break
         fut = next(as_completed(list(running)))

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dunning.core.status import NOT_SENT as NOT_SENT  # ledger.py reads it here for now
-from dunning.policy.model import RETRY_SUFFIX, Ladder, Policy
+from dunning.policy.model import REPEAT_MARK, RETRY_SUFFIX, Ladder, Policy, repeat_stage
 
 #: A skip reason with this prefix is an operator's decision: it consumes the stage.
 OPERATOR_REASON_PREFIX = "operator"
@@ -50,7 +49,8 @@ class StageTable:
                 -1
                 if str(n).endswith(RETRY_SUFFIX)
                 else lookup.get(
-                    str(n), self.payment_failed - 1 if str(n).startswith(f"{self.final}_r") else -1
+                    str(n),
+                    self.payment_failed - 1 if str(n).startswith(self.final + REPEAT_MARK) else -1,
                 )
                 for n in names
             ],
@@ -61,7 +61,7 @@ class StageTable:
 def _repeat_names(policy: Policy) -> list[str]:
     most = max([policy.ladder.repeats] + [lad.repeats for lad in policy.segment_ladders.values()])
     final = policy.stage_order[-1]
-    return [f"{final}_r{r}" for r in range(2, most + 2)]
+    return [repeat_stage(final, r) for r in range(2, most + 2)]
 
 
 def stage_table(policy: Policy) -> StageTable:
@@ -77,7 +77,9 @@ def stage_table(policy: Policy) -> StageTable:
         ladder = policy.ladder_for(seg)
         final = ladder.stages[-1]
         for j, name in enumerate(names):
-            stage = ladder.stage(name) or (final if name.startswith(f"{final.name}_r") else None)
+            stage = ladder.stage(name) or (
+                final if name.startswith(final.name + REPEAT_MARK) else None
+            )
             extra = next((e for e in extras if e.name == name), None)
             channels = stage.channels if stage else extra.channels if extra else ()
             email[i, j], sms[i, j] = "email" in channels, "sms" in channels
@@ -95,12 +97,21 @@ def reached_codes(ladder: Ladder, days: np.ndarray, table: StageTable) -> np.nda
     return np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
 
 
+def stage_reached(policy: Policy, days_overdue: int) -> str:
+    """The name of the highest stage of ``policy``'s default ladder reached ``days_overdue``
+    days after the due date, by days alone (no repeats, no ledger); the first stage when none
+    is reached yet. What ``dunning preview`` renders for an invoice the plan has no line for."""
+    table = stage_table(policy)
+    code = int(reached_codes(policy.ladder, np.array([days_overdue], dtype=np.int64), table)[0])
+    return table.names[code] if code >= 0 else policy.ladder.stages[0].name
+
+
 def rung_codes(ladder: Ladder, table: StageTable) -> np.ndarray:
     """The global codes of ``ladder``'s overdue rungs in climbing order: the stages with a
     positive offset, then the repeats of the final stage (r2..r{1+repeats})."""
     final = ladder.stages[-1].name
     names = [s.name for s in ladder.stages[ladder.first_overdue :]]
-    names += [f"{final}_r{k}" for k in range(2, ladder.repeats + 2)]
+    names += [repeat_stage(final, k) for k in range(2, ladder.repeats + 2)]
     return np.array([table.names.index(n) for n in names], dtype=np.int64)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -13,6 +14,32 @@ CHANNEL_NAMES = ("email", "sms", "voice")
 #: Suffix of the stage of a second call after a call nobody answered (final_notice.retry):
 #: its own ledger row, so the retry is claimed once like every reminder.
 RETRY_SUFFIX = ".retry"
+#: The k-th sending of the final stage (k >= 2) is the stage ``<final>_r<k>``
+#: (final_notice_r2, final_notice_r3, ...): its own ledger row, the final stage's templates.
+REPEAT_MARK = "_r"
+_REPEAT = re.compile(rf"^(?P<base>.+){REPEAT_MARK}(?P<n>\d+)$")
+
+
+def repeat_stage(final: str, k: int) -> str:
+    """The name of the ``k``-th sending (k >= 2) of the final stage ``final``."""
+    return f"{final}{REPEAT_MARK}{k}"
+
+
+def repeat_number(stage: str) -> int | None:
+    """``k`` of a repeat stage ``<final>_r<k>``, None for any other stage (a call's retry
+    ``<final>_r<k>.retry`` included: a message's ``repeat`` field counts it as 1)."""
+    match = _REPEAT.match(stage)
+    return int(match.group("n")) if match else None
+
+
+def base_stage(stage: str) -> str:
+    """The stage whose templates and tone ``stage`` uses (final_notice_r3 -> final_notice; a
+    call's retry final_notice.retry -> final_notice)."""
+    stage = stage.removesuffix(RETRY_SUFFIX)
+    match = _REPEAT.match(stage)
+    return match.group("base") if match else stage
+
+
 #: How reminders are grouped into messages: one per invoice, or one per customer.
 CONSOLIDATE_MODES = ("invoice", "customer")
 #: Stages outside the ladder, each sent at most once per (invoice, channel).
@@ -160,8 +187,28 @@ class Policy:
         """Stage names of the default ladder in escalation order (the global rank)."""
         return tuple(s.name for s in self.ladder.stages)
 
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """Every stage a reminder of this policy can be planned at, by its base name: the
+        default ladder's stages in escalation order (segment ladders use a subset of them),
+        then payment_failed and promise_broken. Repeats and a call's retry count as their
+        stage (see ``base_stage``)."""
+        return (*self.stage_order, self.payment_failed.name, self.promise_broken.name)
+
+    def tone_for(self, stage: str, segment: str | None = None) -> str | None:
+        """The tone of ``stage`` (a repeat or retry: its base stage's) in the ladder of
+        ``segment`` (None: the default ladder); None for a stage the policy does not have."""
+        base = base_stage(stage)
+        for extra in (self.payment_failed, self.promise_broken):
+            if base == extra.name:
+                return extra.tone
+        found = self.ladder_for(segment).stage(base) if segment else self.ladder.stage(base)
+        return found.tone if found else None
+
     def min_balance_for(self, currency: str) -> Decimal:
-        """The minimum balance worth a reminder in ``currency`` (major units)."""
+        """The minimum balance worth a reminder in ``currency`` (major units): the
+        ``min_balance_by_currency`` entry, else ``min_balance``. The planner and the claim
+        re-check both ask this; a balance at or below it is skipped."""
         return self.min_balance_by_currency.get(currency, self.min_balance)
 
     def large_overdue_for(self, currency: str) -> Decimal:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any
 
@@ -25,7 +24,7 @@ from dunning.db import get_engine
 from dunning.db.models import CHANNELS
 from dunning.delivery import BatchResult, deliver_batch
 from dunning.errors import ConfigError
-from dunning.ledger import reconcile
+from dunning.ledger import MinBalance, reconcile
 from dunning.render import compose, compose_group
 
 
@@ -145,15 +144,17 @@ class _Channels(dict[str, Channel]):
 def deliver(
     reminder_ids: list[int],
     claimer: str,
-    min_balance: dict[str, str],
+    min_balance: MinBalance,
     as_of: dt.datetime,
     per_customer: bool = False,
 ) -> BatchResult:
     """Send the batch's still-planned reminders; raises TransientDeliveryError to be retried.
 
     ``per_customer``: the batch holds whole customers whose policy says consolidate =
-    "customer": one message per customer and channel (see ``deliver_batch``)."""
-    floors = {k: Decimal(v) for k, v in min_balance.items()}
+    "customer": one message per customer and channel (see ``deliver_batch``).
+    ``min_balance``: the run's policy's ``Policy.min_balance_for`` (currency -> the minimum
+    balance worth a reminder, major units), re-checked when each reminder is claimed.
+    """
     settings = get_channel_settings()
     result = deliver_batch(
         get_engine(),
@@ -165,7 +166,7 @@ def deliver(
         compose=partial(compose, settings=settings),
         compose_group=partial(compose_group, settings=settings) if per_customer else None,
         lease_seconds=get_settings().lease_seconds,
-        min_balance=lambda currency: floors.get(currency, floors.get("*", Decimal(0))),
+        min_balance=min_balance,
         as_of=as_of,
     )
     if result.transient:

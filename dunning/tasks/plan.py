@@ -13,9 +13,9 @@ from dunning.db import get_engine
 from dunning.experiments.assign import apply_experiments
 from dunning.experiments.store import promotions
 from dunning.policy import Policy, load_policy, plan
+from dunning.policy.model import base_stage
 from dunning.portfolio import Portfolio
 from dunning.preflight import check_templates as _check_templates
-from dunning.render import base_stage
 
 
 def select_lines(

@@ -22,8 +22,8 @@ from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.errors import TemplateError
 from dunning.locales import ResolvedLocale
+from dunning.policy.model import base_stage
 from dunning.render import (
-    base_stage,
     build_context,
     render_template,
     resolve,

@@ -12,7 +12,8 @@ from markupsafe import escape
 
 from dunning.channels.base import ReminderData
 from dunning.channels.settings import ChannelSettings
-from dunning.render import STAGES, compose
+from dunning.policy import DEFAULT_POLICY_PATH, load_policy
+from dunning.render import compose
 from dunning.sms import plain_text
 
 JINJA = "{{ 7*7 }}{% for x in range(10**9) %}"
@@ -29,6 +30,8 @@ HOSTILE_NAMES = [
     '=HYPERLINK("http://evil.example","pay")',
     "Zoë Ünïcødé 山田 \u202eevil",
 ]
+#: The stages of the default policy (their templates ship with the package).
+STAGES = load_policy(DEFAULT_POLICY_PATH).stage_names
 LOCALES = ["en_US", "de_DE", "fr_FR", "es_ES", "ja_JP", "pt_PT", "it_IT", "nl_NL"]
 CHANNEL_SETTINGS = ChannelSettings()
 
