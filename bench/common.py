@@ -191,9 +191,13 @@ def fake_providers(latency_ms: float, rate_limit: float = 0.0) -> Iterator[Fakes
 
 @contextlib.contextmanager
 def environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` set in os.environ for the block, the previous values restored after."""
+    """``values`` set in os.environ for the block, the previous values restored after; the
+    settings root is read again on the way in and out (``dunning.config.reload_settings``)."""
+    from dunning.config import reload_settings
+
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
+    reload_settings()
     try:
         yield
     finally:
@@ -202,6 +206,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        reload_settings()
 
 
 def task_run_count(flow_run_id: uuid.UUID | None) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
-from dunning.channels.settings import get_channel_settings
+from dunning.config import get_settings
 from dunning.render import compose
 
 
@@ -29,7 +29,7 @@ def claimed_data(engine: Engine, reminder_ids: Sequence[int]) -> list[ReminderDa
 
 def composed_messages(engine: Engine, reminder_ids: Sequence[int]) -> list[OutboundMessage]:
     """The rendered messages of planned reminders (claims them: reset the ledger afterwards)."""
-    render = partial(compose, settings=get_channel_settings())
+    render = partial(compose, settings=get_settings().channels)
     return [render(data) for data in claimed_data(engine, reminder_ids)]
 
 
@@ -50,7 +50,7 @@ def send_floor(
 
     # Settings read once, as the delivery task does (parsing them per message would cost more
     # than the rendering).
-    render = partial(compose, settings=get_channel_settings())
+    render = partial(compose, settings=get_settings().channels)
 
     def send(unit: list[Any]) -> list[SendResult]:
         if isinstance(unit[0], ReminderData):

@@ -102,9 +102,9 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
 
 def in_flight(args: argparse.Namespace) -> int:
     """Sends in flight at most: delivery tasks at once x send threads per batch."""
-    from dunning.channels.settings import get_channel_settings
+    from dunning.config import get_settings
 
-    return int(args.concurrency * get_channel_settings().send_concurrency)
+    return int(args.concurrency * get_settings().channels.send_concurrency)
 
 
 def run_naive(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
@@ -241,7 +241,7 @@ def _rate_figures(stamps: list[str], limit: float) -> dict[str, Any]:
 
 def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """All delivery figures on one database backend."""
-    from dunning.config import get_settings
+    from dunning.config import reload_settings
 
     out: dict[str, Any] = {"backend": backend}
     with (
@@ -251,7 +251,7 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
             {"DUNNING_DATABASE_URL": url, "DUNNING_HOME": str(workdir / "home"), **fakes.env}
         ),
     ):
-        get_settings.cache_clear()
+        reload_settings()
         with measured() as m:
             out["seed"] = seed(url, args.invoices, args.customers)
         out["seed"]["wall_s"] = round(m.wall_s, 1)

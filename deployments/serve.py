@@ -70,9 +70,13 @@ def deployments(env: dict[str, Any]) -> list[Any]:
 
 def apply_settings(env: dict[str, Any]) -> dict[str, str]:
     """The environment's ``[env]`` settings now in force: each is set in ``os.environ``
-    unless the variable is already set (the operator's own environment wins)."""
+    unless the variable is already set (the operator's own environment wins), and the
+    settings root is read again from it (``dunning.config.reload_settings``)."""
+    from dunning.config import reload_settings
+
     for name, value in env.get("env", {}).items():
         os.environ.setdefault(name, str(value))
+    reload_settings()
     return {name: os.environ[name] for name in env.get("env", {})}
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from dunning.alerts import AlertSettings  # noqa: F401  (the failure-rate threshold's home)
 from dunning.tracking.metrics import load_sent, percent, reminder_flags, summarise, to_records
 
 #: Columns of the weekly KPI table, in the order shown in the UI.

@@ -28,11 +28,10 @@ from dunning.alerts import (  # noqa: F401  (re-exported names the CLI and tests
     FAILURE_RATE_EVENT,
     REMINDER_FLOW,
     RUN_FAILED_AUTOMATION,
-    AlertSettings,
     alert_specs,
     guard_specs,
 )
-from dunning.config import load_settings
+from dunning.config import AlertSettings, get_settings
 from dunning.errors import ConfigError
 
 WORK_POOL = "dunning"
@@ -43,7 +42,7 @@ def automation_specs(
     block_document_id: UUID, settings: AlertSettings | None = None
 ) -> list[AutomationCore]:
     """The run guards and the operator alerts (notifying through ``block_document_id``)."""
-    settings = settings or AlertSettings()
+    settings = settings or get_settings().alerts
     return [*guard_specs(settings), *alert_specs(block_document_id, settings)]
 
 
@@ -202,13 +201,11 @@ async def setup_prefect(
     without notifying (crashing zombie runs) are still made. Raises ConfigError when alerts
     are wanted and no notification target is configured (before touching anything).
     """
-    settings = settings or load_settings(AlertSettings)
+    settings = settings or get_settings().alerts
     if alerts:
         check_alert_target(settings)
     if rates is None:
-        from dunning.channels.settings import get_channel_settings
-
-        channel = get_channel_settings()
+        channel = get_settings().channels
         rates = {"email": channel.email_rate_limit, "sms": channel.sms_rate_limit}
     block: dict[str, Any] | None = None
     async with get_client() as client:

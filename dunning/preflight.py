@@ -16,7 +16,8 @@ from decimal import Decimal
 import pandas as pd
 
 from dunning.channels.base import ReminderData
-from dunning.channels.settings import ChannelSettings, get_channel_settings
+from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import TemplateError
 from dunning.money import quantize
 from dunning.render import compose
@@ -84,7 +85,7 @@ def check_templates(lines: pd.DataFrame, settings: ChannelSettings | None = None
     """How many messages were rendered to check the templates the send lines of ``lines``
     need; raises TemplateError (template, line, field, and the stage, channel and locale that
     need it) at the first one that fails. Sends nothing and writes nothing."""
-    settings = settings or get_channel_settings()
+    settings = settings or get_settings().channels
     count = 0
     for need in needs(lines).to_dict("records"):
         for variant in range(len(_SAMPLES)):

@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from dunning.config import get_settings
 from dunning.db import check_ready, session_scope
 from dunning.db.models import (
     Base,
@@ -67,19 +66,6 @@ def redact_sdk_logging() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
-
-
-class PrivacySettings(BaseSettings):
-    """How long message bodies and raw webhook payloads are kept (DUNNING_RETENTION_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="DUNNING_", extra="ignore")
-
-    retention_body_days: int = Field(
-        default=90, ge=0, description="Days a sent message's subject and body are kept."
-    )
-    retention_payload_days: int = Field(
-        default=30, ge=0, description="Days an applied webhook payload is kept."
-    )
 
 
 class UnknownCustomer(DunningError):
@@ -341,7 +327,7 @@ def apply_retention(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    settings = PrivacySettings()
+    settings = get_settings().privacy
     body_cutoff = now - dt.timedelta(
         days=settings.retention_body_days if body_days is None else body_days
     )

@@ -33,8 +33,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dunning.channels.base import OutboundMessage, ReminderData
-from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import TemplateError
 from dunning.locales import (
     FALLBACK_LANGUAGE,
@@ -133,7 +133,7 @@ def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
 
 def templates_dir(settings: ChannelSettings | None = None) -> Path:
     """The templates directory in force (setting DUNNING_TEMPLATES_DIR, else templates/)."""
-    configured = (settings or get_channel_settings()).templates_dir
+    configured = (settings or get_settings().channels).templates_dir
     return Path(configured) if configured else DEFAULT_TEMPLATES_DIR
 
 
@@ -388,7 +388,7 @@ def compose(
     summary is a table with one total per currency. Default: ``data`` alone.
     Raises TemplateError (a missing template, field or address).
     """
-    settings = settings or get_channel_settings()
+    settings = settings or get_settings().channels
     if data.channel == "email":
         return _compose_email(data, settings, invoices)
     if data.channel == "sms":

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from dunning import db
-from dunning.config import get_settings
+from dunning.config import reload_settings
 from dunning.db.models import Base
 from dunning.devtools.scratch import scratch_database
 
@@ -46,9 +46,9 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DUNNING_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
+    reload_settings()
     yield
-    get_settings.cache_clear()
+    reload_settings()
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,7 @@ def db_url(
         url = _pg_database
         _truncate_pg(db.get_engine(url))
     monkeypatch.setenv("DUNNING_DATABASE_URL", url)
-    get_settings.cache_clear()
+    reload_settings()
     yield url
     if request.param == "sqlite":
         engine = db.get_engine(url)

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select, update
 
 from dunning import ledger
 from dunning.channels.base import OutboundMessage, SendResult
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.delivery import deliver_batch

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
-from dunning.approval import ApprovalSettings, approval_reasons, approval_summary
+from dunning.approval import approval_reasons, approval_summary
+from dunning.config import ApprovalSettings, reload_settings
 from dunning.db.models import Reminder
 from dunning.devtools.seed import seed_portfolio
 
@@ -109,6 +110,7 @@ def test_a_paused_run_is_approved_or_rejected_through_the_api(
     seed_portfolio(engine, 20, 40, 7, AS_OF.date())
     monkeypatch.setenv("DUNNING_APPROVAL_ENABLED", "true")
     monkeypatch.setenv("DUNNING_APPROVAL_MAX_MESSAGES", "0")
+    reload_settings()
     started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     states: list[Any] = []
     runner = threading.Thread(

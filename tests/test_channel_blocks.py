@@ -13,6 +13,7 @@ from dunning.channels.blocks import SendGridCredentials, SmtpCredentials, Twilio
 from dunning.channels.sendgrid import SendGridChannel
 from dunning.channels.smtp import SmtpChannel
 from dunning.channels.twilio import TwilioChannel
+from dunning.config import reload_settings
 from dunning.errors import ConfigError
 
 pytestmark = pytest.mark.prefect
@@ -24,6 +25,7 @@ def test_blocks_feed_the_factory(prefect_server: None, monkeypatch: pytest.Monke
             api_key=SecretStr("SG.block-secret"), base_url=stub.base_url, timeout_seconds=2
         ).save("sg-test", overwrite=True)
         monkeypatch.setenv("DUNNING_SENDGRID_BLOCK", "sg-test")
+        reload_settings()
         channel = get_channel("email")
         assert isinstance(channel, SendGridChannel) and channel.base_url == stub.base_url
         result = channel.send_batch(
@@ -47,6 +49,7 @@ def test_blocks_feed_the_factory(prefect_server: None, monkeypatch: pytest.Monke
     monkeypatch.setenv("DUNNING_TWILIO_BLOCK", "tw-test")
     monkeypatch.setenv("DUNNING_EMAIL_PROVIDER", "smtp")
     monkeypatch.setenv("DUNNING_SMTP_BLOCK", "smtp-test")
+    reload_settings()
     assert isinstance(get_channel("sms"), TwilioChannel)
     smtp = get_channel("email")
     assert isinstance(smtp, SmtpChannel) and smtp.host == "smtp.example.com"
@@ -58,5 +61,6 @@ def test_missing_block_is_a_config_error(
     prefect_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DUNNING_TWILIO_BLOCK", "does-not-exist")
+    reload_settings()
     with pytest.raises(ConfigError, match="'does-not-exist'.*TwilioCredentials"):
         get_channel("sms")

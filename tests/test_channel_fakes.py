@@ -11,6 +11,7 @@ import pytest
 
 from dunning.channels import get_channel
 from dunning.channels.base import ReminderData
+from dunning.config import reload_settings
 from dunning.devtools.fakes import RunningFakes, env_for, run_fakes
 from dunning.errors import ProviderAuthError
 from dunning.render import compose
@@ -45,7 +46,9 @@ def reminder(rid: int, channel: str, **changes: object) -> ReminderData:
 def _point_at(fakes: RunningFakes, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in env_for(fakes.base_url, fakes.context).items():
         monkeypatch.setenv(name, value)
+        reload_settings()
     monkeypatch.setenv("DUNNING_PROVIDER_TIMEOUT_SECONDS", "1")
+    reload_settings()
 
 
 def test_email_and_sms_reach_the_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,6 +87,7 @@ def test_throttling_is_transient_with_retry_after(monkeypatch: pytest.MonkeyPatc
     with run_fakes(seed=2, callbacks=False, burst_429=2, retry_after_s=3) as fakes:
         _point_at(fakes, monkeypatch)
         monkeypatch.setenv("DUNNING_SEND_CONCURRENCY", "1")
+        reload_settings()
         # Different templates, so SendGrid gets two requests (same-template mail is bulked).
         email = get_channel("email").send_batch(
             [compose(reminder(1, "email")), compose(reminder(2, "email", locale="de_DE"))]
@@ -111,6 +115,7 @@ def test_wrong_credentials_stop_the_run(monkeypatch: pytest.MonkeyPatch) -> None
         _point_at(fakes, monkeypatch)
         monkeypatch.setenv("DUNNING_SENDGRID_API_KEY", "SG.wrong-key")
         monkeypatch.setenv("DUNNING_TWILIO_AUTH_TOKEN", "wrong-token")
+        reload_settings()
         with pytest.raises(ProviderAuthError) as email_info:
             get_channel("email").send_batch([compose(reminder(1, "email"))])
         with pytest.raises(ProviderAuthError) as sms_info:

@@ -12,9 +12,10 @@ from dunning.channels import get_channel, resolve_provider
 from dunning.channels.base import OutboundMessage
 from dunning.channels.outbox import OutboxChannel
 from dunning.channels.sendgrid import SendGridChannel
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.smtp import SmtpChannel
 from dunning.channels.twilio import TwilioChannel
+from dunning.config import reload_settings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ConfigError
 
 LIST_UNSUBSCRIBE = (
@@ -76,16 +77,19 @@ def test_factory_picks_providers_from_env(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tok")
     monkeypatch.setenv("DUNNING_TWILIO_FROM_NUMBER", "+15005550006")
     monkeypatch.setenv("DUNNING_SENDGRID_BASE_URL", "http://127.0.0.1:9")
+    reload_settings()
     sendgrid = get_channel("email")
     assert isinstance(sendgrid, SendGridChannel) and sendgrid.base_url == "http://127.0.0.1:9"
     assert isinstance(get_channel("sms"), TwilioChannel)
     monkeypatch.setenv("DUNNING_EMAIL_PROVIDER", "outbox")
+    reload_settings()
     assert isinstance(get_channel("email"), OutboxChannel)
 
 
 def test_factory_smtp_when_host_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUNNING_SMTP_HOST", "smtp.example.com")
     monkeypatch.setenv("DUNNING_SMTP_PASSWORD", "pw-secret")
+    reload_settings()
     channel = get_channel("email")
     assert isinstance(channel, SmtpChannel) and "pw-secret" not in repr(channel)
 
@@ -107,6 +111,7 @@ def test_selected_provider_without_credentials_is_a_config_error(
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+        reload_settings()
     with pytest.raises(ConfigError) as info:
         get_channel(kind)
     assert needle in str(info.value) and "tok-secret" not in str(info.value)

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ProviderAuthError
 
 KEY = "SG.test-key-never-shown"

@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel, send_units
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.devtools.fakes import run_fakes
 
 

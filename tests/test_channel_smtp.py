@@ -22,8 +22,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from dunning.channels.base import OutboundMessage
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.smtp import SmtpChannel
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ProviderAuthError
 
 PASSWORD = "smtp-password-never-shown"

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 from dunning.channels.base import OutboundMessage
 from dunning.channels.ratelimit import TokenBucket
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio import TwilioChannel
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ConfigError, ProviderAuthError
 
 SID = "AC" + "1" * 32

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from dunning import ledger
 from dunning.channels.outbox import OutboxChannel
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import Reminder
 from dunning.delivery import deliver_batch
@@ -348,7 +348,7 @@ def test_preview_shows_the_customers_one_message(engine, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from dunning.cli import _load_commands, app
-    from dunning.config import get_settings
+    from dunning.config import reload_settings
 
     _three_invoices(engine)
     _load_commands()
@@ -358,7 +358,7 @@ def test_preview_shows_the_customers_one_message(engine, tmp_path, monkeypatch):
         encoding="utf-8",
     )
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(path))
-    get_settings.cache_clear()
+    reload_settings()
     args = ["preview", "--invoice", "INV-B", "--as-of", AS_OF.isoformat()]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
@@ -373,7 +373,7 @@ def test_preview_shows_the_customers_one_message(engine, tmp_path, monkeypatch):
     human = CliRunner().invoke(app, args)
     assert "one message for 3 invoices (consolidate = customer)" in human.stdout
     monkeypatch.delenv("DUNNING_POLICY_PATH")
-    get_settings.cache_clear()
+    reload_settings()
     single = CliRunner().invoke(app, [*args, "--json"])
     email = json.loads(single.stdout.splitlines()[0])
     assert email["template"] == "overdue_1/email.en" and email["invoices"] == ["INV-B"]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prefect import flow
 
+from dunning.config import reload_settings
 from dunning.tasks.report import emit_batch
 from tests.factories import add_customer, add_invoice
 from tests.test_kpis import AS_OF, _sent
@@ -81,6 +82,7 @@ def test_a_batch_over_the_failure_threshold_emits_an_alert_event(
     prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("DUNNING_ALERT_FAILURE_RATE", "0.3")
+    reload_settings()
     run_id = uuid.uuid4().hex
     _two_batches(run_id)
     # Events reach the server asynchronously: poll until both batches are recorded.

@@ -15,6 +15,7 @@ from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
+from dunning.config import reload_settings
 from dunning.db.models import Invoice, Reminder
 from dunning.render import DEFAULT_TEMPLATES_DIR
 
@@ -103,6 +104,7 @@ def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
 
     _import_case(CASE)
     monkeypatch.setenv("DUNNING_TEMPLATES_DIR", str(_broken_templates(tmp_path)))
+    reload_settings()
     state = payment_reminders(as_of=_at(RUNS[0]), return_state=True)
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
@@ -113,6 +115,7 @@ def test_a_template_error_fails_the_run_before_anything_is_sent_or_marked(
     assert not outbox.exists() or not [p for p in outbox.rglob("*") if p.is_file()]
 
     monkeypatch.delenv("DUNNING_TEMPLATES_DIR")  # the template is fixed
+    reload_settings()
     report = payment_reminders(as_of=_at(RUNS[0]))
     assert report.counts()["sent"] == 4  # two invoices, email and SMS, overdue_1
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dunning.config import FlowTimeouts, reload_settings
 from dunning.errors import ConfigError
-from dunning.timeouts import FlowTimeouts, flow_timeout
+from dunning.timeouts import flow_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
@@ -54,5 +55,6 @@ def test_every_deployed_flow_has_the_timeout_its_setting_gives(entrypoint: str) 
 
 def test_a_bad_timeout_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUNNING_FLOW_TIMEOUT_TRACK_RESPONSES", "5")
+    reload_settings()
     with pytest.raises(ConfigError, match="DUNNING_FLOW_TIMEOUT_TRACK_RESPONSES='5'"):
         flow_timeout("track_responses")

@@ -7,10 +7,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import insert
 
+from dunning.config import get_settings, reload_settings
 from dunning.db.models import Reminder
+from dunning.errors import ConfigError
 from dunning.kpis import (
     KPI_COLUMNS,
-    AlertSettings,
     failure_rate,
     failure_rate_exceeded,
     kpi_records,
@@ -30,12 +31,14 @@ def test_failure_rate_counts_only_answered_messages():
 
 
 def test_the_threshold_comes_from_dunning_alert_failure_rate(monkeypatch: pytest.MonkeyPatch):
-    assert AlertSettings().failure_rate == 0.2
+    assert get_settings().alerts.failure_rate == 0.2
     monkeypatch.setenv("DUNNING_ALERT_FAILURE_RATE", "0.05")
-    assert AlertSettings().failure_rate == 0.05
+    reload_settings()
+    assert get_settings().alerts.failure_rate == 0.05
     monkeypatch.setenv("DUNNING_ALERT_FAILURE_RATE", "2")
-    with pytest.raises(ValueError, match="failure_rate"):
-        AlertSettings()
+    reload_settings()
+    with pytest.raises(ConfigError, match="DUNNING_ALERT_FAILURE_RATE='2'"):
+        get_settings().alerts
 
 
 def _sent(engine, invoice_id: int, stage: str, segment: str, days_ago: float, **facts) -> None:

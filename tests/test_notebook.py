@@ -10,6 +10,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from dunning.config import reload_settings
+
 pytestmark = pytest.mark.prefect
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "adhoc.ipynb"
 
@@ -25,6 +27,7 @@ def test_the_notebook_previews_runs_and_plots_the_funnel(
 
     # The kernel is a child process: hand it the shared test server through the environment.
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    reload_settings()
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
         nb,

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from dunning.config import OutboundSettings, reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Invoice, OutboundDelivery, OutboundSubscriber, Reminder
 from dunning.devtools.fakes.hubspot_app import HubSpotFake, run_hubspot_fake
@@ -23,7 +24,7 @@ from dunning.errors import ConfigError
 from dunning.outbound.activities import held, load_crm, load_targets
 from dunning.outbound.delivery import deliver_due
 from dunning.outbound.events import Event, emit
-from dunning.outbound.subscribers import OutboundSettings, listing, replay
+from dunning.outbound.subscribers import listing, replay
 from tests.factories import add_customer, add_invoice
 
 # Tuesday 24 Nov 2026, 15:00 UTC = 10:00 in New York: inside the default send window.
@@ -68,6 +69,7 @@ def crm(
     monkeypatch.setenv("DUNNING_SALESFORCE_SECURITY_TOKEN", salesforce.config.security_token)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", salesforce.ca_path)
     monkeypatch.setenv("DUNNING_OUTBOUND_BACKOFF_SECONDS", "0")
+    reload_settings()
     return hubspot, salesforce
 
 
@@ -202,6 +204,7 @@ def test_a_private_app_token_refused_is_a_dead_letter_naming_the_setting(
     hubspot, salesforce = crm
     (tmp_path / "crm.toml").write_text(f'[hubspot]\napi_base = "{hubspot.base_url}"\n')
     monkeypatch.setenv("DUNNING_HUBSPOT_ACCESS_TOKEN", "pat-na1-expired")
+    reload_settings()
     add_customer(engine, "C1")
     add_invoice(engine, "INV-1", "C1")
     hubspot.add_contact("ada@example.com")
@@ -214,6 +217,7 @@ def test_a_private_app_token_refused_is_a_dead_letter_naming_the_setting(
     assert "pat-na1" not in str(report.dead)  # never the token itself
     # The valid private token: replay delivers it once.
     monkeypatch.setenv("DUNNING_HUBSPOT_ACCESS_TOKEN", hubspot.config.private_token)
+    reload_settings()
     replay(engine, AS_OF - dt.timedelta(days=3650), OutboundSettings())
     assert deliver_due(engine, OutboundSettings()).counts["delivered"] == 1
     assert len(hubspot.notes) == 1
@@ -228,6 +232,7 @@ def test_salesforce_wrong_password_is_a_dead_letter_and_oauth_login_works(
     hubspot, salesforce = crm
     (tmp_path / "crm.toml").write_text(f'[salesforce]\ndomain = "{salesforce.domain}"\n')
     monkeypatch.setenv("DUNNING_SALESFORCE_PASSWORD", "wrong")
+    reload_settings()
     add_customer(engine, "C1")
     add_invoice(engine, "INV-1", "C1")
     salesforce.add_contact("ada@example.com")
@@ -242,6 +247,7 @@ def test_salesforce_wrong_password_is_a_dead_letter_and_oauth_login_works(
     monkeypatch.delenv("DUNNING_SALESFORCE_SECURITY_TOKEN")
     monkeypatch.setenv("DUNNING_SALESFORCE_CONSUMER_KEY", salesforce.config.consumer_key)
     monkeypatch.setenv("DUNNING_SALESFORCE_CONSUMER_SECRET", salesforce.config.consumer_secret)
+    reload_settings()
     replay(engine, AS_OF - dt.timedelta(days=3650), OutboundSettings())
     assert deliver_due(engine, OutboundSettings()).counts["delivered"] == 1
     assert [t["WhoId"] for t in salesforce.tasks.values()] == ["003000000000000001"]
@@ -280,4 +286,5 @@ def test_no_crm_file_and_no_xero_source_means_no_targets(
 ) -> None:
     monkeypatch.setenv("DUNNING_CRM_PATH", str(tmp_path / "none.toml"))
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "none2.toml"))
+    reload_settings()
     assert load_targets() == {}

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from dunning.channels.base import SendResult
+from dunning.config import OutboundSettings, reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Invoice, OutboundDelivery, OutboundEvent, Reminder
 from dunning.ledger import claim, record
@@ -18,7 +19,6 @@ from dunning.operations.audit import Actor
 from dunning.operations.audit import record as audit
 from dunning.outbound.delivery import deliver_due
 from dunning.outbound.subscribers import (
-    OutboundSettings,
     add,
     listing,
     replay,
@@ -198,6 +198,7 @@ def test_the_environment_subscriber_gets_every_outbox_event(
     _send(engine, _planned(engine, 2))  # before the subscriber exists
     monkeypatch.setenv("DUNNING_OUTBOUND_WEBHOOK_URL", rx.url)
     monkeypatch.setenv("DUNNING_OUTBOUND_WEBHOOK_SECRET", SECRET)
+    reload_settings()
     settings = OutboundSettings()
     with receiver(rx):
         assert deliver_due(engine, settings).as_dict()["delivered"] == 2

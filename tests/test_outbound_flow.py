@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, select
 
+from dunning.config import reload_settings
 from dunning.db.models import Reminder
 from tests.factories import add_customer, add_invoice
 from tests.outbound_support import SECRET, Receiver, free_port, receiver
@@ -35,6 +36,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, rx: Receiver) -> None:
     monkeypatch.setenv("DUNNING_OUTBOUND_WEBHOOK_URL", rx.url)
     monkeypatch.setenv("DUNNING_OUTBOUND_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("DUNNING_OUTBOUND_BACKOFF_SECONDS", "0")
+    reload_settings()
 
 
 def test_a_run_delivers_one_verified_reminder_sent_per_sent_row(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dunning.config import get_settings
+from dunning.config import reload_settings
 from dunning.errors import PolicyError
 from dunning.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
 
@@ -58,7 +58,7 @@ def test_yaml_file_and_the_path_setting(tmp_path: Path, monkeypatch: pytest.Monk
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(path))
-    get_settings.cache_clear()
+    reload_settings()
     assert load_policy().min_balance == Decimal("5.00")
 
 

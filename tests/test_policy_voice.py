@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dunning.config import reload_settings
 from dunning.errors import PolicyError
 from dunning.policy import load_policy, plan
 from dunning.policy.loader import parse_policy
@@ -219,6 +220,7 @@ def test_plan_says_when_a_call_speaks_english(engine, monkeypatch):
 
     _load_commands()
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE.source))
+    reload_settings()
     for cid, locale, country, zone in (
         ("SV", "sv_SE", "SE", "Europe/Stockholm"),
         ("DE", "de_DE", "DE", "Europe/Berlin"),

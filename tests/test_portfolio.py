@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import dunning.cli.policy  # noqa: F401  (registers the commands on app)
 from dunning.cli.app import app
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import PaymentAttempt, Reminder
 from dunning.portfolio import load_portfolio
@@ -201,9 +202,9 @@ def test_bad_input_exits_non_zero_with_a_message(engine: Engine, args, message):
 
 def test_unmigrated_database_and_bad_policy_are_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("DUNNING_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    from dunning.config import get_settings
+    reload_settings()
 
-    get_settings.cache_clear()
+    reload_settings()
     result = CliRunner().invoke(app, ["plan"])
     assert result.exit_code == 1 and "dunning db upgrade" in result.output
     bad = tmp_path / "policy.toml"
@@ -213,7 +214,7 @@ def test_unmigrated_database_and_bad_policy_are_reported(tmp_path, monkeypatch):
         DEFAULT_POLICY_PATH.read_text().replace('min_balance = "1.00"', "min_balance = 'x'")
     )
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(bad))
-    get_settings.cache_clear()
+    reload_settings()
     result = CliRunner().invoke(app, ["segments"])
     assert result.exit_code == 1 and "'min_balance'" in result.output
 

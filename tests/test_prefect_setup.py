@@ -29,6 +29,7 @@ from dunning.alerts import (
     run_failed_automation,
 )
 from dunning.cli.app import app
+from dunning.config import reload_settings
 from dunning.prefect_setup import OPERATOR_BLOCK, WORK_POOL
 
 pytestmark = pytest.mark.prefect
@@ -59,6 +60,7 @@ def test_setup_creates_pool_block_and_automations_once_when_run_twice(
     prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", HOOK)
+    reload_settings()
     first = runner.invoke(app, ["setup-prefect", "--json"])
     assert first.exit_code == 0, first.output
     second = runner.invoke(app, ["setup-prefect", "--json"])
@@ -129,12 +131,14 @@ def test_thresholds_come_from_the_settings(prefect_server, monkeypatch: pytest.M
     monkeypatch.setenv("DUNNING_ALERT_ZOMBIE_SECONDS", "90")
     monkeypatch.setenv("DUNNING_ALERT_PENDING_SECONDS", "45")
     monkeypatch.setenv("DUNNING_ALERT_NO_COMPLETED_SECONDS", "3600")
+    reload_settings()
     assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
     _, autos, _ = asyncio.run(_server_state())
     assert autos[ZOMBIE_AUTOMATION][0].trigger.within.total_seconds() == 90
     assert autos[PENDING_AUTOMATION][0].trigger.within.total_seconds() == 45
     assert autos[NO_COMPLETED_AUTOMATION][0].trigger.within.total_seconds() == 3600
     monkeypatch.setenv("DUNNING_ALERT_ZOMBIE_SECONDS", "20")
+    reload_settings()
     refused = runner.invoke(app, ["setup-prefect"])
     assert refused.exit_code == 1
     assert "DUNNING_ALERT_ZOMBIE_SECONDS='20'" in refused.output and "60" in refused.output
@@ -145,19 +149,23 @@ def test_setup_uses_a_named_block_and_refuses_unknown_ones(
     prefect_server, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", HOOK)
+    reload_settings()
     assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
     monkeypatch.delenv("DUNNING_ALERT_WEBHOOK_URL")
     monkeypatch.setenv("DUNNING_ALERT_BLOCK", f"custom-webhook/{OPERATOR_BLOCK}")
+    reload_settings()
     named = runner.invoke(app, ["setup-prefect", "--json"])
     assert named.exit_code == 0, named.output
     assert json.loads(named.stdout)["block"]["status"] == "configured"
 
     monkeypatch.setenv("DUNNING_ALERT_BLOCK", "slack-webhook/no-such-block")
+    reload_settings()
     missing = runner.invoke(app, ["setup-prefect"])
     assert missing.exit_code == 1
     assert "slack-webhook/no-such-block" in missing.output and "no such block" in missing.output
 
     monkeypatch.setenv("DUNNING_ALERT_BLOCK", "just-a-name")
+    reload_settings()
     malformed = runner.invoke(app, ["setup-prefect"])
     assert malformed.exit_code == 1
     assert "<block-type-slug>/<name>" in malformed.output
@@ -168,6 +176,7 @@ def test_setup_without_a_notification_target_says_which_setting_to_set(
 ):
     monkeypatch.delenv("DUNNING_ALERT_BLOCK", raising=False)
     monkeypatch.delenv("DUNNING_ALERT_WEBHOOK_URL", raising=False)
+    reload_settings()
     result = runner.invoke(app, ["setup-prefect"])
     assert result.exit_code == 1
     assert "DUNNING_ALERT_WEBHOOK_URL" in result.output and "DUNNING_ALERT_BLOCK" in result.output
@@ -179,6 +188,7 @@ def operator_hook(prefect_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     """A real webhook receiver that setup-prefect points alerts at."""
     with alert_inbox() as inbox:
         monkeypatch.setenv("DUNNING_ALERT_WEBHOOK_URL", inbox.url)
+        reload_settings()
         assert runner.invoke(app, ["setup-prefect"]).exit_code == 0
         yield inbox
 

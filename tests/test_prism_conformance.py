@@ -24,9 +24,9 @@ from twilio.base.exceptions import TwilioException
 
 from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel, build_mail
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio import TwilioChannel
 from dunning.channels.twilio_voice import TwilioVoiceChannel
+from dunning.config.channels import ChannelSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "node_modules" / ".bin" / "prism"

@@ -13,7 +13,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from dunning.channels.base import ReminderData
-from dunning.channels.settings import ChannelSettings
+from dunning.config import reload_settings
+from dunning.config.channels import ChannelSettings
 from dunning.render import compose
 from dunning.summary import brand_colors, contrast
 from tests.render_support import PAY_LINK as LINK
@@ -172,12 +173,14 @@ def test_branding_settings_are_validated(key: str, value: str, problem: str) -> 
 def test_branding_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUNNING_EMAIL_LOGO_URL", "https://cdn.example.com/l.svg")
     monkeypatch.setenv("DUNNING_EMAIL_BRAND_COLOR", "#ABC")
+    reload_settings()
     loaded = ChannelSettings()
     assert (loaded.email_logo_url, loaded.email_brand_color) == (
         "https://cdn.example.com/l.svg",
         "#abc",
     )
     monkeypatch.setenv("DUNNING_EMAIL_BRAND_COLOR", "red")
+    reload_settings()
     with pytest.raises(ValidationError, match="DUNNING_EMAIL_BRAND_COLOR"):
         ChannelSettings()
 

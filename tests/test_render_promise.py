@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from dunning.channels.base import ReminderData
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.locales import babel_locale
 from dunning.money import format_money
 from dunning.render import compose

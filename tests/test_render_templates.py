@@ -14,7 +14,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from pydantic import SecretStr
 
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import TemplateError
 from dunning.locales import locale_candidates
 from dunning.policy import DEFAULT_POLICY_PATH, load_policy

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dunning.channels.preflight import check_provider_config
+from dunning.config import reload_settings
 from dunning.errors import ConfigError
 
 BIN = Path(sys.executable).parent
@@ -51,7 +52,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         (
             ["run", "--dry-run"],
             {"DUNNING_PROVIDER_TIMEOUT_SECONDS": "-3"},
-            ["invalid channel settings", "provider_timeout_seconds"],
+            ["invalid setting", "DUNNING_PROVIDER_TIMEOUT_SECONDS='-3'", "greater than 0"],
         ),
     ],
 )
@@ -80,10 +81,12 @@ def test_a_bad_provider_setting_is_one_line_before_any_prefect_server(
 
 def test_a_channel_the_run_does_not_use_is_not_required(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DUNNING_EMAIL_PROVIDER", "sendgrid")
+    reload_settings()
     assert check_provider_config(["sms"]) == {"sms": "outbox"}
     with pytest.raises(ConfigError, match="DUNNING_SENDGRID_API_KEY"):
         check_provider_config(["email", "sms"])
     monkeypatch.setenv("DUNNING_SENDGRID_API_KEY", "SG.test")
+    reload_settings()
     assert check_provider_config(["email"]) == {"email": "sendgrid"}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.serve import apply_settings, load_environment
-from dunning.approval import ApprovalSettings
+from dunning.config import get_settings, reload_settings
 
 
 def _forget_approval_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,6 +18,7 @@ def _forget_approval_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.setenv(name, "")  # registers the original value for restoring
         monkeypatch.delenv(name)
+        reload_settings()
 
 
 def test_production_turns_approval_on_and_local_leaves_it_off(
@@ -25,14 +26,15 @@ def test_production_turns_approval_on_and_local_leaves_it_off(
 ) -> None:
     _forget_approval_settings(monkeypatch)
     assert apply_settings(load_environment("local")) == {}
-    assert ApprovalSettings().enabled is False  # the CLI's and notebooks' default
+    assert get_settings().approval.enabled is False  # the CLI's and notebooks' default
     applied = apply_settings(load_environment("production"))
     assert applied["DUNNING_APPROVAL_ENABLED"] == "true"
-    assert ApprovalSettings().enabled is True
+    assert get_settings().approval.enabled is True
 
 
 def test_the_operators_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     _forget_approval_settings(monkeypatch)
     monkeypatch.setenv("DUNNING_APPROVAL_ENABLED", "false")
+    reload_settings()
     assert apply_settings(load_environment("production"))["DUNNING_APPROVAL_ENABLED"] == "false"
-    assert ApprovalSettings().enabled is False
+    assert get_settings().approval.enabled is False

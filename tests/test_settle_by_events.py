@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from dunning.channels import get_channel
+from dunning.config import WebhookSettings, reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Reminder, WebhookInbox
 from dunning.devtools.fakes import run_fakes
@@ -18,7 +19,7 @@ from dunning.devtools.fakes.sendgrid import public_key_b64
 from dunning.ledger import claim, record
 from dunning.render import compose
 from dunning.tracking import apply_inbox
-from dunning.webhooks import WebhookSettings, create_app, store_records
+from dunning.webhooks import create_app, store_records
 from dunning.webhooks.verify import InboxRecord
 from tests.factories import add_customer, add_invoice
 from tests.tracking_support import running_app
@@ -80,6 +81,7 @@ def test_a_timed_out_sendgrid_claim_ends_sent_by_its_events(
         ) as fakes:
             for name, value in {**fakes.env(), "DUNNING_PROVIDER_TIMEOUT_SECONDS": "1"}.items():
                 monkeypatch.setenv(name, value)
+                reload_settings()
             (data,) = claim(engine, [rid], claimer="run-t", lease_seconds=300).claimed
             (result,) = get_channel("email").send_batch([compose(data)])
             assert not result.ok and (result.error_code or "").startswith("timeout")
@@ -164,6 +166,7 @@ def test_a_timed_out_twilio_claim_ends_sent_by_its_status_callback(
         # environment), so the fakes' credentials are in place before the app is created.
         for name, value in fakes.env().items():
             monkeypatch.setenv(name, value)
+            reload_settings()
         with running_app(create_app(WebhookSettings(), engine)) as receiver:
             env = {
                 **fakes.env(),
@@ -172,6 +175,7 @@ def test_a_timed_out_twilio_claim_ends_sent_by_its_status_callback(
             }
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
+                reload_settings()
             (data,) = claim(engine, [rid], claimer="run-t", lease_seconds=300).claimed
             (result,) = get_channel("sms").send_batch([compose(data)])
             assert not result.ok and (result.error_code or "").startswith("timeout")

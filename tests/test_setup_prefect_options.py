@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import dunning.cli.prefect_setup  # noqa: F401  (registers the command)
 from dunning.cli.app import app
+from dunning.config import reload_settings
 
 pytestmark = pytest.mark.prefect
 
@@ -33,6 +34,7 @@ def test_a_local_trial_needs_no_alert_target_and_names_its_pool(
 ):
     for name in ("DUNNING_ALERT_WEBHOOK_URL", "DUNNING_ALERT_BLOCK"):
         monkeypatch.delenv(name, raising=False)
+        reload_settings()
     refused = CliRunner().invoke(app, ["setup-prefect", "--json"])
     assert refused.exit_code == 1  # alerts are on by default and need a target
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
+from dunning.config import reload_settings
 from dunning.db.models import Invoice, Reminder, ReminderRun
 from dunning.devtools.fakes import run_fakes
 from dunning.devtools.seed import seed_portfolio
@@ -123,6 +124,7 @@ def test_a_failed_shard_fails_the_coordinator_after_the_other_shards_ran(
     with run_fakes(seed=3) as fakes:
         for name, value in {**fakes.env(), "DUNNING_TWILIO_AUTH_TOKEN": "wrong"}.items():
             monkeypatch.setenv(name, value)
+            reload_settings()
         state = payment_reminders(as_of=AS_OF, shards=2, return_state=True)
         received = fakes.received()
 

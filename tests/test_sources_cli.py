@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
 from dunning.cli import _load_commands, app
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment
 
@@ -44,6 +45,7 @@ def files_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         encoding="utf-8",
     )
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "sources.toml"))
+    reload_settings()
     return folder
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dunning.config import reload_settings
 from dunning.errors import ConfigError
 from dunning.sources.config import load_sources, sources_path
 
@@ -20,8 +21,10 @@ def test_the_path_comes_from_dunning_sources_path_else_the_working_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("DUNNING_SOURCES_PATH", raising=False)
+    reload_settings()
     assert sources_path() == Path("sources.toml")
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "x.toml"))
+    reload_settings()
     assert sources_path() == tmp_path / "x.toml"
     assert load_sources() == {}  # no file: no sources
 
@@ -85,12 +88,15 @@ def test_secrets_come_from_the_named_variable(
 ) -> None:
     config = _load(tmp_path, '[sources.s]\nkind = "stripe"\napi_key_env = "MY_STRIPE_KEY"\n')["s"]
     monkeypatch.setenv("MY_STRIPE_KEY", "sk_test_123")
+    reload_settings()
     assert config.secret("api_key") == "sk_test_123"
     monkeypatch.delenv("MY_STRIPE_KEY")
+    reload_settings()
     with pytest.raises(ConfigError, match="MY_STRIPE_KEY, which is not set"):
         config.secret("api_key")
     plain = _load(tmp_path, '[sources.s]\nkind = "stripe"\n')["s"]
     monkeypatch.setenv("DUNNING_STRIPE_API_KEY", "sk_test_default")
+    reload_settings()
     assert plain.secret("api_key", "DUNNING_STRIPE_API_KEY") == "sk_test_default"
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, select, update
 
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Invoice, SourceState, utcnow
 from dunning.sources.config import load_sources
@@ -36,6 +37,7 @@ def erp(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
             "DUNNING_SOURCES_PATH",
             str(write_sources(tmp_path / "sources.toml", sql_source_toml(attempts=False))),
         )
+        reload_settings()
         erp_exec(
             erp_engine,
             "INSERT INTO debtors VALUES ('D1', 'Acme GmbH', "
@@ -77,6 +79,7 @@ def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
     add_invoice(engine, "INV-IMPORTED", "C1", due_on=dt.date(2026, 11, 10))
     _age(engine, 45)  # older than max_age_minutes = 30
     monkeypatch.setenv("ERP_DATABASE_URL", "sqlite:////nonexistent/dir/erp.db")
+    reload_settings()
 
     run = payment_reminders(as_of=AS_OF)
     assert _sent(run) == {"INV-IMPORTED"}

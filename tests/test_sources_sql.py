@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, Reminder
 from dunning.errors import ConfigError
@@ -30,6 +31,7 @@ def erp(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         monkeypatch.setenv(
             "DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "sources.toml", sql_source_toml()))
         )
+        reload_settings()
         erp_exec(
             erp_engine,
             "INSERT INTO debtors VALUES ('D1', 'Acme GmbH', 'ap@acme.example',"
@@ -257,6 +259,7 @@ def test_a_failing_query_names_the_query_and_writes_nothing(
 ) -> None:
     body = sql_source_toml().replace("FROM ar_pay", "FROM ar_payments_typo")
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "bad.toml", body)))
+    reload_settings()
     with pytest.raises(SyncFailed, match="the payments query failed"):
         _sync(engine)
     with session_scope(engine) as s:
@@ -273,6 +276,7 @@ def test_a_query_without_a_required_column_fails_naming_it(
 ) -> None:
     body = sql_source_toml().replace("due AS due_on, ", "")
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "bad.toml", body)))
+    reload_settings()
     with pytest.raises(SyncFailed, match="missing required column.*due_on"):
         _sync(engine)
 
@@ -284,6 +288,7 @@ def test_the_database_url_comes_from_the_variable_url_env_names(
         "DUNNING_SOURCES_PATH", str(write_sources(tmp_path / "s.toml", sql_source_toml()))
     )
     monkeypatch.delenv("ERP_DATABASE_URL", raising=False)
+    reload_settings()
     source = load_sources()["erp"]
     with pytest.raises(ConfigError, match="ERP_DATABASE_URL, which is not set"):
         source.secret("url")

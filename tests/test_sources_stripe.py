@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, Reminder
 from dunning.devtools.fakes.stripe import StripeFakeState, fixtures_path
@@ -64,8 +65,10 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeFake
     with run_stripe_fake(StripeFakeConfig()) as running:
         for key, value in running.env().items():
             monkeypatch.setenv(key, value)
+            reload_settings()
         (tmp_path / "sources.toml").write_text('[sources.stripe]\nkind = "stripe"\n')
         monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "sources.toml"))
+        reload_settings()
         yield running
 
 
@@ -251,6 +254,7 @@ def test_the_sync_benchmark_counts_requests_and_a_quiet_sync_costs_one(
 
     for name in ("DUNNING_STRIPE_API_BASE", "DUNNING_STRIPE_API_KEY"):
         monkeypatch.setenv(name, "set-by-the-benchmark")  # restored after the test
+        reload_settings()
     result = measure(150, 30, 0.0, f"sqlite:///{tmp_path / 'bench.db'}")
     # 30 customers + 150 invoices + 15 payments; pages of 100: 1 + 1 + 2 + 1 requests.
     assert result["full"]["inserted"] == 195 and result["full"]["requests"] == 5
@@ -266,8 +270,9 @@ def test_the_webhook_and_the_sync_book_a_stripe_payment_once_in_either_order(
     from pydantic import SecretStr
     from starlette.testclient import TestClient
 
+    from dunning.config import WebhookSettings
     from dunning.tracking import apply_inbox
-    from dunning.webhooks import WebhookSettings, create_app
+    from dunning.webhooks import create_app
     from tests.tracking_support import STRIPE_SECRET, stripe_request
 
     ids = _seed(fake.state)

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.devtools.fakes.xero import XeroFakeState
@@ -114,6 +115,7 @@ def fake(served: tuple[XeroFake, str], tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "sources.toml"))
     monkeypatch.setenv("DUNNING_XERO_CLIENT_ID", running.config.client_id)
     monkeypatch.setenv("DUNNING_XERO_CLIENT_SECRET", running.config.client_secret)
+    reload_settings()
     return running
 
 
@@ -247,13 +249,16 @@ def test_wrong_credentials_or_tenant_fail_with_advice(
     engine: Engine, fake: XeroFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DUNNING_XERO_CLIENT_SECRET", "wrong")
+    reload_settings()
     with pytest.raises(SyncFailed, match="refused the credentials"):
         _sync(engine)
     monkeypatch.setenv("DUNNING_XERO_CLIENT_SECRET", fake.config.client_secret)
+    reload_settings()
     fake.state.tenant_id = "00000000-0000-0000-0000-000000000000"
     with pytest.raises(SyncFailed, match="Xero answered 403.*tenant_id"):
         _sync(engine)
     monkeypatch.delenv("DUNNING_XERO_CLIENT_ID")
+    reload_settings()
     with pytest.raises(ConfigError, match="DUNNING_XERO_CLIENT_ID"):
         _source().check()
 
@@ -351,13 +356,15 @@ def test_each_sent_reminder_adds_one_history_note_on_its_xero_invoice_once(
 ) -> None:
     """Two runs for the same as-of, a replay and a rate-limited Xero still leave exactly one
     history note per sent reminder, through Prism (every PUT validated against the spec)."""
+    from dunning.config import OutboundSettings
     from dunning.db.models import OutboundDelivery
     from dunning.flows.outbound_events import outbound_events
     from dunning.flows.payment_reminders import payment_reminders
-    from dunning.outbound.subscribers import OutboundSettings, replay
+    from dunning.outbound.subscribers import replay
     from tests.factories import add_customer, add_invoice
 
     monkeypatch.setenv("DUNNING_OUTBOUND_BACKOFF_SECONDS", "0")
+    reload_settings()
     ids = _seed(fake.state)
     add_customer(engine, "LOCAL-1")  # an invoice of another source gets no Xero note
     add_invoice(engine, "LOCAL-INV-1", "LOCAL-1", due_on=DUE)

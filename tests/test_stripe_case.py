@@ -21,10 +21,11 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
+from dunning.config import WebhookSettings
 from dunning.db import session_scope
 from dunning.db.models import Invoice
 from dunning.tracking import apply_inbox
-from dunning.webhooks import WebhookSettings, create_app
+from dunning.webhooks import create_app
 from tests.test_webhooks_e2e import receiver_url, serve, wait_for_inbox
 
 #: The case's files (../shared/cases/stripe-special-currencies), as they are there.

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from tracking_support import SENT_AT, seed
 
 from dunning.channels.twilio_config import TwilioConfig
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
 from dunning.errors import ConfigError
@@ -112,5 +113,6 @@ def test_poll_reads_the_same_twilio_account_as_sending(monkeypatch: pytest.Monke
     # Twilio's conventional names, which sending always accepted, now serve the poller too.
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "conventional-token")
+    reload_settings()
     client = twilio_client()
     assert client.username == "AC" + "1" * 32 and client.password == "conventional-token"

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from dunning.channels import check_email_compliance
-from dunning.channels.settings import ChannelSettings
+from dunning.config import reload_settings
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import Customer, DeliveryEvent, Reminder
 from dunning.errors import ConfigError
@@ -66,6 +67,7 @@ def test_one_click_from_a_sent_eml_skips_the_next_plans_email(
     add_invoice(engine, "INV-1", "C1", due_on=dt.date(2026, 11, 20))
     with running_app(create_app(engine=engine)) as url:
         monkeypatch.setenv("DUNNING_UNSUBSCRIBE_BASE_URL", f"{url}/unsubscribe")
+        reload_settings()
         report = payment_reminders(as_of=AS_OF, channels=["email"])
         assert report.counts()["sent"] == 1
         (eml,) = (tmp_path / "home" / "outbox" / "email").glob("*.eml")
@@ -166,16 +168,19 @@ def test_real_email_refuses_the_development_unsubscribe_defaults(
 ) -> None:
     for name, value in provider_env.items():
         monkeypatch.setenv(name, value)
+        reload_settings()
     with pytest.raises(
         ConfigError, match="DUNNING_UNSUBSCRIBE_SECRET.*DUNNING_UNSUBSCRIBE_BASE_URL"
     ):
         check_email_compliance()
     monkeypatch.setenv("DUNNING_UNSUBSCRIBE_SECRET", "a-real-secret")
+    reload_settings()
     with pytest.raises(ConfigError) as caught:
         check_email_compliance()
     assert "DUNNING_UNSUBSCRIBE_BASE_URL" in str(caught.value)
     assert "DUNNING_UNSUBSCRIBE_SECRET" not in str(caught.value)
     monkeypatch.setenv("DUNNING_UNSUBSCRIBE_BASE_URL", "https://hooks.acme.test/unsubscribe")
+    reload_settings()
     check_email_compliance()
 
 
@@ -193,6 +198,7 @@ def test_dunning_run_refuses_before_prefect_starts(
 
     _load_commands()
     monkeypatch.setenv("DUNNING_SENDGRID_API_KEY", "SG.key")
+    reload_settings()
     result = CliRunner().invoke(app, ["run", "--as-of", AS_OF.isoformat()])
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)

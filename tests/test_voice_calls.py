@@ -13,7 +13,7 @@ from factories import add_customer, add_invoice
 from sqlalchemy import Engine, select
 
 from dunning.channels import get_channel
-from dunning.channels.settings import get_channel_settings
+from dunning.config import get_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, DeliveryEvent, Reminder
 from dunning.delivery import deliver_batch
@@ -76,7 +76,7 @@ def _call(engine: Engine, ids: dict[str, int]) -> None:
         list(ids.values()),
         claimer="test",
         channels={"voice": get_channel("voice")},
-        compose=partial(compose, settings=get_channel_settings()),
+        compose=partial(compose, settings=get_settings().channels),
         as_of=AS_OF,
     )
     assert (result.sent, result.failed, result.skipped) == (len(ids), 0, 0)

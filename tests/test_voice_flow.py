@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
 from dunning.tracking import apply_inbox
@@ -49,6 +50,7 @@ def test_example_policy_calls_at_risk_customers_once_and_9_stops_calls(
     from dunning.flows.payment_reminders import payment_reminders
 
     monkeypatch.setenv("DUNNING_POLICY_PATH", str(EXAMPLE))
+    reload_settings()
     _portfolio(engine)
     with voice_rig(engine, monkeypatch, twilio_call_digits={PRESSES_9: "9"}) as rig:
         report = payment_reminders(as_of=AS_OF)

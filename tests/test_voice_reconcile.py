@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from dunning.channels.base import OutboundMessage
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio_voice import TwilioVoiceChannel
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import Reminder
 from dunning.devtools.fakes.server import run_fakes

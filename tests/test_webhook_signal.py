@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 from tracking_support import sendgrid_headers, sendgrid_keys, sg_event
 
-from dunning.webhooks import WebhookSettings, create_app
+from dunning.config import WebhookSettings
+from dunning.webhooks import create_app
 from dunning.webhooks.signal import INBOX_RESOURCE, WEBHOOK_EVENT, InboxSignal, prefect_emitter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,11 +22,12 @@ from tracking_support import (
     twilio_form,
 )
 
-from dunning.channels.settings import ChannelSettings
+from dunning.config import WebhookSettings, reload_settings
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import WebhookInbox
 from dunning.errors import ConfigError
-from dunning.webhooks import WebhookSettings, create_app
+from dunning.webhooks import create_app
 
 PUBLIC = "https://hooks.example.com"
 KEY, PUBLIC_KEY = sendgrid_keys()
@@ -178,6 +179,7 @@ def test_receiver_reads_the_twilio_account_sending_uses(
     # (one configuration, dunning.channels.twilio_config).
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    reload_settings()
     settings = WebhookSettings(webhook_public_url=PUBLIC)
     url = PUBLIC + "/webhooks/twilio/status"
     params = {"MessageSid": "SMconv", "MessageStatus": "delivered"}

@@ -18,14 +18,15 @@ from sendgrid.helpers.mail import CustomArg, Mail
 from sqlalchemy import Engine, select
 from twilio.rest import Client
 
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio import BaseUrlHttpClient
+from dunning.config import WebhookSettings
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Reminder, WebhookInbox
 from dunning.devtools.fakes.server import run_fakes
 from dunning.devtools.fakes.twilio import FALLBACK_FROM
 from dunning.tracking import apply_inbox
-from dunning.webhooks import WebhookSettings, create_app
+from dunning.webhooks import create_app
 
 PHONE = "+4915112345678"
 

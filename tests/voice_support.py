@@ -15,10 +15,11 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, select
 
+from dunning.config import WebhookSettings, reload_settings
 from dunning.db import session_scope
 from dunning.db.models import WebhookInbox
 from dunning.devtools.fakes.server import RunningFakes, run_fakes
-from dunning.webhooks import WebhookSettings, create_app
+from dunning.webhooks import create_app
 
 SUPPORT = "+493012345678"
 WAIT_S = 30.0  # upper bound for calls to end and report; a healthy run takes well under 1 s
@@ -44,8 +45,10 @@ def voice_rig(engine: Engine, monkeypatch: pytest.MonkeyPatch, **knobs: Any) -> 
     with run_fakes(seed=21, **knobs) as fakes:
         for key, value in fakes.env().items():
             monkeypatch.setenv(key, value)
+            reload_settings()
         monkeypatch.setenv("DUNNING_WEBHOOK_PUBLIC_URL", url)
         monkeypatch.setenv("DUNNING_VOICE_SUPPORT_NUMBER", SUPPORT)
+        reload_settings()
         # The receiver reads Twilio's auth token where sending does: the DUNNING_* env above.
         settings = WebhookSettings(webhook_public_url=url)
         port = int(url.rsplit(":", 1)[1])

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from dunning.channels.base import Channel
-from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ConfigError
 
 
@@ -139,7 +139,7 @@ def get_channel(kind: str, settings: ChannelSettings | None = None) -> Channel:
 
     # The SDKs log request headers (API keys) at DEBUG: scrub them before any request.
     redact_sdk_logging()
-    settings = settings or get_channel_settings()
+    settings = settings or get_settings().channels
     provider = resolve_provider(kind, settings)
     if provider == "sendgrid":
         return _sendgrid(settings)
@@ -155,9 +155,9 @@ def check_email_compliance(settings: ChannelSettings | None = None) -> None:
     unsubscribe link that cannot work: the secret or base URL still at its development default
     (RFC 8058; Gmail and Yahoo require a working one-click unsubscribe from bulk senders).
     The outbox is exempt: nothing leaves the machine."""
-    from dunning.channels.settings import unsubscribe_problems
+    from dunning.config.channels import unsubscribe_problems
 
-    settings = settings or get_channel_settings()
+    settings = settings or get_settings().channels
     provider = resolve_provider("email", settings)
     if provider not in ("sendgrid", "smtp"):
         return

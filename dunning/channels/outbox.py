@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from dunning.channels.base import OutboundMessage, SendResult
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.smtp import build_mime
+from dunning.config.channels import ChannelSettings
 
 
 class OutboxChannel:

@@ -33,7 +33,7 @@ from sendgrid.helpers.mail import (
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import Failure, classify_network, classify_sendgrid
 from dunning.channels.ratelimit import limiter_for, send_concurrently
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ProviderAuthError
 from dunning.masking import scrub
 

@@ -21,7 +21,7 @@ from twilio.rest import Client
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import classify_network, classify_twilio
 from dunning.channels.ratelimit import limiter_for, send_concurrently
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ConfigError, ProviderAuthError
 
 if TYPE_CHECKING:

@@ -4,14 +4,15 @@ and the status poller all read it here.
 Resolved once per use, in this order: the Prefect block named by ``DUNNING_TWILIO_BLOCK``
 (``dunning.channels.blocks.TwilioCredentials``), else the environment: ``DUNNING_TWILIO_*``,
 with Twilio's conventional ``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN`` /
-``TWILIO_FROM_NUMBER`` as fallbacks (``dunning.channels.settings.ChannelSettings``).
+``TWILIO_FROM_NUMBER`` as fallbacks (``dunning.config.channels.ChannelSettings``).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, SecretStr
 
-from dunning.channels.settings import ChannelSettings, get_channel_settings
+from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ConfigError
 
 MISSING = (
@@ -34,7 +35,7 @@ class TwilioConfig(BaseModel):
 
 def twilio_configured(settings: ChannelSettings | None = None) -> bool:
     """Whether a Twilio account is configured (a block named, or SID and token set)."""
-    s = settings or get_channel_settings()
+    s = settings or get_settings().channels
     return bool(s.twilio_block or (s.twilio_account_sid and s.twilio_auth_token))
 
 
@@ -43,7 +44,7 @@ def twilio_config(settings: ChannelSettings | None = None) -> TwilioConfig | Non
 
     Raises ConfigError when DUNNING_TWILIO_BLOCK names a block that cannot be loaded.
     """
-    s = settings or get_channel_settings()
+    s = settings or get_settings().channels
     if s.twilio_block:
         from dunning.channels import _load_block
         from dunning.channels.blocks import TwilioCredentials
@@ -78,7 +79,7 @@ def twilio_auth_token(settings: ChannelSettings | None = None) -> SecretStr | No
 
     Raises ConfigError when DUNNING_TWILIO_BLOCK names a block that cannot be loaded.
     """
-    s = settings or get_channel_settings()
+    s = settings or get_settings().channels
     config = twilio_config(s)
     return config.auth_token if config is not None else s.twilio_auth_token
 

@@ -18,8 +18,8 @@ from twilio.rest import Client
 
 from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.ratelimit import limiter_for, send_concurrently
-from dunning.channels.settings import ChannelSettings
 from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient, _ledger_facts, twilio_send
+from dunning.config.channels import ChannelSettings
 from dunning.errors import ConfigError
 from dunning.voice.calls import STATUS_PATH, answer_url
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from dunning.channels.base import ReminderData
-from dunning.channels.settings import get_channel_settings
 from dunning.cli.app import console, emit_json, out
+from dunning.config import get_settings
 from dunning.db.models import Customer
 from dunning.voice import twiml
 from dunning.voice.calls import answer_url, link_on_offer
@@ -15,7 +15,7 @@ from dunning.voice.script import call_script
 
 def show_call(engine: Engine, data: ReminderData, json_mode: bool) -> None:
     """Print what the call for ``data`` says and its TwiML (person and answering machine)."""
-    settings = get_channel_settings()
+    settings = get_settings().channels
     with engine.connect() as conn:
         consent, opt_out, not_mobile = conn.execute(
             select(Customer.sms_consent, Customer.sms_opt_out, Customer.not_mobile).where(

@@ -49,11 +49,12 @@ def add(
 @subscribers_app.command("list")
 def list_subscribers(json_out: JsonOpt = False) -> None:
     """Subscribers with masked secrets and their pending, delivered and dead-letter counts."""
-    from dunning.outbound.subscribers import get_outbound_settings, listing
+    from dunning.config import get_settings
+    from dunning.outbound.subscribers import listing
 
     engine = get_engine()
     check_ready(engine)
-    rows = listing(engine, get_outbound_settings())
+    rows = listing(engine, get_settings().outbound)
     if json_out:
         emit_json(rows)
         return
@@ -97,7 +98,7 @@ def replay(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-queue every event since then for every subscriber (dead letters included)."""
-    from dunning.outbound.subscribers import get_outbound_settings
+    from dunning.config import get_settings
     from dunning.outbound.subscribers import replay as replay_events
 
     try:
@@ -107,7 +108,7 @@ def replay(
     when = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
     engine = get_engine()
     check_ready(engine)
-    queued = replay_events(engine, when, get_outbound_settings())
+    queued = replay_events(engine, when, get_settings().outbound)
     if json_out:
         emit_json({"queued": queued, "since": when.isoformat()})
     else:
@@ -120,12 +121,12 @@ def replay(
 @subscribers_app.command("deliver")
 def deliver(json_out: JsonOpt = False) -> None:
     """Deliver due events now (what the outbound-events flow does), one attempt each."""
+    from dunning.config import get_settings
     from dunning.outbound.delivery import deliver_due
-    from dunning.outbound.subscribers import get_outbound_settings
 
     engine = get_engine()
     check_ready(engine)
-    counts = deliver_due(engine, get_outbound_settings()).as_dict()
+    counts = deliver_due(engine, get_settings().outbound).as_dict()
     if json_out:
         emit_json(counts)
         return

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dunning.cli.app import app, console, emit_json, fail, out, parse_instant, webhooks_app
+from dunning.config import get_settings
 from dunning.db import check_ready, get_engine
 
 
@@ -21,11 +22,11 @@ def serve(
     import uvicorn
 
     from dunning.channels.twilio_config import twilio_configured
-    from dunning.webhooks import WebhookSettings, create_app
+    from dunning.webhooks import create_app
 
     engine = get_engine()
     check_ready(engine)
-    settings = WebhookSettings()
+    settings = get_settings().webhooks
     application = create_app(settings, engine)
     missing = [
         name
@@ -38,9 +39,9 @@ def serve(
     ]
     if missing:
         console.print(f"not configured (those endpoints answer 503): {', '.join(missing)}")
-    from dunning.channels.settings import get_channel_settings, unsubscribe_problems
+    from dunning.config.channels import unsubscribe_problems
 
-    for problem in unsubscribe_problems(get_channel_settings()):
+    for problem in unsubscribe_problems(get_settings().channels):
         console.print(f"one-click unsubscribe: {problem}")
     uvicorn.run(application, host=host, port=port, log_level="info")
 
@@ -53,11 +54,10 @@ def apply(
     """Apply pending inbox events to the ledger now (what the track_responses flow does)."""
     from dunning.tracking import apply_inbox
     from dunning.tracking.apply import retry_policy
-    from dunning.webhooks import WebhookSettings
 
     engine = get_engine()
     check_ready(engine)
-    settings = WebhookSettings()
+    settings = get_settings().webhooks
     counts = apply_inbox(
         engine, limit, settings.reply_pause_days, retry=retry_policy(settings)
     ).as_dict()

@@ -21,8 +21,8 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from dunning.approval import ApprovalSettings, approval_reasons, approval_summary
-from dunning.config import load_settings
+from dunning.approval import approval_reasons, approval_summary
+from dunning.config import ApprovalSettings, get_settings
 from dunning.masking import scrub
 
 
@@ -49,7 +49,7 @@ def await_approval(sends: pd.DataFrame, settings: ApprovalSettings | None = None
     Outside a flow run (a plain function call) there is nobody to ask: approval is skipped,
     and the caller decides whether that is acceptable.
     """
-    settings = settings or load_settings(ApprovalSettings)
+    settings = settings or get_settings().approval
     reasons = approval_reasons(sends, settings)
     if not reasons or FlowRunContext.get() is None:
         return None

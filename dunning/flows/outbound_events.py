@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from dunning.config import get_settings
 from dunning.db import get_engine
 from dunning.outbound.delivery import DeliveryReport, deliver_due
-from dunning.outbound.subscribers import get_outbound_settings
 from dunning.timeouts import flow_timeout
 
 
@@ -16,7 +16,7 @@ def deliver_outbound_events(limit: int | None = None) -> dict[str, object]:
     """Fan out new outbox events and attempt every due delivery once; publishes the
     ``outbound-events`` artifact and returns the counts (queued, delivered, retry, dead)
     with the new dead letters (URLs masked, no secrets)."""
-    report = deliver_due(get_engine(), get_outbound_settings(), limit=limit)
+    report = deliver_due(get_engine(), get_settings().outbound, limit=limit)
     get_run_logger().info(
         "outbound events: %s", {k: v for k, v in report.as_dict().items() if k != "dead_letters"}
     )

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from dunning.config import get_settings
 from dunning.db import get_engine
 from dunning.db.models import utcnow
-from dunning.privacy import PrivacySettings, RetentionCounts, apply_retention
+from dunning.privacy import RetentionCounts, apply_retention
 from dunning.timeouts import flow_timeout
 
 
@@ -25,7 +25,7 @@ def apply_retention_task(now: dt.datetime) -> RetentionCounts:
 def retention(now: dt.datetime | None = None) -> dict[str, int]:
     """The counts of personal text removed by the retention setting in force."""
     as_of = now or utcnow()
-    settings = PrivacySettings()
+    settings = get_settings().privacy
     counts = apply_retention_task(as_of)
     get_run_logger().info("retention as of %s: %s", as_of.isoformat(), counts.as_dict())
     create_markdown_artifact(

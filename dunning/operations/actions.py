@@ -129,12 +129,12 @@ def perform(
             req.action, change.target, change.before, change.after, change.effect, audit.id
         )
     if req.action == "inbox_retry":
+        from dunning.config import get_settings
         from dunning.tracking.apply import apply_inbox
-        from dunning.webhooks.settings import WebhookSettings
 
         applied = apply_inbox(
             engine,
-            reply_pause_days=WebhookSettings().reply_pause_days,
+            reply_pause_days=get_settings().webhooks.reply_pause_days,
             ids=list(change.after["ids"]),
         )
         result.applied = applied.as_dict()

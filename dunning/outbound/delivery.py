@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
+from dunning.config import OutboundSettings
 from dunning.db import session_scope
 from dunning.db.models import (
     OutboundDelivery,
@@ -35,7 +36,7 @@ from dunning.db.models import (
 )
 from dunning.errors import ConfigError
 from dunning.ledger.events import rowcount
-from dunning.outbound.subscribers import OutboundSettings, mask_url, sync_env
+from dunning.outbound.subscribers import mask_url, sync_env
 
 if TYPE_CHECKING:
     from dunning.outbound.activities import Target
@@ -147,7 +148,7 @@ def backoff(attempts: int, settings: OutboundSettings, retry_after: str | None) 
 def _secret(sub: OutboundSubscriber, settings: OutboundSettings) -> str:
     if sub.source == "internal":
         return ""
-    secret = sub.secret if sub.source != "env" else settings.webhook_secret
+    secret = sub.secret if sub.source != "env" else settings.secret_value
     if not secret:
         raise ConfigError(
             "DUNNING_OUTBOUND_WEBHOOK_SECRET is not set; set it to the receiver's whsec_ secret"

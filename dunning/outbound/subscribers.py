@@ -15,34 +15,15 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dunning.config import load_settings
+from dunning.config import OutboundSettings
 from dunning.db import session_scope
 from dunning.db.models import OutboundDelivery, OutboundEvent, OutboundSubscriber, utcnow
 from dunning.errors import ConfigError
 from dunning.ledger.events import rowcount
 from dunning.outbound.events import EVENT_TYPES
-
-
-class OutboundSettings(BaseSettings):
-    """Outbound event delivery (DUNNING_OUTBOUND_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="DUNNING_OUTBOUND_", extra="ignore")
-
-    webhook_url: str | None = Field(default=None, description="One subscriber's URL.")
-    webhook_secret: str | None = Field(default=None, description="Its whsec_ secret.")
-    max_attempts: int = Field(default=10, ge=1, description="Attempts before dead letter.")
-    backoff_seconds: float = Field(default=30, ge=0, description="First retry delay; doubles.")
-    timeout_seconds: float = Field(default=10, gt=0, description="Per request.")
-
-
-def get_outbound_settings() -> OutboundSettings:
-    """The outbound settings from the environment (ConfigError names a bad variable)."""
-    return load_settings(OutboundSettings)
 
 
 def validate_url(url: str, name: str = "URL") -> str:
@@ -155,7 +136,7 @@ def sync_env(session: Session, settings: OutboundSettings) -> OutboundSubscriber
         return None
     try:
         url = validate_url(settings.webhook_url, "DUNNING_OUTBOUND_WEBHOOK_URL")
-        validate_secret(settings.webhook_secret or "", "DUNNING_OUTBOUND_WEBHOOK_SECRET")
+        validate_secret(settings.secret_value or "", "DUNNING_OUTBOUND_WEBHOOK_SECRET")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     sub = session.scalar(select(OutboundSubscriber).where(OutboundSubscriber.source == "env"))
@@ -193,7 +174,7 @@ def listing(engine: Engine, settings: OutboundSettings) -> list[dict[str, Any]]:
                 "url": mask_url(s.url),
                 "events": s.events,
                 "source": s.source,
-                "secret": mask_secret(s.secret if s.source != "env" else settings.webhook_secret),
+                "secret": mask_secret(s.secret if s.source != "env" else settings.secret_value),
                 "pending": counts.get(s.id, {}).get("pending", 0),
                 "delivered": counts.get(s.id, {}).get("delivered", 0),
                 "dead": counts.get(s.id, {}).get("dead", 0),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import threading
 import time
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -18,8 +18,7 @@ from prefect.tasks import exponential_backoff
 from dunning import ledger
 from dunning.channels import get_channel
 from dunning.channels.base import Channel
-from dunning.channels.settings import get_channel_settings
-from dunning.config import get_settings
+from dunning.config import Settings, get_settings
 from dunning.db import get_engine
 from dunning.db.models import CHANNELS
 from dunning.delivery import BatchResult, deliver_batch
@@ -49,25 +48,30 @@ def _only_transient(task_: Task[Any, Any], task_run: TaskRun, state: State[Any])
     return False
 
 
+_channels_lock = threading.Lock()
+#: The channels built so far and the settings root they were built from.
+_channels: tuple[Settings | None, dict[str, Channel]] = (None, {})
+
+
 def channel_for(name: str) -> Channel:
     """The process-wide channel object for ``name`` (keeps SDK connections alive).
 
-    Cached per channel configuration, so a notebook or test that changes its settings gets a
-    channel built from the new ones.
+    Built once per settings root from its ``channels`` section: after
+    :func:`dunning.config.reload_settings` (a notebook or test that changed its settings) the
+    next call builds the channel from the new settings. Raises ConfigError like
+    :func:`dunning.channels.get_channel` (nothing is kept then).
     """
-    config = tuple(
-        sorted(
-            (k, v)
-            for k, v in os.environ.items()
-            if k.startswith(("DUNNING_", "SENDGRID_", "TWILIO_"))
-        )
-    )
-    return _channel(name, config)
-
-
-@lru_cache(maxsize=16)
-def _channel(name: str, config: tuple[tuple[str, str], ...]) -> Channel:
-    return get_channel(name)
+    global _channels
+    settings = get_settings()
+    with _channels_lock:
+        built_for, built = _channels
+        if built_for is not settings:
+            built = {}
+            _channels = (settings, built)
+        channel = built.get(name)
+        if channel is None:
+            channel = built[name] = get_channel(name, settings.channels)
+        return channel
 
 
 @task(
@@ -155,7 +159,7 @@ def deliver(
     ``min_balance``: the run's policy's ``Policy.min_balance_for`` (currency -> the minimum
     balance worth a reminder, major units), re-checked when each reminder is claimed.
     """
-    settings = get_channel_settings()
+    settings = get_settings().channels
     result = deliver_batch(
         get_engine(),
         reminder_ids,

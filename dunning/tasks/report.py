@@ -10,11 +10,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from sqlalchemy import update
 
+from dunning.config import get_settings
 from dunning.db import get_engine
 from dunning.db.models import ReminderRun, utcnow
 from dunning.escalation import EVENT, record_escalations
 from dunning.kpis import (
-    AlertSettings,
     failure_rate,
     failure_rate_exceeded,
     kpi_records,
@@ -116,7 +116,7 @@ def publish_report(report: RunReport, run_row_id: int | None) -> dict[str, Any]:
 def emit_batch(run_id: str, counts: dict[str, int]) -> None:
     """Emit the batch's counts, plus an alert event when its failure rate passes the threshold."""
     emit("dunning.batch.completed", run_id, counts)
-    threshold = AlertSettings().failure_rate
+    threshold = get_settings().alerts.failure_rate
     if failure_rate_exceeded(counts["sent"], counts["failed"], threshold):
         emit(
             "dunning.batch.failure-rate-exceeded",

@@ -10,20 +10,20 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from dunning.channels.twilio_config import twilio_config
+from dunning.config import get_settings
 from dunning.db import get_engine
 from dunning.tracking import TrackingSummary, apply_inbox
 from dunning.tracking.apply import retry_policy
 from dunning.tracking.metrics import compute_metrics, to_records
 from dunning.tracking.poll import poll_twilio, twilio_client
 from dunning.tracking.summary import summary_markdown
-from dunning.webhooks.settings import WebhookSettings
 
 
 @task(name="apply-inbox", description="Apply pending webhook events to the ledger.")
 def apply_inbox_task(limit: int | None = None) -> dict[str, int]:
     """Counts by kind of what the pending inbox rows changed (rows in error whose retry time
     has come are applied again, counted as ``retried``)."""
-    settings = WebhookSettings()
+    settings = get_settings().webhooks
     summary = apply_inbox(
         get_engine(),
         limit=limit,
@@ -41,7 +41,7 @@ def apply_inbox_task(limit: int | None = None) -> dict[str, int]:
 )
 def poll_twilio_task(age_minutes: int | None = None) -> dict[str, int]:
     """Counts by kind of what polling Twilio changed (``poll_skipped`` without credentials)."""
-    settings = WebhookSettings()
+    settings = get_settings().webhooks
     config = twilio_config()  # the same account sending uses (block, DUNNING_*, TWILIO_*)
     if config is None:
         # Email-only operators run the same flow; no Twilio account is not a failure.

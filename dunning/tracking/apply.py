@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from dunning.config.webhooks import WebhookSettings
 from dunning.db import session_scope
 from dunning.db.models import Reminder, WebhookInbox, utcnow
 from dunning.ledger.events import (
@@ -31,7 +32,6 @@ from dunning.tracking.status import (
     twilio_outcome,
 )
 from dunning.tracking.stripe_events import STRIPE_TYPES, Unlinked, apply_stripe_event
-from dunning.webhooks.settings import WebhookSettings
 
 log = logging.getLogger("dunning.tracking")
 

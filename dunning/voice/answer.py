@@ -24,8 +24,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from dunning import ledger
 from dunning.channels.base import Channel
-from dunning.channels.settings import ChannelSettings
 from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
 from dunning.db import session_scope
 from dunning.db.models import Reminder, utcnow
 from dunning.delivery import deliver_batch

@@ -19,7 +19,8 @@ import pandas as pd
 import phonenumbers
 
 from dunning.channels.base import OutboundMessage, ReminderData
-from dunning.channels.settings import ChannelSettings, get_channel_settings
+from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
 from dunning.errors import TemplateError
 from dunning.locales import ResolvedLocale
 from dunning.policy.model import base_stage
@@ -144,7 +145,7 @@ def call_script(
 def language_notes(stages: pd.Series, channels: pd.Series, locales: pd.Series) -> list[str]:
     """Per plan line, why its call speaks English instead of the customer's language (""
     for every other line); worked out once per (stage, locale) of the calls."""
-    directory = templates_dir(get_channel_settings())
+    directory = templates_dir(get_settings().channels)
     keys = list(zip(stages.astype(str), channels.astype(str), locales.astype(str), strict=True))
     notes: dict[tuple[str, str, str], str] = {}
     for key in dict.fromkeys(k for k in keys if k[1] == "voice"):

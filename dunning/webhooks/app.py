@@ -20,14 +20,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from dunning.channels.settings import ChannelSettings, get_channel_settings
 from dunning.channels.twilio_config import twilio_auth_token
+from dunning.config import get_settings
+from dunning.config.channels import ChannelSettings
+from dunning.config.webhooks import WebhookSettings
 from dunning.db import get_engine
 from dunning.db.models import WebhookInbox, utcnow
 from dunning.errors import ConfigError
 from dunning.render import templates_dir
 from dunning.webhooks import unsubscribe
-from dunning.webhooks.settings import WebhookSettings
 from dunning.webhooks.signal import InboxSignal, prefect_configured, prefect_emitter
 from dunning.webhooks.verify import (
     InboxRecord,
@@ -139,8 +140,8 @@ def create_app(
     ``dunning.webhook.received`` Prefect event when a Prefect API is configured and
     DUNNING_WEBHOOK_EVENT_SECONDS is not negative.
     """
-    cfg = settings or WebhookSettings()
-    channels = channel_settings or get_channel_settings()
+    cfg = settings or get_settings().webhooks
+    channels = channel_settings or get_settings().channels
     if signal is None and cfg.webhook_event_seconds >= 0 and prefect_configured():
         signal = InboxSignal(cfg.webhook_event_seconds, prefect_emitter)
     limit = cfg.webhook_max_body_bytes

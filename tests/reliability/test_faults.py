@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dunning.config import reload_settings
 from dunning.devtools.faults import crash_point, parse, pause_files
 
 SCRIPT = (
@@ -38,6 +39,7 @@ def test_the_hook_is_inert_without_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DUNNING_CRASH_AT", raising=False)
+    reload_settings()
     crash_point("after_claim")  # returns: this test process lives on
     out, _ = _run(None, tmp_path).communicate(timeout=60)
     assert out.split() == ["1", "2", "3"]

@@ -14,6 +14,7 @@ import pytest
 
 from dunning import ledger
 from dunning.channels import get_channel
+from dunning.config import reload_settings
 from dunning.devtools.fakes import RunningFakes
 from dunning.ledger import reconcile
 from dunning.render import compose
@@ -116,6 +117,7 @@ def test_reconciling_asks_twilio_which_stale_claim_went_out(
 ) -> None:
     for name, value in fakes.env().items():
         monkeypatch.setenv(name, value)
+        reload_settings()
     add_customer(engine, "T1", phone="+14155550999")
     ids = {n: add_invoice(engine, n, "T1", due_on=dt.date(2026, 11, 10)) for n in ("A-1", "A-10")}
     sends = pd.DataFrame(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from dunning import ledger
 from dunning.channels import get_channel
+from dunning.config import reload_settings
 from dunning.delivery import deliver_batch
 from dunning.devtools.fakes import RunningFakes
 from dunning.devtools.faults import pause_files
@@ -46,6 +47,7 @@ def test_a_payment_between_plan_and_claim_stops_the_reminder(
 ) -> None:
     for name, value in fakes.env().items():
         monkeypatch.setenv(name, value)
+        reload_settings()
     ids = _plan(engine, 2)
     assert len(ids) == 4
     add_payment(engine, 1, "100.00", "race-pay-1")  # invoice 1 paid in full after planning

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dunning.config import reload_settings
 from dunning.devtools.fakes import RunningFakes, run_fakes
 from tests.reliability.support import (
     AS_OF,
@@ -37,9 +38,9 @@ def _point_at(fakes: RunningFakes, monkeypatch: pytest.MonkeyPatch, **extra: str
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from dunning.config import get_settings
+    reload_settings()
 
-    get_settings.cache_clear()
+    reload_settings()
 
 
 def _run(batch_size: int) -> Any:

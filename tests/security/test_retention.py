@@ -8,6 +8,7 @@ import json
 import pytest
 from sqlalchemy import Engine, select
 
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import InboundMessage, Reminder, WebhookInbox
 from dunning.privacy import apply_retention
@@ -121,6 +122,7 @@ def test_settings_come_from_the_environment(
     _seed(engine)
     monkeypatch.setenv("DUNNING_RETENTION_BODY_DAYS", "300")
     monkeypatch.setenv("DUNNING_RETENTION_PAYLOAD_DAYS", "10")
+    reload_settings()
     counts = apply_retention(engine, NOW)
     assert counts.as_dict() == {"reminder_bodies": 0, "inbound_bodies": 0, "webhook_payloads": 3}
 

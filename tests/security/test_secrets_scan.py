@@ -21,6 +21,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import Engine, select
 
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import (
     Customer,
@@ -170,10 +171,10 @@ def test_a_full_run_leaks_no_secret_and_no_personal_data(
             if name.startswith(("DUNNING_", "PREFECT_LOGGING")):
                 monkeypatch.setenv(name, value)
         monkeypatch.setenv("DUNNING_SENDGRID_API_KEY", WRONG_KEY)
-        from dunning.config import get_settings
+        reload_settings()
         from dunning.flows.payment_reminders import payment_reminders
 
-        get_settings.cache_clear()
+        reload_settings()
         # Six days later new stages are due, so the run reaches SendGrid with the wrong key.
         failed = payment_reminders(
             as_of=dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC), return_state=True

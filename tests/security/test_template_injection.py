@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 
 from dunning.channels.base import ReminderData
-from dunning.channels.settings import ChannelSettings
+from dunning.config.channels import ChannelSettings
 from dunning.policy import DEFAULT_POLICY_PATH, load_policy
 from dunning.render import compose
 from dunning.sms import plain_text

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
+from dunning.config import reload_settings
 from dunning.db import session_scope
 from dunning.db.models import WebhookInbox
 from dunning.webhooks import create_app
@@ -52,6 +53,7 @@ def client(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
         "DUNNING_WEBHOOK_MAX_BODY_BYTES": str(LIMIT),
     }.items():
         monkeypatch.setenv(name, value)
+        reload_settings()
     with TestClient(
         create_app(engine=engine), base_url="http://127.0.0.1:8000", raise_server_exceptions=True
     ) as c:

@@ -158,11 +158,6 @@ class ChannelSettings(BaseSettings):
         return value.lower()
 
 
-def get_channel_settings() -> ChannelSettings:
-    """The delivery settings read from the environment now (not cached: tests change env)."""
-    return ChannelSettings()
-
-
 def unsubscribe_problems(settings: ChannelSettings) -> list[str]:
     """What keeps one-click unsubscribe from working with real e-mail: each item names the
     setting still at its development default and what to set (empty when both are set)."""
