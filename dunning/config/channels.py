@@ -1,7 +1,9 @@
-"""Delivery settings: provider credentials, base URLs, sender identity, rate limits.
+"""Delivery settings: provider credentials, base URLs, sender identity, rate limits
+(the ``channels`` section of the settings root, ``get_settings().channels``).
 
 Read from DUNNING_* environment variables; the providers' conventional names
-(SENDGRID_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) are accepted as a fallback.
+(SENDGRID_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER) are accepted as
+a fallback.
 """
 
 from __future__ import annotations

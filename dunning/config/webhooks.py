@@ -1,4 +1,5 @@
-"""Settings of the webhook receiver and the tracking flow (DUNNING_* environment variables).
+"""Settings of the webhook receiver and the tracking flow (DUNNING_* environment variables;
+the ``webhooks`` section of the settings root, ``get_settings().webhooks``).
 
 Twilio's account (the auth token that signs callbacks, the SID and base URL the poller uses)
 is not here: every part reads it from ``dunning.channels.twilio_config``, as sending does.
