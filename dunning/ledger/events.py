@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import Connection, CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from dunning.core.status import AMBIGUOUS, PENDING, TIMESTAMP_COLUMN, moves_forward
@@ -76,6 +76,50 @@ def advance(
     return True
 
 
+def record_call_outcome(reminder: Reminder, outcome: str) -> bool:
+    """Whether ``reminder`` (a voice reminder) took ``outcome`` (completed, voicemail,
+    no-answer, busy, failed) as its ``call_outcome``: the first outcome stays."""
+    if reminder.call_outcome is not None:
+        return False
+    reminder.call_outcome = outcome
+    return True
+
+
+def resolve_reminder(
+    reminder: Reminder, *, as_sent: bool, at: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(before, after) of the fields an operator's resolution of an ``unknown`` reminder (or a
+    claim whose lease expired) changed.
+
+    As sent: ``sent`` (``sent_at`` its claim time, else ``at``), so the next plan treats the
+    stage as done. Otherwise back to ``planned`` with the claim, error and reason cleared, so
+    the next run sends it if it is still due. The caller checks the reminder may be resolved.
+    """
+    if as_sent:
+        values: dict[str, Any] = {
+            "status": S.SENT,
+            "sent_at": reminder.claimed_at or at,
+            "lease_expires_at": None,
+            "reason": "resolved as sent by an operator",
+        }
+    else:
+        values = {
+            "status": S.PLANNED,
+            "claimed_by": None,
+            "lease_expires_at": None,
+            "reason": None,
+            "error_code": None,
+        }
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name, value in values.items():
+        old = getattr(reminder, name)
+        if old != value:
+            before[name], after[name] = old, value
+            setattr(reminder, name, value)
+    return before, after
+
+
 def settle_ambiguous(
     session: Session,
     reminder: Reminder | None,
@@ -133,10 +177,12 @@ def apply_outcome(
                     ],
                     at,
                 )
-    if outcome.opt_out:
-        kinds += opt_out(session, customer_ids, outcome.opt_out, opted_out=True)
-    if outcome.invalid_address:
-        kinds += mark_email_invalid(session, customer_ids)
+    kinds += flag_customer(
+        session,
+        customer_ids,
+        opt_out_channel=outcome.opt_out,
+        invalid_email=outcome.invalid_address,
+    )
     return kinds
 
 
@@ -151,11 +197,47 @@ def reminder_event(type_: str, reminder: Reminder, **data: Any) -> Event:
     )
 
 
-def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: bool) -> list[str]:
+def flag_customer(
+    target: Connection | Session,
+    customer_ids: list[str],
+    *,
+    opt_out_channel: str | None = None,
+    invalid_email: bool = False,
+    reminder_id: int | None = None,
+) -> list[str]:
+    """The kinds of change (``opt_out_<channel>``, ``email_invalid``) a provider's word about
+    the customers made: the one rule for "a permanent failure flags the customer", used by
+    ``record`` (a send refused: Twilio 21610 opted out, an invalid e-mail address) and by
+    tracking (a hard bounce, a spam report, an unsubscribe event).
+
+    ``opt_out_channel`` (email | sms | voice) records the customers' opt-out of that channel
+    (see :func:`opt_out`); ``invalid_email`` marks their e-mail address invalid (see
+    :func:`mark_email_invalid`). Either also skips the channel's planned or claimed
+    reminders. ``reminder_id`` is the reminder whose failure said so (named in the
+    ``customer.opted_out`` event). Runs in ``target``'s transaction.
+    """
+    kinds: list[str] = []
+    if opt_out_channel:
+        kinds += opt_out(
+            target, customer_ids, opt_out_channel, opted_out=True, reminder_id=reminder_id
+        )
+    if invalid_email:
+        kinds += mark_email_invalid(target, customer_ids)
+    return kinds
+
+
+def opt_out(
+    target: Connection | Session,
+    customer_ids: list[str],
+    channel: str,
+    opted_out: bool,
+    reminder_id: int | None = None,
+) -> list[str]:
     """``["opt_out_<channel>"]`` (or opt_in) when any customer changed, else ``[]``.
 
     Opting out also skips the channel's planned or claimed reminders so a campaign already
-    planned sends nothing more.
+    planned sends nothing more, and writes one ``customer.opted_out`` event per customer that
+    changed (naming ``reminder_id`` when a reminder's failure said so).
     """
     if not customer_ids:
         return []
@@ -163,14 +245,14 @@ def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: 
         channel, Customer.email_opt_out
     )
     moving = list(
-        session.scalars(
+        target.scalars(
             select(Customer.customer_id).where(
                 Customer.customer_id.in_(customer_ids), column.is_not(opted_out)
             )
         )
     )
     changed = rowcount(
-        session.execute(
+        target.execute(
             update(Customer)
             .where(Customer.customer_id.in_(customer_ids), column.is_not(opted_out))
             .values({column: opted_out})
@@ -178,35 +260,39 @@ def opt_out(session: Session, customer_ids: list[str], channel: str, opted_out: 
     )
     if opted_out and changed:
         emit(
-            session,
-            [Event("customer.opted_out", customer_id=c, data={"channel": channel}) for c in moving],
+            target,
+            [
+                Event("customer.opted_out", None, c, reminder_id, {"channel": channel})
+                for c in moving
+            ],
         )
     if opted_out:
         skip_open_reminders(
-            session, customer_ids=customer_ids, channel=channel, reason=f"{channel}_opt_out"
+            target, customer_ids=customer_ids, channel=channel, reason=f"{channel}_opt_out"
         )
     if not changed:
         return []
     return [f"{'opt_out' if opted_out else 'opt_in'}_{channel}"]
 
 
-def mark_email_invalid(session: Session, customer_ids: list[str]) -> list[str]:
-    """``["email_invalid"]`` when the customers' address was newly marked invalid."""
+def mark_email_invalid(target: Connection | Session, customer_ids: list[str]) -> list[str]:
+    """``["email_invalid"]`` when the customers' address was newly marked invalid; their
+    planned or claimed e-mail reminders are skipped (``email_invalid``) either way."""
     if not customer_ids:
         return []
     changed = rowcount(
-        session.execute(
+        target.execute(
             update(Customer)
             .where(Customer.customer_id.in_(customer_ids), Customer.email_invalid.is_(False))
             .values(email_invalid=True)
         )
     )
-    skip_open_reminders(session, customer_ids=customer_ids, channel="email", reason="email_invalid")
+    skip_open_reminders(target, customer_ids=customer_ids, channel="email", reason="email_invalid")
     return ["email_invalid"] if changed else []
 
 
 def skip_open_reminders(
-    session: Session,
+    target: Connection | Session,
     *,
     reason: str,
     customer_ids: list[str] | None = None,
@@ -225,7 +311,7 @@ def skip_open_reminders(
     if channel is not None:
         stmt = stmt.where(Reminder.channel == channel)
     stmt = stmt.values(status=S.SKIPPED, reason=reason, lease_expires_at=None)
-    return rowcount(session.execute(stmt))
+    return rowcount(target.execute(stmt))
 
 
 def customers_by_email(session: Session, email: str | None) -> list[str]:

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, and_, bindparam, select, update
 
 from dunning.channels.base import SendResult
 from dunning.core.status import ReminderStatus as S
-from dunning.db.models import Customer, Reminder, utcnow
+from dunning.db.models import Reminder, utcnow
 from dunning.ledger.common import _chunks
+from dunning.ledger.events import flag_customer
 from dunning.outbound.events import Event, emit
 
 
@@ -86,7 +87,7 @@ def record(
             }
             conn.execute(update(Reminder).where(_held(claimer)).values(values), rows)
         for res, msg in flags:
-            _flag_customer(conn, res, msg, now)
+            _flag_customer(conn, res, msg)
         _emit_outcomes(
             conn, [r.reminder_id for r in out if r.status in (S.SENT, S.FAILED_PERMANENT)], now
         )
@@ -166,37 +167,20 @@ def _held(claimer: str) -> Any:
     )
 
 
-def _flag_customer(conn: Any, res: SendResult, msg: dict[str, Any], now: dt.datetime) -> None:
-    """Record what a permanent failure says about the customer: opted out, invalid e-mail."""
-    cust = select(Reminder.customer_id).where(Reminder.id == res.reminder_id)
-    if res.opt_out:
-        changed = conn.execute(
-            update(Customer)
-            .where(
-                Customer.customer_id == cust.scalar_subquery(), Customer.sms_opt_out.is_not(True)
-            )
-            .values(sms_opt_out=True, updated_at=now)
-        ).rowcount
-        if changed:
-            emit(
-                conn,
-                [
-                    Event(
-                        "customer.opted_out",
-                        None,
-                        conn.scalar(cust),
-                        res.reminder_id,
-                        {"channel": "sms"},
-                    )
-                ],
-                now,
-            )
-    if res.invalid_address and msg.get("to_address") and "@" in str(msg["to_address"]):
-        conn.execute(
-            update(Customer)
-            .where(Customer.customer_id == cust.scalar_subquery())
-            .values(email_invalid=True, updated_at=now)
-        )
+def _flag_customer(conn: Any, res: SendResult, msg: dict[str, Any]) -> None:
+    """Record what a permanent failure says about the customer (``flag_customer``): a
+    provider opt-out (Twilio 21610, an SMS opt-out) and an invalid e-mail address."""
+    customer = conn.scalar(select(Reminder.customer_id).where(Reminder.id == res.reminder_id))
+    if customer is None:
+        return
+    to_address = str(msg.get("to_address") or "")
+    flag_customer(
+        conn,
+        [customer],
+        opt_out_channel="sms" if res.opt_out else None,
+        invalid_email=res.invalid_address and "@" in to_address,
+        reminder_id=res.reminder_id,
+    )
 
 
 def fail_claimed(engine: Engine, reasons: dict[int, tuple[str, str]], *, claimer: str) -> None:
