@@ -7,10 +7,11 @@ which in the caller's transaction:
 1. inserts the payment once (idempotent on its ``external_id``, the payment's own identity);
 2. attributes it to the reminders sent before it: a reminder's ``paid_at`` is the first
    positive payment of its invoice at or after its ``sent_at`` (what "paid within 7 days"
-   measures);
+   measures; the ledger's ``dunning.ledger.payments.attribute_payments``);
 3. recomputes the balance (invoice amount minus every payment; refunds are negative): at or
    below zero an open invoice becomes ``paid`` and its planned or claimed reminders are skipped
-   with reason ``paid``; a refund that reopens the balance reopens a paid invoice.
+   with reason ``paid`` (``dunning.ledger.payments.stop_settled``); a refund that reopens the
+   balance reopens a paid invoice.
 
 Amounts are Decimals in the invoice's currency at its ISO 4217 exponent; convert a provider's
 minor units with the provider's table first (``dunning.stripe_currency``).
@@ -24,18 +25,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
-from dunning.ledger.events import skip_open_reminders
+from dunning.ledger.payments import attribute_payments, stop_settled
 from dunning.outbound.events import Event, emit
 
 #: Ids per IN list: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
 # Core tables: bulk statements that bypass the ORM unit of work (see _expire).
 INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
-REMINDERS: Table = Reminder.__table__  # type: ignore[assignment]
 
 
 class PaymentError(ValueError):
@@ -115,7 +115,11 @@ def record_payments(session: Session, payments: Sequence[NewPayment]) -> list[li
         kinds[i].append("payment" if pay.amount >= 0 else "refund")
     _emit_payments(session, [p for _, p in new])
     invoice_ids = sorted({p.invoice_id for _, p in new})
-    _attribute(session, [p for _, p in new if p.amount > 0])
+    paid_at: dict[int, list[dt.datetime]] = {}
+    for _, pay in new:
+        if pay.amount > 0:
+            paid_at.setdefault(pay.invoice_id, []).append(pay.paid_at)
+    attribute_payments(session, paid_at)
     last = {p.invoice_id: i for i, p in new}
     for invoice_id, change in _settle(session, invoice_ids).items():
         kinds[last[invoice_id]].append(change)
@@ -171,38 +175,6 @@ def _emit_payments(session: Session, payments: list[NewPayment]) -> None:
     )
 
 
-def _attribute(session: Session, positive: list[NewPayment]) -> None:
-    """Sets ``paid_at`` of reminders sent before a payment to the first payment after them."""
-    by_invoice: dict[int, list[dt.datetime]] = {}
-    for pay in positive:
-        by_invoice.setdefault(pay.invoice_id, []).append(pay.paid_at)
-    changes: list[dict[str, Any]] = []
-    for chunk in _chunks(sorted(by_invoice)):
-        rows = session.execute(
-            select(Reminder.id, Reminder.invoice_id, Reminder.sent_at, Reminder.paid_at).where(
-                Reminder.invoice_id.in_(chunk), Reminder.sent_at.is_not(None)
-            )
-        )
-        for rid, invoice_id, sent_at, paid_at in rows:
-            after = [t for t in by_invoice[invoice_id] if t >= sent_at]
-            first = min(after, default=None)
-            # An earlier payment recorded late (an import after a webhook) moves paid_at back.
-            if first is not None and (paid_at is None or first < paid_at):
-                changes.append({"rid": rid, "first": first})
-    if changes:
-        table = REMINDERS
-        stmt = (
-            update(table)
-            .where(
-                table.c.id == bindparam("rid"),
-                or_(table.c.paid_at.is_(None), table.c.paid_at > bindparam("first")),
-            )
-            .values(paid_at=bindparam("first"))
-        )
-        for part in _chunks(changes):
-            session.execute(stmt, list(part))
-
-
 def _settle(session: Session, invoice_ids: list[int]) -> dict[int, str]:
     """Invoice id -> ``invoice_paid``/``invoice_reopened`` for the invoices whose status moved."""
     changes: dict[int, str] = {}
@@ -237,8 +209,7 @@ def _settle(session: Session, invoice_ids: list[int]) -> dict[int, str]:
             session.execute(
                 update(table).where(table.c.id.in_(part)).values(status=status, updated_at=utcnow())
             )
-    for part in _chunks(settled):
-        skip_open_reminders(session, invoice_ids=list(part), reason="paid")
+    stop_settled(session, settled)
     return changes
 
 
