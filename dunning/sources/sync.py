@@ -17,15 +17,15 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from dunning.core.status import PENDING
 from dunning.db import check_ready
-from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
+from dunning.db.models import Invoice, Payment, PaymentAttempt, utcnow
 from dunning.errors import DunningError, ImportFailed
 from dunning.importers import fields
 from dunning.importers.reader import Row
 from dunning.importers.reader import Table as RecordTable
 from dunning.importers.validate import KINDS, Plan, classify, validate_rows
 from dunning.importers.writer import load_context, write_plan
+from dunning.ledger.events import skip_open_reminders
 from dunning.masking import scrub
 from dunning.sources import state
 from dunning.sources.base import IMPORT_KINDS, RECORD_TYPES, Pull, PullProgress, Record, Source
@@ -281,11 +281,7 @@ def _stop_reminders(
         ):
             by_reason.setdefault(reason or _STOP_REASON.get(status, status), []).append(invoice_id)
         for why, ids in by_reason.items():
-            conn.execute(
-                update(Reminder)
-                .where(Reminder.invoice_id.in_(ids), Reminder.status.in_(sorted(PENDING)))
-                .values(status="skipped", reason=why, lease_expires_at=None)
-            )
+            skip_open_reminders(conn, invoice_ids=ids, reason=why)
 
 
 def _delete_invoices(
