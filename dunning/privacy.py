@@ -34,6 +34,7 @@ from dunning.db.models import (
     WebhookInbox,
 )
 from dunning.errors import DunningError
+from dunning.ledger.erase import drop_old_bodies, erase_reminders
 from dunning.masking import scrub
 
 #: Inbox rows whose payload the retention flow may drop: already applied (or deliberately
@@ -219,17 +220,7 @@ def erase_customer(engine: Engine, customer_id: str, now: dt.datetime) -> Erasur
         customer.name = customer.email = customer.phone = None
         customer.erased_at = customer.erased_at or now
         erased_at = customer.erased_at
-        cleared = session.execute(
-            update(Reminder)
-            .where(Reminder.customer_id == customer_id)
-            .values(to_address=None, subject=None, body=None)
-        )
-        # No new message may go to a person who asked to be forgotten.
-        cancelled = session.execute(
-            update(Reminder)
-            .where(Reminder.customer_id == customer_id, Reminder.status == "planned")
-            .values(status="skipped", reason="customer erased")
-        )
+        cleared, cancelled = erase_reminders(session, customer_id)
         inbound = session.execute(
             update(InboundMessage)
             .where(InboundMessage.customer_id == customer_id)
@@ -248,8 +239,8 @@ def erase_customer(engine: Engine, customer_id: str, now: dt.datetime) -> Erasur
     return ErasureReport(
         customer_id=customer_id,
         erased_at=erased_at,
-        reminders=_count(cleared),
-        cancelled_reminders=_count(cancelled),
+        reminders=cleared,
+        cancelled_reminders=cancelled,
         inbound_messages=_count(inbound),
         webhook_payloads=len(inbox_ids),
     )
@@ -336,14 +327,7 @@ def apply_retention(
     )
     check_ready(engine)
     with session_scope(engine) as session:
-        bodies = session.execute(
-            update(Reminder)
-            .where(
-                _older(Reminder.sent_at, Reminder.created_at, body_cutoff),
-                or_(Reminder.body.is_not(None), Reminder.subject.is_not(None)),
-            )
-            .values(body=None, subject=None)
-        )
+        bodies = drop_old_bodies(session, body_cutoff)
         inbound = session.execute(
             update(InboundMessage)
             .where(
@@ -362,7 +346,7 @@ def apply_retention(
             .values(payload=None)
         )
     return RetentionCounts(
-        reminder_bodies=_count(bodies),
+        reminder_bodies=bodies,
         inbound_bodies=_count(inbound),
         webhook_payloads=_count(payloads),
     )
