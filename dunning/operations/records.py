@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dunning.db.models import InboundMessage, Invoice, Reminder, WebhookInbox
+from dunning.ledger.events import resolve_reminder
 from dunning.operations.base import (
     ActionRequest,
     Change,
@@ -48,25 +49,12 @@ def _resolvable(s: Session, req: ActionRequest, now: dt.datetime) -> Reminder:
 def _resolve(as_sent: bool) -> Handler:
     def resolve(s: Session, req: ActionRequest, ctx: Context) -> Change:
         reminder = _resolvable(s, req, ctx.now)
-        if as_sent:
-            values = set_fields(
-                reminder,
-                status="sent",
-                sent_at=reminder.claimed_at or ctx.now,
-                lease_expires_at=None,
-                reason="resolved as sent by an operator",
-            )
-            effect = "Counted as sent: the next plan treats the stage as done."
-        else:
-            values = set_fields(
-                reminder,
-                status="planned",
-                claimed_by=None,
-                lease_expires_at=None,
-                reason=None,
-                error_code=None,
-            )
-            effect = "Planned again: the next run sends it if it is still due."
+        values = resolve_reminder(reminder, as_sent=as_sent, at=ctx.now)
+        effect = (
+            "Counted as sent: the next plan treats the stage as done."
+            if as_sent
+            else "Planned again: the next run sends it if it is still due."
+        )
         invoice = s.get_one(Invoice, reminder.invoice_id)
         return Change(
             f"reminder {reminder.id} ({invoice.invoice_number} {reminder.stage} "

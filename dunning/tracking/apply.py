@@ -18,6 +18,7 @@ from dunning.db.models import Reminder, WebhookInbox, utcnow
 from dunning.ledger.events import (
     apply_outcome,
     customers_by_email,
+    record_call_outcome,
     record_event,
     rowcount,
     settle_ambiguous,
@@ -306,6 +307,5 @@ def apply_twilio_call(session: Session, fields: dict[str, Any], received: dt.dat
         return []
     outcome_name, outcome = found
     kinds = [f"call_{outcome_name}"]
-    if reminder.call_outcome is None:
-        reminder.call_outcome = outcome_name
+    record_call_outcome(reminder, outcome_name)
     return kinds + apply_outcome(session, reminder, [reminder.customer_id], outcome, received)

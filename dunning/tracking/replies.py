@@ -65,9 +65,7 @@ def apply_inbound(
         received,
     )
     if reminder is not None:
-        if reminder.replied_at is None:
-            reminder.replied_at = received
-        advance(reminder, "replied", received)
+        advance(reminder, "replied", received)  # sets replied_at the first time
     if keyword.keyword in ("stop", "start"):
         # The number opted out, so every customer sharing it does.
         kinds += opt_out(session, customers, "sms", opted_out=keyword.keyword == "stop")
