@@ -23,19 +23,18 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import TypeAdapter
-from sqlalchemy import insert
 
-from dunning import ledger
+from dunning import ledger, runs
 from dunning.channels import check_email_compliance
 from dunning.db import get_engine
-from dunning.db.models import ReminderRun, utcnow
+from dunning.db.models import utcnow
 from dunning.delivery import BatchResult
 from dunning.errors import ProviderAuthError
 from dunning.experiments.store import record_holdouts
 from dunning.experiments.templates import check_variants
 from dunning.flows.approval import await_approval
 from dunning.flows.outbound_events import deliver_outbound_events
-from dunning.flows.shards import coordinate, store_outcomes
+from dunning.flows.shards import coordinate
 from dunning.ledger import MinBalance
 from dunning.params import (
     MAX_CONCURRENCY,
@@ -255,7 +254,7 @@ def run_reminders(params: RunParameters) -> RunReport:
         )
         publish_report(report, None)
         if params.shard is not None:
-            store_outcomes(None, report)
+            runs.store_outcomes(get_engine(), None, report)
         log.info("dry run as of %s: %s", as_of.isoformat(), report.summary_line())
         return report
 
@@ -267,13 +266,7 @@ def run_reminders(params: RunParameters) -> RunReport:
         # A returned state is the run's final state (Prefect's convention).
         return Cancelled(message=held)  # type: ignore[return-value]
 
-    with get_engine().begin() as conn:
-        key = conn.execute(
-            insert(ReminderRun).values(
-                flow_run_id=run_id, as_of=as_of, dry_run=False, started_at=utcnow()
-            )
-        ).inserted_primary_key
-        run_row_id = int(key[0]) if key else None
+    run_row_id = runs.start_run(get_engine(), run_id, as_of)
 
     raise_escalations(lines, run_id, as_of)
     per_customer = consolidated_customers(sends, policy)
@@ -303,7 +296,7 @@ def run_reminders(params: RunParameters) -> RunReport:
     )
     publish_report(report, run_row_id)
     if params.shard is not None:
-        store_outcomes(run_row_id, report)
+        runs.store_outcomes(get_engine(), run_row_id, report)
     # Tell subscribers now; a failure here is retried by the outbound-events flow, so it
     # never fails the reminder run (return_state keeps its exception in the task run).
     deliver_outbound_events(return_state=True)

@@ -21,10 +21,10 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import deployment, flow_run
 from prefect.states import State
-from sqlalchemy import insert, select, update
 
+from dunning import runs
 from dunning.db import get_engine
-from dunning.db.models import ReminderRun, utcnow
+from dunning.db.models import utcnow
 from dunning.params import RunParameters
 from dunning.report import RunReport
 from dunning.sharding import split_evenly
@@ -245,38 +245,6 @@ def _wait_for(ids: list[uuid.UUID], log: Any) -> dict[uuid.UUID, FlowRun]:
     return ended
 
 
-def store_outcomes(run_row_id: int | None, report: RunReport) -> None:
-    """Nothing; writes a shard run's compact outcomes to its reminder_runs row (a new row for
-    a dry run, which has none), where its coordinator on any machine reads them."""
-    compact = report.to_compact()
-    with get_engine().begin() as conn:
-        if run_row_id is not None:
-            conn.execute(
-                update(ReminderRun).where(ReminderRun.id == run_row_id).values(outcomes=compact)
-            )
-            return
-        conn.execute(
-            insert(ReminderRun).values(
-                flow_run_id=report.flow_run_id,
-                as_of=report.as_of,
-                dry_run=report.dry_run,
-                started_at=utcnow(),
-                finished_at=utcnow(),
-                counts=report.counts(),
-                outcomes=compact,
-            )
-        )
-
-
 def _stored_report(flow_run_id: uuid.UUID | str | None) -> RunReport | None:
     """The report the shard run ``flow_run_id`` stored (its latest attempt), or None."""
-    if flow_run_id is None:
-        return None
-    with get_engine().connect() as conn:
-        compact = conn.scalar(
-            select(ReminderRun.outcomes)
-            .where(ReminderRun.flow_run_id == str(flow_run_id))
-            .order_by(ReminderRun.id.desc())
-            .limit(1)
-        )
-    return RunReport.from_compact(compact) if compact else None
+    return runs.stored_report(get_engine(), flow_run_id)

@@ -8,11 +8,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
-from sqlalchemy import update
 
+from dunning import runs
 from dunning.config import get_settings
 from dunning.db import get_engine
-from dunning.db.models import ReminderRun, utcnow
+from dunning.db.models import utcnow
 from dunning.escalation import EVENT, record_escalations
 from dunning.kpis import (
     failure_rate,
@@ -87,12 +87,7 @@ def publish_report(report: RunReport, run_row_id: int | None) -> dict[str, Any]:
             "(no personal data).",
         )
     if run_row_id is not None and not report.dry_run:
-        with get_engine().begin() as conn:
-            conn.execute(
-                update(ReminderRun)
-                .where(ReminderRun.id == run_row_id)
-                .values(finished_at=utcnow(), counts=summary["counts"])
-            )
+        runs.finish_run(get_engine(), run_row_id, summary["counts"])
     emit(
         "dunning.run.completed",
         report.flow_run_id or "local",
