@@ -10,14 +10,28 @@ A reminder is sent at most once because:
 The balance, pause, dispute and opt-out re-check happens inside the claim transaction, so a
 payment or STOP that lands after planning stops the reminder.
 
-Every INSERT, UPDATE and DELETE on the reminders table goes through this package:
+Every INSERT, UPDATE and DELETE on the reminders table goes through this package (a test,
+tests/test_ledger_owns_writes.py, fails on a write elsewhere):
 
-- ``plan``: plan rows (``record_plan``) and lookups of planned rows;
-- ``claim``: ``claim`` with its re-check, ``reminder_data``;
-- ``record``: ``record``, ``fail_claimed``, ``release``;
+- ``plan``: plan rows (``record_plan``) and lookups of planned rows (``by_invoice``,
+  ``channels_and_stages``);
+- ``claim``: ``claim`` (planned → claimed with a lease, re-checked in the same transaction)
+  and ``reminder_data``;
+- ``record``: a claimed row's end of an attempt: ``record`` (sent, failed_permanent, released,
+  left claimed when ambiguous), ``fail_claimed`` (before sending), ``release``;
 - ``reconcile``: recover stale claims (``stale_claims``, ``reconcile_stale``);
-- ``events``: apply delivery events and status updates from tracking (``advance``,
-  ``apply_outcome``, ``settle_ambiguous``, ``opt_out``, ``skip_open_reminders``).
+- ``events``: delivery events and status updates from tracking (``record_event``,
+  ``advance``, ``apply_outcome``, ``settle_ambiguous``, ``record_call_outcome``), what a
+  provider's word says about the customer (``flag_customer``, ``opt_out``,
+  ``mark_email_invalid``), ``skip_open_reminders`` and an operator's ``resolve_reminder``;
+- ``payments``: a payment's effect (``attribute_payments``, ``stop_settled``), called only by
+  the payment path ``dunning.tracking.payments.record_payments``;
+- ``erase``: what privacy needs (``erase_reminders``, ``drop_old_bodies``);
+- ``status``: the status order (``STATUS_RANK``, ``STATUS_TIMESTAMP``, ``moves_forward``).
+
+Claim and record work on lists of reminder ids and return per-row outcomes; each write is
+guarded by the row's status (and, for record/fail/release, by ``claimed_by``), so a stale
+worker changes nothing.
 """
 
 from dunning.ledger.claim import ClaimOutcome, Grouping, MinBalance, claim, reminder_data
