@@ -196,7 +196,13 @@ def load_context(conn: Connection, kind: Kind, table: FileTable) -> Context:
 def write_plan(
     conn: Connection, kind: Kind, plan: Plan, advance: Callable[[int], None] | None = None
 ) -> None:
-    """Nothing; executes ``plan``'s inserts and updates in batches on ``conn``."""
+    """Nothing; executes ``plan``'s inserts and updates in batches on ``conn``.
+
+    Raises ValueError for payments: they are recorded only through the one payment path
+    (:func:`record_planned_payments`), which settles invoices and the ledger.
+    """
+    if kind.name == "payments":
+        raise ValueError("payments are recorded with record_planned_payments, not write_plan")
     table = TABLES[kind.name]
     now = utcnow()
     stamps = {c: now for c in ("created_at", "updated_at") if c in table.c}
