@@ -33,7 +33,8 @@ from dunning.delivery import deliver_batch
 from dunning.experiments.analysis import analyse
 from dunning.experiments.assign import apply_experiments
 from dunning.experiments.service import experiment_report
-from dunning.experiments.store import ROW_COLUMNS, record_holdouts
+from dunning.experiments.store import ROW_COLUMNS
+from dunning.ledger.plan import record_holdouts
 from dunning.policy import DEFAULT_POLICY_PATH, parse_policy
 from dunning.policy.model import Policy
 from dunning.policy.planner import plan

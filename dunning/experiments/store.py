@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select
 
 from dunning.db import session_scope
 from dunning.db.models import ExperimentPromotion, Invoice, Payment, Reminder, utcnow
@@ -38,49 +37,6 @@ ROW_COLUMNS = [
 
 class ExperimentError(DunningError):
     """An experiment command cannot do what was asked (unknown name or arm, already ended)."""
-
-
-def record_holdouts(
-    engine: Engine, lines: pd.DataFrame, *, run_id: str | None, as_of: dt.datetime
-) -> int:
-    """Write a ``skipped`` ledger row (reason ``holdout``) for each holdout plan line that has
-    none yet: the experiment's record of the reminder its customer did not get. Returns how
-    many lines were holdouts. Re-running inserts nothing twice (the ledger's UNIQUE key)."""
-    if lines.empty or "reason" not in lines.columns:
-        return 0
-    held = lines[(lines["action"].astype(str) == "skip") & (lines["reason"] == HOLDOUT_REASON)]
-    if held.empty:
-        return 0
-    now = utcnow()
-    rows: list[dict[str, Any]] = [
-        {
-            "invoice_id": int(r["invoice_id"]),
-            "customer_id": str(r["customer_id"]),
-            "stage": str(r["stage"]),
-            "channel": str(r["channel"]),
-            "segment": None if pd.isna(r.get("segment")) else str(r["segment"]),
-            "tone": None if pd.isna(r.get("tone")) else str(r["tone"]),
-            "status": "skipped",
-            "reason": HOLDOUT_REASON,
-            "attempts": 0,
-            "planned_at": now,
-            "planned_for": as_of,
-            "experiment": str(r["experiment"]),
-            "arm": str(r["arm"]),
-            "currency": None if pd.isna(r.get("currency")) else str(r["currency"]),
-            "flow_run_id": run_id,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for r in held.to_dict("records")
-    ]
-    table = Reminder.__table__
-    assert isinstance(table, Table)
-    with engine.begin() as conn:
-        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = ins(table).on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
-        conn.execute(stmt, rows)
-    return len(rows)
 
 
 def promotions(engine: Engine) -> dict[str, str]:

@@ -30,12 +30,12 @@ from dunning.db import get_engine
 from dunning.db.models import utcnow
 from dunning.delivery import BatchResult
 from dunning.errors import ProviderAuthError
-from dunning.experiments.store import record_holdouts
 from dunning.experiments.templates import check_variants
 from dunning.flows.approval import await_approval
 from dunning.flows.outbound_events import deliver_outbound_events
 from dunning.flows.shards import coordinate
 from dunning.ledger import MinBalance
+from dunning.ledger.plan import record_holdouts
 from dunning.params import (
     MAX_CONCURRENCY,
     AsOf,

@@ -13,7 +13,8 @@ payment or STOP that lands after planning stops the reminder.
 Every INSERT, UPDATE and DELETE on the reminders table goes through this package (a test,
 tests/test_ledger_owns_writes.py, fails on a write elsewhere):
 
-- ``plan``: plan rows (``record_plan``) and lookups of planned rows (``by_invoice``,
+- ``plan``: plan rows (``record_plan``; an experiment's holdout rows, ``record_holdouts``)
+  and lookups of planned rows (``by_invoice``,
   ``channels_and_stages``);
 - ``claim``: ``claim`` (planned → claimed with a lease, re-checked in the same transaction)
   and ``reminder_data``;
