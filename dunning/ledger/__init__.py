@@ -27,8 +27,9 @@ tests/test_ledger_owns_writes.py, fails on a write elsewhere):
   ``mark_email_invalid``), ``skip_open_reminders`` and an operator's ``resolve_reminder``;
 - ``payments``: a payment's effect (``attribute_payments``, ``stop_settled``), called only by
   the payment path ``dunning.tracking.payments.record_payments``;
-- ``erase``: what privacy needs (``erase_reminders``, ``drop_old_bodies``);
-- ``status``: the status order (``STATUS_RANK``, ``STATUS_TIMESTAMP``, ``moves_forward``).
+- ``erase``: what privacy needs (``erase_reminders``, ``drop_old_bodies``).
+
+The status order (rank, timestamp column, moves_forward) is ``dunning.core.status``.
 
 Claim and record work on lists of reminder ids and return per-row outcomes; each write is
 guarded by the row's status (and, for record/fail/release, by ``claimed_by``), so a stale
