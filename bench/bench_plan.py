@@ -21,8 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dunning.core.portfolio import Portfolio  # noqa: E402
 from dunning.policy import load_policy, plan, segment_frame  # noqa: E402
-from dunning.portfolio import Portfolio  # noqa: E402
 
 ZONES = [
     ("Europe/Berlin", "DE", "de_DE"),

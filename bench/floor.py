@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from dunning import ledger
-from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
+from dunning.channels.base import Channel
 from dunning.config import get_settings
+from dunning.core.messages import OutboundMessage, ReminderData, SendResult
 from dunning.render import compose
 
 

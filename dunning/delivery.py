@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from dunning import ledger
-from dunning.channels.base import Channel, OutboundMessage, ReminderData, SendResult
+from dunning.channels.base import Channel
+from dunning.core.messages import OutboundMessage, ReminderData, SendResult
 from dunning.errors import ConfigError, ProviderAuthError, TemplateError
 from dunning.faultpoint import crash_point
 from dunning.masking import scrub

@@ -15,9 +15,9 @@ from decimal import Decimal
 
 import pandas as pd
 
-from dunning.channels.base import ReminderData
 from dunning.config import get_settings
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import ReminderData
 from dunning.errors import TemplateError
 from dunning.money import quantize
 from dunning.render import compose

@@ -32,9 +32,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.config import get_settings
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, ReminderData
 from dunning.errors import TemplateError
 from dunning.locales import (
     FALLBACK_LANGUAGE,

@@ -12,7 +12,7 @@ from typing import Any
 
 from babel.dates import format_date
 
-from dunning.channels.base import ReminderData
+from dunning.core.messages import ReminderData
 from dunning.money import cached_locale, format_money
 
 

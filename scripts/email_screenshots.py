@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dunning.channels.base import ReminderData  # noqa: E402
 from dunning.config.channels import ChannelSettings  # noqa: E402
+from dunning.core.messages import ReminderData  # noqa: E402
 from dunning.render import compose  # noqa: E402
 
 CHROMIUM_FLAGS = [

@@ -25,8 +25,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select, update
 
 from dunning import ledger
-from dunning.channels.base import OutboundMessage, SendResult
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, SendResult
+from dunning.core.portfolio import build_portfolio
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.delivery import deliver_batch
@@ -38,7 +39,7 @@ from dunning.ledger.plan import record_holdouts
 from dunning.policy import DEFAULT_POLICY_PATH, parse_policy
 from dunning.policy.model import Policy
 from dunning.policy.planner import plan
-from dunning.portfolio import build_portfolio, load_portfolio
+from dunning.portfolio import load_portfolio
 from dunning.render import compose
 
 START = dt.date(2026, 11, 2)  # a Monday

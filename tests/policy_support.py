@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from dunning.core.portfolio import Portfolio, build_portfolio
 from dunning.policy import load_policy, plan
 from dunning.policy.model import Policy
-from dunning.portfolio import Portfolio, build_portfolio
 
 #: A Tuesday, 11:00 in Berlin.
 AS_OF = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
-from dunning.channels.base import ReminderData
+from dunning.core.messages import ReminderData
 
 PAY_LINK = "https://pay.example.com/inv/7"
 

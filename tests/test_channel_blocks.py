@@ -8,12 +8,12 @@ from channel_support import Scripted, stub_provider
 from pydantic import SecretStr
 
 from dunning.channels import get_channel
-from dunning.channels.base import OutboundMessage
 from dunning.channels.blocks import SendGridCredentials, SmtpCredentials, TwilioCredentials
 from dunning.channels.sendgrid import SendGridChannel
 from dunning.channels.smtp import SmtpChannel
 from dunning.channels.twilio import TwilioChannel
 from dunning.config import reload_settings
+from dunning.core.messages import OutboundMessage
 from dunning.errors import ConfigError
 
 pytestmark = pytest.mark.prefect

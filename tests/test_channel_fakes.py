@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from dunning.channels import get_channel
-from dunning.channels.base import ReminderData
 from dunning.config import reload_settings
+from dunning.core.messages import ReminderData
 from dunning.devtools.fakes import RunningFakes, env_for, run_fakes
 from dunning.errors import ProviderAuthError
 from dunning.render import compose

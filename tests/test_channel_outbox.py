@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from dunning.channels import get_channel, resolve_provider
-from dunning.channels.base import OutboundMessage
 from dunning.channels.outbox import OutboxChannel
 from dunning.channels.sendgrid import SendGridChannel
 from dunning.channels.smtp import SmtpChannel
 from dunning.channels.twilio import TwilioChannel
 from dunning.config import reload_settings
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 from dunning.errors import ConfigError
 
 LIST_UNSUBSCRIBE = (

@@ -8,9 +8,9 @@ import pytest
 from channel_support import Scripted, stub_provider
 from pydantic import SecretStr
 
-from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 from dunning.errors import ProviderAuthError
 
 KEY = "SG.test-key-never-shown"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel, send_units
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 from dunning.devtools.fakes import run_fakes
 
 

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
-from dunning.channels.base import OutboundMessage
 from dunning.channels.smtp import SmtpChannel
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 from dunning.errors import ProviderAuthError
 
 PASSWORD = "smtp-password-never-shown"

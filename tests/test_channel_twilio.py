@@ -8,10 +8,10 @@ import pytest
 from channel_support import FakeClock, Scripted, stub_provider
 from pydantic import SecretStr
 
-from dunning.channels.base import OutboundMessage
 from dunning.channels.ratelimit import TokenBucket
 from dunning.channels.twilio import TwilioChannel
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 from dunning.errors import ConfigError, ProviderAuthError
 
 SID = "AC" + "1" * 32

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from dunning import ledger
 from dunning.channels.outbox import OutboxChannel
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import StaleClaim
 from dunning.db import session_scope
 from dunning.db.models import Reminder
 from dunning.delivery import deliver_batch
@@ -171,7 +172,7 @@ def test_a_failure_fails_every_row_of_the_message(engine, tmp_path):
 
     class Refusing(OutboxChannel):
         def send_batch(self, messages):
-            from dunning.channels.base import SendResult
+            from dunning.core.messages import SendResult
 
             return [
                 SendResult(m.reminder_id, False, "outbox", error_code="21211", error="invalid")
@@ -237,11 +238,11 @@ def test_a_message_killed_after_its_claim_is_settled_whole(engine, tmp_path):
     sms_lead = next(g[0] for g in out.groups if g[0].channel == "sms")
     asked: list[int] = []
 
-    def twilio_has_it(claim: reconcile.StaleClaim) -> str | None:
+    def twilio_has_it(claim: StaleClaim) -> str | None:
         asked.append(claim.reminder_id)
         return "SM-found"
 
-    def sendgrid_cannot_say(claim: reconcile.StaleClaim) -> str | None:
+    def sendgrid_cannot_say(claim: StaleClaim) -> str | None:
         asked.append(claim.reminder_id)
         return None
 

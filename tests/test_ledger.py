@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from dunning import ledger
-from dunning.channels.base import OutboundMessage, ReminderData, SendResult
+from dunning.core.messages import OutboundMessage, ReminderData, SendResult, StaleClaim
 from dunning.db import session_scope
 from dunning.db.models import Customer, Reminder
 from dunning.delivery import deliver_batch
@@ -214,7 +214,7 @@ def test_timeout_stays_claimed_and_is_reconciled_never_resent_blindly(engine):
     assert reconcile.reconcile_stale(engine, {}) == {"found_sent": 0, "released": 0, "unknown": 0}
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
 
-    def sms_finder(claim: reconcile.StaleClaim) -> str | None:
+    def sms_finder(claim: StaleClaim) -> str | None:
         assert claim.to_address == "+14155550100"
         return "SM123"
 

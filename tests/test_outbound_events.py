@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from dunning.channels.base import SendResult
 from dunning.config import OutboundSettings, reload_settings
+from dunning.core.messages import SendResult
 from dunning.db import session_scope
 from dunning.db.models import Invoice, OutboundDelivery, OutboundEvent, Reminder
 from dunning.ledger import claim, record

@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from dunning.core.portfolio import build_portfolio
 from dunning.errors import PolicyError
 from dunning.policy import parse_policy, plan
 from dunning.policy.loader import DEFAULT_POLICY_PATH
-from dunning.portfolio import build_portfolio
 from tests.policy_support import AS_OF, POLICY, actions, portfolio
 
 

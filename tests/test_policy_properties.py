@@ -8,12 +8,12 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dunning.core.portfolio import Portfolio, build_portfolio
 from dunning.core.status import SENT_OR_LATER
 from dunning.policy import plan
 from dunning.policy.forecast import simulate
 from dunning.policy.ladder import stage_table
 from dunning.policy.window import holiday_dates
-from dunning.portfolio import Portfolio, build_portfolio
 from tests.policy_support import POLICY
 
 ZONES = [

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from dunning.config import reload_settings
+from dunning.core.portfolio import build_portfolio
 from dunning.errors import PolicyError
 from dunning.policy import load_policy, plan
 from dunning.policy.loader import parse_policy
 from dunning.policy.model import DEFAULT_VOICE_WINDOW
-from dunning.portfolio import build_portfolio
 from tests.policy_support import AS_OF, POLICY, TODAY, actions, portfolio
 
 EXAMPLE = load_policy(Path(__file__).resolve().parent.parent / "examples" / "policy_voice.toml")

@@ -22,11 +22,11 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 from twilio.base.exceptions import TwilioException
 
-from dunning.channels.base import OutboundMessage
 from dunning.channels.sendgrid import SendGridChannel, build_mail
 from dunning.channels.twilio import TwilioChannel
 from dunning.channels.twilio_voice import TwilioVoiceChannel
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "node_modules" / ".bin" / "prism"

@@ -12,9 +12,9 @@ from html.parser import HTMLParser
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from dunning.channels.base import ReminderData
 from dunning.config import reload_settings
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import ReminderData
 from dunning.render import compose
 from dunning.summary import brand_colors, contrast
 from tests.render_support import PAY_LINK as LINK

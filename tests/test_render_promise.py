@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from dunning.channels.base import ReminderData
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import ReminderData
 from dunning.locales import babel_locale
 from dunning.money import format_money
 from dunning.render import compose

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
+from dunning.core.portfolio import build_portfolio
 from dunning.policy import segment_frame
-from dunning.portfolio import build_portfolio
 from dunning.segments.rules import assign_segments, segment_summary
 from tests.policy_support import AS_OF, POLICY, TODAY, history
 

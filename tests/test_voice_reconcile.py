@@ -10,9 +10,9 @@ from factories import add_customer, add_invoice
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from dunning.channels.base import OutboundMessage
 from dunning.channels.twilio_voice import TwilioVoiceChannel
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage
 from dunning.db import session_scope
 from dunning.db.models import Reminder
 from dunning.devtools.fakes.server import run_fakes

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dunning.channels.base import SendResult
+from dunning.core.messages import SendResult
 from dunning.masking import scrub
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.smtp import build_mime
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, SendResult
 
 
 class OutboxChannel:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from dunning.channels.base import OutboundMessage, SendResult
+from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ProviderAuthError
 from dunning.masking import scrub
 

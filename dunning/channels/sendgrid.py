@@ -30,10 +30,10 @@ from sendgrid.helpers.mail import (
     To,
 )
 
-from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import Failure, classify_network, classify_sendgrid
 from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ProviderAuthError
 from dunning.masking import scrub
 

@@ -11,10 +11,10 @@ from email.utils import formataddr, formatdate, make_msgid
 
 from pydantic import SecretStr
 
-from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import Failure, classify_network, classify_smtp
 from dunning.channels.ratelimit import limiter_for
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ProviderAuthError
 
 #: Headers are written as given up to RFC 5322's 998-character line limit. Python's default

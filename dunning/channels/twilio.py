@@ -18,14 +18,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.errors import classify_network, classify_twilio
 from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ConfigError, ProviderAuthError
 
 if TYPE_CHECKING:
-    from dunning.ledger.reconcile import StaleClaim
+    from dunning.core.messages import StaleClaim
 
 TWILIO_API = "https://api.twilio.com"
 #: Kept-alive connections per host: above the sends in flight of a worker (tasks x threads).

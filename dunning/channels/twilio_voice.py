@@ -16,15 +16,15 @@ from pydantic import SecretStr
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from dunning.channels.base import OutboundMessage, SendResult
 from dunning.channels.ratelimit import limiter_for, send_concurrently
 from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient, _ledger_facts, twilio_send
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ConfigError
 from dunning.voice.calls import STATUS_PATH, answer_url
 
 if TYPE_CHECKING:
-    from dunning.ledger.reconcile import StaleClaim
+    from dunning.core.messages import StaleClaim
 
 
 class TwilioVoiceChannel:

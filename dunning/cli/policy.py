@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from dunning.cli.app import app, console, emit_json, fail, out, parse_instant
+from dunning.core.portfolio import Portfolio
 from dunning.errors import DunningError
 from dunning.money import from_minor
 from dunning.policy import Policy, forecast, load_policy, plan, segment_frame
 from dunning.policy.planner import FEATURE_COLUMNS
-from dunning.portfolio import Portfolio, load_portfolio
+from dunning.portfolio import load_portfolio
 
 _AS_OF = typer.Option(
     None, "--as-of", help="Instant to plan for (ISO 8601; naive means UTC). Default: now."

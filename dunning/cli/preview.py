@@ -15,11 +15,11 @@ import pandas as pd
 import typer
 from sqlalchemy import Engine, func, select
 
-from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.cli.app import app, console, emit_json, fail, out
 from dunning.cli.policy import parse_as_of
 from dunning.cli.preview_voice import show_call
 from dunning.config import get_settings
+from dunning.core.messages import OutboundMessage, ReminderData
 from dunning.db.models import Customer, Invoice, Payment, Reminder
 from dunning.errors import DunningError
 from dunning.ledger import reminder_data

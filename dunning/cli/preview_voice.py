@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from dunning.channels.base import ReminderData
 from dunning.cli.app import console, emit_json, out
 from dunning.config import get_settings
+from dunning.core.messages import ReminderData
 from dunning.db.models import Customer
 from dunning.voice import twiml
 from dunning.voice.calls import answer_url, link_on_offer

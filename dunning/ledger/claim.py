@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select, update
 
-from dunning.channels.base import ReminderData
+from dunning.core.messages import ReminderData
 from dunning.core.skip import day, first_reason
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow

@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
 
+from dunning.core.messages import StaleClaim
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, Reminder, utcnow
-
-
-@dataclass(frozen=True)
-class StaleClaim:
-    """A claim whose lease expired without a record: the sender may or may not have sent."""
-
-    reminder_id: int
-    channel: str
-    to_address: str | None
-    claimed_at: dt.datetime | None
-    #: The lead's id when the row travelled in one message with others (one per customer).
-    message_group: int | None = None
-
 
 #: Asks the provider whether a stale claim went out: provider message id, None (it did not),
 #: or raises NotImplementedError when the provider cannot be asked.

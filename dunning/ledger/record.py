@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, select, update
 
-from dunning.channels.base import SendResult
+from dunning.core.messages import SendResult
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Reminder, utcnow
 from dunning.ledger.common import _chunks

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from dunning.core.portfolio import Portfolio
 from dunning.core.status import ReminderStatus as S
 from dunning.policy.model import Policy
 from dunning.policy.planner import check_as_of, plan, segment_frame
-from dunning.portfolio import Portfolio
 
 FORECAST_COLUMNS = ["day", "stage", "channel", "count"]
 

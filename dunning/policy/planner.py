@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
+from dunning.core.portfolio import Portfolio
 from dunning.core.skip import SkipReason, first_reasons
 from dunning.core.status import NOT_SENT, OPEN, SENT_OR_LATER, WENT_OUT
 from dunning.core.status import ReminderStatus as S
 from dunning.policy.ladder import OPERATOR_REASON_PREFIX, StageTable, climb, stage_table
 from dunning.policy.model import RETRY_SUFFIX, Policy
 from dunning.policy.window import local_days, window_frame
-from dunning.portfolio import Portfolio
 from dunning.segments.features import aligned, compute_features, minor_threshold
 from dunning.segments.rules import assign_segments
 

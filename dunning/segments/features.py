@@ -16,7 +16,7 @@ from dunning.money import exponent
 from dunning.segments.model import FEATURE_NAMES, SegmentPolicy
 
 if TYPE_CHECKING:
-    from dunning.portfolio import Portfolio
+    from dunning.core.portfolio import Portfolio
 
 #: The invoice statuses whose balance is still owed.
 OPEN_STATUSES = ("open", "disputed")

@@ -12,7 +12,7 @@ from dunning.segments.features import aligned, invoice_history
 from dunning.segments.model import Condition, SegmentPolicy
 
 if TYPE_CHECKING:
-    from dunning.portfolio import Portfolio
+    from dunning.core.portfolio import Portfolio
 
 
 def _holds(features: pd.DataFrame, cond: Condition) -> np.ndarray:

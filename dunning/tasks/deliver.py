@@ -19,6 +19,7 @@ from dunning import ledger
 from dunning.channels import get_channel
 from dunning.channels.base import Channel
 from dunning.config import Settings, get_settings
+from dunning.core.messages import StaleClaim
 from dunning.db import get_engine
 from dunning.db.models import CHANNELS
 from dunning.delivery import BatchResult, deliver_batch
@@ -115,7 +116,7 @@ def _finder(name: str) -> reconcile.Finder:
     """Asks channel ``name``'s provider about a stale claim; the channel is built on first use,
     so a channel nobody uses (voice without its settings) costs nothing and fails nothing."""
 
-    def find(claim: reconcile.StaleClaim) -> str | None:
+    def find(claim: StaleClaim) -> str | None:
         try:
             channel = channel_for(name)
         except ConfigError:

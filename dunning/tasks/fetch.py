@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prefect import task
 
+from dunning.core.portfolio import Portfolio
 from dunning.db import check_ready, get_engine
-from dunning.portfolio import Portfolio, load_portfolio
+from dunning.portfolio import load_portfolio
 
 
 @task(name="fetch-portfolio", description="Load invoices, customers, history and the ledger.")

@@ -9,12 +9,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from dunning.core.portfolio import Portfolio
 from dunning.db import get_engine
 from dunning.experiments.assign import apply_experiments
 from dunning.experiments.store import promotions
 from dunning.policy import Policy, load_policy, plan
 from dunning.policy.model import base_stage
-from dunning.portfolio import Portfolio
 from dunning.preflight import check_templates as _check_templates
 
 

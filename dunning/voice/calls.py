@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from dunning.channels.base import ReminderData
+from dunning.core.messages import ReminderData
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
 from dunning.errors import DunningError
 from dunning.ledger import reminder_data

@@ -18,9 +18,9 @@ import jinja2
 import pandas as pd
 import phonenumbers
 
-from dunning.channels.base import OutboundMessage, ReminderData
 from dunning.config import get_settings
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import OutboundMessage, ReminderData
 from dunning.errors import TemplateError
 from dunning.locales import ResolvedLocale
 from dunning.policy.model import base_stage

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
-from dunning.channels.base import ReminderData
 from dunning.config.channels import ChannelSettings
+from dunning.core.messages import ReminderData
 from dunning.policy import DEFAULT_POLICY_PATH, load_policy
 from dunning.render import compose
 from dunning.sms import plain_text
