@@ -32,6 +32,11 @@ def main() -> None:
         # Machine-readable mode: only the JSON on stdout, only warnings on stderr. Set before
         # any command module imports Prefect, which reads its logging settings at import.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Prefect's temporary server gets 20 s to start by default; its first start creates its
+    # database, which outlasts that on a busy laptop or CI box (`make demo` on a fresh machine
+    # failed so). Prefect reads its settings once, at import, so this must precede every command
+    # module.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     _load_commands()
     try:
         app()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -89,8 +88,6 @@ def run(
         from dunning.channels import check_email_compliance
 
         check_email_compliance()  # before Prefect starts: ConfigError names the setting
-    # The ephemeral server's 20 s default start budget is too tight on a busy laptop or CI box.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from dunning.entrypoints import PAYMENT_REMINDERS, load_flow
     from dunning.report import RunReport
 
