@@ -1,5 +1,6 @@
 """SQLAlchemy 2.0 models: customers, invoices, payments, payment_attempts, the reminders
-ledger, delivery_events, inbound_messages, webhook_inbox and reminder_runs.
+ledger, delivery_events, inbound_messages, webhook_inbox, reminder_runs and the
+segmentation snapshot customer_segments.
 
 Conventions: money is Numeric (Decimal in Python) quantised to the currency's exponent;
 instants are timezone-aware UTC (``UTCDateTime``); invoice dates are ``Date``.
@@ -18,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -492,3 +494,35 @@ class OutboundActivity(Base):
     key: Mapped[str] = mapped_column(String(64), nullable=False)
     external_id: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class CustomerSegment(Base):
+    """The segmentation snapshot: one row per customer with the payment-history features and
+    the segment the ``segment-customers`` flow computed (dunning.segment_snapshot).
+
+    ``as_of`` is the instant the features describe (UTC); ``previous_segment`` the customer's
+    segment in the snapshot before (NULL: first time), for the movement between snapshots;
+    ``policy_fingerprint`` the policy's segmentation (rules, fallback, large-overdue marks)
+    the segment came from: a row of another fingerprint is not used by a run.
+    """
+
+    __tablename__ = "customer_segments"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
+    )
+    segment: Mapped[str] = mapped_column(String(64), nullable=False)
+    previous_segment: Mapped[str | None] = mapped_column(String(64))
+    on_time_share: Mapped[float | None] = mapped_column(Float)
+    mean_days_late: Mapped[float | None] = mapped_column(Float)
+    p90_days_late: Mapped[float | None] = mapped_column(Float)
+    failed_attempts_90d: Mapped[int] = mapped_column(Integer, nullable=False)
+    open_invoices: Mapped[int] = mapped_column(Integer, nullable=False)
+    oldest_open_days_overdue: Mapped[int] = mapped_column(Integer, nullable=False)
+    tenure_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    invoice_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    settled_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    large_overdue: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    policy_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -1,0 +1,374 @@
+"""The segmentation snapshot: features and segment per customer, stored in customer_segments.
+
+Segmentation by payment history changes slowly, so the ``segment-customers`` flow computes it
+once a day (and after a sync that changed payment history) and stores it here; hourly runs
+read it (:func:`segments_for`) and segment on the fly only the customers it does not cover.
+
+The frames in and out have exactly the shape ``dunning.policy.segment_frame`` returns: index
+``customer_id`` (str), the columns of ``dunning.segments.model.FEATURE_NAMES`` in that order
+(floats: on_time_share, mean_days_late, p90_days_late, NaN when not judged; int64 counts and
+days; bool large_overdue) and ``segment`` (categorical, the policy's segment names), so
+``dunning.policy.plan(portfolio, as_of, policy, segments=frame)`` accepts them.
+
+A stored row is used for a run at ``as_of`` only when it was computed under the same policy
+segmentation (rules, fallback, large-overdue marks: :func:`policy_fingerprint`), describes
+history at or before ``as_of``, and is at most DUNNING_SEGMENT_SNAPSHOT_MAX_AGE_HOURS older.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, delete, func, select
+
+from dunning.core.portfolio import Portfolio
+from dunning.db.models import CustomerSegment, utcnow
+from dunning.policy import Policy, segment_frame
+from dunning.segments.model import FEATURE_NAMES
+
+#: The float features (NaN when the customer has nothing judged yet); the rest are int64
+#: except large_overdue (bool).
+FLOAT_FEATURES = ("on_time_share", "mean_days_late", "p90_days_late")
+BOOL_FEATURES = ("large_overdue",)
+INT_FEATURES = tuple(f for f in FEATURE_NAMES if f not in FLOAT_FEATURES + BOOL_FEATURES)
+#: A customer in no earlier snapshot, in the movement table's ``from`` column.
+NEW = "(new)"
+_IN_CHUNK = 5_000
+_SQLITE_INSTANT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME text, naive UTC
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """A 16-hex-digit digest of what segmenting reads from ``policy``: the rules (segment and
+    conditions, not their docs), the fallback segment and the large-overdue marks."""
+    spec = {
+        "rules": [
+            [r.segment, [[c.feature, c.op, str(c.value)] for c in r.conditions]]
+            for r in policy.rules
+        ],
+        "fallback": policy.fallback_segment,
+        "large_overdue": str(policy.large_overdue_balance),
+        "large_overdue_by_currency": {
+            k: str(v) for k, v in sorted(policy.large_overdue_by_currency.items())
+        },
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_frame(frame: pd.DataFrame) -> None:
+    """ValueError unless ``frame`` has segment_frame's columns and a unique customer index."""
+    missing = [c for c in (*FEATURE_NAMES, "segment") if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"segment frame lacks column(s) {', '.join(missing)}: pass the frame "
+            "dunning.policy.segment_frame returns"
+        )
+    if not frame.index.is_unique:
+        raise ValueError("segment frame has a customer_id more than once in its index")
+    if frame["segment"].isna().any():
+        raise ValueError("segment frame has customers without a segment")
+
+
+def _utc(as_of: dt.datetime, name: str = "as_of") -> dt.datetime:
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC)")
+    return as_of.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class SnapshotWrite:
+    """What :func:`write_snapshot` stored: ``customers`` rows, and ``movement``: one row per
+    (from_segment, to_segment) with ``customers`` (from_segment is :data:`NEW` for a customer
+    in no earlier snapshot; customers whose segment did not change are counted too)."""
+
+    customers: int
+    movement: pd.DataFrame
+    as_of: dt.datetime
+    computed_at: dt.datetime
+    fingerprint: str
+
+    @property
+    def moved(self) -> int:
+        """Customers whose segment changed since their earlier snapshot row (new ones not)."""
+        m = self.movement
+        changed = (m["from_segment"] != m["to_segment"]) & (m["from_segment"] != NEW)
+        return int(m.loc[changed, "customers"].sum())
+
+
+def write_snapshot(
+    engine: Engine,
+    frame: pd.DataFrame,
+    as_of: dt.datetime,
+    policy: Policy,
+    *,
+    replace: bool = True,
+) -> SnapshotWrite:
+    """Store ``frame`` (segment_frame's shape, computed at ``as_of``, UTC) as the snapshot.
+
+    ``replace`` (default): the snapshot becomes exactly ``frame`` (rows of customers not in it
+    are deleted); otherwise only the frame's customers' rows are replaced. Each row keeps the
+    customer's segment before as ``previous_segment``. One transaction; bulk insert
+    (executemany on SQLite, COPY on PostgreSQL). Raises ValueError for a frame of another shape
+    or a naive ``as_of``; an unknown customer_id fails the foreign key (IntegrityError).
+    """
+    _check_frame(frame)
+    as_of = _utc(as_of)
+    computed_at = utcnow()
+    fingerprint = policy_fingerprint(policy)
+    ids = frame.index.astype(str)
+    with engine.begin() as conn:
+        before = _segments_before(conn, None if replace else list(ids))
+        if replace:
+            conn.execute(delete(CustomerSegment))
+        else:
+            for chunk in _chunks(list(ids)):
+                conn.execute(delete(CustomerSegment).where(CustomerSegment.customer_id.in_(chunk)))
+        previous = before.reindex(ids)
+        rows = _rows(frame, ids, previous, as_of, computed_at, fingerprint)
+        _insert(conn, rows)
+    movement = (
+        pd.DataFrame(
+            {
+                "from_segment": previous.fillna(NEW).to_numpy(object),
+                "to_segment": frame["segment"].astype(str).to_numpy(object),
+            }
+        )
+        .value_counts()
+        .rename("customers")
+        .reset_index()
+        .sort_values(["from_segment", "to_segment"], ignore_index=True)
+    )
+    movement["customers"] = movement["customers"].astype("int64")
+    return SnapshotWrite(len(frame), movement, as_of, computed_at, fingerprint)
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def _segments_before(conn: Connection, ids: list[str] | None) -> pd.Series:
+    """The stored segment per customer (of ``ids``, or all)."""
+    stmt = select(CustomerSegment.customer_id, CustomerSegment.segment)
+    if ids is None:
+        pairs = conn.execute(stmt).all()
+    else:
+        pairs = []
+        for chunk in _chunks(ids):
+            pairs += conn.execute(stmt.where(CustomerSegment.customer_id.in_(chunk))).all()
+    return pd.Series(
+        [p[1] for p in pairs], index=pd.Index([p[0] for p in pairs], dtype=object), dtype=object
+    )
+
+
+_COLUMNS = (
+    "customer_id",
+    "segment",
+    "previous_segment",
+    *FEATURE_NAMES,
+    "as_of",
+    "computed_at",
+    "policy_fingerprint",
+)
+
+
+def _rows(
+    frame: pd.DataFrame,
+    ids: pd.Index,
+    previous: pd.Series,
+    as_of: dt.datetime,
+    computed_at: dt.datetime,
+    fingerprint: str,
+) -> pd.DataFrame:
+    """The table's rows as a frame in _COLUMNS order (instants filled in by _insert)."""
+    out = pd.DataFrame(
+        {
+            "customer_id": ids.to_numpy(object),
+            "segment": frame["segment"].astype(str).to_numpy(object),
+            "previous_segment": previous.to_numpy(object),
+        }
+    )
+    for name in FLOAT_FEATURES:
+        out[name] = frame[name].to_numpy(np.float64)
+    for name in INT_FEATURES:
+        out[name] = frame[name].to_numpy(np.int64)
+    for name in BOOL_FEATURES:
+        out[name] = frame[name].to_numpy(bool)
+    out["as_of"] = as_of
+    out["computed_at"] = computed_at
+    out["policy_fingerprint"] = fingerprint
+    return out
+
+
+def _insert(conn: Connection, rows: pd.DataFrame) -> None:
+    """Bulk insert ``rows`` into customer_segments: COPY on PostgreSQL, executemany else."""
+    if not len(rows):
+        return
+    names = ", ".join(_COLUMNS)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    if conn.dialect.name == "postgresql":
+        buf = io.StringIO()
+        out = rows.copy()
+        for col in ("as_of", "computed_at"):
+            out[col] = out[col].iloc[0].isoformat()
+        # CSV: an unquoted empty field is NULL (NaN features, no previous segment).
+        out.to_csv(buf, header=False, index=False, na_rep="", quoting=csv.QUOTE_MINIMAL)
+        pg: Any = dbapi  # a psycopg connection: COPY through its cursor
+        with pg.cursor() as cur:
+            with cur.copy(f"COPY customer_segments ({names}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+        return
+    out = rows.copy()
+    for col in ("as_of", "computed_at"):
+        out[col] = out[col].iloc[0].astimezone(dt.UTC).strftime(_SQLITE_INSTANT)
+    for name in FLOAT_FEATURES:
+        out[name] = out[name].astype(object).where(out[name].notna(), None)
+    out["previous_segment"] = out["previous_segment"].where(out["previous_segment"].notna(), None)
+    for name in BOOL_FEATURES:
+        out[name] = out[name].astype(int)
+    marks = ", ".join("?" for _ in _COLUMNS)
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(
+            f"INSERT INTO customer_segments ({names}) VALUES ({marks})",
+            list(out.itertuples(index=False, name=None)),
+        )
+    finally:
+        cur.close()
+
+
+def read_snapshot(
+    engine: Engine,
+    customer_ids: Iterable[str] | None = None,
+    *,
+    policy: Policy | None = None,
+    as_of: dt.datetime | None = None,
+    max_age: dt.timedelta | None = None,
+) -> pd.DataFrame:
+    """The stored snapshot in segment_frame's shape (index customer_id as str, FEATURE_NAMES
+    then ``segment``), for ``customer_ids`` (None: every stored customer; ids not stored are
+    simply absent, so compare the index to find them).
+
+    ``policy``: only rows computed under its segmentation (same :func:`policy_fingerprint`),
+    and ``segment`` is categorical over ``policy.segments`` (without it, over the stored names,
+    sorted). ``as_of`` (UTC): only rows describing history at or before it, and with
+    ``max_age`` not older than ``as_of - max_age``. Raises ValueError for a naive ``as_of``.
+    """
+    cols = [getattr(CustomerSegment, c) for c in ("customer_id", *FEATURE_NAMES, "segment")]
+    stmt = select(*cols)
+    if policy is not None:
+        stmt = stmt.where(CustomerSegment.policy_fingerprint == policy_fingerprint(policy))
+    if as_of is not None:
+        as_of = _utc(as_of)
+        stmt = stmt.where(CustomerSegment.as_of <= as_of)
+        if max_age is not None:
+            stmt = stmt.where(CustomerSegment.as_of >= as_of - max_age)
+    rows: list[tuple[object, ...]] = []
+    with engine.connect() as conn:
+        if customer_ids is None:
+            rows = [tuple(r) for r in conn.execute(stmt)]
+        else:
+            wanted = sorted({str(c) for c in customer_ids})
+            for chunk in _chunks(wanted):
+                rows += [
+                    tuple(r)
+                    for r in conn.execute(stmt.where(CustomerSegment.customer_id.in_(chunk)))
+                ]
+    return _frame(rows, policy)
+
+
+def _frame(rows: list[tuple[object, ...]], policy: Policy | None) -> pd.DataFrame:
+    """``rows`` (customer_id, FEATURE_NAMES..., segment) in segment_frame's shape."""
+    df = pd.DataFrame.from_records(rows, columns=["customer_id", *FEATURE_NAMES, "segment"])
+    out = pd.DataFrame(index=pd.Index(df["customer_id"].astype(str), name="customer_id"))
+    for name in FLOAT_FEATURES:
+        out[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64)
+    for name in FEATURE_NAMES:
+        if name in INT_FEATURES:
+            out[name] = df[name].to_numpy(np.int64)
+        elif name in BOOL_FEATURES:
+            out[name] = df[name].astype(bool).to_numpy(bool)
+    out = out[list(FEATURE_NAMES)]
+    names = list(policy.segments) if policy is not None else sorted(set(df["segment"]))
+    out["segment"] = pd.Categorical(df["segment"].to_numpy(object), categories=pd.Index(names))
+    return out
+
+
+@dataclass(frozen=True)
+class SegmentsUsed:
+    """Where a run's segments came from: ``from_snapshot`` customers read from the snapshot,
+    ``on_the_fly`` customers segmented now (no usable snapshot row)."""
+
+    from_snapshot: int
+    on_the_fly: int
+
+
+def subset_portfolio(portfolio: Portfolio, customer_ids: Iterable[str]) -> Portfolio:
+    """``portfolio`` restricted to ``customer_ids`` (their invoices, payments, attempts and
+    ledger rows); what segmenting those customers needs."""
+    keep = pd.Index(pd.unique(pd.Series(list(customer_ids), dtype=object).astype(str)))
+    cust = portfolio.customers
+    customers = cust.loc[cust["customer_id"].astype(str).isin(keep).to_numpy()]
+    inv = portfolio.invoices
+    invoices = inv.loc[inv["customer_id"].astype(str).isin(keep).to_numpy()]
+    ids = pd.Index(invoices["invoice_id"])
+
+    def by_invoice(df: pd.DataFrame) -> pd.DataFrame:
+        return df.loc[df["invoice_id"].isin(ids).to_numpy()]
+
+    return Portfolio(
+        customers,
+        invoices,
+        by_invoice(portfolio.payments),
+        by_invoice(portfolio.attempts),
+        by_invoice(portfolio.ledger),
+    )
+
+
+def segments_for(
+    engine: Engine,
+    portfolio: Portfolio,
+    as_of: dt.datetime,
+    policy: Policy,
+    *,
+    max_age: dt.timedelta | None = dt.timedelta(hours=48),
+) -> tuple[pd.DataFrame, SegmentsUsed]:
+    """The segment frame for every customer of ``portfolio`` at ``as_of``: the snapshot's row
+    where usable (see :func:`read_snapshot`), else segment_frame over that customer now.
+
+    The result has segment_frame's shape and its row order (``portfolio.customers``), so it
+    equals ``segment_frame(portfolio, as_of, policy)`` when the snapshot was written at
+    ``as_of`` under ``policy``. The customers segmented on the fly need their whole payment
+    history in ``portfolio``. Raises ValueError for a naive ``as_of``.
+    """
+    as_of = _utc(as_of)
+    ids = portfolio.customers["customer_id"].astype(str)
+    snap = read_snapshot(engine, ids, policy=policy, as_of=as_of, max_age=max_age)
+    missing = ids[~ids.isin(snap.index)]
+    parts = [snap]
+    if len(missing):
+        parts.append(segment_frame(subset_portfolio(portfolio, missing), as_of, policy))
+    frame = pd.concat(parts) if len(parts) > 1 else snap
+    frame = frame.iloc[pd.Index(frame.index).get_indexer(pd.Index(ids))]
+    frame.index = pd.Index(ids.to_numpy(), name="customer_id")
+    return frame, SegmentsUsed(len(ids) - len(missing), len(missing))
+
+
+def snapshot_age(engine: Engine, now: dt.datetime | None = None) -> dt.timedelta | None:
+    """How long ago the newest snapshot row was computed (None: no snapshot)."""
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(CustomerSegment.computed_at))).scalar()
+    if newest is None:
+        return None
+    if isinstance(newest, str):  # max() over SQLite text loses the column type
+        newest = dt.datetime.fromisoformat(newest).replace(tzinfo=dt.UTC)
+    return (now or utcnow()) - newest
