@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dunning.cli.app import app, console, emit_json, fail, out, parse_instant
 from dunning.core.portfolio import Portfolio
 from dunning.errors import DunningError
 from dunning.money import from_minor
-from dunning.policy import Policy, forecast, load_policy, plan, segment_frame
+from dunning.policy import Policy, forecast, load_policy, segment_frame
 from dunning.policy.planner import FEATURE_COLUMNS
 from dunning.portfolio import load_portfolio
+
+if TYPE_CHECKING:
+    from dunning.plan_stream import Chunk
 
 _AS_OF = typer.Option(
     None, "--as-of", help="Instant to plan for (ISO 8601; naive means UTC). Default: now."
@@ -79,42 +85,120 @@ def plan_command(
     all_lines: bool = typer.Option(False, "--all", help="Show defer and skip lines too."),
     json_mode: bool = _JSON,
 ) -> None:
-    """Show the reminders the policy plans: one line per invoice and channel."""
+    """Show the reminders the policy plans: one line per invoice and channel.
+
+    Plans the portfolio in chunks of customers (dunning.plan_stream). ``--json`` writes each
+    chunk's lines (JSON Lines, one object per line) as soon as it is planned: chunk by chunk in
+    customer_id order, and within a chunk by invoice. The table waits for the whole plan and
+    lists it by invoice, with a progress bar on stderr when stdout is a terminal.
+    """
+    from dunning.db import check_ready, get_engine
+    from dunning.plan_stream import customer_chunks, plan_chunks
+
     at = parse_as_of(as_of)
-    portfolio, policy = _inputs()
-    lines = plan(portfolio, at, policy)
-    if not all_lines:
-        lines = lines.loc[lines["action"] == "send"]
-    cols = [
-        "invoice_number",
-        "customer_id",
-        "segment",
-        "stage",
-        "channel",
-        "action",
-        "reason",
-        "not_before",
-        "tone",
-        "days_overdue",
-    ]
-    view = lines[cols].astype({c: str for c in cols if c not in ("not_before", "days_overdue")})
+    try:
+        policy = load_policy()
+        engine = get_engine()
+        check_ready(engine)
+        chunks = customer_chunks(engine)
+        if json_mode:
+            _plan_json(plan_chunks(engine, at, policy, chunks), policy, all_lines)
+            return
+        with Progress(
+            TextColumn("planning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("customers"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not out.is_terminal,
+        ) as bar:
+            task = bar.add_task("planning", total=sum(c.customers for c in chunks))
+            parts = []
+            for chunk, part in plan_chunks(engine, at, policy, chunks):
+                parts.append(part if all_lines else part.loc[part["action"] == "send"])
+                bar.update(task, advance=chunk.customers)
+    except DunningError as exc:
+        fail(str(exc))
+    # The chunks hold whole customers and so whole invoices: a stable sort by invoice gives
+    # the order of the unchunked plan (by invoice, then channel).
+    lines = pd.concat(parts, ignore_index=True).sort_values(
+        "invoice_id", kind="stable", ignore_index=True
+    )
+    view = lines[_PLAN_COLS].astype(
+        {c: str for c in _PLAN_COLS if c not in ("not_before", "days_overdue")}
+    )
     view = view.assign(not_before=view["not_before"].map(_iso))
     if (lines["channel"] == "voice").any():
         from dunning.voice.script import language_notes
 
         # Calls say when they cannot speak the customer's language.
         view = view.assign(note=language_notes(lines["stage"], lines["channel"], lines["locale"]))
-    if json_mode:
-        # JSON lines also carry the balance and the customer's payment-history features.
-        extra = lines[["currency", "balance_minor", *FEATURE_COLUMNS]]
-        for record, more in zip(view.to_dict("records"), extra.to_dict("records"), strict=True):
-            balance = from_minor(int(more.pop("balance_minor")), str(more["currency"]))
-            emit_json(record | {"balance": str(balance)} | _plain(more))
-        return
     _table(f"plan at {_iso(at)}", view)
     console.print(
         f"{len(view)} line(s)" + ("" if all_lines else " to send; --all shows defer/skip")
     )
+
+
+_PLAN_COLS = [
+    "invoice_number",
+    "customer_id",
+    "segment",
+    "stage",
+    "channel",
+    "action",
+    "reason",
+    "not_before",
+    "tone",
+    "days_overdue",
+]
+
+
+def _plan_json(
+    chunks: Iterator[tuple[Chunk, pd.DataFrame]], policy: Policy, all_lines: bool
+) -> None:
+    """Write each chunk's plan lines to stdout as JSON Lines as soon as it is planned.
+
+    Each line: the table's columns, ``note`` when the policy calls anyone (why a call speaks
+    English; "" on other lines), ``balance`` (decimal text), ``currency`` and the customer's
+    payment-history features (FEATURE_COLUMNS; null when unknown)."""
+    from dunning.plan_stream import instant_text, json_lines, json_values, money_text
+    from dunning.policy.ladder import stage_table
+    from dunning.voice.script import language_notes
+
+    calls = bool(stage_table(policy).voice.any())
+    stdout = sys.stdout
+    for _chunk, lines in chunks:
+        if not all_lines:
+            lines = lines.loc[lines["action"] == "send"]
+        if lines.empty:
+            continue
+        columns: dict[str, list[Any]] = {
+            c: lines[c].astype(str).tolist()
+            for c in _PLAN_COLS
+            if c not in ("not_before", "days_overdue")
+        }
+        columns["not_before"] = instant_text(lines["not_before"])
+        columns["days_overdue"] = lines["days_overdue"].tolist()
+        columns = {c: columns[c] for c in _PLAN_COLS}
+        if calls:
+            columns["note"] = language_notes(lines["stage"], lines["channel"], lines["locale"])
+        columns["balance"] = money_text(lines["balance_minor"], lines["currency"])
+        columns["currency"] = lines["currency"].astype(str).tolist()
+        for c in FEATURE_COLUMNS:
+            columns[c] = json_values(lines[c])
+        data = json_lines(columns)
+        # Each chunk as soon as it is planned (and flushed): a reader sees the first lines
+        # while the rest of the portfolio is still being loaded.
+        buffer = getattr(stdout, "buffer", None)
+        if buffer is not None:
+            stdout.flush()
+            buffer.write(data)
+            buffer.flush()
+        else:
+            stdout.write(data.decode())
+            stdout.flush()
 
 
 @app.command("forecast")
