@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
+from dunning.core.skip import SkipReason
 from dunning.db.models import Invoice
 from dunning.outbound.events import Event, emit
 
@@ -47,7 +48,9 @@ def record_escalations(engine: Engine, lines: pd.DataFrame, *, at: dt.datetime) 
     """The invoices of ``lines`` (plan lines) skipped as ``escalated`` that no earlier run
     escalated; marks them escalated at ``at`` (UTC) in the same transaction, so two runs never
     both report one invoice."""
-    esc = lines.loc[lines["reason"].astype(str) == "escalated"].drop_duplicates("invoice_id")
+    esc = lines.loc[lines["reason"].astype(str) == SkipReason.ESCALATED.value].drop_duplicates(
+        "invoice_id"
+    )
     if esc.empty:
         return []
     by_id = {int(r["invoice_id"]): r for r in esc.to_dict("records")}

@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from dunning.config import reload_settings
+from dunning.core.skip import SkipReason
 from dunning.db import session_scope
 from dunning.db.models import Invoice, SourceState, utcnow
 from dunning.sources.config import load_sources
-from dunning.sources.freshness import STALE_REASON, defer_stale, stale_sources
+from dunning.sources.freshness import defer_stale, stale_sources
 from tests.factories import add_customer, add_invoice
 from tests.sources_support import erp_database, erp_exec, sql_source_toml, write_sources
 
@@ -87,9 +88,9 @@ def test_a_stale_source_that_cannot_sync_defers_its_reminders_with_source_stale(
     erp_lines = frame[frame["invoice_number"].isin(["R-1", "R-2"])]
     held = erp_lines[erp_lines["outcome"] != "skipped"]  # SMS lines: the ERP has no phones
     assert len(held) == 2 and set(held["outcome"]) == {"deferred"}
-    assert set(held["reason"]) == {STALE_REASON}
-    assert dict(run.skip_reasons())[STALE_REASON] == len(held)
-    assert STALE_REASON in run.to_markdown()
+    assert set(held["reason"]) == {SkipReason.SOURCE_STALE}
+    assert dict(run.skip_reasons())[SkipReason.SOURCE_STALE] == len(held)
+    assert SkipReason.SOURCE_STALE in run.to_markdown()
 
 
 @pytest.mark.prefect
@@ -141,6 +142,6 @@ def test_defer_stale_holds_back_only_sends_of_the_given_invoices() -> None:
     )
     out = defer_stale(lines, [1, 3], AS_OF)
     assert list(out["action"]) == ["defer", "skip", "send", "defer"]
-    assert list(out["reason"]) == [STALE_REASON, "paid", "", "weekend"]
+    assert list(out["reason"]) == [SkipReason.SOURCE_STALE, "paid", "", "weekend"]
     assert out["not_before"].iloc[0] == pd.Timestamp(AS_OF) + pd.Timedelta(minutes=15)
     assert defer_stale(lines, [], AS_OF) is lines

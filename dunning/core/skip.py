@@ -34,8 +34,13 @@ import numpy as np
 
 
 class SkipReason(StrEnum):
-    """Why a reminder is not sent, in the order the rules are tried (the first that applies
-    is the one recorded)."""
+    """Why a reminder is not sent (skipped) or not yet (deferred): every reason the planner,
+    the flow or the ledger writes is one of these (``tests/test_skip_reasons.py``).
+
+    The members the ``RULES`` use come first, in the order the rules are tried (the first
+    that applies is the one recorded); then the reasons other steps write, after the rules or
+    on their own.
+    """
 
     PAID = "paid"
     VOID = "void"
@@ -58,6 +63,30 @@ class SkipReason(StrEnum):
     VOICE_OPT_OUT = "voice_opt_out"
     NO_VOICE_CONSENT = "no_voice_consent"
     ONE_CALL_PER_DAY = "one_call_per_day"
+    # --- written by steps other than RULES ---
+    #: The send window is closed (dunning.policy.window; defer until it opens).
+    BLACKOUT = "blackout"
+    HOLIDAY = "holiday"
+    WEEKEND = "weekend"
+    OUTSIDE_SEND_WINDOW = "outside_send_window"
+    #: More SMS than max_sms_per_customer_per_day (the planner; defer to the next day).
+    SMS_DAILY_CAP = "sms_daily_cap"
+    #: An experiment's holdout customer (skip; the ledger keeps a row as the record).
+    HOLDOUT = "holdout"
+    #: A line on a channel the customer's experiment arm does not use (skip).
+    EXPERIMENT_CHANNEL = "experiment_channel"
+    #: Outside the customer's experiment arm's send hours (defer).
+    EXPERIMENT_SEND_HOURS = "experiment_send_hours"
+    #: The invoice's source is stale (dunning.sources.freshness; defer).
+    SOURCE_STALE = "source_stale"
+    #: Over the run's max_messages_per_run (the plan task; defer to the next run).
+    MAX_MESSAGES_PER_RUN = "max_messages_per_run"
+    #: The ledger stops a customer's open email reminders: the address is known invalid.
+    EMAIL_INVALID = "email_invalid"
+    #: The source deleted the invoice (dunning.sources.sync voids it; its reminders stop).
+    DELETED_IN_SOURCE = "deleted_in_source"
+    #: The customer was erased (dunning.ledger.erase; the stored value has a space).
+    CUSTOMER_ERASED = "customer erased"
 
 
 Facts = Mapping[str, Any]
@@ -115,6 +144,20 @@ RULES: tuple[SkipRule, ...] = (
     # At most one call per customer per local day (the planner also keeps only the call
     # about the largest balance among this plan's calls to one customer).
     SkipRule(R.ONE_CALL_PER_DAY, lambda f: f["voice"] & f["called_today"], at_claim=False),
+)
+#: The reasons the window, the experiments, freshness and the plan task write after the rules
+#: (deferrals and skips that are not a rule about one line's facts).
+DEFER_REASONS: frozenset[SkipReason] = frozenset(
+    {
+        SkipReason.BLACKOUT,
+        SkipReason.HOLIDAY,
+        SkipReason.WEEKEND,
+        SkipReason.OUTSIDE_SEND_WINDOW,
+        SkipReason.SMS_DAILY_CAP,
+        SkipReason.EXPERIMENT_SEND_HOURS,
+        SkipReason.SOURCE_STALE,
+        SkipReason.MAX_MESSAGES_PER_RUN,
+    }
 )
 #: The rules the ledger re-checks when it claims a reminder, in the same order.
 CLAIM_RULES: tuple[SkipRule, ...] = tuple(r for r in RULES if r.at_claim)

@@ -15,17 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
+from dunning.core.skip import SkipReason
 from dunning.experiments.model import Arm, Experiment
 
 #: Plan-line columns the experiments add: the experiment and arm the line takes part in
 #: (None: none) and the template variant to render (None: the control templates).
 EXPERIMENT_COLUMNS = ("experiment", "arm", "variant")
-#: Skip reason of a holdout customer's line (no reminder at the experiment's stage).
-HOLDOUT_REASON = "holdout"
-#: Skip reason of a line on a channel the customer's arm does not use.
-CHANNEL_REASON = "experiment_channel"
-#: Defer reason of a line outside the customer's arm's send hours.
-SEND_HOURS_REASON = "experiment_send_hours"
 
 
 def bucket(experiment: str, customer_id: str) -> float:
@@ -146,14 +141,14 @@ def _act(
     """Apply ``arm`` to the lines ``idx`` of ``out`` in place."""
     if arm.holdout:
         out.loc[idx, "action"] = "skip"
-        out.loc[idx, "reason"] = HOLDOUT_REASON
+        out.loc[idx, "reason"] = SkipReason.HOLDOUT.value
         out.loc[idx, "not_before"] = pd.NaT
     elif arm.variant:
         out.loc[idx, "variant"] = arm.variant
     elif arm.channels is not None:
         other = idx[~out.loc[idx, "channel"].astype(str).isin(arm.channels).to_numpy()]
         out.loc[other, "action"] = "skip"
-        out.loc[other, "reason"] = CHANNEL_REASON
+        out.loc[other, "reason"] = SkipReason.EXPERIMENT_CHANNEL.value
         out.loc[other, "not_before"] = pd.NaT
     elif arm.send_hours:
         start, end = arm.send_hours
@@ -164,7 +159,7 @@ def _act(
         late = sends[outside]
         if len(late):
             out.loc[late, "action"] = "defer"
-            out.loc[late, "reason"] = SEND_HOURS_REASON
+            out.loc[late, "reason"] = SkipReason.EXPERIMENT_SEND_HOURS.value
             out.loc[late, "not_before"] = [
                 _next_start(z, as_of, start) for z, o in zip(zone, outside, strict=True) if o
             ]

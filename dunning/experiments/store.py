@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from dunning.core.skip import SkipReason
 from dunning.db import session_scope
 from dunning.db.models import ExperimentPromotion, Invoice, Payment, Reminder, utcnow
 from dunning.errors import DunningError
-from dunning.experiments.assign import HOLDOUT_REASON
 from dunning.experiments.model import WINDOW_DAYS, Experiment
 from dunning.money import quantize
 from dunning.operations.audit import Actor
@@ -161,7 +161,7 @@ def experiment_rows(engine: Engine, experiment: Experiment, as_of: dt.datetime) 
         )
     if raw.empty:
         return pd.DataFrame(columns=ROW_COLUMNS)
-    holdout = (raw["status"] == "skipped") & (raw["reason"] == HOLDOUT_REASON)
+    holdout = (raw["status"] == "skipped") & (raw["reason"] == SkipReason.HOLDOUT.value)
     raw["at"] = pd.to_datetime(raw["sent_at"], utc=True).where(
         ~holdout, pd.to_datetime(raw["planned_for"], utc=True)
     )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, update
 from sqlalchemy.orm import Session
 
+from dunning.core.skip import SkipReason
 from dunning.db.models import Reminder
 
 
@@ -33,7 +34,7 @@ def erase_reminders(target: Connection | Session, customer_id: str) -> tuple[int
     cancelled = target.execute(
         update(Reminder)
         .where(Reminder.customer_id == customer_id, Reminder.status == "planned")
-        .values(status="skipped", reason="customer erased")
+        .values(status="skipped", reason=SkipReason.CUSTOMER_ERASED.value)
     )
     return _count(cleared), _count(cancelled)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from dunning.core.skip import SkipReason
 from dunning.core.status import AMBIGUOUS, PENDING, TIMESTAMP_COLUMN, moves_forward
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, DeliveryEvent, Reminder
@@ -268,7 +269,10 @@ def opt_out(
         )
     if opted_out:
         skip_open_reminders(
-            target, customer_ids=customer_ids, channel=channel, reason=f"{channel}_opt_out"
+            target,
+            customer_ids=customer_ids,
+            channel=channel,
+            reason=SkipReason(f"{channel}_opt_out"),
         )
     if not changed:
         return []
@@ -287,20 +291,27 @@ def mark_email_invalid(target: Connection | Session, customer_ids: list[str]) ->
             .values(email_invalid=True)
         )
     )
-    skip_open_reminders(target, customer_ids=customer_ids, channel="email", reason="email_invalid")
+    skip_open_reminders(
+        target, customer_ids=customer_ids, channel="email", reason=SkipReason.EMAIL_INVALID
+    )
     return ["email_invalid"] if changed else []
 
 
 def skip_open_reminders(
     target: Connection | Session,
     *,
-    reason: str,
+    reason: SkipReason,
     customer_ids: list[str] | None = None,
     invoice_id: int | None = None,
     channel: str | None = None,
     invoice_ids: list[int] | None = None,
 ) -> int:
-    """The number of planned or claimed reminders now skipped with ``reason``."""
+    """The number of planned or claimed reminders now skipped with ``reason``.
+
+    Raises ValueError when ``reason`` is not a ``SkipReason`` value (every skip reason has
+    its one home, ``dunning.core.skip``).
+    """
+    reason = SkipReason(reason)
     stmt = update(Reminder).where(Reminder.status.in_(sorted(PENDING)))
     if customer_ids is not None:
         stmt = stmt.where(Reminder.customer_id.in_(customer_ids))
@@ -310,7 +321,7 @@ def skip_open_reminders(
         stmt = stmt.where(Reminder.invoice_id.in_(invoice_ids))
     if channel is not None:
         stmt = stmt.where(Reminder.channel == channel)
-    stmt = stmt.values(status=S.SKIPPED, reason=reason, lease_expires_at=None)
+    stmt = stmt.values(status=S.SKIPPED, reason=reason.value, lease_expires_at=None)
     return rowcount(target.execute(stmt))
 
 

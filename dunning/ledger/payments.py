@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from dunning.core.skip import SkipReason
 from dunning.db.models import Reminder
 from dunning.ledger.events import skip_open_reminders
 
@@ -69,6 +70,6 @@ def stop_settled(target: Connection | Session, invoice_ids: Sequence[int]) -> in
     """The number of planned or claimed reminders of ``invoice_ids`` (invoices paid in full)
     now ``skipped`` with reason ``paid``."""
     return sum(
-        skip_open_reminders(target, invoice_ids=list(part), reason="paid")
+        skip_open_reminders(target, invoice_ids=list(part), reason=SkipReason.PAID)
         for part in _chunks(list(invoice_ids))
     )

@@ -11,10 +11,10 @@ import pandas as pd
 from sqlalchemy import Engine, Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dunning.core.skip import SkipReason
 from dunning.core.status import NOT_SENT
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Reminder, utcnow
-from dunning.experiments.assign import HOLDOUT_REASON
 from dunning.ledger.common import _chunks
 from dunning.outbound.events import Event, emit
 from dunning.policy.ladder import OPERATOR_REASON_PREFIX
@@ -112,7 +112,7 @@ def _reopen() -> Any:
             or_(*(Reminder.status == status for status in sorted(NOT_SENT))),
             (Reminder.reason.is_(None)) | ~Reminder.reason.startswith(OPERATOR_REASON_PREFIX),
             # A holdout's row is the experiment's record that nothing was sent: it stays.
-            (Reminder.reason.is_(None)) | (Reminder.reason != HOLDOUT_REASON),
+            (Reminder.reason.is_(None)) | (Reminder.reason != SkipReason.HOLDOUT.value),
         )
         .values(
             status=S.PLANNED,
@@ -210,7 +210,9 @@ def record_holdouts(
     many lines were holdouts. Re-running inserts nothing twice (the ledger's UNIQUE key)."""
     if lines.empty or "reason" not in lines.columns:
         return 0
-    held = lines[(lines["action"].astype(str) == "skip") & (lines["reason"] == HOLDOUT_REASON)]
+    held = lines[
+        (lines["action"].astype(str) == "skip") & (lines["reason"] == SkipReason.HOLDOUT.value)
+    ]
     if held.empty:
         return 0
     now = utcnow()
@@ -223,7 +225,7 @@ def record_holdouts(
             "segment": None if pd.isna(r.get("segment")) else str(r["segment"]),
             "tone": None if pd.isna(r.get("tone")) else str(r["tone"]),
             "status": "skipped",
-            "reason": HOLDOUT_REASON,
+            "reason": SkipReason.HOLDOUT.value,
             "attempts": 0,
             "planned_at": now,
             "planned_for": as_of,

@@ -469,7 +469,7 @@ def _decide(
         rows, sms & (skip == "") & (defer == ""), policy, together[rows["seg"].to_numpy()]
     )
     if capped.any():
-        defer = np.where(capped, "sms_daily_cap", defer)
+        defer = np.where(capped, SkipReason.SMS_DAILY_CAP.value, defer)
         start = np.where(capped, _next_day_start(rows, cust, capped, policy), start)
     is_skip, is_defer = skip != "", (skip == "") & (defer != "")
     action = np.where(is_skip, "skip", np.where(is_defer, "defer", "send"))

@@ -15,6 +15,7 @@ import holidays
 import numpy as np
 import pandas as pd
 
+from dunning.core.skip import SkipReason
 from dunning.policy.model import SendWindow
 from dunning.regions import default_region, holiday_subdivision
 
@@ -57,11 +58,11 @@ def _closed_reason(day: date, country: str, subdiv: str | None, window: SendWind
     """Why no reminder goes out on ``day`` ("blackout"/"holiday"/"weekend"), or "" when it is
     a send day."""
     if any(first <= day <= last for first, last in window.blackout):
-        return "blackout"
+        return SkipReason.BLACKOUT.value
     if window.skip_holidays and day in holiday_dates(country, day.year, subdiv):
-        return "holiday"
+        return SkipReason.HOLIDAY.value
     if day.weekday() not in window.weekdays:
-        return "weekend"
+        return SkipReason.WEEKEND.value
     return ""
 
 
@@ -116,7 +117,7 @@ def window_state(
     if not reason:
         if window.start_minute <= minute < window.end_minute:
             return "", as_of
-        reason = "outside_send_window"
+        reason = SkipReason.OUTSIDE_SEND_WINDOW.value
         if minute < window.start_minute:
             return reason, _at(local.date(), window.start_minute, zone)
     day = local.date()

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from dunning.core.skip import SkipReason
 from dunning.db.models import Invoice
 from dunning.sources.config import SourceConfig
 from dunning.sources.state import all_states
 
 #: The plan's reason for a reminder held back because its source is stale.
-STALE_REASON = "source_stale"
 #: The source of `dunning import` rows and of rows from before sources: never stale.
 IMPORTS = "files"
 
@@ -92,7 +92,7 @@ def defer_stale(
             out[col] = out[col].astype(object)
     held = (out["action"] == "send") & out["invoice_id"].isin(invoice_ids)
     out.loc[held, "action"] = "defer"
-    out.loc[held, "reason"] = STALE_REASON
+    out.loc[held, "reason"] = SkipReason.SOURCE_STALE.value
     if "not_before" in out.columns:
         out.loc[held, "not_before"] = pd.Timestamp(as_of) + pd.Timedelta(minutes=retry_minutes)
     return out

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from dunning.core.skip import SkipReason
 from dunning.db import check_ready
 from dunning.db.models import Invoice, Payment, PaymentAttempt, utcnow
 from dunning.errors import DunningError, ImportFailed
@@ -33,8 +34,6 @@ from dunning.tracking.payments import NewPayment, record_attempt, record_payment
 
 _CHUNK = 500
 #: Reasons a reminder is skipped when its invoice stops being open in the source.
-_STOP_REASON = {"paid": "paid", "void": "void", "disputed": "disputed"}
-DELETED_REASON = "deleted_in_source"
 
 
 class SyncFailed(DunningError):
@@ -270,16 +269,20 @@ def _owners(conn: Connection, table: Any, key: str, keys: set[str | None]) -> di
 
 
 def _stop_reminders(
-    conn: Connection, query: Any, column: Any, values: list[Any], reason: str | None = None
+    conn: Connection,
+    query: Any,
+    column: Any,
+    values: list[Any],
+    reason: SkipReason | None = None,
 ) -> None:
     """Nothing; skips the planned or claimed reminders of the invoices ``query`` selects
     among ``column`` in ``values`` (reason: ``reason``, else the invoice's status)."""
     for start in range(0, len(values), _CHUNK):
-        by_reason: dict[str, list[int]] = {}
+        by_reason: dict[SkipReason, list[int]] = {}
         for invoice_id, status in conn.execute(
             query.where(column.in_(values[start : start + _CHUNK]))
         ):
-            by_reason.setdefault(reason or _STOP_REASON.get(status, status), []).append(invoice_id)
+            by_reason.setdefault(reason or SkipReason(status), []).append(invoice_id)
         for why, ids in by_reason.items():
             skip_open_reminders(conn, invoice_ids=ids, reason=why)
 
@@ -306,7 +309,9 @@ def _delete_invoices(
         conn.execute(
             update(Invoice).where(Invoice.id.in_(chunk)).values(status="void", updated_at=utcnow())
         )
-    _stop_reminders(conn, select(Invoice.id, Invoice.status), Invoice.id, ids, DELETED_REASON)
+    _stop_reminders(
+        conn, select(Invoice.id, Invoice.status), Invoice.id, ids, SkipReason.DELETED_IN_SOURCE
+    )
     return len(ids)
 
 

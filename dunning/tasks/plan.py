@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from dunning.core.portfolio import Portfolio
+from dunning.core.skip import SkipReason
 from dunning.db import get_engine
 from dunning.experiments.assign import apply_experiments
 from dunning.experiments.store import promotions
@@ -52,7 +53,7 @@ def select_lines(
             )
             over = order.index[max_messages:]
             out.loc[over, "action"] = "defer"
-            out.loc[over, "reason"] = "max_messages_per_run"
+            out.loc[over, "reason"] = SkipReason.MAX_MESSAGES_PER_RUN.value
             out.loc[over, "not_before"] = pd.Timestamp(as_of) + pd.Timedelta(hours=1)
     return out
 
