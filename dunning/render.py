@@ -44,7 +44,7 @@ from dunning.locales import (
 )
 from dunning.locales import locale_candidates as locale_candidates  # re-exported for callers
 from dunning.money import format_money
-from dunning.policy.model import RETRY_SUFFIX, base_stage, repeat_number
+from dunning.policy.model import Policy, base_stage, repeat_number
 from dunning.sms import count_segments, plain_text
 from dunning.summary import (
     brand_colors,
@@ -58,36 +58,34 @@ from dunning.summary import (
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: The templates folder of a message that lists several invoices (one message per customer).
 CONSOLIDATED = "_customer"
-#: How advanced a base stage is, for the wording of a consolidated message: the ladder's order,
-#: a failed payment between the due date and the first overdue rung, a broken promise between
-#: the first and the second.
-STAGE_RANK = {
-    "pre_due": 0,
-    "due": 1,
-    "payment_failed": 2,
-    "overdue_1": 3,
-    "promise_broken": 4,
-    "overdue_2": 5,
-    "final_notice": 6,
-}
 
 
-def stage_rank(stage: str) -> tuple[int, int]:
-    """How advanced ``stage`` is: (rank of its base stage, repeat number); a stage without
-    templates of its own ranks like the first overdue rung."""
-    repeat = repeat_number(stage.removesuffix(RETRY_SUFFIX)) or 1
-    return STAGE_RANK.get(base_stage(stage), STAGE_RANK["overdue_1"]), repeat
+@lru_cache(maxsize=1)
+def _default_policy() -> Policy:
+    from dunning.policy.loader import load_policy
+
+    return load_policy()
 
 
-def lead_reminder(reminders: Sequence[ReminderData]) -> ReminderData:
+def stage_rank(stage: str, policy: Policy | None = None) -> tuple[int, int]:
+    """How advanced ``stage`` is in ``policy`` (None: the default policy): (rank of its base
+    stage, repeat number), ``Policy.stage_rank``; the loaded policy's ladder is the one source
+    of the order, so a custom ladder's stages rank by their place in it."""
+    return (policy or _default_policy()).stage_rank(stage)
+
+
+def lead_reminder(reminders: Sequence[ReminderData], policy: Policy | None = None) -> ReminderData:
     """The reminder whose stage a consolidated message is worded and toned by: the most
-    advanced stage (``stage_rank``), then the most days overdue, then the lowest id.
+    advanced stage (``stage_rank`` in ``policy``; None: the default policy), then the most
+    days overdue, then the lowest id.
 
     Raises ValueError when ``reminders`` is empty.
     """
     if not reminders:
         raise ValueError("a consolidated message needs at least one reminder")
-    return max(reminders, key=lambda r: (stage_rank(r.stage), r.days_overdue, -r.reminder_id))
+    return max(
+        reminders, key=lambda r: (stage_rank(r.stage, policy), r.days_overdue, -r.reminder_id)
+    )
 
 
 def message_order(reminders: Sequence[ReminderData]) -> list[ReminderData]:
@@ -404,16 +402,19 @@ def compose(
 
 
 def compose_group(
-    reminders: Sequence[ReminderData], settings: ChannelSettings | None = None
+    reminders: Sequence[ReminderData],
+    settings: ChannelSettings | None = None,
+    policy: Policy | None = None,
 ) -> OutboundMessage:
     """The one message of a customer's reminders on one channel (policy consolidate =
     "customer"): worded and toned by the most advanced stage among them (``lead_reminder``),
     listing every invoice (number, due date, days overdue, balance; ``message_order``) with one
     total per currency. Its ``reminder_id`` is the lead's. One reminder: its own message.
+    ``policy``: the run's policy, whose ladder ranks the stages (None: the default policy).
 
     Raises ValueError when ``reminders`` is empty, TemplateError as ``compose``.
     """
-    lead = lead_reminder(reminders)
+    lead = lead_reminder(reminders, policy)
     if len(reminders) == 1:
         return compose(lead, settings)
     return compose(lead, settings, invoices=message_order(reminders))

@@ -195,6 +195,28 @@ class Policy:
         stage (see ``base_stage``)."""
         return (*self.stage_order, self.payment_failed.name, self.promise_broken.name)
 
+    @property
+    def stage_ranks(self) -> dict[str, int]:
+        """How advanced each base stage is (0 = least), for the wording of a consolidated
+        message: the default ladder's order, with a failed payment after the last rung at or
+        before the due date and a broken promise after the first overdue rung."""
+        stages = self.ladder.stages
+        before = [s.name for s in stages if s.offset_days <= 0]
+        overdue = [s.name for s in stages if s.offset_days > 0]
+        order = [*before, self.payment_failed.name, *overdue[:1], self.promise_broken.name]
+        order += overdue[1:]
+        return {name: rank for rank, name in enumerate(dict.fromkeys(order))}
+
+    def stage_rank(self, stage: str) -> tuple[int, int]:
+        """How advanced ``stage`` is: (rank of its base stage in ``stage_ranks``, repeat
+        number; 1 for a first send); a stage the policy does not have ranks like the first
+        overdue rung (or, without one, after a failed payment)."""
+        ranks = self.stage_ranks
+        overdue = [s.name for s in self.ladder.stages if s.offset_days > 0]
+        unknown = ranks[overdue[0]] if overdue else ranks[self.payment_failed.name]
+        repeat = repeat_number(stage.removesuffix(RETRY_SUFFIX)) or 1
+        return ranks.get(base_stage(stage), unknown), repeat
+
     def tone_for(self, stage: str, segment: str | None = None) -> str | None:
         """The tone of ``stage`` (a repeat or retry: its base stage's) in the ladder of
         ``segment`` (None: the default ladder); None for a stage the policy does not have."""
