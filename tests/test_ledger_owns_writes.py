@@ -1,5 +1,6 @@
 """One home per write: only dunning/ledger/ writes the reminders table, only dunning/runs.py
-writes reminder_runs, only dunning/tracking/payments.py inserts payments, and the flow body
+writes reminder_runs, only dunning/tracking/payments.py inserts payments, only
+dunning/ledger/payments.py inserts payment attempts, and the flow body
 holds no SQL. A static scan of the package's source (ast), so a new writer elsewhere fails
 here before it ships."""
 
@@ -166,6 +167,32 @@ def test_only_the_payment_path_inserts_payments() -> None:
                 if _call_name(node) == "Payment" or re.search(r"\bPayment\b", target):
                     offenders.append(f"{rel}:{node.lineno}: {ast.unparse(node)[:80]}")
     assert not offenders, "payments are recorded only by record_payments:\n" + "\n".join(offenders)
+
+
+def test_only_the_ledger_inserts_payment_attempts() -> None:
+    """Every payment attempt is inserted by ``dunning.ledger.payments`` (``insert_attempts``
+    for an import, ``record_attempt`` for a source sync or a Stripe webhook)."""
+    offenders = []
+    for rel, tree, _ in _sources():
+        if rel == "dunning/ledger/payments.py" or rel.startswith("dunning/db/migrations/"):
+            continue
+        for write in _table_writes(tree, "PaymentAttempt", "payment_attempts"):
+            offenders.append(f"{rel}:{write}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _call_name(node) == "insert" and node.args:
+                if re.search(r"\bATTEMPTS\b", ast.unparse(node.args[0])):
+                    offenders.append(f"{rel}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert not offenders, (
+        "payment attempts are inserted only by dunning.ledger.payments:\n" + "\n".join(offenders)
+    )
+    samples = [
+        "session.add(PaymentAttempt(invoice_id=1))",
+        "conn.execute(insert(PaymentAttempt), rows)",
+        "conn.execute(PaymentAttempt.__table__.insert(), rows)",
+        "conn.exec_driver_sql('INSERT INTO payment_attempts VALUES (1)')",
+    ]
+    for code in samples:
+        assert _table_writes(ast.parse(code), "PaymentAttempt", "payment_attempts"), code
 
 
 def test_the_flow_body_holds_no_sql() -> None:

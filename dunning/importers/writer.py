@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from dunning.csvsafe import write_csv
 from dunning.db import check_ready
-from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, utcnow
+from dunning.db.models import Customer, Invoice, Payment, utcnow
 from dunning.errors import ImportFailed
 from dunning.importers.reader import Table as FileTable
 from dunning.importers.reader import read_table
@@ -29,6 +29,7 @@ from dunning.importers.validate import (
     key_cells,
     plan_import,
 )
+from dunning.ledger.payments import ATTEMPTS, insert_attempts
 from dunning.masking import scrub
 from dunning.tracking.payments import NewPayment, record_payments
 
@@ -41,7 +42,7 @@ TABLES: dict[str, Table] = {
     "customers": Customer.__table__,  # type: ignore[dict-item]
     "invoices": Invoice.__table__,  # type: ignore[dict-item]
     "payments": Payment.__table__,  # type: ignore[dict-item]
-    "payment-attempts": PaymentAttempt.__table__,  # type: ignore[dict-item]
+    "payment-attempts": ATTEMPTS,  # inserted by dunning.ledger.payments.insert_attempts
 }
 
 
@@ -207,7 +208,11 @@ def write_plan(
     now = utcnow()
     stamps = {c: now for c in ("created_at", "updated_at") if c in table.c}
     for chunk in _chunks(plan.inserts):
-        conn.execute(insert(table), [{**stamps, **rec} for rec in chunk])
+        rows = [{**stamps, **rec} for rec in chunk]
+        if table is ATTEMPTS:
+            insert_attempts(conn, rows)  # the one writer of payment attempts
+        else:
+            conn.execute(insert(table), rows)
         if advance:
             advance(len(chunk))
     # Updates are grouped by their column set so each group is one executemany statement.

@@ -1,8 +1,12 @@
 """What a recorded payment does to the ledger: it is attributed to the reminders sent before
-it, and a settled invoice's open reminders stop.
+it, and a settled invoice's open reminders stop; and the one writer of payment attempts.
 
-Called by the one payment path (``dunning.tracking.payments.record_payments``) in its
-transaction; nothing else records payments.
+The payment functions are called by the one payment path
+(``dunning.tracking.payments.record_payments``) in its transaction; nothing else records
+payments. Every payment attempt (a failed or succeeded charge: ``dunning import
+payment-attempts``, a source sync, a Stripe webhook) is inserted here, by ``insert_attempts``
+(bulk, the importer) or ``record_attempt`` (one, idempotent on its external id);
+tests/test_ledger_owns_writes.py fails on an insert elsewhere.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from dunning.core.skip import SkipReason
-from dunning.db.models import Reminder
+from dunning.db.models import Invoice, PaymentAttempt, Reminder
 from dunning.ledger.events import skip_open_reminders
 
 #: Ids per IN list or executemany: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
 REMINDERS: Table = Reminder.__table__  # type: ignore[assignment]
+ATTEMPTS: Table = PaymentAttempt.__table__  # type: ignore[assignment]
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -73,3 +78,42 @@ def stop_settled(target: Connection | Session, invoice_ids: Sequence[int]) -> in
         skip_open_reminders(target, invoice_ids=list(part), reason=SkipReason.PAID)
         for part in _chunks(list(invoice_ids))
     )
+
+
+def insert_attempts(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """The number of payment attempts inserted: ``rows`` (each the columns of one
+    ``payment_attempts`` row: invoice_id, attempted_at (UTC), outcome, failure_code, source,
+    external_id, created_at...) in one executemany per 500, on ``conn``'s transaction. The
+    caller has checked them (the importer's validation); a duplicate external id raises
+    IntegrityError."""
+    for part in _chunks(list(rows)):
+        conn.execute(ATTEMPTS.insert(), [dict(r) for r in part])
+    return len(rows)
+
+
+def record_attempt(
+    session: Session,
+    invoice: Invoice,
+    attempted_at: dt.datetime,
+    outcome: str,
+    failure_code: str | None,
+    external_id: str,
+    source: str,
+) -> list[str]:
+    """``["payment_attempt"]`` when the attempt was new, else ``[]`` (idempotent)."""
+    exists = session.scalar(
+        select(PaymentAttempt.id).where(PaymentAttempt.external_id == external_id)
+    )
+    if exists is not None:
+        return []
+    session.add(
+        PaymentAttempt(
+            invoice_id=invoice.id,
+            attempted_at=attempted_at,
+            outcome=outcome,
+            failure_code=(failure_code or None) and failure_code[:64],
+            source=source,
+            external_id=external_id,
+        )
+    )
+    return ["payment_attempt"]

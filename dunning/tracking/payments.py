@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
+from dunning.db.models import Invoice, Payment, Reminder, utcnow
 from dunning.ledger.payments import attribute_payments, stop_settled
 from dunning.outbound.events import Event, emit
 
@@ -220,31 +220,3 @@ def _expire(session: Session, invoice_ids: set[int]) -> None:
             isinstance(obj, Reminder) and obj.invoice_id in invoice_ids
         ):
             session.expire(obj)
-
-
-def record_attempt(
-    session: Session,
-    invoice: Invoice,
-    attempted_at: dt.datetime,
-    outcome: str,
-    failure_code: str | None,
-    external_id: str,
-    source: str,
-) -> list[str]:
-    """``["payment_attempt"]`` when the attempt was new, else ``[]`` (idempotent)."""
-    exists = session.scalar(
-        select(PaymentAttempt.id).where(PaymentAttempt.external_id == external_id)
-    )
-    if exists is not None:
-        return []
-    session.add(
-        PaymentAttempt(
-            invoice_id=invoice.id,
-            attempted_at=attempted_at,
-            outcome=outcome,
-            failure_code=(failure_code or None) and failure_code[:64],
-            source=source,
-            external_id=external_id,
-        )
-    )
-    return ["payment_attempt"]

@@ -22,8 +22,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Invoice, Payment
+from dunning.ledger.payments import record_attempt
 from dunning.stripe_currency import stripe_from_minor
-from dunning.tracking.payments import PaymentError, record_attempt, record_payment
+from dunning.tracking.payments import PaymentError, record_payment
 
 INVOICE_PAID = ("invoice.paid", "invoice.payment_succeeded")
 FAILED = ("invoice.payment_failed", "payment_intent.payment_failed")
