@@ -213,6 +213,11 @@ class Reminder(Base):
             "invoice_id", "stage", "channel", name="uq_reminders_invoice_stage_channel"
         ),
         Index("ix_reminders_status_lease", "status", "lease_expires_at"),
+        # Declared from the enum (migration 0015 writes the same list out).
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in REMINDER_STATUSES) + ")",
+            name="ck_reminders_status",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
