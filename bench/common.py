@@ -294,3 +294,103 @@ def per_second_windows(stamps: list[str]) -> list[int]:
     for t in times:
         counts[int(t - start)] += 1
     return counts
+
+
+@dataclass
+class ApiCalls:
+    """Requests to the Prefect API counted during a block: HTTP requests (by path, each
+    retry and each 423 of a rate limit included) and events sent over the events websocket
+    (task-run states, concurrency events; each is a message to the server)."""
+
+    http: int = 0
+    events: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """HTTP requests plus events: every call the Prefect server (or Cloud) receives."""
+        return self.http + self.events
+
+    def per_1000(self, messages: int) -> dict[str, Any]:
+        """The JSON figures for a run that sent ``messages``."""
+        scale = 1000 / messages if messages else 0.0
+        top = sorted(self.by_path.items(), key=lambda kv: -kv[1])[:12]
+        return {
+            "http_requests": self.http,
+            "events": self.events,
+            "total": self.total,
+            "per_1000_messages": round(self.total * scale, 2) if messages else None,
+            "http_per_1000_messages": round(self.http * scale, 2) if messages else None,
+            "events_per_1000_messages": round(self.events * scale, 2) if messages else None,
+            "http_by_path": dict(top),
+        }
+
+
+@contextlib.contextmanager
+def prefect_api_calls() -> Iterator[ApiCalls]:
+    """Counts what this process sends the Prefect API (``PREFECT_API_URL``) in the block.
+
+    Why at the transport and the events client: the Prefect client retries (429, 423 of a
+    rate limit, 5xx) inside its own ``send``, and each retry is a call the server counts;
+    the httpx transports see every one. Task-run states travel as events over a websocket,
+    one message each, counted at ``PrefectEventsClient._emit``.
+    """
+    from prefect.events.clients import PrefectEventsClient
+    from prefect.settings import PREFECT_API_URL
+
+    base = httpx.URL(str(PREFECT_API_URL.value() or ""))
+    calls = ApiCalls()
+    lock = threading.Lock()
+
+    def count(request: httpx.Request) -> None:
+        url = request.url
+        if url.host == base.host and url.port == base.port:
+            path = url.path.removeprefix(base.path)
+            # Ids make every path unique: keep the route's shape.
+            key = "/".join(
+                "{id}" if len(p) == 36 and p.count("-") == 4 else p for p in path.split("/")
+            )
+            with lock:
+                calls.http += 1
+                calls.by_path[f"{request.method} {key}"] = (
+                    calls.by_path.get(f"{request.method} {key}", 0) + 1
+                )
+
+    sync_send = httpx.HTTPTransport.handle_request
+    async_send = httpx.AsyncHTTPTransport.handle_async_request
+    emit = PrefectEventsClient._emit
+
+    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        count(request)
+        return sync_send(self, request)
+
+    async def handle_async_request(
+        self: httpx.AsyncHTTPTransport, request: httpx.Request
+    ) -> httpx.Response:
+        count(request)
+        return await async_send(self, request)
+
+    async def counted_emit(self: PrefectEventsClient, event: Any) -> None:
+        with lock:
+            calls.events += 1
+        await emit(self, event)
+
+    httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+    PrefectEventsClient._emit = counted_emit  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        httpx.HTTPTransport.handle_request = sync_send  # type: ignore[method-assign]
+        httpx.AsyncHTTPTransport.handle_async_request = async_send  # type: ignore[method-assign]
+        PrefectEventsClient._emit = emit  # type: ignore[method-assign]
+
+
+def flush_prefect_workers(timeout: float = 60.0) -> None:
+    """Send what Prefect's background workers still hold (events, logs) now; they start
+    again on the next use."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (EventsWorker, APILogWorker):
+        worker.drain_all(timeout=timeout, at_exit=False)

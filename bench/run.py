@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,11 @@ from bench.common import (
     environment,
     fake_providers,
     figures,
+    flush_prefect_workers,
     ledger_counts,
     measured,
     per_second_windows,
+    prefect_api_calls,
     recorded_task_runs,
     reset_ledger,
     seed,
@@ -73,8 +76,10 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
         batch_size=args.batch_size,
         max_messages=args.max_messages,
     )
-    with measured() as m:
-        state = payment_reminders(**run.model_dump(), return_state=True)
+    with prefect_api_calls() as calls:
+        with measured() as m:
+            state = payment_reminders(**run.model_dump(), return_state=True)
+        flush_prefect_workers()  # the run's events and logs still queued count too
     state.result()
     planned = sum(ledger_counts(url).values())
     # The batches a run of this size fans out to, plus its fixed steps (reconcile, fetch,
@@ -90,6 +95,9 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
     m.extra["in_flight_sends"] = in_flight(args)
     out, _ = _settle(url, fakes)
     figs = {**figures(m, out["ledger"].get("sent", 0)), **out}
+    # Every request and event this process sent the Prefect API during the run (Prefect Cloud
+    # rate-limits its API; a run must not cost a call per message).
+    figs["prefect_api_calls"] = calls.per_1000(figs["messages"])
     # Why a second figure: the end-to-end wall includes fetch, segment and plan over the whole
     # portfolio, which the floor (and any send loop) does not do; this is the sending part.
     window = delivery_window_s(state.state_details.flow_run_id)
@@ -265,12 +273,53 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
         _say(f"[{backend}] floor: {_line(out['floor'])}")
         for label in ("composed", "email_bulk", "email_per_message"):
             _say(f"[{backend}] {label}: {_line(out['floor'][label])}")
+        if args.concurrency_sweep:
+            out["concurrency_sweep"] = run_sweep(url, args, backend)
         if args.sms_rate_limit and backend == args.backends[0]:
             limited = run_rate_limited(url, fakes, args)
             out["sms_rate_limited"] = limited
             _say(f"[{backend}] sms at {args.sms_rate_limit}/s: {_line(limited)}")
     out["ratios"] = _ratios(out)
     return out
+
+
+#: The sweep's provider latencies (ms) and delivery concurrencies (the flow's parameter).
+SWEEP_LATENCIES_MS = (20.0, 200.0)
+SWEEP_CONCURRENCY = (4, 8, 16, 32)
+
+
+def run_sweep(url: str, args: argparse.Namespace, backend: str) -> list[dict[str, Any]]:
+    """Ours' throughput against the flow's ``concurrency`` at each provider latency: one
+    end-to-end run per (latency, concurrency), each from a fresh ledger, with fakes started at
+    that latency. Capped at ``--sweep-max-messages`` per run (the whole grid is 8 runs)."""
+    rows = []
+    for latency in SWEEP_LATENCIES_MS:
+        with fake_providers(latency) as fakes, environment(fakes.env):
+            for concurrency in SWEEP_CONCURRENCY:
+                run_args = argparse.Namespace(
+                    **{
+                        **vars(args),
+                        "concurrency": concurrency,
+                        "max_messages": args.sweep_max_messages,
+                    }
+                )
+                figs = run_ours(url, fakes, run_args)
+                row = {
+                    "latency_ms": latency,
+                    "concurrency": concurrency,
+                    "messages": figs["messages"],
+                    "messages_per_s": figs["messages_per_s"],
+                    "delivery_phase_messages_per_s": figs["delivery_phase"]["messages_per_s"],
+                    "in_flight_sends": figs["in_flight_sends"],
+                    "peak_rss_mb": figs["peak_rss_mb"],
+                }
+                rows.append(row)
+                _say(
+                    f"[{backend}] sweep {latency:.0f} ms x {concurrency}: "
+                    f"{row['messages_per_s']}/s end to end, "
+                    f"{row['delivery_phase_messages_per_s']}/s delivering"
+                )
+    return rows
 
 
 def _ratios(out: dict[str, Any]) -> dict[str, float | None]:
@@ -333,6 +382,96 @@ def run_plan_bench(invoices: int, customers: int, workdir: Path) -> dict[str, An
     return dict(json.loads(target.read_text()))
 
 
+#: The portfolio-scale benchmarks bench/run.py includes: option prefix -> module, each with
+#: ``main(argv) -> dict`` (written by their own modules; one not on main yet is reported as
+#: not measured).
+SCALE_BENCHES = {
+    "hourly": "bench.bench_hourly",
+    "snapshot": "bench.bench_segments",
+    "planstream": "bench.bench_plan_stream",
+}
+#: Keys of the summary each scale benchmark provides, per backend.
+SCALE_KEYS = {
+    "hourly": ("noop_hourly_run_s_1m", "noop_hourly_run_peak_rss_mb"),
+    "snapshot": ("segment_snapshot_s_1m", "segment_snapshot_peak_rss_mb"),
+    "planstream": (),
+}
+
+
+def run_scale_bench(name: str, argv: list[str]) -> dict[str, Any]:
+    """The JSON of scale benchmark ``name`` run with ``argv``, or why it was not measured."""
+    import importlib
+
+    module_name = SCALE_BENCHES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return {"measured": False, "reason": f"{module_name} is not in this checkout"}
+    _say(f"[{name}] {module_name}.main({argv})")
+    try:
+        result = module.main(argv)
+    except SystemExit as exc:  # argparse refused the options
+        return {"measured": False, "reason": f"{module_name} exited ({exc.code}) on {argv}"}
+    return {"measured": True, "argv": argv, **dict(result)}
+
+
+def _pick(result: dict[str, Any] | None, backend: str, key: str) -> Any:
+    """``key`` for ``backend`` in a scale benchmark's JSON: under ``[backend]``,
+    ``["backends"][backend]``, or at the top when the run was of that one backend."""
+    if not result or not result.get("measured"):
+        return None
+    for scope in (result.get(backend), (result.get("backends") or {}).get(backend)):
+        if isinstance(scope, dict) and key in scope:
+            return scope[key]
+    if key in result and result.get("backend", backend) == backend:
+        return result[key]
+    return None
+
+
+def summary(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per backend, the figures issue #19 names (ratios in one run; seconds and MB as
+    measured on this machine): ours over the floor that composes, the floor, the naive flow;
+    the hourly no-op run and the segment snapshot at 1M invoices; Prefect API calls per 1,000
+    messages; and the peak RSS of each."""
+    out: dict[str, dict[str, Any]] = {}
+    scale = result.get("scale") or {}
+    for backend, figs in result["backends"].items():
+        ratios = figs.get("ratios") or {}
+        ours = figs.get("ours") or {}
+        floor = figs.get("floor") or {}
+        row: dict[str, Any] = {
+            "ours_over_floor_composed": ratios.get("ours_over_floor_composed"),
+            "ours_over_floor": ratios.get("ours_over_floor"),
+            "ours_over_naive": ratios.get("ours_over_naive"),
+            "prefect_api_calls_per_1000_messages": (ours.get("prefect_api_calls") or {}).get(
+                "per_1000_messages"
+            ),
+            "ours_peak_rss_mb": ours.get("peak_rss_mb"),
+            "floor_peak_rss_mb": floor.get("peak_rss_mb"),
+            "floor_composed_peak_rss_mb": (floor.get("composed") or {}).get("peak_rss_mb"),
+            "naive_peak_rss_mb": (figs.get("naive") or {}).get("peak_rss_mb"),
+        }
+        for name, keys in SCALE_KEYS.items():
+            for key in keys:
+                row[key] = _pick(scale.get(name), backend, key)
+        out[backend] = row
+    for backend in SCALE_BACKENDS:
+        if backend not in out and any(
+            _pick(scale.get(n), backend, k) is not None for n, ks in SCALE_KEYS.items() for k in ks
+        ):
+            out[backend] = {
+                key: _pick(scale.get(name), backend, key)
+                for name, keys in SCALE_KEYS.items()
+                for key in keys
+            }
+    return out
+
+
+SCALE_BACKENDS = ("sqlite", "postgresql")
+
+
 def _postgres_reachable(url: str) -> bool:
     import psycopg
     from sqlalchemy.engine import make_url
@@ -368,6 +507,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-messages", type=int, default=500)
     p.add_argument("--plan-invoices", type=int, default=1_000_000, help="0 = skip plan bench.")
     p.add_argument("--plan-customers", type=int, default=200_000)
+    p.add_argument(
+        "--concurrency-sweep",
+        action="store_true",
+        help="Also run ours at concurrency 4/8/16/32 with 20 ms and 200 ms provider latency.",
+    )
+    p.add_argument(
+        "--sweep-max-messages",
+        type=int,
+        default=2000,
+        help="Messages per sweep run (8 runs per backend).",
+    )
+    for name, module in SCALE_BENCHES.items():
+        p.add_argument(
+            f"--{name}-args",
+            default=None,
+            help=f"Run {module}.main with these options (one string, shell-quoted); "
+            "unset: not run. E.g. the 1M databases /work/benchdata/1m.sqlite and bench_1m.",
+        )
+    p.add_argument(
+        "--delivery",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Run the delivery benchmark (--no-delivery: only the scale benchmarks).",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "delivery.json")
     args = p.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -397,15 +560,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else prefect_test_harness(server_startup_timeout=120)
     )
     with tempfile.TemporaryDirectory(prefix="dunning-bench-") as tmp, api:
-        for backend in args.backends:
+        for backend in args.backends if args.delivery else []:
             workdir = Path(tmp) / backend
             workdir.mkdir()
             result["backends"][backend] = bench_backend(backend, args, workdir)
         result["plan"] = run_plan_bench(args.plan_invoices, args.plan_customers, Path(tmp))
+        result["scale"] = {
+            name: (
+                run_scale_bench(name, shlex.split(options))
+                if options is not None
+                else {"measured": False, "reason": f"not run (--{name}-args unset)"}
+            )
+            for name in SCALE_BENCHES
+            for options in [getattr(args, f"{name}_args")]
+        }
+    result["summary"] = summary(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for backend, figs in result["backends"].items():
-        _say(f"[{backend}] ratios: {figs['ratios']}")
+    for backend, row in result["summary"].items():
+        _say(f"[{backend}] summary: {row}")
     _say(f"results written to {args.out}")
     return result
 
