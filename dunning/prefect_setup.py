@@ -146,8 +146,10 @@ async def ensure_automation(client: PrefectClient, spec: AutomationCore) -> tupl
 async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[str, Any]]:
     """The provider rate limits as Prefect global concurrency limits, created or updated.
 
-    One slot that decays at the rate: sends are spaced 1/rate apart across every worker of
-    the server, so no second ever holds more than the provider's limit.
+    Slots decay at the paced rate and the capacity is one block (one second of sends,
+    ``dunning.channels.ratelimit.block_size``): a process takes a block with one API call and
+    spaces its sends 1/rate apart; the next block is handed out once this one has decayed,
+    so no second holds more than the provider's limit across every worker of the server.
     """
     from prefect.client.schemas.actions import (
         GlobalConcurrencyLimitCreate,
@@ -155,7 +157,7 @@ async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[
     )
     from prefect.exceptions import ObjectNotFound
 
-    from dunning.channels.ratelimit import global_limit_name, paced_rate
+    from dunning.channels.ratelimit import block_size, global_limit_name, paced_rate
 
     out = []
     for kind, rate in sorted(rates.items()):
@@ -163,21 +165,26 @@ async def ensure_rate_limits(client: Any, rates: dict[str, float]) -> list[dict[
             continue
         name = global_limit_name(kind)
         decay = paced_rate(rate)
+        block = block_size(decay)
         try:
             current = await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             await client.create_global_concurrency_limit(
                 GlobalConcurrencyLimitCreate(
-                    name=name, limit=1, active=True, slot_decay_per_second=decay
+                    name=name, limit=block, active=True, slot_decay_per_second=decay
                 )
             )
             status = "created"
         else:
-            same = current.limit == 1 and current.slot_decay_per_second == decay and current.active
+            same = (
+                current.limit == block and current.slot_decay_per_second == decay and current.active
+            )
             if not same:
                 await client.update_global_concurrency_limit(
                     name,
-                    GlobalConcurrencyLimitUpdate(limit=1, active=True, slot_decay_per_second=decay),
+                    GlobalConcurrencyLimitUpdate(
+                        limit=block, active=True, slot_decay_per_second=decay
+                    ),
                 )
             status = "unchanged" if same else "updated"
         out.append({"name": name, "messages_per_second": rate, "status": status})

@@ -31,7 +31,7 @@ from sendgrid.helpers.mail import (
 )
 
 from dunning.channels.errors import Failure, classify_network, classify_sendgrid
-from dunning.channels.ratelimit import limiter_for, send_concurrently
+from dunning.channels.ratelimit import block_size, limiter_for, paced_rate, send_concurrently
 from dunning.config.channels import ChannelSettings
 from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ProviderAuthError
@@ -203,9 +203,17 @@ class SendGridChannel:
             )
 
     def _send_unit(self, unit: list[OutboundMessage]) -> list[SendResult]:
-        for _ in unit:  # the rate limit counts messages, not requests
-            self.bucket.acquire()
+        # One request: the limit counts its messages (SendGrid counts each personalization),
+        # and a Prefect limit is asked once for the request, not once per message.
+        self.bucket.acquire(len(unit))
         return self._send_bulk(unit)
+
+    def _unit_size(self) -> int:
+        """Most messages per request: ``bulk_size``, and under a rate limit at most one
+        second of sends, so one request never carries more than the provider allows in a
+        second."""
+        rate = self.settings.email_rate_limit
+        return min(self.bulk_size, block_size(paced_rate(rate))) if rate > 0 else self.bulk_size
 
     def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
         """One result per message, in order; same-template messages share a request."""
@@ -213,7 +221,7 @@ class SendGridChannel:
             return send_concurrently(
                 messages, self._send_one, self.provider, self.bucket, self.settings.send_concurrency
             )
-        units = send_units(messages, self.bulk_size)
+        units = send_units(messages, self._unit_size())
         workers = min(self.settings.send_concurrency, len(units))
         if workers <= 1:
             done = [self._send_unit(u) for u in units]
