@@ -16,14 +16,14 @@ per-chunk costs).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from dunning.db.models import Customer
 from dunning.money import exponent
@@ -46,31 +46,47 @@ class Chunk:
 
 def customer_chunks(
     engine: Engine, *, first: int = FIRST_CHUNK, most: int = MAX_CHUNK
-) -> list[Chunk]:
+) -> Iterator[Chunk]:
     """The customers in ranges of customer_id, in the database's order: ``first`` customers,
-    then twice as many each chunk up to ``most``. Covers every customer; the first chunk
-    starts and the last ends unbounded. Raises ValueError when ``first`` or ``most`` is below 1
-    or ``first`` above ``most``."""
+    then twice as many each chunk up to ``most``. Covers every customer (the first chunk
+    starts and the last ends unbounded, so customers added meanwhile fall in some chunk).
+    Lazily: each range's end is one index seek, asked when the chunk before is consumed, so
+    the first chunk does not wait for a scan of all customers. Raises ValueError when
+    ``first`` is below 1 or above ``most``."""
     if first < 1 or most < first:
         raise ValueError(f"chunk sizes first={first}, most={most}: need 1 <= first <= most")
+    low: str | None = None
+    size = first
+    while True:
+        ids = select(Customer.customer_id)
+        if low is not None:
+            ids = ids.where(Customer.customer_id >= low)
+        with engine.connect() as conn:
+            high = conn.execute(
+                ids.order_by(Customer.customer_id).offset(size).limit(1)
+            ).scalar_one_or_none()
+            count = (
+                size
+                if high is not None
+                else conn.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
+            )
+        yield Chunk(low, high, count)
+        if high is None:
+            return
+        low, size = high, min(size * 2, most)
+
+
+def customer_count(engine: Engine) -> int:
+    """How many customers the database holds (the total of customer_chunks)."""
     with engine.connect() as conn:
-        ids = list(conn.execute(select(Customer.customer_id).order_by(Customer.customer_id)))
-    chunks: list[Chunk] = []
-    start, size = 0, first
-    while start < len(ids) or not chunks:
-        end = min(start + size, len(ids))
-        low = None if not chunks else ids[start][0]
-        high = ids[end][0] if end < len(ids) else None
-        chunks.append(Chunk(low, high, end - start))
-        start, size = end, min(size * 2, most)
-    return chunks
+        return int(conn.execute(select(func.count()).select_from(Customer)).scalar_one())
 
 
 def plan_chunks(
     engine: Engine,
     as_of: datetime,
     policy: Policy,
-    chunks: list[Chunk] | None = None,
+    chunks: Iterable[Chunk] | None = None,
 ) -> Iterator[tuple[Chunk, pd.DataFrame]]:
     """Per chunk of ``chunks`` (default: customer_chunks(engine)), in order, the chunk and its
     plan lines (the columns of dunning.policy.plan). Each chunk is loaded only when the one

@@ -68,7 +68,7 @@ def test_chunked_plan_equals_the_whole_plan(engine: Engine) -> None:
     _seed_with_history(engine)
     policy = load_policy()
     whole = plan(load_portfolio(engine), AS_OF, policy)
-    chunks = customer_chunks(engine, first=7, most=60)
+    chunks = list(customer_chunks(engine, first=7, most=60))
     assert [c.customers for c in chunks][:4] == [7, 14, 28, 56]
     assert sum(c.customers for c in chunks) == 300 and len(chunks) > 6
     assert (chunks[0].low, chunks[-1].high) == (None, None)
@@ -83,12 +83,12 @@ def test_chunked_plan_equals_the_whole_plan(engine: Engine) -> None:
 
 
 def test_chunks_of_an_empty_database_plan_nothing(engine: Engine) -> None:
-    chunks = customer_chunks(engine)
+    chunks = list(customer_chunks(engine))
     assert [(c.low, c.high, c.customers) for c in chunks] == [(None, None, 0)]
     ((_, lines),) = list(plan_chunks(engine, AS_OF, load_policy(), chunks))
     assert lines.empty
     with pytest.raises(ValueError, match="first=0"):
-        customer_chunks(engine, first=0)
+        next(customer_chunks(engine, first=0))
 
 
 def test_money_text_writes_what_from_minor_writes() -> None:
@@ -165,7 +165,7 @@ def test_first_lines_come_out_before_the_last_chunk_is_loaded(engine: Engine) ->
     # was read sorts last and is planned only if its chunk is loaded after that line was
     # written (a command that loads everything first never plans it).
     seed_portfolio(engine, 800, 4000, 4, AS_OF.date())
-    last = customer_chunks(engine)[-1]
+    last = list(customer_chunks(engine))[-1]
     assert last.low is not None and last.customers == 300
     proc = _cli("plan", "--all", "--json", "--as-of", "2026-11-24T15:00:00Z")
     assert proc.stdout is not None

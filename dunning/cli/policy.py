@@ -93,7 +93,7 @@ def plan_command(
     lists it by invoice, with a progress bar on stderr when stdout is a terminal.
     """
     from dunning.db import check_ready, get_engine
-    from dunning.plan_stream import customer_chunks, plan_chunks
+    from dunning.plan_stream import customer_chunks, customer_count, plan_chunks
 
     at = parse_as_of(as_of)
     try:
@@ -114,7 +114,8 @@ def plan_command(
             transient=True,
             disable=not out.is_terminal,
         ) as bar:
-            task = bar.add_task("planning", total=sum(c.customers for c in chunks))
+            total = customer_count(engine) if out.is_terminal else None
+            task = bar.add_task("planning", total=total)
             parts = []
             for chunk, part in plan_chunks(engine, at, policy, chunks):
                 parts.append(part if all_lines else part.loc[part["action"] == "send"])
