@@ -8,7 +8,7 @@ nothing new; a reply adds one more; a customer with no contact is a reported dea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,25 @@ def crm(
     monkeypatch.setenv("DUNNING_OUTBOUND_BACKOFF_SECONDS", "0")
     reload_settings()
     return hubspot, salesforce
+
+
+@pytest.fixture
+def one_reminder_sent(engine: Engine, crm: tuple[HubSpotFake, SalesforceFake]) -> Callable[[], int]:
+    """Call it once the test's CRM configuration is in place: customer C1 (a contact in both
+    CRMs) with invoice INV-1, a sent reminder and its reminder.sent event; returns the id."""
+
+    def make() -> int:
+        add_customer(engine, "C1")
+        add_invoice(engine, "INV-1", "C1")
+        for fake in crm:
+            fake.add_contact("ada@example.com")
+        with session_scope(engine) as s:
+            rid = _reminder(s)
+            event = Event("reminder.sent", None, "C1", rid, {"stage": "due", "channel": "email"})
+            emit(s, [event])
+        return rid
+
+    return make
 
 
 def _portfolio(engine: Engine, hubspot: HubSpotFake, salesforce: SalesforceFake) -> None:
@@ -198,6 +217,7 @@ def test_two_runs_hold_one_activity_per_sent_reminder_through_faults_and_a_reply
 def test_a_private_app_token_refused_is_a_dead_letter_naming_the_setting(
     engine: Engine,
     crm: tuple[HubSpotFake, SalesforceFake],
+    one_reminder_sent: Callable[[], int],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -205,12 +225,7 @@ def test_a_private_app_token_refused_is_a_dead_letter_naming_the_setting(
     (tmp_path / "crm.toml").write_text(f'[hubspot]\napi_base = "{hubspot.base_url}"\n')
     monkeypatch.setenv("DUNNING_HUBSPOT_ACCESS_TOKEN", "pat-na1-expired")
     reload_settings()
-    add_customer(engine, "C1")
-    add_invoice(engine, "INV-1", "C1")
-    hubspot.add_contact("ada@example.com")
-    with session_scope(engine) as s:
-        rid = _reminder(s)
-        emit(s, [Event("reminder.sent", None, "C1", rid, {"stage": "due", "channel": "email"})])
+    one_reminder_sent()
     report = deliver_due(engine, OutboundSettings(backoff_seconds=0))
     assert report.counts["dead"] == 1 and hubspot.notes == {}
     assert "DUNNING_HUBSPOT_ACCESS_TOKEN" in str(report.dead[0]["error"])
@@ -226,6 +241,7 @@ def test_a_private_app_token_refused_is_a_dead_letter_naming_the_setting(
 def test_salesforce_wrong_password_is_a_dead_letter_and_oauth_login_works(
     engine: Engine,
     crm: tuple[HubSpotFake, SalesforceFake],
+    one_reminder_sent: Callable[[], int],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -233,12 +249,7 @@ def test_salesforce_wrong_password_is_a_dead_letter_and_oauth_login_works(
     (tmp_path / "crm.toml").write_text(f'[salesforce]\ndomain = "{salesforce.domain}"\n')
     monkeypatch.setenv("DUNNING_SALESFORCE_PASSWORD", "wrong")
     reload_settings()
-    add_customer(engine, "C1")
-    add_invoice(engine, "INV-1", "C1")
-    salesforce.add_contact("ada@example.com")
-    with session_scope(engine) as s:
-        rid = _reminder(s)
-        emit(s, [Event("reminder.sent", None, "C1", rid, {"stage": "due", "channel": "email"})])
+    one_reminder_sent()
     report = deliver_due(engine, OutboundSettings())
     assert report.counts["dead"] == 1 and "INVALID_LOGIN" in str(report.dead[0]["error"])
     assert "wrong" not in str(report.dead)

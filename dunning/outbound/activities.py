@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -88,6 +88,52 @@ class RetryLater(Exception):
 class Refused(Exception):
     """A permanent refusal (bad request, credentials refused after a refresh): dead letter;
     the message names the setting to fix, never a secret."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """What a CRM target's ``classify`` asks of ``call_with_retries`` after a failed call:
+    sleep ``wait`` seconds and call again, or (``renew``) get fresh credentials and call again."""
+
+    wait: float = 0.0
+    renew: bool = False
+
+
+def call_with_retries(
+    what: Callable[[Any], Any],
+    client: Callable[[bool], Any],
+    classify: Callable[[Exception, bool, int], Retry],
+    *,
+    sleep: Callable[[float], None],
+    max_calls: int | None = None,
+    exhausted: Callable[[], Exception] | None = None,
+) -> Any:
+    """``what(client(renew))`` until it returns: the one retry loop of the CRM targets.
+
+    After each failure ``classify(error, renewed, waits)`` (``renewed``: credentials were
+    renewed once already; ``waits``: how many waits so far) raises the error the delivery
+    should see (RetryLater, Refused, or the error itself) or returns a ``Retry``: a renewal
+    (``client(True)`` on the next call) or a wait of ``Retry.wait`` seconds through
+    ``sleep``. ``max_calls``: at most that many calls, then ``exhausted()`` is raised (None:
+    no limit; ``classify`` bounds the waits).
+    """
+    renewed = renew = False
+    waits = calls = 0
+    while max_calls is None or calls < max_calls:
+        calls += 1
+        current = client(renew)
+        renew = False
+        try:
+            return what(current)
+        except Exception as exc:  # noqa: BLE001 - classify decides what each error means
+            step = classify(exc, renewed, waits)
+        if step.renew:
+            renewed = renew = True
+            continue
+        sleep(step.wait)
+        waits += 1
+    assert exhausted is not None, "max_calls needs exhausted"
+    raise exhausted()
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ from dunning.outbound.activities import (
     Facts,
     MissingContact,
     Refused,
+    Retry,
     RetryLater,
+    call_with_retries,
 )
 
 DEFAULT_API_BASE = "https://api.hubapi.com"
@@ -123,40 +125,44 @@ class HubSpotTarget:
     # -- calls ----------------------------------------------------------------------------
 
     def _call(self, what: Callable[[Any], Any]) -> Any:
-        """``what(client)`` with HubSpot's rate-limit and expired-token rules applied."""
-        refreshed = False
-        for _attempt in range(RATE_LIMIT_TRIES):
-            client = self._api()
+        """``what(client)`` with HubSpot's rate-limit and expired-token rules applied
+        (``call_with_retries``, at most ``RATE_LIMIT_TRIES`` calls)."""
+
+        def client(renew: bool) -> Any:
+            api = self._api(renew=True) if renew else self._api()
             self.requests += 1
-            try:
-                return what(client)
-            except Exception as exc:  # noqa: BLE001 - each SDK package has its own ApiException
-                status = getattr(exc, "status", None)
-                headers = {
-                    k.lower(): v for k, v in dict(getattr(exc, "headers", None) or {}).items()
-                }
-                body = str(getattr(exc, "body", "") or "")
-                if status == 429:
-                    if "DAILY" in body or "daily" in headers.get("x-hubspot-ratelimit-policy", ""):
-                        raise RetryLater(
-                            "HubSpot's daily API limit is reached", DAILY_WAIT
-                        ) from None
-                    self._sleep(_burst_wait(headers))
-                    continue
-                if status == 401:
-                    if self._oauth() is not None and not refreshed:
-                        refreshed = True
-                        self._api(renew=True)
-                        continue
-                    raise Refused(
-                        "HubSpot answered 401 (the access token is expired or invalid); set "
-                        "DUNNING_HUBSPOT_ACCESS_TOKEN (or [hubspot] access_token_env) to a "
-                        "valid private app token, or configure an OAuth refresh token"
-                    ) from None
-                if status is None or status >= 500:
-                    raise RetryLater(f"HubSpot failed ({status or type(exc).__name__})") from None
-                raise Refused(f"HubSpot answered {status} {getattr(exc, 'reason', '')}") from None
-        raise RetryLater(f"HubSpot kept answering 429 {RATE_LIMIT_TRIES} times")
+            return api
+
+        return call_with_retries(
+            what,
+            client,
+            self._classify,
+            sleep=self._sleep,
+            max_calls=RATE_LIMIT_TRIES,
+            exhausted=lambda: RetryLater(f"HubSpot kept answering 429 {RATE_LIMIT_TRIES} times"),
+        )
+
+    def _classify(self, exc: Exception, refreshed: bool, _waits: int) -> Retry:
+        """What a failed HubSpot call means: a burst 429 waits, an expired OAuth token is
+        refreshed once; anything else raises RetryLater or Refused."""
+        status = getattr(exc, "status", None)
+        headers = {k.lower(): v for k, v in dict(getattr(exc, "headers", None) or {}).items()}
+        body = str(getattr(exc, "body", "") or "")
+        if status == 429:
+            if "DAILY" in body or "daily" in headers.get("x-hubspot-ratelimit-policy", ""):
+                raise RetryLater("HubSpot's daily API limit is reached", DAILY_WAIT) from None
+            return Retry(wait=_burst_wait(headers))
+        if status == 401:
+            if self._oauth() is not None and not refreshed:
+                return Retry(renew=True)
+            raise Refused(
+                "HubSpot answered 401 (the access token is expired or invalid); set "
+                "DUNNING_HUBSPOT_ACCESS_TOKEN (or [hubspot] access_token_env) to a "
+                "valid private app token, or configure an OAuth refresh token"
+            ) from None
+        if status is None or status >= 500:
+            raise RetryLater(f"HubSpot failed ({status or type(exc).__name__})") from None
+        raise Refused(f"HubSpot answered {status} {getattr(exc, 'reason', '')}") from None
 
     def applies(self, facts: Facts) -> bool:
         """Every reminder and reply is logged."""

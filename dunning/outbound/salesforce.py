@@ -35,7 +35,9 @@ from dunning.outbound.activities import (
     Facts,
     MissingContact,
     Refused,
+    Retry,
     RetryLater,
+    call_with_retries,
 )
 
 DEFAULT_VERSION = "59.0"
@@ -98,41 +100,15 @@ class SalesforceTarget:
             raise RetryLater(f"Salesforce login failed ({type(exc).__name__})") from None
 
     def _call(self, what: Callable[[Any], Any]) -> Any:
-        """``what(client)`` with the session-refresh and request-limit rules applied."""
-        from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+        """``what(client)`` with the session-refresh and request-limit rules applied
+        (``call_with_retries``)."""
 
-        relogged = False
-        tries = 0
-        while True:
-            if self._sf is None:
+        def client(renew: bool) -> Any:
+            if self._sf is None or renew:
                 self._sf = self._login()
-            try:
-                return what(self._sf)
-            except SalesforceExpiredSession:
-                if relogged:
-                    raise Refused(
-                        "Salesforce kept answering INVALID_SESSION_ID after a new login; check "
-                        "the [salesforce] credentials and the user's API access"
-                    ) from None
-                relogged = True
-                self._sf = None
-            except SalesforceError as exc:
-                codes = _codes(exc.content)
-                if "REQUEST_LIMIT_EXCEEDED" in codes:
-                    if tries >= LIMIT_TRIES:
-                        raise RetryLater(
-                            "Salesforce REQUEST_LIMIT_EXCEEDED outlasted the retries", LIMIT_WAIT
-                        ) from None
-                    self._sleep(LIMIT_BACKOFF * 2**tries)
-                    tries += 1
-                    continue
-                if exc.status >= 500:
-                    raise RetryLater(f"Salesforce failed ({exc.status})") from None
-                raise Refused(
-                    f"Salesforce answered {exc.status} {', '.join(codes) or ''}".strip()
-                ) from None
-            except OSError as exc:
-                raise RetryLater(f"Salesforce request failed ({type(exc).__name__})") from None
+            return self._sf
+
+        return call_with_retries(what, client, _classify, sleep=self._sleep)
 
     def applies(self, facts: Facts) -> bool:
         """Every reminder and reply is logged."""
@@ -178,3 +154,34 @@ def _codes(content: Any) -> list[str]:
     if isinstance(content, dict) and content.get("errorCode"):
         return [str(content["errorCode"])]
     return []
+
+
+def _classify(exc: Exception, relogged: bool, tries: int) -> Retry:
+    """What a failed Salesforce call means: an expired session logs in again once,
+    REQUEST_LIMIT_EXCEEDED waits ``LIMIT_BACKOFF * 2**tries`` (``LIMIT_TRIES`` times); anything
+    else raises RetryLater or Refused (an unknown error is raised as it is)."""
+    from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+
+    if isinstance(exc, SalesforceExpiredSession):
+        if relogged:
+            raise Refused(
+                "Salesforce kept answering INVALID_SESSION_ID after a new login; check "
+                "the [salesforce] credentials and the user's API access"
+            ) from None
+        return Retry(renew=True)
+    if isinstance(exc, SalesforceError):
+        codes = _codes(exc.content)
+        if "REQUEST_LIMIT_EXCEEDED" in codes:
+            if tries >= LIMIT_TRIES:
+                raise RetryLater(
+                    "Salesforce REQUEST_LIMIT_EXCEEDED outlasted the retries", LIMIT_WAIT
+                ) from None
+            return Retry(wait=LIMIT_BACKOFF * 2**tries)
+        if exc.status >= 500:
+            raise RetryLater(f"Salesforce failed ({exc.status})") from None
+        raise Refused(
+            f"Salesforce answered {exc.status} {', '.join(codes) or ''}".strip()
+        ) from None
+    if isinstance(exc, OSError):
+        raise RetryLater(f"Salesforce request failed ({type(exc).__name__})") from None
+    raise exc
