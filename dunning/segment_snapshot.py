@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from dunning.core.portfolio import Portfolio
 from dunning.db.models import CustomerSegment, utcnow
+from dunning.money import format_money, from_minor
 from dunning.policy import Policy, segment_frame
 from dunning.segments.model import FEATURE_NAMES
 
@@ -94,6 +95,8 @@ class SnapshotWrite:
     as_of: dt.datetime
     computed_at: dt.datetime
     fingerprint: str
+    #: The newest ``as_of`` of the rows this write replaced (None: there were none).
+    previous_as_of: dt.datetime | None = None
 
     @property
     def moved(self) -> int:
@@ -126,6 +129,7 @@ def write_snapshot(
     ids = frame.index.astype(str)
     with engine.begin() as conn:
         before = _segments_before(conn, None if replace else list(ids))
+        previous_as_of = _newest_as_of(conn)
         if replace:
             conn.execute(delete(CustomerSegment))
         else:
@@ -147,7 +151,23 @@ def write_snapshot(
         .sort_values(["from_segment", "to_segment"], ignore_index=True)
     )
     movement["customers"] = movement["customers"].astype("int64")
-    return SnapshotWrite(len(frame), movement, as_of, computed_at, fingerprint)
+    return SnapshotWrite(len(frame), movement, as_of, computed_at, fingerprint, previous_as_of)
+
+
+def _newest_as_of(conn: Connection) -> dt.datetime | None:
+    """The newest as_of stored (UTC), None for an empty snapshot."""
+    newest = conn.execute(select(func.max(CustomerSegment.as_of))).scalar()
+    return _instant(newest)
+
+
+def _instant(value: object) -> dt.datetime | None:
+    """A stored instant as aware UTC (max() over SQLite text returns the text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -367,8 +387,53 @@ def snapshot_age(engine: Engine, now: dt.datetime | None = None) -> dt.timedelta
     """How long ago the newest snapshot row was computed (None: no snapshot)."""
     with engine.connect() as conn:
         newest = conn.execute(select(func.max(CustomerSegment.computed_at))).scalar()
-    if newest is None:
-        return None
-    if isinstance(newest, str):  # max() over SQLite text loses the column type
-        newest = dt.datetime.fromisoformat(newest).replace(tzinfo=dt.UTC)
-    return (now or utcnow()) - newest
+    computed = _instant(newest)
+    return None if computed is None else (now or utcnow()) - computed
+
+
+def snapshot_markdown(summary: pd.DataFrame, written: SnapshotWrite) -> str:
+    """The segment-snapshot artifact: customers, open invoices and open balances per segment
+    and currency (``summary`` from ``dunning.segments.rules.segment_summary``, balances in
+    minor units, shown formatted), and the movement since the last snapshot. Counts only: no
+    customer is named."""
+
+    def stamp(instant: dt.datetime | None) -> str:
+        return "-" if instant is None else instant.strftime("%Y-%m-%d %H:%M UTC")
+
+    customers = int(summary.drop_duplicates("segment")["customers"].sum())
+    m = written.movement
+    new = int(m.loc[m["from_segment"] == NEW, "customers"].sum())
+    lines = [
+        f"# Customer segments as of {stamp(written.as_of)}",
+        "",
+        f"{customers:,} customer(s) in {summary['segment'].nunique()} segment(s); since the "
+        f"last snapshot ({stamp(written.previous_as_of)}): {written.moved:,} changed segment, "
+        f"{new:,} new.",
+        "",
+        "## Customers and open balances per segment",
+        "",
+        "| segment | customers | currency | open invoices | open balance |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for record in summary.to_dict("records"):
+        cur = str(record["currency"])
+        minor = int(record["open_balance_minor"])
+        balance = format_money(from_minor(minor, cur), cur, "en_US") if cur else "-"
+        lines.append(
+            f"| {record['segment']} | {int(record['customers']):,} | {cur or '-'} | "
+            f"{int(record['open_invoices']):,} | {balance} |"
+        )
+    lines += ["", "## Movement since the last snapshot", ""]
+    changed = m.loc[m["from_segment"] != m["to_segment"]]
+    if not len(changed):
+        lines.append("No customer changed segment.")
+    else:
+        lines += ["| from | to | customers |", "| --- | --- | ---: |"]
+        for record in changed.to_dict("records"):
+            lines.append(
+                f"| {record['from_segment']} | {record['to_segment']} | "
+                f"{int(record['customers']):,} |"
+            )
+    stayed = int(m.loc[m["from_segment"] == m["to_segment"], "customers"].sum())
+    lines += ["", f"{stayed:,} customer(s) kept their segment."]
+    return "\n".join(lines) + "\n"

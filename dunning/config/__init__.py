@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     company_name: str = "Acme Supplies Ltd"
     support_contact: str = "billing@example.com"
     lease_seconds: int = Field(default=300, ge=5, description="How long a claim is held.")
+    segment_snapshot_max_age_hours: float = Field(
+        default=48,
+        ge=0,
+        description="Runs use a customer's stored segment (the segment-customers flow's "
+        "snapshot) when it is at most this old; older or missing: segmented on the fly. "
+        "0: never use the snapshot.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

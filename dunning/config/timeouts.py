@@ -37,3 +37,6 @@ class FlowTimeouts(BaseSettings):
     collections_report: int = Field(
         default=1800, ge=60, le=86_400, description="30 minutes for the weekly report."
     )
+    segment_customers: int = Field(
+        default=1800, ge=60, le=86_400, description="30 minutes for the daily segmentation."
+    )

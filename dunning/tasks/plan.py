@@ -6,9 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from dunning.config import get_settings
 from dunning.core.portfolio import Portfolio
 from dunning.core.skip import SkipReason
 from dunning.db import get_engine
@@ -17,6 +18,7 @@ from dunning.experiments.store import promotions
 from dunning.policy import Policy, load_policy, plan
 from dunning.policy.model import base_stage
 from dunning.preflight import check_templates as _check_templates
+from dunning.segment_snapshot import segments_for
 
 
 def select_lines(
@@ -58,6 +60,24 @@ def select_lines(
     return out
 
 
+def run_segments(portfolio: Portfolio, as_of: dt.datetime, policy: Policy) -> pd.DataFrame | None:
+    """The run's segment frame: stored rows at most DUNNING_SEGMENT_SNAPSHOT_MAX_AGE_HOURS
+    old, the other customers segmented on the fly; None (the planner segments everyone) when
+    that setting is 0."""
+    hours = get_settings().segment_snapshot_max_age_hours
+    if not hours:
+        return None
+    frame, used = segments_for(
+        get_engine(), portfolio, as_of, policy, max_age=dt.timedelta(hours=hours)
+    )
+    get_run_logger().info(
+        "segments: %d customer(s) from the snapshot, %d segmented now",
+        used.from_snapshot,
+        used.on_the_fly,
+    )
+    return frame
+
+
 @task(
     name="plan-reminders",
     description="Segment customers and plan each invoice's reminder.",
@@ -73,9 +93,13 @@ def plan_reminders(
     stages: list[str] | None = None,
     max_messages: int | None = None,
 ) -> tuple[pd.DataFrame, Policy]:
-    """The plan lines for ``as_of`` (send, defer, skip with reasons) and the policy used."""
+    """The plan lines for ``as_of`` (send, defer, skip with reasons) and the policy used.
+
+    Segments come from the segmentation snapshot (the segment-customers flow) where a
+    customer's row is usable, else are computed now (see ``dunning.segment_snapshot``).
+    """
     policy = load_policy(policy_path)
-    lines = plan(portfolio, as_of, policy)
+    lines = plan(portfolio, as_of, policy, segments=run_segments(portfolio, as_of, policy))
     if policy.experiments:
         # Each customer's arm acts on its lines (holdout, channels, hours, variant); an
         # experiment ended by a promotion applies its winning arm to everyone.
