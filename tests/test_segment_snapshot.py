@@ -142,3 +142,28 @@ def test_a_frame_of_another_shape_or_a_naive_as_of_is_refused(engine, seeded):
         write_snapshot(engine, frame, AS_OF.replace(tzinfo=None), policy)
     with pytest.raises(ValueError, match="timezone-aware"):
         read_snapshot(engine, as_of=AS_OF.replace(tzinfo=None))
+
+
+def test_the_segments_command_stores_the_snapshot_with_snapshot_and_prints_the_same(engine, seeded):
+    import json
+
+    from typer.testing import CliRunner
+
+    import dunning.cli.policy  # noqa: F401  (registers the commands on app)
+    from dunning.cli.app import app
+
+    def run(*args: str) -> tuple[list[dict[str, object]], str]:
+        result = CliRunner().invoke(app, ["segments", "--as-of", AS_OF.isoformat(), *args])
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+        return lines, result.stderr
+
+    plain, _ = run("--json")
+    assert read_snapshot(engine).empty
+    stored, said = run("--json", "--snapshot")
+    assert stored == plain  # stdout's contract is unchanged
+    assert f"snapshot stored: {len(seeded.customers)} customer(s)" in said
+    policy = load_policy()
+    back = read_snapshot(engine, policy=policy, as_of=AS_OF)
+    frame = segment_frame(seeded, AS_OF, policy)
+    pd.testing.assert_frame_equal(back.loc[frame.index], frame)

@@ -231,13 +231,32 @@ def forecast_command(
 
 
 @app.command("segments")
-def segments_command(as_of: str | None = _AS_OF, json_mode: bool = _JSON) -> None:
+def segments_command(
+    as_of: str | None = _AS_OF,
+    json_mode: bool = _JSON,
+    snapshot: bool = typer.Option(
+        False,
+        "--snapshot",
+        help="Also store the segmentation as the snapshot reminder runs read (what the "
+        "segment-customers flow does); says what it stored on stderr.",
+    ),
+) -> None:
     """Show the customer segments with counts of customers, open invoices and open balances."""
     from dunning.segments.rules import segment_summary
 
     at = parse_as_of(as_of)
     portfolio, policy = _inputs()
-    summary = segment_summary(portfolio, segment_frame(portfolio, at, policy), at)
+    frame = segment_frame(portfolio, at, policy)
+    if snapshot:
+        from dunning.db import get_engine
+        from dunning.segment_snapshot import write_snapshot
+
+        written = write_snapshot(get_engine(), frame, at, policy)
+        console.print(
+            f"snapshot stored: {written.customers} customer(s) as of {_iso(at)}, "
+            f"{written.moved} changed segment since the last snapshot"
+        )
+    summary = segment_summary(portfolio, frame, at)
     balance = [
         str(from_minor(int(m), c)) if c else "0"
         for m, c in zip(summary["open_balance_minor"], summary["currency"], strict=True)
