@@ -394,7 +394,7 @@ SCALE_BENCHES = {
 SCALE_KEYS = {
     "hourly": ("noop_hourly_run_s_1m", "noop_hourly_run_peak_rss_mb"),
     "snapshot": ("segment_snapshot_s_1m", "segment_snapshot_peak_rss_mb"),
-    "planstream": (),
+    "planstream": ("plan_first_line_s_1m", "plan_json_lines_per_s_1m", "plan_stream_peak_rss_mb"),
 }
 
 
@@ -414,6 +414,9 @@ def run_scale_bench(name: str, argv: list[str]) -> dict[str, Any]:
         result = module.main(argv)
     except SystemExit as exc:  # argparse refused the options
         return {"measured": False, "reason": f"{module_name} exited ({exc.code}) on {argv}"}
+    except Exception as exc:  # noqa: BLE001 - the delivery figures are kept either way
+        _say(f"[{name}] failed: {type(exc).__name__}: {exc}")
+        return {"measured": False, "reason": f"{module_name} failed: {type(exc).__name__}: {exc}"}
     return {"measured": True, "argv": argv, **dict(result)}
 
 
@@ -522,8 +525,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(
             f"--{name}-args",
             default=None,
-            help=f"Run {module}.main with these options (one string, shell-quoted); "
-            "unset: not run. E.g. the 1M databases /work/benchdata/1m.sqlite and bench_1m.",
+            help=f"Run {module}.main with these options (one string, shell-quoted; '' for "
+            "its defaults: the shared 1M databases /work/benchdata/1m.sqlite and bench_1m); "
+            "unset: not run.",
         )
     p.add_argument(
         "--delivery",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from itertools import islice
@@ -333,6 +334,10 @@ def batch_names(
     return out
 
 
+#: Seconds between two updates of the run's progress artifact (and the last batch's).
+PROGRESS_EVERY_S = 5.0
+
+
 def _deliver_all(
     batches: list[list[int]],
     claimer: str,
@@ -361,6 +366,7 @@ def _deliver_all(
     done = handled = 0
     failed_batches = 0
     report_progress(DeliveryProgress(planned, 0, 0, 0, 0, total, 0))
+    shown = time.monotonic()  # when the progress artifact was last updated
     pending = iter(enumerate(batches, start=1))
     running: dict[PrefectFuture[Any], int] = {}
     # Why a sliding window rather than waves of ``concurrency``: a wave waits for its slowest
@@ -411,7 +417,11 @@ def _deliver_all(
                 "unknown": res.ambiguous,
             },
         )
-        update_progress_artifact(progress, 100.0 * done / max(total, 1))
+        # Why at most every PROGRESS_EVERY_S: each update is a Prefect API call, and one per
+        # batch made the run's calls grow with its size (Prefect Cloud rate-limits its API).
+        if done == total or time.monotonic() - shown >= PROGRESS_EVERY_S:
+            update_progress_artifact(progress, 100.0 * done / max(total, 1))
+            shown = time.monotonic()
         report_progress(
             DeliveryProgress(
                 planned, handled, totals.sent, totals.failed, totals.skipped, total, done
