@@ -11,7 +11,8 @@ included), reading the shared, seeded databases without writing to them: SQLite
 - ``plan_first_line_s_1m``: seconds from starting the command to its first JSON line;
 - ``plan_json_lines_per_s_1m``: lines written per second of the whole command (start to last
   line), and ``lines_per_s_after_first_line`` over the time after the first line;
-- ``total_s``, ``lines``, ``peak_rss_mb`` (the child's maximum resident set);
+- ``plan_stream_peak_rss_mb`` (= ``peak_rss_mb``, the child's maximum resident set),
+  ``total_s``, ``lines``;
 - ``baseline``: the same figures for the whole-portfolio command (load everything, plan,
   then print each line with json.dumps, as `dunning plan --json` did before streaming;
   ``_whole_plan_json`` below is that code), and the ratios baseline / streaming;
@@ -132,6 +133,7 @@ def _backend(url: str, as_of: str) -> dict[str, Any]:
     return {
         "plan_first_line_s_1m": ours["first_line_s"],
         "plan_json_lines_per_s_1m": ours["lines_per_s"],
+        "plan_stream_peak_rss_mb": ours["peak_rss_mb"],
         **ours,
         "baseline": base,
         "baseline_over_ours_first_line": round(base["first_line_s"] / ours["first_line_s"], 2),

@@ -31,7 +31,11 @@ from dunning.policy import Policy, plan
 from dunning.portfolio import load_portfolio
 
 FIRST_CHUNK = 500  # customers in the first chunk
-MAX_CHUNK = 16_000  # customers in a chunk once the chunks have grown (doubling each time)
+GROWTH = 4  # each chunk this many times the one before, up to MAX_CHUNK
+# Customers in a chunk once the chunks have grown. On PostgreSQL each chunk's payments and
+# attempts are read by a scan of those tables (a hash join beats 10,000s of index lookups), so
+# fewer, larger chunks cost less; 32,000 customers is ~160,000 invoices at 5 per customer.
+MAX_CHUNK = 32_000
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def customer_chunks(
     engine: Engine, *, first: int = FIRST_CHUNK, most: int = MAX_CHUNK
 ) -> Iterator[Chunk]:
     """The customers in ranges of customer_id, in the database's order: ``first`` customers,
-    then twice as many each chunk up to ``most``. Covers every customer (the first chunk
+    then GROWTH times as many each chunk up to ``most``. Covers every customer (the first chunk
     starts and the last ends unbounded, so customers added meanwhile fall in some chunk).
     Lazily: each range's end is one index seek, asked when the chunk before is consumed, so
     the first chunk does not wait for a scan of all customers. Raises ValueError when
@@ -73,7 +77,7 @@ def customer_chunks(
         yield Chunk(low, high, count)
         if high is None:
             return
-        low, size = high, min(size * 2, most)
+        low, size = high, min(size * GROWTH, most)
 
 
 def customer_count(engine: Engine) -> int:

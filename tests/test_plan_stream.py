@@ -69,8 +69,8 @@ def test_chunked_plan_equals_the_whole_plan(engine: Engine) -> None:
     policy = load_policy()
     whole = plan(load_portfolio(engine), AS_OF, policy)
     chunks = list(customer_chunks(engine, first=7, most=60))
-    assert [c.customers for c in chunks][:4] == [7, 14, 28, 56]
-    assert sum(c.customers for c in chunks) == 300 and len(chunks) > 6
+    assert [c.customers for c in chunks][:4] == [7, 28, 60, 60]
+    assert sum(c.customers for c in chunks) == 300 and len(chunks) == 7
     assert (chunks[0].low, chunks[-1].high) == (None, None)
     assert all(a.high == b.low for a, b in zip(chunks, chunks[1:], strict=False))
     parts = [part for _, part in plan_chunks(engine, AS_OF, policy, chunks)]
@@ -195,3 +195,17 @@ def test_first_lines_come_out_before_the_last_chunk_is_loaded(engine: Engine) ->
     before_last = [x for x in [first, *rest] if x["customer_id"] < last.low]
     # More than even a default pipe (64 KiB) holds.
     assert sum(len(json.dumps(x)) for x in before_last) > 1 << 16
+
+
+def test_bench_plan_stream_measures_both_commands(db_url: str, engine: Engine) -> None:
+    from bench.bench_plan_stream import main
+
+    seed_portfolio(engine, 60, 300, 4, AS_OF.date())
+    backend = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    result = main(
+        ["--backends", backend, "--sqlite", db_url.removeprefix("sqlite:///"), "--pg-url", db_url]
+    )
+    figures = result[backend]
+    assert figures["same_lines"] and figures["lines"] == figures["baseline"]["lines"] > 0
+    assert 0 < figures["plan_first_line_s_1m"] <= figures["total_s"]
+    assert figures["plan_json_lines_per_s_1m"] > 0 and figures["plan_stream_peak_rss_mb"] > 0
