@@ -123,29 +123,36 @@ OLD_VARIABLES: list[tuple[str, str, str]] = [
     ("DUNNING_ALERT_NO_COMPLETED_SECONDS", "alerts", "no_completed_seconds"),
 ]
 
+#: Variables the integrations read straight from os.environ before (sources/config.py,
+#: sources/stripe.py, sources/xero.py, outbound/activities.py), now the ``integrations``
+#: section of the root: same names.
+MOVED_VARIABLES: list[tuple[str, str, str]] = [
+    ("DUNNING_SOURCES_PATH", "integrations", "sources_path"),
+    ("DUNNING_CRM_PATH", "integrations", "crm_path"),
+    ("DUNNING_STRIPE_API_BASE", "integrations", "stripe_api_base"),
+    ("DUNNING_STRIPE_API_KEY", "integrations", "stripe_api_key"),
+    ("DUNNING_XERO_API_BASE", "integrations", "xero_api_base"),
+    ("DUNNING_XERO_IDENTITY_BASE", "integrations", "xero_identity_base"),
+    ("DUNNING_XERO_CLIENT_ID", "integrations", "xero_client_id"),
+    ("DUNNING_XERO_CLIENT_SECRET", "integrations", "xero_client_secret"),
+    ("DUNNING_HUBSPOT_ACCESS_TOKEN", "integrations", "hubspot_access_token"),
+    ("DUNNING_HUBSPOT_CLIENT_ID", "integrations", "hubspot_client_id"),
+    ("DUNNING_HUBSPOT_CLIENT_SECRET", "integrations", "hubspot_client_secret"),
+    ("DUNNING_HUBSPOT_REFRESH_TOKEN", "integrations", "hubspot_refresh_token"),
+    ("DUNNING_SALESFORCE_USERNAME", "integrations", "salesforce_username"),
+    ("DUNNING_SALESFORCE_PASSWORD", "integrations", "salesforce_password"),
+    ("DUNNING_SALESFORCE_SECURITY_TOKEN", "integrations", "salesforce_security_token"),
+    ("DUNNING_SALESFORCE_CONSUMER_KEY", "integrations", "salesforce_consumer_key"),
+    ("DUNNING_SALESFORCE_CONSUMER_SECRET", "integrations", "salesforce_consumer_secret"),
+]
+OLD_VARIABLES += MOVED_VARIABLES
+
 #: Documented variables that are not settings of the root, and who reads them.
 NOT_SETTINGS = {
     "DUNNING_TEST_DATABASE_URL": "the test suite (tests/conftest.py)",
     "DUNNING_GIT_REPOSITORY": "deployment tooling (deployments/)",
     "DUNNING_STRIPE_FIXTURES": "the Stripe fake (dunning.devtools)",
-    "DUNNING_SOURCES_PATH": "dunning.sources.config.sources_path",
-    "DUNNING_STRIPE_API_KEY": "the Stripe connector's default api_key_env (sources.toml)",
-    "DUNNING_STRIPE_API_BASE": "the Stripe connector (dunning.sources.stripe)",
-    "DUNNING_XERO_CLIENT_ID": "the Xero connector's default client_id_env (sources.toml)",
-    "DUNNING_XERO_CLIENT_SECRET": "the Xero connector's default client_secret_env",
-    "DUNNING_XERO_API_BASE": "the Xero connector (dunning.sources.xero)",
-    "DUNNING_XERO_IDENTITY_BASE": "the Xero connector (dunning.sources.xero)",
     "DUNNING_CRASH_AT": "fault injection in tests (dunning.faultpoint)",
-    "DUNNING_CRM_PATH": "dunning.outbound.activities (crm.toml)",
-    "DUNNING_HUBSPOT_ACCESS_TOKEN": "the HubSpot subscriber's default credential (crm.toml)",
-    "DUNNING_HUBSPOT_CLIENT_ID": "the HubSpot subscriber's default credential (crm.toml)",
-    "DUNNING_HUBSPOT_CLIENT_SECRET": "the HubSpot subscriber's default credential (crm.toml)",
-    "DUNNING_HUBSPOT_REFRESH_TOKEN": "the HubSpot subscriber's default credential (crm.toml)",
-    "DUNNING_SALESFORCE_CONSUMER_KEY": "the Salesforce subscriber's default credential",
-    "DUNNING_SALESFORCE_CONSUMER_SECRET": "the Salesforce subscriber's default credential",
-    "DUNNING_SALESFORCE_PASSWORD": "the Salesforce subscriber's default credential",
-    "DUNNING_SALESFORCE_SECURITY_TOKEN": "the Salesforce subscriber's default credential",
-    "DUNNING_SALESFORCE_USERNAME": "the Salesforce subscriber's default credential",
 }
 NAME = re.compile(r"\b(?:DUNNING|TWILIO|SENDGRID)_[A-Z0-9_]+")
 
@@ -299,3 +306,57 @@ def test_a_change_of_settings_gives_new_channels(monkeypatch: pytest.MonkeyPatch
     assert channel_for("email") is email  # the environment alone changes nothing
     reload_settings()
     assert channel_for("email") is not email
+
+
+def test_the_integrations_read_their_variables_through_the_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The sources and CRM files and a credential's default variable come from the root
+    (a snapshot until reloaded); a variable a ``*_env`` key names is read when asked for."""
+    from dunning.outbound.activities import crm_path
+    from dunning.sources.config import sources_path
+
+    monkeypatch.setenv("DUNNING_SOURCES_PATH", str(tmp_path / "s.toml"))
+    monkeypatch.setenv("DUNNING_CRM_PATH", str(tmp_path / "c.toml"))
+    monkeypatch.setenv("DUNNING_HUBSPOT_ACCESS_TOKEN", "pat-one")
+    reload_settings()
+    assert sources_path() == tmp_path / "s.toml" and crm_path() == tmp_path / "c.toml"
+    integrations = get_settings().integrations
+    assert integrations.variable("DUNNING_HUBSPOT_ACCESS_TOKEN") == "pat-one"
+    assert "pat-one" not in repr(integrations)
+    monkeypatch.setenv("DUNNING_HUBSPOT_ACCESS_TOKEN", "pat-two")
+    monkeypatch.setenv("MY_HUBSPOT_TOKEN", "pat-mine")
+    assert get_settings().integrations.variable("DUNNING_HUBSPOT_ACCESS_TOKEN") == "pat-one"
+    assert get_settings().integrations.variable("MY_HUBSPOT_TOKEN") == "pat-mine"
+    reload_settings()
+    assert get_settings().integrations.variable("DUNNING_HUBSPOT_ACCESS_TOKEN") == "pat-two"
+    monkeypatch.delenv("DUNNING_SOURCES_PATH")
+    reload_settings()
+    assert sources_path() == Path("sources.toml")
+
+
+#: Modules that touch os.environ without reading a setting: they write Prefect's defaults
+#: before Prefect is imported (cli, telemetry), hand the environment to a child process
+#: (prefect_setup), or are the test and demo tooling (devtools, faultpoint).
+ENVIRON_ALLOWED = (
+    "dunning/config/",
+    "dunning/devtools/",
+    "dunning/faultpoint.py",
+    "dunning/cli/__init__.py",
+    "dunning/telemetry.py",
+    "dunning/prefect_setup.py",
+)
+
+
+def test_no_setting_is_read_from_the_environment_outside_the_root() -> None:
+    offenders = []
+    for path in sorted((ROOT / "dunning").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(ENVIRON_ALLOWED):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"os\.environ|getenv\(", line):
+                offenders.append(f"{rel}:{number}: {line.strip()}")
+    assert not offenders, "read settings with get_settings() (dunning/config/):\n" + "\n".join(
+        offenders
+    )

@@ -19,6 +19,10 @@ concern, each in its own module of this package with the environment names opera
 ``timeouts``               :class:`FlowTimeouts`           DUNNING_FLOW_TIMEOUT_*
 ``approval``               :class:`ApprovalSettings`       DUNNING_APPROVAL_*
 ``alerts``                 :class:`AlertSettings`          DUNNING_ALERT_*
+``integrations``           :class:`IntegrationSettings`    DUNNING_SOURCES_PATH, DUNNING_CRM_PATH,
+                                                           DUNNING_STRIPE_*, DUNNING_XERO_*,
+                                                           DUNNING_HUBSPOT_*,
+                                                           DUNNING_SALESFORCE_*
 =========================  ==============================  ====================================
 
 Why the sections are read on first use and not with the root: an invalid value fails only
@@ -42,6 +46,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dunning.config.alerts import AlertSettings
 from dunning.config.approval import ApprovalSettings
 from dunning.config.channels import ChannelSettings
+from dunning.config.integrations import IntegrationSettings
 from dunning.config.outbound import OutboundSettings
 from dunning.config.privacy import PrivacySettings
 from dunning.config.timeouts import FlowTimeouts
@@ -55,6 +60,7 @@ __all__ = [
     "ApprovalSettings",
     "ChannelSettings",
     "FlowTimeouts",
+    "IntegrationSettings",
     "OutboundSettings",
     "PrivacySettings",
     "Settings",
@@ -143,6 +149,11 @@ class Settings(BaseSettings):
         """Operator alert targets and thresholds."""
         return load_settings(AlertSettings)
 
+    @cached_property
+    def integrations(self) -> IntegrationSettings:
+        """The sources and CRM files, provider endpoints, the integrations' credentials."""
+        return load_settings(IntegrationSettings)
+
 
 #: Every section of the root: attribute name -> class.
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -153,6 +164,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "timeouts": FlowTimeouts,
     "approval": ApprovalSettings,
     "alerts": AlertSettings,
+    "integrations": IntegrationSettings,
 }
 
 _lock = threading.Lock()

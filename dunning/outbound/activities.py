@@ -24,7 +24,6 @@ body, and the customer's e-mail address only as the CRM search filter that finds
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dunning.config import get_settings
 from dunning.db import session_scope
 from dunning.db.models import Customer, Invoice, OutboundActivity, Reminder, utcnow
 from dunning.errors import ConfigError
@@ -202,7 +202,7 @@ class Target(Protocol):
 
 def crm_path() -> Path:
     """The CRM file in force: ``DUNNING_CRM_PATH``, else ./crm.toml."""
-    return Path(os.environ.get("DUNNING_CRM_PATH") or "crm.toml")
+    return get_settings().integrations.crm_file
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ class CrmConfig:
         if block:
             return load_secret_block(str(block), f"[{self.name}] {key}_block")
         env = self.settings.get(f"{key}_env")
-        value = os.environ.get(str(env or default_env))
+        value = get_settings().integrations.variable(str(env or default_env))
         if env and not value:
             raise ConfigError(
                 f"{crm_path()}: [{self.name}] {key}_env names the environment variable {env}, "

@@ -7,13 +7,13 @@ variable that holds the value, one ending in ``_block`` names a Prefect Secret b
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dunning.config import get_settings
 from dunning.errors import ConfigError
 
 KINDS = ("stripe", "xero", "sql", "files")
@@ -55,7 +55,7 @@ _SECRETS = {"api_key", "client_id", "client_secret", "refresh_token", "password"
 
 def sources_path() -> Path:
     """The sources file in force: ``DUNNING_SOURCES_PATH``, else ./sources.toml."""
-    return Path(os.environ.get("DUNNING_SOURCES_PATH") or "sources.toml")
+    return get_settings().integrations.sources_file
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class SourceConfig:
         name = env or default_env
         if not name:
             return None
-        value = os.environ.get(str(name))
+        value = get_settings().integrations.variable(str(name))
         if not value:
             if env:
                 raise ConfigError(

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dunning.config import get_settings
 from dunning.errors import ConfigError
 from dunning.money import is_currency
 from dunning.sources.base import Pull, PullProgress, Record, SourceError
@@ -83,7 +83,7 @@ class StripeSource:
             )
         base = (
             self.config.get("api_base")
-            or os.environ.get("DUNNING_STRIPE_API_BASE")
+            or get_settings().integrations.stripe_api_base
             or DEFAULT_API_BASE
         )
         return stripe.StripeClient(key, base_addresses={"api": base}, max_network_retries=2)

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from dunning.config import get_settings
 from dunning.errors import ConfigError
 from dunning.sources.base import Pull, PullProgress, Record, SourceError
 from dunning.sources.config import SourceConfig
@@ -83,12 +83,12 @@ class XeroSource:
             )
         identity = (
             self.config.get("identity_base")
-            or os.environ.get("DUNNING_XERO_IDENTITY_BASE")
+            or get_settings().integrations.xero_identity_base
             or DEFAULT_IDENTITY_BASE
         ).rstrip("/")
         base = (
             self.config.get("api_base")
-            or os.environ.get("DUNNING_XERO_API_BASE")
+            or get_settings().integrations.xero_api_base
             or DEFAULT_API_BASE
         ).rstrip("/")
         holder: dict[str, Any] = {}
