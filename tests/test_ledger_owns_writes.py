@@ -1,6 +1,6 @@
 """One home per write: only dunning/ledger/ writes the reminders table, only dunning/runs.py
-writes reminder_runs, only dunning/tracking/payments.py inserts payments, only
-dunning/ledger/payments.py inserts payment attempts, and the flow body
+writes reminder_runs, only dunning/ledger/payments.py inserts payments and
+payment attempts, and the flow body
 holds no SQL. A static scan of the package's source (ast), so a new writer elsewhere fails
 here before it ships."""
 
@@ -155,11 +155,11 @@ def test_only_the_runs_module_writes_the_run_record() -> None:
 
 
 def test_only_the_payment_path_inserts_payments() -> None:
-    """Every payment goes through ``dunning.tracking.payments.record_payments`` (imports, the
+    """Every payment goes through ``dunning.ledger.payments.record_payments`` (imports, the
     Stripe webhook, sources, operators), which settles the invoice and the ledger."""
     offenders = []
     for rel, tree, _ in _sources():
-        if rel == "dunning/tracking/payments.py" or rel.startswith("dunning/db/migrations/"):
+        if rel == "dunning/ledger/payments.py" or rel.startswith("dunning/db/migrations/"):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _call_name(node) in ("insert", "Payment"):

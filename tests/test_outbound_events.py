@@ -15,6 +15,7 @@ from dunning.db import session_scope
 from dunning.db.models import Invoice, OutboundDelivery, OutboundEvent, Reminder
 from dunning.ledger import claim, record
 from dunning.ledger.events import opt_out
+from dunning.ledger.payments import record_payment
 from dunning.operations.audit import Actor
 from dunning.operations.audit import record as audit
 from dunning.outbound.delivery import deliver_due
@@ -25,7 +26,6 @@ from dunning.outbound.subscribers import (
     validate_secret,
     validate_url,
 )
-from dunning.tracking.payments import record_payment
 from tests.factories import add_customer, add_invoice
 from tests.outbound_support import SECRET, Receiver, free_port, receiver
 

@@ -1,5 +1,5 @@
 """One payment path: a CSV-imported payment settles, attributes and stops reminders exactly as
-a webhook's does (dunning.tracking.payments.record_payments)."""
+a webhook's does (dunning.ledger.payments.record_payments)."""
 
 from __future__ import annotations
 

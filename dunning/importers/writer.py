@@ -29,9 +29,8 @@ from dunning.importers.validate import (
     key_cells,
     plan_import,
 )
-from dunning.ledger.payments import ATTEMPTS, insert_attempts
+from dunning.ledger.payments import ATTEMPTS, NewPayment, insert_attempts, record_payments
 from dunning.masking import scrub
-from dunning.tracking.payments import NewPayment, record_payments
 
 #: Rows per IN list or INSERT batch: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
@@ -249,7 +248,7 @@ def record_planned_payments(
     """Nothing; records ``plan``'s payments through the one payment path, on ``conn``.
 
     Imported payments settle invoices, stop planned reminders and set the reminders'
-    ``paid_at`` exactly as a webhook's do (``dunning.tracking.payments.record_payments``),
+    ``paid_at`` exactly as a webhook's do (``dunning.ledger.payments.record_payments``),
     500 rows per batch, inside the import's transaction.
     """
     # Bound to the import's connection, the session joins its transaction (never commits it).

@@ -26,7 +26,7 @@ tests/test_ledger_owns_writes.py, fails on a write elsewhere):
   provider's word says about the customer (``flag_customer``, ``opt_out``,
   ``mark_email_invalid``), ``skip_open_reminders`` and an operator's ``resolve_reminder``;
 - ``payments``: a payment's effect (``attribute_payments``, ``stop_settled``), called only by
-  the payment path ``dunning.tracking.payments.record_payments``;
+  the payment path ``record_payments`` in the same module;
 - ``erase``: what privacy needs (``erase_reminders``, ``drop_old_bodies``).
 
 The status order (rank, timestamp column, moves_forward) is ``dunning.core.status``.

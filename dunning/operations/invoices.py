@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dunning.db.models import Customer, Invoice
 from dunning.importers import fields
+from dunning.ledger.payments import balance, record_payment
 from dunning.money import quantize
 from dunning.operations.base import (
     ActionRequest,
@@ -23,7 +24,6 @@ from dunning.operations.base import (
     need,
     set_fields,
 )
-from dunning.tracking.payments import balance, record_payment
 
 
 def _invoice(session: Session, req: ActionRequest) -> Invoice:

@@ -313,7 +313,7 @@ def facts_for(engine: Engine, event_type: str, payload: Mapping[str, Any]) -> Fa
         customer = session.get(Customer, customer_id) if customer_id else None
         balance = reminder.balance_due if reminder else None
         if balance is None and invoice is not None:
-            from dunning.tracking.payments import balance as invoice_balance
+            from dunning.ledger.payments import balance as invoice_balance
 
             balance = invoice_balance(session, invoice)  # the balance now
         return Facts(

@@ -27,11 +27,10 @@ from dunning.importers.reader import Table as RecordTable
 from dunning.importers.validate import KINDS, Plan, classify, validate_rows
 from dunning.importers.writer import load_context, write_plan
 from dunning.ledger.events import skip_open_reminders
-from dunning.ledger.payments import record_attempt
+from dunning.ledger.payments import NewPayment, record_attempt, record_payments
 from dunning.masking import scrub
 from dunning.sources import state
 from dunning.sources.base import IMPORT_KINDS, RECORD_TYPES, Pull, PullProgress, Record, Source
-from dunning.tracking.payments import NewPayment, record_payments
 
 _CHUNK = 500
 #: Reasons a reminder is skipped when its invoice stops being open in the source.

@@ -24,7 +24,7 @@ from dunning.ledger.events import (
     settle_ambiguous,
     travelling_with,
 )
-from dunning.tracking.payments import PaymentError
+from dunning.ledger.payments import PaymentError
 from dunning.tracking.replies import apply_inbound
 from dunning.tracking.status import (
     CALL_PROGRESS,

@@ -9,7 +9,7 @@ or ``stripe:ch_...`` for a charge without payment intent), so whichever event ar
 is a no-op, in either generation.
 
 Amounts are converted with Stripe's own minor units (``dunning.stripe_currency``) and booked
-through the one payment path (``dunning.tracking.payments.record_payment``).
+through the one payment path (``dunning.ledger.payments.record_payment``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.db.models import Invoice, Payment
-from dunning.ledger.payments import record_attempt
+from dunning.ledger.payments import PaymentError, record_attempt, record_payment
 from dunning.stripe_currency import stripe_from_minor
-from dunning.tracking.payments import PaymentError, record_payment
 
 INVOICE_PAID = ("invoice.paid", "invoice.payment_succeeded")
 FAILED = ("invoice.payment_failed", "payment_intent.payment_failed")
