@@ -72,6 +72,21 @@ REINTRODUCED = {
         "import prefect  # noqa\n",
         ["The pure core"],
     ),
+    "the ledger imports tracking's Outcome again (it moved to dunning.core.status)": (
+        "ledger/events.py",
+        "def _outcome():\n    from dunning.tracking.status import parse_keyword  # noqa\n",
+        ["The ledger imports none of the packages that call it"],
+    ),
+    "the ledger imports the payment path back from tracking": (
+        "ledger/payments.py",
+        "import dunning.tracking  # noqa\n",
+        ["The ledger imports none of the packages that call it"],
+    ),
+    "the ledger imports delivery": (
+        "ledger/plan.py",
+        "import dunning.delivery  # noqa\n",
+        ["Layers"],
+    ),
     "the core imports the database": (
         "policy/model.py",
         "from dunning.db import get_engine  # noqa\n",

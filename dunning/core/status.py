@@ -12,6 +12,7 @@ or ``unknown`` (its claim expired and the provider could not tell whether it wen
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -114,3 +115,14 @@ def moves_forward(current: str, new: str) -> bool:
     """Whether a reminder in ``current`` status may move to ``new`` (by RANK; an unknown
     ``new`` never moves, an unknown ``current`` ranks as planned)."""
     return RANK.get(new, -1) > RANK.get(current, 0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one provider event means for the ledger (the provider mappings in
+    dunning.tracking.status produce it, dunning.ledger.events applies it)."""
+
+    status: str | None  # the reminder status it implies, None for "record only"
+    opt_out: str | None = None  # "email" | "sms": the customer opted out of the channel
+    invalid_address: bool = False  # hard bounce: never email this address again
+    reason: str | None = None

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from dunning.core.skip import SkipReason
-from dunning.core.status import AMBIGUOUS, PENDING, TIMESTAMP_COLUMN, moves_forward
+from dunning.core.status import AMBIGUOUS, PENDING, TIMESTAMP_COLUMN, Outcome, moves_forward
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, DeliveryEvent, Reminder
 from dunning.outbound.events import STATUS_EVENTS, Event, emit
-
-if TYPE_CHECKING:
-    from dunning.tracking.status import Outcome
 
 
 def rowcount(result: Any) -> int:

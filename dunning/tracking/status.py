@@ -7,18 +7,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from dunning.core.status import Outcome
 from dunning.core.status import ReminderStatus as S
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one provider event means for the ledger."""
-
-    status: str | None  # the reminder status it implies, None for "record only"
-    opt_out: str | None = None  # "email" | "sms": the customer opted out of the channel
-    invalid_address: bool = False  # hard bounce: never email this address again
-    reason: str | None = None
-
 
 _SENDGRID: dict[str, Outcome] = {
     "processed": Outcome(S.SENT),
