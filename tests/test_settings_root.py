@@ -146,6 +146,11 @@ MOVED_VARIABLES: list[tuple[str, str, str]] = [
     ("DUNNING_SALESFORCE_CONSUMER_SECRET", "integrations", "salesforce_consumer_secret"),
 ]
 OLD_VARIABLES += MOVED_VARIABLES
+#: Settings added since the root (the segmentation snapshot).
+OLD_VARIABLES += [
+    ("DUNNING_SEGMENT_SNAPSHOT_MAX_AGE_HOURS", "", "segment_snapshot_max_age_hours"),
+    ("DUNNING_FLOW_TIMEOUT_SEGMENT_CUSTOMERS", "timeouts", "segment_customers"),
+]
 
 #: Documented variables that are not settings of the root, and who reads them.
 NOT_SETTINGS = {
