@@ -123,7 +123,7 @@ class Customer(Base):
     )
     source_id: Mapped[str | None] = mapped_column(String(200))
     # Set by `dunning customer pause`: sources may lengthen the pause, never shorten it
-    # (dunning.operations.holds).
+    # (dunning.core.holds).
     paused_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
@@ -159,7 +159,7 @@ class Invoice(Base):
         String(64), nullable=False, default="files", server_default="files", index=True
     )
     source_id: Mapped[str | None] = mapped_column(String(200))
-    # Operator holds (dunning.operations.holds): sources never undo them; a source status of
+    # Operator holds (dunning.core.holds): sources never undo them; a source status of
     # paid or void still wins over a dispute.
     paused_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     disputed_by_operator: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)

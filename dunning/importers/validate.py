@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from dunning.core.holds import source_invoice_status, source_paused_until
 from dunning.db.models import ATTEMPT_OUTCOMES, INVOICE_STATUSES
 from dunning.errors import ImportFailed
 from dunning.importers import fields
 from dunning.importers.reader import Row, Table
 from dunning.money import quantize
-from dunning.operations.holds import source_invoice_status, source_paused_until
 from dunning.regions import default_region
 
 Record = dict[str, Any]
