@@ -209,3 +209,32 @@ def test_bench_plan_stream_measures_both_commands(db_url: str, engine: Engine) -
     assert figures["same_lines"] and figures["lines"] == figures["baseline"]["lines"] > 0
     assert 0 < figures["plan_first_line_s_1m"] <= figures["total_s"]
     assert figures["plan_json_lines_per_s_1m"] > 0 and figures["plan_stream_peak_rss_mb"] > 0
+
+
+def test_table_lists_the_whole_plan_by_invoice_without_progress_when_piped(
+    engine: Engine,
+) -> None:
+    from typer.testing import CliRunner
+
+    import dunning.cli.policy  # noqa: F401  (registers the commands on app)
+    from dunning.cli.app import app
+
+    seed_portfolio(engine, 700, 2800, 4, AS_OF.date())  # two chunks: 500 and 200 customers
+    # The newest invoice, of a customer in the first chunk: last by invoice, first by chunk.
+    add_customer(engine, "AAA-early")
+    add_invoice(
+        engine,
+        "INV-EARLY",
+        "AAA-early",
+        amount=Decimal("80.00"),
+        issued_on=dt.date(2026, 10, 1),
+        due_on=dt.date(2026, 11, 1),
+    )
+    whole = plan(load_portfolio(engine), AS_OF, load_policy())
+    sends = whole.loc[whole["action"] == "send"]
+    assert sends["invoice_number"].iloc[-1] == "INV-EARLY"
+    result = CliRunner().invoke(app, ["plan", "--as-of", "2026-11-24T15:00:00Z"])
+    assert result.exit_code == 0, result.output
+    numbers = [n for n in result.stdout.split() if n.startswith("INV-")]
+    assert numbers == sends["invoice_number"].tolist() and len(set(sends["customer_id"])) > 1
+    assert result.stderr.strip() == f"{len(sends)} line(s) to send; --all shows defer/skip"
