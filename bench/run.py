@@ -288,6 +288,14 @@ SWEEP_LATENCIES_MS = (20.0, 200.0)
 SWEEP_CONCURRENCY = (4, 8, 16, 32)
 
 
+def sweep_batch_size(args: argparse.Namespace) -> int:
+    """The sweep's batch size: ``--sweep-batch-size``, else small enough that the highest
+    concurrency has two batches per slot (one batch per cell would measure nothing)."""
+    if args.sweep_batch_size:
+        return int(args.sweep_batch_size)
+    return max(1, args.sweep_max_messages // (2 * max(SWEEP_CONCURRENCY)))
+
+
 def run_sweep(url: str, args: argparse.Namespace, backend: str) -> list[dict[str, Any]]:
     """Ours' throughput against the flow's ``concurrency`` at each provider latency: one
     end-to-end run per (latency, concurrency), each from a fresh ledger, with fakes started at
@@ -301,6 +309,7 @@ def run_sweep(url: str, args: argparse.Namespace, backend: str) -> list[dict[str
                         **vars(args),
                         "concurrency": concurrency,
                         "max_messages": args.sweep_max_messages,
+                        "batch_size": sweep_batch_size(args),
                     }
                 )
                 figs = run_ours(url, fakes, run_args)
@@ -311,6 +320,7 @@ def run_sweep(url: str, args: argparse.Namespace, backend: str) -> list[dict[str
                     "messages_per_s": figs["messages_per_s"],
                     "delivery_phase_messages_per_s": figs["delivery_phase"]["messages_per_s"],
                     "in_flight_sends": figs["in_flight_sends"],
+                    "batch_size": run_args.batch_size,
                     "peak_rss_mb": figs["peak_rss_mb"],
                 }
                 rows.append(row)
@@ -518,8 +528,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sweep-max-messages",
         type=int,
-        default=2000,
-        help="Messages per sweep run (8 runs per backend).",
+        default=6400,
+        help="Messages per sweep run (8 runs per backend; the seeded portfolio must have "
+        "that many due: ~160,000 invoices).",
+    )
+    p.add_argument(
+        "--sweep-batch-size",
+        type=int,
+        default=None,
+        help="Batch size of the sweep's runs (default: --sweep-max-messages / 64, so "
+        "concurrency 32 has two batches per slot).",
     )
     for name, module in SCALE_BENCHES.items():
         p.add_argument(
