@@ -1,6 +1,6 @@
 """A/B tests of wording, timing and channel, judged by money collected (issue 20).
 
-- :mod:`dunning.experiments.model`: the experiments of the policy file (pure data).
+- :mod:`dunning.policy.experiments`: the experiments of the policy file (pure data).
 - :mod:`dunning.experiments.assign`: deterministic arm assignment and its effect on plan lines
   (pure pandas: no Prefect, no database, no provider SDK).
 - :mod:`dunning.experiments.analysis`: the statistics (statsmodels / scipy) over a frame of
@@ -9,6 +9,6 @@
   promotions, holdout rows).
 """
 
-from dunning.experiments.model import Arm, Experiment
+from dunning.policy.experiments import Arm, Experiment
 
 __all__ = ["Arm", "Experiment"]

@@ -37,7 +37,7 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from dunning.experiments.model import WINDOW_DAYS, Experiment
+from dunning.policy.experiments import WINDOW_DAYS, Experiment
 
 NOT_ENOUGH_DATA = "not enough data"
 NO_DIFFERENCE = "no difference"

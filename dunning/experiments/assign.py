@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dunning.core.skip import SkipReason
-from dunning.experiments.model import Arm, Experiment
+from dunning.policy.experiments import Arm, Experiment
 
 #: Plan-line columns the experiments add: the experiment and arm the line takes part in
 #: (None: none) and the template variant to render (None: the control templates).

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from dunning.db.models import utcnow
 from dunning.experiments.analysis import analyse, required_sample_size
-from dunning.experiments.model import Experiment
 from dunning.experiments.store import ExperimentError, experiment_rows, promotions
+from dunning.policy.experiments import Experiment
 from dunning.policy.model import Policy
 
 

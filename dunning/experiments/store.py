@@ -14,10 +14,10 @@ from dunning.core.skip import SkipReason
 from dunning.db import session_scope
 from dunning.db.models import ExperimentPromotion, Invoice, Payment, Reminder, utcnow
 from dunning.errors import DunningError
-from dunning.experiments.model import WINDOW_DAYS, Experiment
 from dunning.money import quantize
 from dunning.operations.audit import Actor
 from dunning.operations.audit import record as audit
+from dunning.policy.experiments import WINDOW_DAYS, Experiment
 
 #: Columns of :func:`experiment_rows`: one row per (invoice, stage) reminded in the experiment
 #: (or held out), ``at`` the instant it was sent (a holdout: when the run held it out), its

@@ -14,7 +14,7 @@ import yaml
 
 from dunning.config import get_settings
 from dunning.errors import PolicyError
-from dunning.experiments.model import (
+from dunning.policy.experiments import (
     ALL_STAGES,
     HOLDOUT_MAX_SHARE,
     HOLDOUT_STAGE,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from dunning.experiments.model import Experiment
+from dunning.policy.experiments import Experiment
 from dunning.segments.model import SegmentRule
 
 CHANNEL_NAMES = ("email", "sms", "voice")
