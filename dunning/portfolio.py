@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import io
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
+    Column,
+    Connection,
+    Date,
     Engine,
+    MetaData,
     String,
+    Table,
     and_,
     case,
     cast,
+    exists,
     func,
+    insert,
+    literal,
+    or_,
     select,
     true,
     type_coerce,
+    union,
 )
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 
 from dunning.core.portfolio import CATEGORIES, FLAGS, Portfolio
+from dunning.core.status import OPEN
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, Reminder
 from dunning.money import exponent
+from dunning.segments.features import minor_threshold
+
+if TYPE_CHECKING:
+    from dunning.policy.model import Policy
 
 _CHUNK_ROWS = 100_000
 
 
-def _factor(currencies: list[str]) -> ColumnElement[int]:
+def _factor(currencies: list[str], currency: Any = Invoice.currency) -> ColumnElement[int]:
     """SQL expression: 10**exponent of the invoice currency (100 for EUR, 1 for JPY)."""
-    whens = [(Invoice.currency == c, 10 ** exponent(c)) for c in currencies if exponent(c) != 2]
-    return case(*whens, else_=100) if whens else case((Invoice.currency.is_(None), 100), else_=100)
+    whens = [(currency == c, 10 ** exponent(c)) for c in currencies if exponent(c) != 2]
+    return case(*whens, else_=100) if whens else case((currency.is_(None), 100), else_=100)
 
 
 def _minor(amount: Any, factor: ColumnElement[int]) -> ColumnElement[int]:
@@ -47,7 +65,7 @@ def _raw(column: Any) -> Any:
 
 
 def _read(
-    engine: Engine,
+    conn: Connection,
     stmt: Select[Any],
     dates: tuple[str, ...] = (),
     instants: tuple[str, ...] = (),
@@ -56,32 +74,93 @@ def _read(
     # Straight from the DBAPI cursor: SQLAlchemy Row objects cost a third of the load time at a
     # million rows. Why bound parameters, not literal binds: psycopg's dialect doubles a "%"
     # inside a rendered literal, so an invoice number with a "%" matched nothing on PostgreSQL.
-    compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params: Any = (
         [compiled.params[name] for name in compiled.positiontup or ()]
         if compiled.positional
         else compiled.params
     )
-    chunks = []
-    with engine.connect() as conn:
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(compiled.string, params)
-            columns = [d[0] for d in cursor.description]
-            # In chunks, so only one chunk of Python row tuples is alive at a time.
-            while rows := cursor.fetchmany(_CHUNK_ROWS):
-                chunks.append(
-                    _typed(pd.DataFrame.from_records(rows, columns=columns), dates, instants)
-                )
-        finally:
-            cursor.close()
-    if not chunks:
-        chunks.append(_typed(pd.DataFrame(columns=columns), dates, instants))
-    df = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        df = _read_copy(conn, compiled.string, params, dates, instants)
+    else:
+        df = _read_cursor(conn, compiled.string, params, dates, instants)
     for col in CATEGORIES:
         if col in df.columns:
             df[col] = df[col].astype("category")
     return df
+
+
+#: Columns read as text from PostgreSQL's COPY (whatever their values look like).
+_TEXT = (
+    "customer_id",
+    "invoice_number",
+    "country",
+    "timezone",
+    "locale",
+    "region",
+    "currency",
+    "status",
+    "outcome",
+    "failure_code",
+    "stage",
+    "channel",
+    "reason",
+    "call_outcome",
+)
+
+
+def _read_copy(
+    conn: Connection,
+    sql: str,
+    params: Any,
+    dates: tuple[str, ...],
+    instants: tuple[str, ...],
+) -> pd.DataFrame:
+    """``sql`` through PostgreSQL's ``COPY (...) TO STDOUT`` (CSV) into pandas' C parser: no
+    Python row objects. Booleans arrive as t/f, NULL as an empty field."""
+    cursor = conn.connection.cursor()
+    buf = io.BytesIO()
+    try:
+        with cursor.copy(  # type: ignore[attr-defined]
+            f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", params or None
+        ) as copy:
+            for block in copy:
+                buf.write(block)
+    finally:
+        cursor.close()
+    buf.seek(0)
+    header = buf.readline().decode().strip().split(",")
+    buf.seek(0)
+    df = pd.read_csv(
+        buf,
+        dtype={c: str for c in header if c in _TEXT or c in dates or c in instants},
+        true_values=["t"],
+        false_values=["f"],
+    )
+    return _typed(df, dates, instants)
+
+
+def _read_cursor(
+    conn: Connection,
+    sql: str,
+    params: Any,
+    dates: tuple[str, ...],
+    instants: tuple[str, ...],
+) -> pd.DataFrame:
+    """``sql`` through the DBAPI cursor, in chunks of _CHUNK_ROWS rows."""
+    chunks = []
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        columns = [d[0] for d in cursor.description]
+        # In chunks, so only one chunk of Python row tuples is alive at a time.
+        while rows := cursor.fetchmany(_CHUNK_ROWS):
+            chunks.append(_typed(pd.DataFrame.from_records(rows, columns=columns), dates, instants))
+    finally:
+        cursor.close()
+    if not chunks:
+        chunks.append(_typed(pd.DataFrame(columns=columns), dates, instants))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
 def _typed(df: pd.DataFrame, dates: tuple[str, ...], instants: tuple[str, ...]) -> pd.DataFrame:
@@ -101,9 +180,9 @@ def _to_datetime(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True).dt.as_unit("ns")
 
 
-def _in_shard(engine: Engine, shards: int, shard: int) -> ColumnElement[bool]:
+def _in_shard(conn: Connection, shards: int, shard: int) -> ColumnElement[bool]:
     """SQL condition: the customer is in shard ``shard`` of ``shards`` (shard_key % shards)."""
-    if engine.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         # Why mod() there: _read runs the SQL without parameters, and psycopg's dialect writes
         # the % operator as %%, which only collapses back to % when parameters are passed.
         return func.mod(Customer.shard_key, shards) == shard
@@ -120,12 +199,136 @@ def _in_range(
     return and_(true(), *conditions)
 
 
+#: The skip reasons that are all the full plan has for an invoice the actionable load leaves
+#: out (see ``actionable_invoices``): the invoice's own state rules it out today, whatever its
+#: stage, channel or ledger.
+INFORMATIONAL_SKIPS = frozenset(
+    {
+        "paid",
+        "void",
+        "disputed",
+        "balance_below_minimum",
+        "customer_paused",
+        "invoice_paused",
+        "promise_to_pay",
+    }
+)
+
+#: The temporary table an actionable load fills with the invoices to plan and their customers.
+_ACTIONABLE = Table(
+    "dunning_actionable",
+    MetaData(),
+    Column("invoice_id", BigInteger, primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _day(conn: Connection, day: dt.date) -> ColumnElement[Any]:
+    """``day`` as a bound value the driver compares with a Date column (ISO text on SQLite,
+    where _read's raw parameters skip SQLAlchemy's type processing)."""
+    if conn.dialect.name == "sqlite":
+        return literal(day.isoformat(), String())
+    return literal(day, Date())
+
+
+def horizon(policy: Policy, as_of: dt.datetime) -> tuple[dt.date, dt.date, dt.date]:
+    """(latest due date that can reach a stage, earliest and latest possible customer today).
+
+    A customer's local today at ``as_of`` is the UTC date ± 1 day (zones run from UTC-12 to
+    UTC+14; an unknown zone counts as UTC). An invoice reaches its ladder's first stage
+    ``offset_days`` (pre-due: negative) after its due date, so one due after the UTC date + 1 -
+    the lowest offset of any segment's ladder reaches no stage by days at ``as_of``.
+    """
+    day = as_of.astimezone(dt.UTC).date()
+    offsets = [s.offset_days for seg in policy.segments for s in policy.ladder_for(seg).stages]
+    offsets += [s.offset_days for s in policy.ladder.stages]
+    lowest = min(offsets) if offsets else 0
+    return (
+        day + dt.timedelta(days=1 - lowest),
+        day - dt.timedelta(days=1),
+        day + dt.timedelta(days=1),
+    )
+
+
+def actionable_invoices(
+    conn: Connection, as_of: dt.datetime, policy: Policy, currencies: list[str]
+) -> Select[Any]:
+    """SQL: (invoice_id, customer_id) of every invoice that could have a plan line at
+    ``as_of`` other than an informational skip (``INFORMATIONAL_SKIPS``), a superset taken
+    conservatively (each bound loosened by the ± 1 day of the customers' zones):
+
+    - status open (paid, void and disputed invoices get only paid/void/disputed skips),
+    - balance (amount less payments, in minor units as the planner counts them) above the
+      policy's minimum for its currency,
+    - neither the customer nor the invoice paused beyond every zone's today, no promise to pay
+      on or after every zone's today,
+    - and a stage within reach: due on or before ``horizon`` (the ladder's earliest pre-due
+      offset), or any reminder row already (a rung climbed), or a failed payment attempt
+      (payment_failed), or a promise to pay that may be broken (promise_broken);
+
+    plus every invoice with an open (planned) ledger row, whatever its state. The planner's
+    own rules decide the rest; the property test in tests/test_actionable_load.py checks that
+    the plan of these invoices equals the full plan's lines for them and that every other line
+    of the full plan is an informational skip.
+    """
+    last_due, _, latest_today = horizon(policy, as_of)
+    inv, cus = aliased(Invoice), aliased(Customer)
+    pay, att, rem = aliased(Payment), aliased(PaymentAttempt), aliased(Reminder)
+    factor = _factor(currencies, inv.currency)
+    paid = (
+        select(func.coalesce(func.sum(_minor(pay.amount, factor)), 0))
+        .where(pay.invoice_id == inv.id)
+        .scalar_subquery()
+    )
+    # The policy's minimum per currency in minor units, as the planner compares it (every
+    # currency in the database is listed; the ``else`` only keeps the CASE valid when empty).
+    minimums = minor_threshold(
+        pd.Series(currencies, dtype=object),
+        dict(policy.min_balance_by_currency),
+        policy.min_balance,
+    )
+    minimum = (
+        case(
+            *[(inv.currency == c, int(m)) for c, m in zip(currencies, minimums, strict=True)],
+            else_=0,
+        )
+        if currencies
+        else literal(0)
+    )
+    after = _day(conn, latest_today)
+    within = or_(
+        inv.due_on <= _day(conn, last_due),
+        exists(select(rem.id).where(rem.invoice_id == inv.id)),
+        exists(select(att.id).where(att.invoice_id == inv.id, att.outcome == "failed")),
+        inv.promise_to_pay_on <= after,
+    )
+    # Paused customers are few: a set the database builds once, not a join it may misplan.
+    paused = select(cus.customer_id).where(cus.paused_until > after)
+    live = select(inv.id.label("invoice_id"), inv.customer_id).where(
+        inv.status == "open",
+        within,
+        inv.customer_id.not_in(paused),
+        or_(inv.paused_until.is_(None), inv.paused_until <= after),
+        or_(inv.promise_to_pay_on.is_(None), inv.promise_to_pay_on <= after),
+        _minor(inv.amount, factor) - paid > minimum,
+    )
+    opened = (
+        select(inv.id.label("invoice_id"), inv.customer_id)
+        .join(rem, rem.invoice_id == inv.id)
+        .where(rem.status.in_([str(s) for s in OPEN]))
+    )
+    return union(live, opened)  # type: ignore[return-value]
+
+
 def load_portfolio(
     engine: Engine,
     *,
     invoice_numbers: list[str] | None = None,
     shard: tuple[int, int] | None = None,
     customer_range: tuple[str | None, str | None] | None = None,
+    actionable_at: dt.datetime | None = None,
+    policy: Policy | None = None,
 ) -> Portfolio:
     """The Portfolio in the database: every invoice (or those numbered) and their customers'
     full history, so segmentation sees the same customers the plan covers.
@@ -137,20 +340,71 @@ def load_portfolio(
     (None: unbounded), in the database's own order (ORDER BY customer_id): a range reads the
     indexed customer_id columns, so loading a portfolio range by range stays one pass
     (dunning.plan_stream plans in such chunks).
+
+    ``actionable_at`` (a tz-aware instant; needs ``policy``) loads only what an hourly run
+    plans: the invoices that could be actionable then (``actionable_invoices``) are in scope
+    (column ``in_scope``), and only their customers are loaded, each with its full history
+    (every invoice, payment, attempt and ledger row), which segmentation and the per-customer
+    rules (one call and the SMS cap per local day) read. Equal to the full plan means: the
+    plan of this portfolio has exactly the lines (every column, same order) the plan of the
+    whole portfolio has for these invoices, and the whole portfolio's plan has, for every other
+    invoice, only skip lines with a reason in ``INFORMATIONAL_SKIPS`` (paid, void, disputed,
+    balance below the minimum, paused, promise to pay), which the run's report then no longer
+    counts. Combined with ``invoice_numbers`` and ``shard``, an invoice is in scope when it is
+    numbered, in the shard and actionable.
+
+    Raises ValueError for ``actionable_at`` without ``policy`` or a naive ``actionable_at``.
     """
+    if actionable_at is not None:
+        if policy is None:
+            raise ValueError("load_portfolio: actionable_at needs the run's policy (policy=)")
+        if actionable_at.tzinfo is None or actionable_at.utcoffset() is None:
+            raise ValueError("load_portfolio: actionable_at must be timezone-aware (UTC)")
     in_range = _in_range(customer_range)
     with engine.connect() as conn:
         currencies = [
             c for (c,) in conn.execute(select(Invoice.currency).where(in_range).distinct())
         ]
+        if actionable_at is None:
+            return _load(conn, currencies, invoice_numbers, shard, customer_range, None)
+        assert policy is not None
+        _ACTIONABLE.drop(conn, checkfirst=True)  # a crashed load's, in a pooled connection
+        _ACTIONABLE.create(conn)
+        try:
+            conn.execute(
+                insert(_ACTIONABLE).from_select(
+                    ["invoice_id", "customer_id"],
+                    actionable_invoices(conn, actionable_at, policy, currencies),
+                )
+            )
+            return _load(conn, currencies, invoice_numbers, shard, customer_range, _ACTIONABLE)
+        finally:
+            # Committed: SQLite's DDL is transactional, and a rolled-back DROP would leave the
+            # table in the pooled connection for the next load.
+            conn.rollback()  # PostgreSQL: the table goes with the transaction that made it
+            _ACTIONABLE.drop(conn, checkfirst=True)
+            conn.commit()
+
+
+def _load(
+    conn: Connection,
+    currencies: list[str],
+    invoice_numbers: list[str] | None,
+    shard: tuple[int, int] | None,
+    customer_range: tuple[str | None, str | None] | None,
+    actionable: Table | None,
+) -> Portfolio:
+    """load_portfolio's reads on ``conn``; ``actionable``: the temporary table of the
+    invoices in scope (None: all, or those numbered)."""
     factor = _factor(currencies)
     customer_filter = None
     if invoice_numbers is not None:
-        customer_filter = (
-            select(Invoice.customer_id)
-            .where(Invoice.invoice_number.in_(invoice_numbers))
-            .scalar_subquery()
-        )
+        numbered = select(Invoice.customer_id).where(Invoice.invoice_number.in_(invoice_numbers))
+        if actionable is not None:
+            numbered = numbered.where(Invoice.id.in_(select(actionable.c.invoice_id)))
+        customer_filter = numbered.scalar_subquery()
+    elif actionable is not None:
+        customer_filter = select(actionable.c.customer_id).scalar_subquery()
     cust = select(
         Customer.customer_id,
         Customer.country,
@@ -181,6 +435,8 @@ def load_portfolio(
         _raw(Invoice.promise_to_pay_on),
         _raw(Invoice.paused_until),
     )
+    if actionable is not None:
+        inv = inv.add_columns(Invoice.id.in_(select(actionable.c.invoice_id)).label("actionable"))
     pay = select(
         Payment.invoice_id,
         _minor(Payment.amount, factor).label("amount_minor"),
@@ -211,7 +467,7 @@ def load_portfolio(
         att = att.where(Invoice.customer_id.in_(customer_filter))
         led = led.where(Invoice.customer_id.in_(customer_filter))
     if shard is not None:
-        in_shard = _in_shard(engine, *shard)
+        in_shard = _in_shard(conn, *shard)
         by_customer = Customer.customer_id == Invoice.customer_id
         cust = cust.where(in_shard)
         inv = inv.join(Customer, by_customer).where(in_shard)
@@ -219,24 +475,26 @@ def load_portfolio(
         att = att.join(Customer, by_customer).where(in_shard)
         led = led.join(Customer, by_customer).where(in_shard)
     if customer_range is not None:
+        in_range = _in_range(customer_range)
         cust = cust.where(_in_range(customer_range, Customer.customer_id))
         inv, pay, att, led = (q.where(in_range) for q in (inv, pay, att, led))
-    customers = _read(engine, cust, dates=("paused_until",))
+    customers = _read(conn, cust, dates=("paused_until",))
     for col in FLAGS:
         customers[col] = customers[col].fillna(False).astype(bool)
-    invoices = _read(
-        engine, inv, dates=("issued_on", "due_on", "promise_to_pay_on", "paused_until")
-    )
-    payments = _read(engine, pay, instants=("paid_at",))
+    invoices = _read(conn, inv, dates=("issued_on", "due_on", "promise_to_pay_on", "paused_until"))
+    payments = _read(conn, pay, instants=("paid_at",))
     paid = payments.groupby("invoice_id")["amount_minor"].sum()
     invoices["amount_minor"] = invoices["amount_minor"].astype("int64")
     invoices["paid_minor"] = invoices["invoice_id"].map(paid).fillna(0).astype("int64")
     invoices["customer_id"] = invoices["customer_id"].astype(str)
     # History of the customers is loaded for segmentation; only the named invoices are planned.
-    invoices["in_scope"] = (
-        True if invoice_numbers is None else invoices["invoice_number"].isin(invoice_numbers)
-    )
+    in_scope = pd.Series(True, index=invoices.index)
+    if invoice_numbers is not None:
+        in_scope &= invoices["invoice_number"].isin(invoice_numbers)
+    if actionable is not None:
+        in_scope &= invoices.pop("actionable").fillna(False).astype(bool)
+    invoices["in_scope"] = in_scope.to_numpy(bool)
     payments["amount_minor"] = payments["amount_minor"].astype("int64")
-    attempts = _read(engine, att, instants=("attempted_at",))
-    ledger = _read(engine, led, instants=("sent_at", "claimed_at", "planned_at", "planned_for"))
+    attempts = _read(conn, att, instants=("attempted_at",))
+    ledger = _read(conn, led, instants=("sent_at", "claimed_at", "planned_at", "planned_for"))
     return Portfolio(customers, invoices, payments, attempts, ledger)

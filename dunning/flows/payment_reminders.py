@@ -223,7 +223,15 @@ def run_reminders(params: RunParameters) -> RunReport:
         check_email_compliance()
     # Settle claims a crashed run left behind first, so what they release is planned now.
     reconciled = {} if params.dry_run else reconcile_stale_claims()
-    portfolio = fetch_portfolio(_names(params.invoice_numbers), shard)
+    numbers = _names(params.invoice_numbers)
+    # The whole portfolio (or a shard of it): only the invoices that could be actionable now
+    # are loaded and planned; a run for named invoices plans them whatever their state.
+    portfolio = fetch_portfolio(
+        numbers,
+        shard,
+        actionable_at=as_of if numbers is None else None,
+        policy_path=params.policy_path,
+    )
     planned: tuple[pd.DataFrame, Any] = plan_reminders(
         portfolio,
         as_of,

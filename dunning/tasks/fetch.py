@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 from prefect import task
 
 from dunning.core.portfolio import Portfolio
 from dunning.db import check_ready, get_engine
+from dunning.policy import load_policy
 from dunning.portfolio import load_portfolio
 
 
 @task(name="fetch-portfolio", description="Load invoices, customers, history and the ledger.")
 def fetch_portfolio(
-    invoice_numbers: list[str] | None = None, shard: tuple[int, int] | None = None
+    invoice_numbers: list[str] | None = None,
+    shard: tuple[int, int] | None = None,
+    actionable_at: dt.datetime | None = None,
+    policy_path: Path | None = None,
 ) -> Portfolio:
     """The portfolio to plan over (optionally only some invoices, or one shard's customers:
-    ``shard`` = (shards, k))."""
+    ``shard`` = (shards, k)).
+
+    ``actionable_at`` (tz-aware): only the invoices that could be actionable then under the
+    policy at ``policy_path`` (None: the default policy) are in scope, with their customers'
+    history (``dunning.portfolio.load_portfolio``); the plan's lines for them equal the full
+    plan's, and the invoices left out would only have had informational skips.
+    """
     engine = get_engine()
     check_ready(engine)
-    return load_portfolio(engine, invoice_numbers=invoice_numbers, shard=shard)
+    policy = load_policy(policy_path) if actionable_at is not None else None
+    return load_portfolio(
+        engine,
+        invoice_numbers=invoice_numbers,
+        shard=shard,
+        actionable_at=actionable_at,
+        policy=policy,
+    )
