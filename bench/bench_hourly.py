@@ -128,14 +128,15 @@ def _pg_drop(source: str, name: str) -> None:
     )
 
 
-def _measure(url: str) -> dict[str, Any]:
-    """Ours and the baseline, dry run and real run, on ``url``."""
+def _measure(url: str, kinds: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
+    """Ours and the baseline, dry run and real run (``kinds``: dry_run flags), on ``url``."""
     out: dict[str, Any] = {}
-    for dry in (True, False):
+    for dry in kinds:
         kind = "dry_run" if dry else "real_run"
         for path in ("ours", "full"):
             out[f"{path}_{kind}"] = _run_child(url, path, dry)
-    ours, full = out["ours_dry_run"], out["full_dry_run"]
+    kind = "dry_run" if True in kinds else "real_run"
+    ours, full = out[f"ours_{kind}"], out[f"full_{kind}"]
     if "wall_s" in ours:
         out["noop_hourly_run_s_1m"] = ours["wall_s"]
         out["noop_hourly_run_cpu_s_1m"] = ours["cpu_s"]
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sqlite", type=Path, default=SQLITE_SOURCE)
     parser.add_argument("--pg", default=os.environ.get("DUNNING_BENCH_PG_1M", PG_SOURCE))
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--runs", default="dry,real", help="dry, real or both (dry,real)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", choices=("ours", "full"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -166,13 +168,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return result
     results: dict[str, Any] = {"as_of": AS_OF}
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    kinds = tuple(k.strip() == "dry" for k in args.runs.split(",") if k.strip())
     if "sqlite" in backends:
         with tempfile.TemporaryDirectory(prefix="hourly-bench-") as tmp:
-            results["sqlite"] = _measure(_sqlite_copy(args.sqlite, Path(tmp)))
+            results["sqlite"] = _measure(_sqlite_copy(args.sqlite, Path(tmp)), kinds)
     if "postgresql" in backends:
         url, name = _pg_copy(args.pg)
         try:
-            results["postgresql"] = _measure(url)
+            results["postgresql"] = _measure(url, kinds)
         finally:
             _pg_drop(args.pg, name)
     if args.out:
