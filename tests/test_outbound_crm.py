@@ -21,10 +21,11 @@ from dunning.db.models import Invoice, OutboundDelivery, OutboundSubscriber, Rem
 from dunning.devtools.fakes.hubspot_app import HubSpotFake, run_hubspot_fake
 from dunning.devtools.fakes.salesforce_app import SalesforceFake, run_salesforce_fake
 from dunning.errors import ConfigError
-from dunning.outbound.activities import held, load_crm, load_targets
+from dunning.outbound.activities import held, load_crm
 from dunning.outbound.delivery import deliver_due
 from dunning.outbound.events import Event, emit
 from dunning.outbound.subscribers import listing, replay
+from dunning.outbound.targets import load_targets
 from tests.factories import add_customer, add_invoice
 
 # Tuesday 24 Nov 2026, 15:00 UTC = 10:00 in New York: inside the default send window.

@@ -195,12 +195,13 @@ def deliver_due(
 
     A delivery is taken by moving its ``next_attempt_at`` past the request timeout before
     the POST, so a second pass running at the same time skips it. ``targets`` (default: the
-    configured CRM targets and Xero notes, ``dunning.outbound.activities.load_targets``)
+    configured CRM targets and Xero notes, ``dunning.outbound.targets.load_targets``)
     are internal subscribers: their deliveries call the provider instead of POSTing. Raises
     ConfigError when the environment's subscriber is set without a valid secret, or the CRM
     file or sources.toml is invalid.
     """
-    from dunning.outbound.activities import INTERNAL_PREFIX, deliver, load_targets
+    from dunning.outbound.activities import INTERNAL_PREFIX, deliver
+    from dunning.outbound.targets import load_targets
 
     if targets is None:
         targets = load_targets()
