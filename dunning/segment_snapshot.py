@@ -44,6 +44,8 @@ INT_FEATURES = tuple(f for f in FEATURE_NAMES if f not in FLOAT_FEATURES + BOOL_
 #: A customer in no earlier snapshot, in the movement table's ``from`` column.
 NEW = "(new)"
 _IN_CHUNK = 5_000
+#: Reading more customers than this, the whole table is read and filtered in memory.
+_READ_ALL_ABOVE = 20_000
 _SQLITE_INSTANT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME text, naive UTC
 
 
@@ -302,27 +304,46 @@ def read_snapshot(
     sorted). ``as_of`` (UTC): only rows describing history at or before it, and with
     ``max_age`` not older than ``as_of - max_age``. Raises ValueError for a naive ``as_of``.
     """
-    cols = [getattr(CustomerSegment, c) for c in ("customer_id", *FEATURE_NAMES, "segment")]
-    stmt = select(*cols)
+    # Straight from the DBAPI cursor: SQLAlchemy Row objects cost seconds at 200k customers,
+    # and an hourly run reads the snapshot of every customer it plans.
+    sqlite = engine.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    where: list[str] = []
+    params: list[Any] = []
     if policy is not None:
-        stmt = stmt.where(CustomerSegment.policy_fingerprint == policy_fingerprint(policy))
+        where.append(f"policy_fingerprint = {mark}")
+        params.append(policy_fingerprint(policy))
     if as_of is not None:
         as_of = _utc(as_of)
-        stmt = stmt.where(CustomerSegment.as_of <= as_of)
-        if max_age is not None:
-            stmt = stmt.where(CustomerSegment.as_of >= as_of - max_age)
+        bounds = [("<=", as_of)] + ([(">=", as_of - max_age)] if max_age is not None else [])
+        for op, instant in bounds:
+            where.append(f"as_of {op} {mark}")
+            params.append(instant.strftime(_SQLITE_INSTANT) if sqlite else instant)
+    names = ", ".join(("customer_id", *FEATURE_NAMES, "segment"))
+    base = f"SELECT {names} FROM customer_segments"
+    wanted = None if customer_ids is None else sorted({str(c) for c in customer_ids})
+    queries: list[tuple[str, list[Any]]] = []
+    if wanted is None or len(wanted) > _READ_ALL_ABOVE:
+        queries.append((base + (" WHERE " + " AND ".join(where) if where else ""), params))
+    else:
+        for chunk in _chunks(wanted):
+            cond = [*where, f"customer_id IN ({', '.join([mark] * len(chunk))})"]
+            queries.append((base + " WHERE " + " AND ".join(cond), [*params, *chunk]))
     rows: list[tuple[object, ...]] = []
     with engine.connect() as conn:
-        if customer_ids is None:
-            rows = [tuple(r) for r in conn.execute(stmt)]
-        else:
-            wanted = sorted({str(c) for c in customer_ids})
-            for chunk in _chunks(wanted):
-                rows += [
-                    tuple(r)
-                    for r in conn.execute(stmt.where(CustomerSegment.customer_id.in_(chunk)))
-                ]
-    return _frame(rows, policy)
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cur = dbapi.cursor()
+        try:
+            for sql, args in queries:
+                cur.execute(sql, args)
+                rows += cur.fetchall()
+        finally:
+            cur.close()
+    frame = _frame(rows, policy)
+    if wanted is not None and len(wanted) > _READ_ALL_ABOVE:
+        frame = frame.loc[frame.index.isin(wanted)]
+    return frame
 
 
 def _frame(rows: list[tuple[object, ...]], policy: Policy | None) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
+from dunning import segment_snapshot
 from dunning.db.models import CustomerSegment
 from dunning.devtools.seed import seed_portfolio
 from dunning.policy import load_policy, plan, segment_frame
@@ -33,7 +34,7 @@ def seeded(engine: Engine):
     return load_portfolio(engine)
 
 
-def test_the_snapshot_round_trips_to_segment_frame(engine, seeded):
+def test_the_snapshot_round_trips_to_segment_frame(engine, seeded, monkeypatch):
     policy = load_policy()
     frame = segment_frame(seeded, AS_OF, policy)
     # Every kind of value is there: NaN features (nothing judged) and several segments.
@@ -48,6 +49,12 @@ def test_the_snapshot_round_trips_to_segment_frame(engine, seeded):
     some = list(frame.index[:7]) + ["nobody"]
     part = read_snapshot(engine, some, policy=policy)
     pd.testing.assert_frame_equal(part.loc[frame.index[:7]], frame.iloc[:7])
+
+    # Many customers: the table is read whole and filtered in memory; same answer.
+    monkeypatch.setattr(segment_snapshot, "_READ_ALL_ABOVE", 3)
+    part = read_snapshot(engine, some, policy=policy, as_of=AS_OF)
+    pd.testing.assert_frame_equal(part.loc[frame.index[:7]], frame.iloc[:7])
+    assert len(part) == 7
 
 
 def test_a_fresh_snapshot_plans_exactly_what_segmenting_now_plans(engine, seeded):
