@@ -129,7 +129,11 @@ def _pg_drop(source: str, name: str) -> None:
 
 
 def _measure(url: str, kinds: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
-    """Ours and the baseline, dry run and real run (``kinds``: dry_run flags), on ``url``."""
+    """Ours and the baseline, dry run and real run (``kinds``: dry_run flags), on ``url``
+    (migrated to head first: the copy may predate the newest tables)."""
+    from dunning.db import upgrade
+
+    upgrade(url)
     out: dict[str, Any] = {}
     for dry in kinds:
         kind = "dry_run" if dry else "real_run"
