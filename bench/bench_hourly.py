@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-29T03:00:00+00:00"
 SQLITE_SOURCE = Path("/work/benchdata/1m.sqlite")
 PG_SOURCE = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_1m"
+#: The prefix of a child's result line (the run's own output may print JSON-like lines too).
+_MARK = "bench_hourly result: "
 
 
 def _child(url: str, path: str, dry_run: bool) -> dict[str, Any]:
@@ -84,10 +86,10 @@ def _run_child(url: str, path: str, dry_run: bool) -> dict[str, Any]:
     if dry_run:
         cmd.append("--dry-run")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
     if proc.returncode or not lines:
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
-    return dict(json.loads(lines[-1]))
+    return dict(json.loads(lines[-1].removeprefix(_MARK)))
 
 
 def _sqlite_copy(source: Path, workdir: Path) -> str:
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.child:
         result = _child(args.url, args.child, args.dry_run)
-        print(json.dumps(result))
+        print(_MARK + json.dumps(result), flush=True)
         return result
     results: dict[str, Any] = {"as_of": AS_OF}
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
