@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -21,6 +22,9 @@ from dunning.faultpoint import crash_point
 from dunning.masking import scrub
 from dunning.render import lead_reminder, message_order
 
+if TYPE_CHECKING:
+    from dunning.policy.model import Policy
+
 Composer = Callable[[ReminderData], OutboundMessage]
 #: Composes the one message of several reminders (their lead first): dunning.render.compose_group.
 GroupComposer = Callable[[list[ReminderData]], OutboundMessage]
@@ -28,10 +32,13 @@ GroupComposer = Callable[[list[ReminderData]], OutboundMessage]
 CONSOLIDATED_CHANNELS = ("email", "sms")
 
 
-def customer_messages(claimed: list[ReminderData]) -> list[list[ReminderData]]:
+def customer_messages(
+    claimed: list[ReminderData], policy: Policy | None = None
+) -> list[list[ReminderData]]:
     """``claimed`` split into one message per customer and channel (email, sms; a call stays
-    one per invoice), each with its lead (``dunning.render.lead_reminder``) first and the
-    others in the order the message lists them."""
+    one per invoice), each with its lead (``dunning.render.lead_reminder`` by ``policy``'s
+    ladder; None: the default policy) first and the others in the order the message lists
+    them."""
     by_key: dict[tuple[str, str, int], list[ReminderData]] = {}
     for data in claimed:
         single = data.channel not in CONSOLIDATED_CHANNELS
@@ -39,7 +46,7 @@ def customer_messages(claimed: list[ReminderData]) -> list[list[ReminderData]]:
         by_key.setdefault(key, []).append(data)
     messages = []
     for members in by_key.values():
-        lead = lead_reminder(members)
+        lead = lead_reminder(members, policy)
         messages.append([lead, *(m for m in message_order(members) if m is not lead)])
     return messages
 
@@ -75,6 +82,7 @@ def deliver_batch(
     min_balance: ledger.MinBalance | None = None,
     as_of: dt.datetime | None = None,
     compose_group: GroupComposer | None = None,
+    policy: Policy | None = None,
 ) -> BatchResult:
     """Send the still-planned reminders among ``reminder_ids``; returns what happened.
 
@@ -85,7 +93,9 @@ def deliver_batch(
     of a customer on a channel are claimed together and go out as one message composed by
     it; every row of that message is recorded with the same provider result (one provider
     message id; a failure fails them all). A row that could not be claimed or must not go
-    out (paid meanwhile) is left out of the message before it is composed.
+    out (paid meanwhile) is left out of the message before it is composed. ``policy``: the
+    run's policy, whose ladder picks each message's lead stage (None: the default policy);
+    pass the same one to ``compose_group``.
     """
     result = BatchResult()
     crash_point("before_claim")
@@ -96,7 +106,7 @@ def deliver_batch(
         lease_seconds=lease_seconds,
         min_balance=min_balance,
         as_of=as_of,
-        group=customer_messages if compose_group else None,
+        group=partial(customer_messages, policy=policy) if compose_group else None,
     )
     crash_point("after_claim")
     result.claimed = len(outcome.claimed)

@@ -90,8 +90,9 @@ BatchSize = Annotated[
         ge=1,
         le=10_000,
         description="Reminders per delivery task. Empty: one task per invoice while the run "
-        "has at most max_tasks invoices, else batches sized to stay within max_tasks. A "
-        "number is raised automatically when needed to stay within max_tasks.",
+        "has at most max_tasks invoices, else batches of 500 (smaller when that would leave "
+        "fewer batches than concurrency). A number is raised automatically when needed to "
+        "stay within max_tasks.",
     ),
 ]
 MaxTasks = Annotated[int, Field(ge=1, le=2_000, description="Most delivery tasks a run creates.")]

@@ -170,6 +170,28 @@ def test_small_runs_fan_out_one_task_per_invoice_and_batch_size_groups(prefect_s
     assert fan_out(groups, 4, 10) == [[1, 2, 3, 4], [5, 6]]
 
 
+def test_large_runs_without_a_batch_size_fan_out_in_batches_of_500_but_fill_the_concurrency():
+    """Issue 19: a 20,000-message run made 200 delivery tasks (max_tasks) of 100, about 50
+    Prefect API calls per 1,000 messages; batches of DEFAULT_BATCH make it 40 tasks, while a
+    run just above max_tasks still has ``concurrency`` tasks to run side by side."""
+    from dunning.flows.payment_reminders import DEFAULT_BATCH, fan_out, pack_customers
+
+    big = [[i] for i in range(20_000)]
+    batches = fan_out(big, None, 200, 4)
+    assert len(batches) == 20_000 // DEFAULT_BATCH == 40
+    assert sorted(i for b in batches for i in b) == list(range(20_000))
+    assert len(fan_out(big, None, 200)) == 200  # without the concurrency: the old bound
+    assert len(fan_out(big, 100, 200, 4)) == 200  # an explicit batch size is kept
+    assert len(fan_out(big, None, 20, 4)) == 20  # max_tasks still caps the task count
+    # just above max_tasks: one batch per concurrent task, not one batch of 500
+    small = [[i] for i in range(201)]
+    assert [len(b) for b in fan_out(small, None, 200, 4)] == [51, 51, 51, 48]
+    assert fan_out(small[:200], None, 200, 4) == small[:200]  # one task per invoice still
+    customers = [[i, i + 1] for i in range(0, 40_000, 2)]
+    packed = pack_customers(customers, None, 200, 8)
+    assert len(packed) == 40 and all(len(b) == DEFAULT_BATCH for b in packed)
+
+
 def test_rerunning_a_seeded_portfolio_for_the_same_as_of_sends_nothing_new(prefect_server, engine):
     from dunning.devtools.seed import seed_portfolio
     from dunning.flows.payment_reminders import payment_reminders

@@ -58,3 +58,18 @@ def test_a_custom_ladders_stages_rank_by_their_place(tmp_path: Path) -> None:
     last = reminder(reminder_id=2, stage="last_call", days_overdue=12, due_on=due)
     assert lead_reminder([late, last], policy) is last
     assert lead_reminder([late, last]) is late  # the default policy knows neither stage
+
+
+def test_delivery_groups_a_customers_message_by_the_runs_ladder(tmp_path: Path) -> None:
+    """The run's policy reaches delivery: customer_messages (what deliver_batch claims and
+    composes as one message) leads with the custom ladder's last_call, as the run planned."""
+    from dunning.delivery import customer_messages
+
+    path = tmp_path / "custom.toml"
+    path.write_text(CUSTOM_LADDER)
+    policy = load_policy(path)
+    due = dt.date(2026, 3, 1)
+    late = reminder(reminder_id=1, stage="nudge", days_overdue=30, due_on=due)
+    last = reminder(reminder_id=2, stage="last_call", days_overdue=12, due_on=due)
+    assert [m[0] for m in customer_messages([late, last], policy)] == [last]
+    assert [m[0] for m in customer_messages([late, last])] == [late]

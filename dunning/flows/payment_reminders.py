@@ -86,12 +86,36 @@ def batches_of(ids: list[int], batch_size: int, max_tasks: int) -> list[list[int
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def fan_out(groups: list[list[int]], batch_size: int | None, max_tasks: int) -> list[list[int]]:
+#: The batch a run without ``batch_size`` grows to once it is too large for one task per
+#: invoice, unless that would leave fewer batches than ``concurrency`` can run at once. Each
+#: delivery task costs about five Prefect API calls (its states' events, its tag check, its
+#: logs), so batches of 500 keep a 20,000-message run near 13 calls per 1,000 messages where
+#: the ``max_tasks`` bound alone (200 batches of 100) made it about 50; Prefect Cloud
+#: rate-limits its API (docs/performance.md, issue 19).
+DEFAULT_BATCH = 500
+
+
+def default_batch(items: int, max_tasks: int, concurrency: int | None) -> int:
+    """The batch size (in fan-out units: invoices or customers) for ``items`` units when no
+    ``batch_size`` is given and one task per unit would exceed ``max_tasks``: DEFAULT_BATCH,
+    or smaller so ``concurrency`` tasks still run side by side, and never so small that the
+    run exceeds ``max_tasks`` task runs. Without ``concurrency`` (None): 1, the smallest the
+    ``max_tasks`` bound allows."""
+    if concurrency is None:
+        return 1
+    return max(1, min(DEFAULT_BATCH, math.ceil(items / max(concurrency, 1))))
+
+
+def fan_out(
+    groups: list[list[int]], batch_size: int | None, max_tasks: int, concurrency: int | None = None
+) -> list[list[int]]:
     """The delivery tasks' batches: one per invoice while that keeps the run within
-    ``max_tasks`` task runs and no ``batch_size`` is given, else batches of the ids."""
+    ``max_tasks`` task runs and no ``batch_size`` is given, else batches of the ids (of
+    ``batch_size``, or of ``default_batch`` when it is not given)."""
     if batch_size is None and len(groups) <= max_tasks:
         return groups
-    return batches_of([i for g in groups for i in g], batch_size or 1, max_tasks)
+    ids = [i for g in groups for i in g]
+    return batches_of(ids, batch_size or default_batch(len(ids), max_tasks, concurrency), max_tasks)
 
 
 def consolidated_customers(sends: pd.DataFrame, policy: Any) -> set[str]:
@@ -108,17 +132,19 @@ def consolidated_customers(sends: pd.DataFrame, policy: Any) -> set[str]:
 
 
 def pack_customers(
-    groups: list[list[int]], batch_size: int | None, max_tasks: int
+    groups: list[list[int]], batch_size: int | None, max_tasks: int, concurrency: int | None = None
 ) -> list[list[list[int]]]:
     """Customers' reminder ids (one list per customer) packed into delivery batches, a
     customer never split across two (its rows are claimed together): one customer per batch
     while that keeps the run within ``max_tasks`` task runs and no ``batch_size`` is given,
-    else ``batch_size`` customers per batch, enlarged so there are at most ``max_tasks``."""
+    else ``batch_size`` customers per batch (``default_batch`` when not given), enlarged so
+    there are at most ``max_tasks``."""
     if not groups:
         return []
     if batch_size is None and len(groups) <= max_tasks:
         return [[g] for g in groups]
-    size = max(batch_size or 1, math.ceil(len(groups) / max_tasks))
+    unit = batch_size or default_batch(len(groups), max_tasks, concurrency)
+    size = max(unit, math.ceil(len(groups) / max_tasks))
     return [groups[i : i + size] for i in range(0, len(groups), size)]
 
 
@@ -282,8 +308,8 @@ def run_reminders(params: RunParameters) -> RunReport:
     groups, customer_groups = record_plan(sends, run_id, as_of, per_customer)
     record_holdouts(get_engine(), lines, run_id=run_id, as_of=as_of)
     tasks = params.max_tasks if not (groups and customer_groups) else max(params.max_tasks // 2, 1)
-    batches = fan_out(groups, params.batch_size, tasks)
-    packed = pack_customers(customer_groups, params.batch_size, tasks)
+    batches = fan_out(groups, params.batch_size, tasks, params.concurrency)
+    packed = pack_customers(customer_groups, params.batch_size, tasks, params.concurrency)
     stopped, _ = _deliver_all(
         batches + [[i for g in b for i in g] for b in packed],
         claimer,
@@ -292,6 +318,7 @@ def run_reminders(params: RunParameters) -> RunReport:
         params.concurrency,
         log,
         customers=[0] * len(batches) + [len(b) for b in packed],
+        policy=policy,
     )
 
     report = RunReport(
@@ -354,11 +381,12 @@ def _deliver_all(
     concurrency: int,
     log: Any,
     customers: Sequence[int] = (),
+    policy: Any = None,
 ) -> tuple[str | None, BatchResult]:
     """Why delivery stopped (None if it did not) and the batches' summed counts; runs the
     delivery tasks, ``concurrency`` at a time, logging one line per finished batch.
     ``customers[i]`` > 0: batch i holds that many whole customers, one message each per
-    channel (policy consolidate = "customer")."""
+    channel (policy consolidate = "customer"), their lead stage ranked by ``policy``'s ladder."""
     total = len(batches)
     progress = create_progress_artifact(
         0.0, key="reminder-run-progress", description="Share of delivery batches finished."
@@ -385,7 +413,8 @@ def _deliver_all(
             with tags(*batch_tags):
                 task = deliver.with_options(task_run_name=name)
                 per_customer = number <= len(customers) and customers[number - 1] > 0
-                running[task.submit(batch, claimer, min_balance, as_of, per_customer)] = number
+                future = task.submit(batch, claimer, min_balance, as_of, per_customer, policy)
+                running[future] = number
         if not running:
             break
         fut = next(as_completed(list(running)))

@@ -25,6 +25,7 @@ from dunning.db.models import CHANNELS
 from dunning.delivery import BatchResult, deliver_batch
 from dunning.errors import ConfigError
 from dunning.ledger import MinBalance, reconcile
+from dunning.policy.model import Policy
 from dunning.render import compose, compose_group
 
 
@@ -152,6 +153,7 @@ def deliver(
     min_balance: MinBalance,
     as_of: dt.datetime,
     per_customer: bool = False,
+    policy: Policy | None = None,
 ) -> BatchResult:
     """Send the batch's still-planned reminders; raises TransientDeliveryError to be retried.
 
@@ -159,6 +161,8 @@ def deliver(
     "customer": one message per customer and channel (see ``deliver_batch``).
     ``min_balance``: the run's policy's ``Policy.min_balance_for`` (currency -> the minimum
     balance worth a reminder, major units), re-checked when each reminder is claimed.
+    ``policy``: the run's policy; its ladder ranks the stages of a consolidated message (None:
+    the default policy).
     """
     settings = get_settings().channels
     result = deliver_batch(
@@ -169,7 +173,10 @@ def deliver(
         # Why one settings object per batch: reading them from the environment per message
         # was the largest cost of delivery (pydantic-settings parses the env every time).
         compose=partial(compose, settings=settings),
-        compose_group=partial(compose_group, settings=settings) if per_customer else None,
+        compose_group=(
+            partial(compose_group, settings=settings, policy=policy) if per_customer else None
+        ),
+        policy=policy,
         lease_seconds=get_settings().lease_seconds,
         min_balance=min_balance,
         as_of=as_of,
