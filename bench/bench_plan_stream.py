@@ -75,7 +75,7 @@ def _whole_plan_json(as_of: str, all_lines: bool) -> None:
     view = lines[cols].astype({c: str for c in cols if c not in ("not_before", "days_overdue")})
     view = view.assign(not_before=view["not_before"].map(_iso))
     if (lines["channel"] == "voice").any():
-        from dunning.voice.script import language_notes
+        from dunning.render.voice import language_notes
 
         view = view.assign(note=language_notes(lines["stage"], lines["channel"], lines["locale"]))
     extra = lines[["currency", "balance_minor", *FEATURE_COLUMNS]]

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select, update
 
 from dunning.core.skip import SkipReason
 from dunning.db.models import Invoice
-from dunning.outbound.events import Event, emit
+from dunning.ledger.outbox import Event, emit
 
 EVENT = "dunning.invoice.escalated"
 

@@ -21,9 +21,9 @@ from dunning.db.models import Invoice, OutboundDelivery, OutboundSubscriber, Rem
 from dunning.devtools.fakes.hubspot_app import HubSpotFake, run_hubspot_fake
 from dunning.devtools.fakes.salesforce_app import SalesforceFake, run_salesforce_fake
 from dunning.errors import ConfigError
+from dunning.ledger.outbox import Event, emit
 from dunning.outbound.activities import held, load_crm
 from dunning.outbound.delivery import deliver_due
-from dunning.outbound.events import Event, emit
 from dunning.outbound.subscribers import listing, replay
 from dunning.outbound.targets import load_targets
 from tests.factories import add_customer, add_invoice

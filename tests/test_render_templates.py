@@ -28,8 +28,8 @@ from dunning.render import (
     unsubscribe_token,
     verify_unsubscribe_token,
 )
+from dunning.render.speech import spoken_invoice_number
 from dunning.sms import count_segments
-from dunning.voice.speech import spoken_invoice_number
 from tests.render_support import reminder
 
 _VARIANT_FILE = re.compile(

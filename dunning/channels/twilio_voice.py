@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import requests
 from pydantic import SecretStr
@@ -21,10 +22,20 @@ from dunning.channels.twilio import TWILIO_API, BaseUrlHttpClient, _ledger_facts
 from dunning.config.channels import ChannelSettings
 from dunning.core.messages import OutboundMessage, SendResult
 from dunning.errors import ConfigError
-from dunning.voice.calls import STATUS_PATH, answer_url
 
 if TYPE_CHECKING:
     from dunning.core.messages import StaleClaim
+
+#: Where Twilio fetches a call's TwiML and posts its digits (path of the webhook receiver).
+VOICE_PATH = "/webhooks/twilio/voice"
+#: Where Twilio posts a call's status callbacks (path of the webhook receiver).
+STATUS_PATH = "/webhooks/twilio/status"
+
+
+def answer_url(base: str | None, reminder_id: int) -> str:
+    """The URL Twilio fetches a call's TwiML from: ``base`` (the public URL of the webhook
+    receiver, DUNNING_WEBHOOK_PUBLIC_URL) plus the voice path and the reminder id."""
+    return f"{(base or '').rstrip('/')}{VOICE_PATH}?{urlencode({'reminder_id': reminder_id})}"
 
 
 class TwilioVoiceChannel:

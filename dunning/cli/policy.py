@@ -132,7 +132,7 @@ def plan_command(
     )
     view = view.assign(not_before=view["not_before"].map(_iso))
     if (lines["channel"] == "voice").any():
-        from dunning.voice.script import language_notes
+        from dunning.render.voice import language_notes
 
         # Calls say when they cannot speak the customer's language.
         view = view.assign(note=language_notes(lines["stage"], lines["channel"], lines["locale"]))
@@ -166,7 +166,7 @@ def _plan_json(
     payment-history features (FEATURE_COLUMNS; null when unknown)."""
     from dunning.plan_stream import instant_text, json_lines, json_values, money_text
     from dunning.policy.ladder import stage_table
-    from dunning.voice.script import language_notes
+    from dunning.render.voice import language_notes
 
     calls = bool(stage_table(policy).voice.any())
     stdout = sys.stdout

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
+from dunning.channels.twilio_voice import answer_url
 from dunning.cli.app import console, emit_json, out
 from dunning.config import get_settings
 from dunning.core.messages import ReminderData
 from dunning.db.models import Customer
+from dunning.render.voice import call_script
 from dunning.voice import twiml
-from dunning.voice.calls import answer_url, link_on_offer
-from dunning.voice.script import call_script
+from dunning.voice.calls import link_on_offer
 
 
 def show_call(engine: Engine, data: ReminderData, json_mode: bool) -> None:

@@ -12,7 +12,7 @@ from dunning.core.skip import SkipReason
 from dunning.core.status import AMBIGUOUS, PENDING, TIMESTAMP_COLUMN, Outcome, moves_forward
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Customer, DeliveryEvent, Reminder
-from dunning.outbound.events import STATUS_EVENTS, Event, emit
+from dunning.ledger.outbox import STATUS_EVENTS, Event, emit
 
 
 def rowcount(result: Any) -> int:

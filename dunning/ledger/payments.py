@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from dunning.core.skip import SkipReason
 from dunning.db.models import Invoice, Payment, PaymentAttempt, Reminder, utcnow
 from dunning.ledger.events import skip_open_reminders
-from dunning.outbound.events import Event, emit
+from dunning.ledger.outbox import Event, emit
 
 #: Ids per IN list or executemany: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500

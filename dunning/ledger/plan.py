@@ -16,7 +16,7 @@ from dunning.core.status import NOT_SENT
 from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Reminder, utcnow
 from dunning.ledger.common import _chunks
-from dunning.outbound.events import Event, emit
+from dunning.ledger.outbox import Event, emit
 from dunning.policy.ladder import OPERATOR_REASON_PREFIX
 
 

@@ -15,7 +15,7 @@ from dunning.core.status import ReminderStatus as S
 from dunning.db.models import Reminder, utcnow
 from dunning.ledger.common import _chunks
 from dunning.ledger.events import flag_customer
-from dunning.outbound.events import Event, emit
+from dunning.ledger.outbox import Event, emit
 
 
 @dataclass(frozen=True)

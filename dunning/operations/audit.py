@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from dunning.db import session_scope
 from dunning.db.models import OperatorAction
-from dunning.outbound.events import Event, emit
+from dunning.ledger.outbox import Event, emit
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dunning.db import session_scope
 from dunning.db.models import OutboundDelivery, OutboundEvent, OutboundSubscriber, utcnow
 from dunning.errors import ConfigError
 from dunning.ledger.events import rowcount
-from dunning.outbound.events import EVENT_TYPES
+from dunning.ledger.outbox import EVENT_TYPES
 
 
 def validate_url(url: str, name: str = "URL") -> str:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from dunning.db import session_scope
 from dunning.db.models import Customer, InboundMessage, Invoice, Reminder
 from dunning.ledger.events import advance, customers_by_phone, opt_out
+from dunning.ledger.outbox import Event, emit
 from dunning.masking import mask_phone
-from dunning.outbound.events import Event, emit
 from dunning.tracking.status import parse_keyword
 
 

@@ -32,9 +32,9 @@ from dunning.delivery import deliver_batch
 from dunning.errors import DunningError
 from dunning.ledger.events import opt_out, record_event
 from dunning.render import compose
+from dunning.render.voice import call_script
 from dunning.voice import twiml
 from dunning.voice.calls import Call, load_call
-from dunning.voice.script import call_script
 
 #: The stage of the SMS that carries a payment link asked for in a call (templates/payment_link).
 PAYMENT_LINK = "payment_link"

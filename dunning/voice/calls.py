@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -14,10 +13,6 @@ from dunning.core.messages import ReminderData
 from dunning.db.models import Customer, Invoice, Payment, Reminder, utcnow
 from dunning.errors import DunningError
 from dunning.ledger import reminder_data
-
-#: Where Twilio fetches a call's TwiML and posts its digits (path of the webhook receiver).
-VOICE_PATH = "/webhooks/twilio/voice"
-STATUS_PATH = "/webhooks/twilio/status"
 
 
 @dataclass(frozen=True)
@@ -29,12 +24,6 @@ class Call:
     offer_link: bool  # digit 2 is on offer: SMS consent, no SMS opt-out, a link to send
     sms_allowed: bool  # SMS consent and no SMS opt-out
     voice_opt_out: bool
-
-
-def answer_url(base: str | None, reminder_id: int) -> str:
-    """The URL Twilio fetches a call's TwiML from: ``base`` (the public URL of the webhook
-    receiver, DUNNING_WEBHOOK_PUBLIC_URL) plus the voice path and the reminder id."""
-    return f"{(base or '').rstrip('/')}{VOICE_PATH}?{urlencode({'reminder_id': reminder_id})}"
 
 
 def link_on_offer(

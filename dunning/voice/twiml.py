@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from dunning.voice.script import CallScript
+from dunning.render.voice import CallScript
 
 #: Seconds <Gather> waits for a digit after the menu.
 GATHER_TIMEOUT = 6

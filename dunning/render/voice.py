@@ -31,7 +31,7 @@ from dunning.render import (
     templates_dir,
     with_shared_phrases,
 )
-from dunning.voice.speech import (
+from dunning.render.speech import (
     Voice,
     choose_voice,
     spoken_amount,

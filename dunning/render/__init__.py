@@ -4,7 +4,7 @@ Layout of templates/ (see docs/delivery.md):
     <stage>/email.<lang>.subject.txt   subject line
     <stage>/email.<lang>.txt           the stage's own paragraph(s) of the email
     <stage>/sms.<lang>.txt             SMS body (the opt-out hint is appended by compose)
-    <stage>/voice.<lang>.txt           what a reminder call says (dunning.voice.script)
+    <stage>/voice.<lang>.txt           what a reminder call says (dunning.render.voice)
     _customer/email.<lang>[.subject].txt, _customer/sms.<lang>.txt
                                        one message listing several invoices of a customer
                                        (policy consolidate = "customer"), worded by the most
@@ -55,7 +55,7 @@ from dunning.summary import (
     summary_row,
 )
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: The templates folder of a message that lists several invoices (one message per customer).
 CONSOLIDATED = "_customer"
 
@@ -392,7 +392,7 @@ def compose(
     if data.channel == "sms":
         return _compose_sms(data, settings, invoices)
     if data.channel == "voice":
-        from dunning.voice.script import compose_voice
+        from dunning.render.voice import compose_voice
 
         return compose_voice(data, settings)
     raise TemplateError(
