@@ -222,6 +222,14 @@ _ACTIONABLE = Table(
     Column("customer_id", String(64), nullable=False),
     prefixes=["TEMPORARY"],
 )
+#: The temporary table an actionable load fills with the customers in scope that have a
+#: usable segmentation snapshot row (dunning.segment_snapshot.usable_customers).
+_SEGMENTED = Table(
+    "dunning_segmented",
+    MetaData(),
+    Column("customer_id", String(64), primary_key=True),
+    prefixes=["TEMPORARY"],
+)
 
 
 def _day(conn: Connection, day: dt.date) -> ColumnElement[Any]:
@@ -329,6 +337,7 @@ def load_portfolio(
     customer_range: tuple[str | None, str | None] | None = None,
     actionable_at: dt.datetime | None = None,
     policy: Policy | None = None,
+    snapshot_max_age: dt.timedelta | None = None,
 ) -> Portfolio:
     """The Portfolio in the database: every invoice (or those numbered) and their customers'
     full history, so segmentation sees the same customers the plan covers.
@@ -353,6 +362,15 @@ def load_portfolio(
     counts. Combined with ``invoice_numbers`` and ``shard``, an invoice is in scope when it is
     numbered, in the shard and actionable.
 
+    ``snapshot_max_age`` (with ``actionable_at``; None: every customer's full history): a
+    customer with a usable segmentation snapshot row at ``actionable_at`` (same segmentation
+    policy, at most this old: ``dunning.segment_snapshot.usable_customers``, the one rule) is
+    loaded with only what the planner reads beyond segmentation: its invoices in scope and
+    every invoice of it with a ledger row (the per-customer daily caps), with their payments,
+    attempts and ledger rows. Column ``full_history`` of ``customers`` is False for those
+    customers: their segment must come from the snapshot (``segments_for`` and
+    ``segment_frame`` refuse to segment them), with the same ``max_age``.
+
     Raises ValueError for ``actionable_at`` without ``policy`` or a naive ``actionable_at``.
     """
     if actionable_at is not None:
@@ -366,10 +384,12 @@ def load_portfolio(
             c for (c,) in conn.execute(select(Invoice.currency).where(in_range).distinct())
         ]
         if actionable_at is None:
-            return _load(conn, currencies, invoice_numbers, shard, customer_range, None)
+            return _load(conn, currencies, invoice_numbers, shard, customer_range, None, None)
         assert policy is not None
-        _ACTIONABLE.drop(conn, checkfirst=True)  # a crashed load's, in a pooled connection
-        _ACTIONABLE.create(conn)
+        temporary = (_ACTIONABLE, _SEGMENTED)
+        for table in temporary:  # a crashed load's, in a pooled connection
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
         try:
             conn.execute(
                 insert(_ACTIONABLE).from_select(
@@ -377,12 +397,29 @@ def load_portfolio(
                     actionable_invoices(conn, actionable_at, policy, currencies),
                 )
             )
-            return _load(conn, currencies, invoice_numbers, shard, customer_range, _ACTIONABLE)
+            segmented = None
+            if snapshot_max_age is not None:
+                from dunning.segment_snapshot import usable_customers
+
+                usable = usable_customers(policy, actionable_at, snapshot_max_age).subquery()
+                conn.execute(
+                    insert(_SEGMENTED).from_select(
+                        ["customer_id"],
+                        select(usable.c.customer_id).where(
+                            usable.c.customer_id.in_(select(_ACTIONABLE.c.customer_id))
+                        ),
+                    )
+                )
+                segmented = _SEGMENTED
+            return _load(
+                conn, currencies, invoice_numbers, shard, customer_range, _ACTIONABLE, segmented
+            )
         finally:
             # Committed: SQLite's DDL is transactional, and a rolled-back DROP would leave the
             # table in the pooled connection for the next load.
             conn.rollback()  # PostgreSQL: the table goes with the transaction that made it
-            _ACTIONABLE.drop(conn, checkfirst=True)
+            for table in temporary:
+                table.drop(conn, checkfirst=True)
             conn.commit()
 
 
@@ -393,9 +430,11 @@ def _load(
     shard: tuple[int, int] | None,
     customer_range: tuple[str | None, str | None] | None,
     actionable: Table | None,
+    segmented: Table | None,
 ) -> Portfolio:
     """load_portfolio's reads on ``conn``; ``actionable``: the temporary table of the
-    invoices in scope (None: all, or those numbered)."""
+    invoices in scope (None: all, or those numbered); ``segmented``: the temporary table of
+    the customers loaded with only the planner's part of their history (None: none)."""
     factor = _factor(currencies)
     customer_filter = None
     if invoice_numbers is not None:
@@ -474,6 +513,21 @@ def _load(
         pay = pay.join(Customer, by_customer).where(in_shard)
         att = att.join(Customer, by_customer).where(in_shard)
         led = led.join(Customer, by_customer).where(in_shard)
+    if segmented is not None and actionable is not None:
+        # A customer with a usable snapshot row: its invoices in scope, and every invoice of
+        # it with a ledger row (the planner counts a customer's calls and SMS of the day
+        # across all its invoices, mapping each ledger row to its customer by invoice).
+        partial = Invoice.customer_id.in_(select(segmented.c.customer_id))
+        rem = aliased(Reminder)
+        needed = or_(
+            ~partial,
+            Invoice.id.in_(select(actionable.c.invoice_id)),
+            exists(select(rem.id).where(rem.invoice_id == Invoice.id)),
+        )
+        inv, pay, att, led = (q.where(needed) for q in (inv, pay, att, led))
+        cust = cust.add_columns(
+            Customer.customer_id.not_in(select(segmented.c.customer_id)).label("full_history")
+        )
     if customer_range is not None:
         in_range = _in_range(customer_range)
         cust = cust.where(_in_range(customer_range, Customer.customer_id))
@@ -481,6 +535,8 @@ def _load(
     customers = _read(conn, cust, dates=("paused_until",))
     for col in FLAGS:
         customers[col] = customers[col].fillna(False).astype(bool)
+    if "full_history" in customers.columns:
+        customers["full_history"] = customers["full_history"].fillna(True).astype(bool)
     invoices = _read(conn, inv, dates=("issued_on", "due_on", "promise_to_pay_on", "paused_until"))
     payments = _read(conn, pay, instants=("paid_at",))
     paid = payments.groupby("invoice_id")["amount_minor"].sum()

@@ -22,13 +22,14 @@ import datetime as dt
 import hashlib
 import io
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, Select, delete, func, select
 
 from dunning.core.portfolio import Portfolio
 from dunning.db.models import CustomerSegment, utcnow
@@ -287,6 +288,37 @@ def _insert(conn: Connection, rows: pd.DataFrame) -> None:
         cur.close()
 
 
+def _usable_rule(
+    policy: Policy | None, as_of: dt.datetime | None, max_age: dt.timedelta | None
+) -> list[tuple[str, str, Any]]:
+    """The one rule for a usable snapshot row, as (column, operator, value) conditions: same
+    segmentation (``policy``'s fingerprint), history at or before ``as_of`` (UTC), and with
+    ``max_age`` not older than ``as_of - max_age`` (each part only when given)."""
+    rule: list[tuple[str, str, Any]] = []
+    if policy is not None:
+        rule.append(("policy_fingerprint", "=", policy_fingerprint(policy)))
+    if as_of is not None:
+        as_of = _utc(as_of)
+        rule.append(("as_of", "<=", as_of))
+        if max_age is not None:
+            rule.append(("as_of", ">=", as_of - max_age))
+    return rule
+
+
+def usable_customers(
+    policy: Policy, as_of: dt.datetime, max_age: dt.timedelta | None
+) -> Select[tuple[str]]:
+    """SQL: the customer_id of every stored row a run at ``as_of`` (UTC) under ``policy`` may
+    use instead of segmenting the customer (the rule :func:`read_snapshot` and
+    :func:`segments_for` apply). ``dunning.portfolio.load_portfolio`` loads only the planner's
+    part of these customers' history. Raises ValueError for a naive ``as_of``."""
+    ops = {"=": operator.eq, "<=": operator.le, ">=": operator.ge}
+    columns = CustomerSegment.__table__.c
+    return select(CustomerSegment.customer_id).where(
+        *[ops[op](columns[name], value) for name, op, value in _usable_rule(policy, as_of, max_age)]
+    )
+
+
 def read_snapshot(
     engine: Engine,
     customer_ids: Iterable[str] | None = None,
@@ -310,15 +342,11 @@ def read_snapshot(
     mark = "?" if sqlite else "%s"
     where: list[str] = []
     params: list[Any] = []
-    if policy is not None:
-        where.append(f"policy_fingerprint = {mark}")
-        params.append(policy_fingerprint(policy))
-    if as_of is not None:
-        as_of = _utc(as_of)
-        bounds = [("<=", as_of)] + ([(">=", as_of - max_age)] if max_age is not None else [])
-        for op, instant in bounds:
-            where.append(f"as_of {op} {mark}")
-            params.append(instant.strftime(_SQLITE_INSTANT) if sqlite else instant)
+    for column, op, value in _usable_rule(policy, as_of, max_age):
+        where.append(f"{column} {op} {mark}")
+        if isinstance(value, dt.datetime) and sqlite:
+            value = value.strftime(_SQLITE_INSTANT)
+        params.append(value)
     names = ", ".join(("customer_id", *FEATURE_NAMES, "segment"))
     base = f"SELECT {names} FROM customer_segments"
     wanted = None if customer_ids is None else sorted({str(c) for c in customer_ids})
@@ -394,6 +422,16 @@ def subset_portfolio(portfolio: Portfolio, customer_ids: Iterable[str]) -> Portf
     )
 
 
+def partial_history(portfolio: Portfolio) -> pd.Series:
+    """The customer_id (str) of every customer of ``portfolio`` loaded with only the planner's
+    part of its history (``full_history`` False): its segment must come from the snapshot."""
+    cust = portfolio.customers
+    if "full_history" not in cust.columns:
+        return pd.Series([], dtype=object)
+    ids = cust["customer_id"].astype(str)
+    return ids.loc[~cust["full_history"].to_numpy(bool)]
+
+
 def segments_for(
     engine: Engine,
     portfolio: Portfolio,
@@ -408,12 +446,24 @@ def segments_for(
     The result has segment_frame's shape and its row order (``portfolio.customers``), so it
     equals ``segment_frame(portfolio, as_of, policy)`` when the snapshot was written at
     ``as_of`` under ``policy``. The customers segmented on the fly need their whole payment
-    history in ``portfolio``. Raises ValueError for a naive ``as_of``.
+    history in ``portfolio``: a customer loaded with only the planner's part of it (column
+    ``full_history`` False in ``portfolio.customers``, see ``dunning.portfolio``) is never
+    segmented here. Raises ValueError for a naive ``as_of``, and for such a customer without a
+    usable row (the snapshot changed since the load, or ``max_age`` differs from the load's):
+    load the portfolio again.
     """
     as_of = _utc(as_of)
     ids = portfolio.customers["customer_id"].astype(str)
     snap = read_snapshot(engine, ids, policy=policy, as_of=as_of, max_age=max_age)
     missing = ids[~ids.isin(snap.index)]
+    partial = partial_history(portfolio)
+    if partial.isin(missing).any():
+        raise ValueError(
+            f"segments_for: {int(partial.isin(missing).sum())} customer(s) were loaded without "
+            "their full payment history (a usable snapshot row at the load) and have no usable "
+            "snapshot row now; load the portfolio again (segmenting a partial history would "
+            "give a wrong segment)"
+        )
     parts = [snap]
     if len(missing):
         parts.append(segment_frame(subset_portfolio(portfolio, missing), as_of, policy))

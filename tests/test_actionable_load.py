@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert
 
 from dunning.db.models import Base, Customer, Invoice, Payment, PaymentAttempt, Reminder
-from dunning.policy import load_policy, plan
+from dunning.policy import load_policy, plan, segment_frame
 from dunning.portfolio import INFORMATIONAL_SKIPS, horizon, load_portfolio
+from dunning.segment_snapshot import segments_for, write_snapshot
 
 SETTINGS = settings(
     max_examples=40,
@@ -171,6 +172,103 @@ def test_actionable_plan_equals_the_full_plan(
     portfolio = load_portfolio(engine, actionable_at=as_of, policy=POLICY)
     in_scope = set(portfolio.invoices.loc[portfolio.invoices["in_scope"], "invoice_id"].tolist())
     _compare(full, plan(portfolio, as_of, POLICY), in_scope)
+
+
+MAX_AGE = dt.timedelta(hours=48)
+#: Per customer: a usable snapshot row at the run's as_of, none, one too old, one at a later
+#: as_of (history after the run: not usable either).
+SNAPSHOT_KINDS = ("fresh", "fresh", "none", "stale", "later")
+
+
+@SETTINGS
+@given(
+    rows=portfolios(),
+    hours=st.integers(-30 * 24, 10 * 24),
+    kinds=st.lists(st.sampled_from(SNAPSHOT_KINDS), min_size=3, max_size=3),
+)
+def test_snapshot_reduced_load_plans_the_full_plan(
+    engine: Engine, rows: dict[str, list[dict[str, Any]]], hours: int, kinds: list[str]
+) -> None:
+    """Customers with a usable snapshot row are loaded with only the planner's part of their
+    history, segmented from the snapshot; the others in full, segmented now. The plan equals
+    the full plan (the definition above)."""
+    _write(engine, rows)
+    as_of = dt.datetime.combine(BASE_DAY, dt.time(3), tzinfo=dt.UTC) + dt.timedelta(hours=hours)
+    whole = load_portfolio(engine)
+    full = plan(whole, as_of, POLICY)
+    frame = segment_frame(whole, as_of, POLICY)
+    kind = {f"C{c}": k for c, k in enumerate(kinds)}
+    written = {"fresh": as_of, "stale": as_of - MAX_AGE - dt.timedelta(hours=1)}
+    written["later"] = as_of + dt.timedelta(hours=1)
+    for name, at in written.items():
+        ids = [c for c in frame.index if kind[c] == name]
+        if ids:
+            write_snapshot(engine, frame.loc[ids], at, POLICY, replace=False)
+    portfolio = load_portfolio(engine, actionable_at=as_of, policy=POLICY, snapshot_max_age=MAX_AGE)
+    cust = portfolio.customers
+    partial = set(cust.loc[~cust["full_history"], "customer_id"])
+    assert partial == {c for c in cust["customer_id"] if kind[c] == "fresh"}
+    segments, used = segments_for(engine, portfolio, as_of, POLICY, max_age=MAX_AGE)
+    assert used.on_the_fly == len(cust) - len(partial)
+    in_scope = set(portfolio.invoices.loc[portfolio.invoices["in_scope"], "invoice_id"].tolist())
+    _compare(full, plan(portfolio, as_of, POLICY, segments=segments), in_scope)
+    # Customers loaded in full keep their whole history; the others at most what was in scope
+    # or has a ledger row.
+    with_ledger = {r["invoice_id"] for r in rows["r"]}
+    for row in rows["i"]:
+        loaded = row["id"] in set(portfolio.invoices["invoice_id"])
+        if row["customer_id"] not in set(cust["customer_id"]):
+            assert not loaded
+        elif row["customer_id"] in partial:
+            assert loaded == (row["id"] in in_scope or row["id"] in with_ledger)
+        else:
+            assert loaded
+
+
+def test_a_partial_history_is_never_segmented(engine: Engine) -> None:
+    """A customer loaded without its full history (a usable snapshot row at the load) is not
+    segmented on the fly: segments_for and segment_frame refuse."""
+    as_of = dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC)
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in ("c", "i", "p", "a", "r")}
+    rows["c"].append({"customer_id": "C0", "name": "C0", "timezone": "UTC", **PLACE})
+    for n, status in enumerate(("open", "paid"), start=1):
+        rows["i"].append(
+            {
+                "id": n,
+                "invoice_number": f"INV-{n}",
+                "customer_id": "C0",
+                "currency": "USD",
+                "amount": Decimal("100"),
+                "issued_on": dt.date(2026, 10, 1),
+                "due_on": dt.date(2026, 11, 1),
+                "status": status,
+                "payment_link": "https://pay.example.com/x",
+            }
+        )
+    rows["p"].append(
+        {"invoice_id": 2, "amount": Decimal("100"), "paid_at": as_of, "external_id": "p"}
+    )
+    _write(engine, rows)
+    whole = load_portfolio(engine)
+    write_snapshot(engine, segment_frame(whole, as_of, POLICY), as_of, POLICY)
+    part = load_portfolio(engine, actionable_at=as_of, policy=POLICY, snapshot_max_age=MAX_AGE)
+    assert list(part.customers["full_history"]) == [False]
+    assert list(part.invoices["invoice_number"]) == ["INV-1"]  # not the paid history
+    assert part.payments.empty
+    with pytest.raises(ValueError, match="full history"):
+        segment_frame(part, as_of, POLICY)
+    with pytest.raises(ValueError, match="full history"):
+        plan(part, as_of, POLICY)
+    # Without snapshot_max_age, or when the row is too old for the run: the full history.
+    assert len(load_portfolio(engine, actionable_at=as_of, policy=POLICY).invoices) == 2
+    later = as_of + MAX_AGE + dt.timedelta(hours=1)
+    old = load_portfolio(engine, actionable_at=later, policy=POLICY, snapshot_max_age=MAX_AGE)
+    assert list(old.customers["full_history"]) == [True]
+    assert len(old.invoices) == 2
+    # The snapshot gone between the load and the plan: refused, not segmented from the part.
+    write_snapshot(engine, segment_frame(whole, as_of, POLICY).iloc[:0], as_of, POLICY)
+    with pytest.raises(ValueError, match="full payment history"):
+        segments_for(engine, part, as_of, POLICY, max_age=MAX_AGE)
 
 
 def test_actionable_load_leaves_out_what_cannot_be_actionable(engine: Engine) -> None:

@@ -65,7 +65,20 @@ def check_as_of(as_of: datetime) -> datetime:
 
 
 def segment_frame(portfolio: Portfolio, as_of: datetime, policy: Policy) -> pd.DataFrame:
-    """Features per customer (index customer_id) with the customer's segment."""
+    """Features per customer (index customer_id) with the customer's segment.
+
+    Raises ValueError when a customer was loaded with only the planner's part of its history
+    (``full_history`` False: the hourly load of a customer with a usable segmentation
+    snapshot row, see ``dunning.portfolio.load_portfolio``): its segment must come from the
+    snapshot (``plan(..., segments=)``), never from a partial history.
+    """
+    cust = portfolio.customers
+    if "full_history" in cust.columns and not cust["full_history"].to_numpy(bool).all():
+        raise ValueError(
+            "segment_frame: the portfolio has customers loaded without their full history "
+            "(full_history False); pass their segments from the snapshot "
+            "(dunning.segment_snapshot.segments_for) or load the full history"
+        )
     feats = compute_features(portfolio, check_as_of(as_of), policy)
     feats["segment"] = assign_segments(feats, policy)
     return feats

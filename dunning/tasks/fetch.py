@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import task
 
+from dunning.config import get_settings
 from dunning.core.portfolio import Portfolio
 from dunning.db import check_ready, get_engine
 from dunning.policy import load_policy
@@ -25,16 +26,22 @@ def fetch_portfolio(
 
     ``actionable_at`` (tz-aware): only the invoices that could be actionable then under the
     policy at ``policy_path`` (None: the default policy) are in scope, with their customers'
-    history (``dunning.portfolio.load_portfolio``); the plan's lines for them equal the full
+    history (``dunning.portfolio.load_portfolio``; customers with a usable segmentation
+    snapshot row within DUNNING_SEGMENT_SNAPSHOT_MAX_AGE_HOURS: only the history the planner
+    reads beyond segmentation); the plan's lines for them equal the full
     plan's, and the invoices left out would only have had informational skips.
     """
     engine = get_engine()
     check_ready(engine)
     policy = load_policy(policy_path) if actionable_at is not None else None
+    # The plan task reads the snapshot with the same age (run_segments): a customer loaded
+    # without its full history is segmented from its snapshot row, never on the fly.
+    hours = get_settings().segment_snapshot_max_age_hours
     return load_portfolio(
         engine,
         invoice_numbers=invoice_numbers,
         shard=shard,
         actionable_at=actionable_at,
         policy=policy,
+        snapshot_max_age=dt.timedelta(hours=hours) if hours else None,
     )
