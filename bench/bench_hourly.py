@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_hourly.py [--sqlite /work/benchdata/1m.sqlite]
         [--pg postgresql+psycopg://postgres@127.0.0.1:5432/bench_1m] [--backends sqlite,postgresql]
+        [--runs dry,real] [--no-snapshot]
 
 On a copy of the 1M-invoice benchmark database (SQLite: a file copy; PostgreSQL: ``createdb
 -T``), runs the payment-reminders flow at 2026-11-29T03:00Z (a Sunday: every line is deferred
@@ -9,7 +10,11 @@ or skipped, nothing is sent), as a dry run and as a real run, from flow start to
 run is its own process (so peak RSS is that run's), with Prefect's own start done before the
 clock starts (a trivial flow first). The baseline is the same flow with the old fetch (the
 full portfolio: every invoice planned), measured in the same invocation; the ratio is
-baseline / ours. Figures on a busy 2-core machine are inflated; compare the ratios.
+baseline / ours. Unless --no-snapshot, the segmentation snapshot is written at the as-of first
+(not timed), as the daily segment-customers flow leaves it, and ``history`` (ours, but every
+planned customer loaded with its full history, as before the snapshot reduced the load) is
+measured too (``history_over_ours_cpu``). Figures on a busy 2-core machine are inflated;
+compare the ratios.
 
 ``main(argv) -> dict`` returns, per backend, ``noop_hourly_run_s_1m``,
 ``noop_hourly_run_peak_rss_mb``, ``noop_hourly_run_cpu_s_1m`` and the baseline's figures
@@ -55,6 +60,16 @@ def _child(url: str, path: str, dry_run: bool) -> dict[str, Any]:
     import dunning.flows.payment_reminders as module
     from dunning.flows.payment_reminders import payment_reminders
 
+    if path == "history":
+        import dunning.tasks.fetch as fetch_module
+
+        load = fetch_module.load_portfolio
+
+        def full_history(*args: Any, **kwargs: Any) -> Any:
+            kwargs.pop("snapshot_max_age", None)
+            return load(*args, **kwargs)
+
+        fetch_module.load_portfolio = full_history  # type: ignore[assignment]
     if path == "full":
         fetch = module.fetch_portfolio
 
@@ -81,7 +96,8 @@ def _child(url: str, path: str, dry_run: bool) -> dict[str, Any]:
 
 
 def _run_child(url: str, path: str, dry_run: bool) -> dict[str, Any]:
-    """``_child`` in a subprocess; its JSON result, or the error it printed."""
+    """``_child`` in a subprocess; its JSON result, or the error it printed (``path``: ours,
+    history or full)."""
     cmd = [sys.executable, __file__, "--child", path, "--url", url]
     if dry_run:
         cmd.append("--dry-run")
@@ -130,16 +146,50 @@ def _pg_drop(source: str, name: str) -> None:
     )
 
 
-def _measure(url: str, kinds: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
+def _write_snapshot(url: str) -> float:
+    """The segmentation snapshot at AS_OF on ``url`` (what the daily segment-customers flow
+    leaves for the hourly runs), before the clock; its CPU seconds."""
+    from sqlalchemy import create_engine
+
+    from dunning.policy import load_policy, segment_frame
+    from dunning.portfolio import load_portfolio
+    from dunning.segment_snapshot import write_snapshot
+
+    c0 = time.process_time()
+    engine = create_engine(url)
+    as_of = dt.datetime.fromisoformat(AS_OF)
+    policy = load_policy(None)
+    write_snapshot(engine, segment_frame(load_portfolio(engine), as_of, policy), as_of, policy)
+    engine.dispose()
+    return round(time.process_time() - c0, 2)
+
+
+def _measure(
+    url: str, kinds: tuple[bool, ...] = (True, False), snapshot: bool = True
+) -> dict[str, Any]:
     """Ours and the baseline, dry run and real run (``kinds``: dry_run flags), on ``url``
-    (migrated to head first: the copy may predate the newest tables)."""
+    (migrated to head first: the copy may predate the newest tables). ``snapshot``: the
+    segmentation snapshot is written at AS_OF first, and ``history`` (ours with every planned
+    customer's full history, the load before the snapshot reduced it) is measured too."""
     from dunning.db import upgrade
 
     upgrade(url)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"snapshot": snapshot}
+    if snapshot:
+        # In its own process: Linux keeps a process's peak RSS across fork and exec, so a
+        # snapshot written here would count in every run's peak RSS below.
+        cmd = [sys.executable, __file__, "--write-snapshot", "--url", url]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
+        if proc.returncode or not lines:
+            raise RuntimeError(
+                f"writing the snapshot failed: {(proc.stderr or proc.stdout)[-2000:]}"
+            )
+        out["snapshot_write_cpu_s"] = json.loads(lines[-1].removeprefix(_MARK))
+    paths = ("ours", "history", "full") if snapshot else ("ours", "full")
     for dry in kinds:
         kind = "dry_run" if dry else "real_run"
-        for path in ("ours", "full"):
+        for path in paths:
             out[f"{path}_{kind}"] = _run_child(url, path, dry)
     kind = "dry_run" if True in kinds else "real_run"
     ours, full = out[f"ours_{kind}"], out[f"full_{kind}"]
@@ -151,6 +201,12 @@ def _measure(url: str, kinds: tuple[bool, ...] = (True, False)) -> dict[str, Any
         out["baseline_noop_hourly_run_s_1m"] = full["wall_s"]
         out["baseline_noop_hourly_run_cpu_s_1m"] = full["cpu_s"]
         out["baseline_noop_hourly_run_peak_rss_mb"] = full["peak_rss_mb"]
+    history = out.get(f"history_{kind}", {})
+    if "cpu_s" in ours and "cpu_s" in history:
+        # The full history of every planned customer (before the snapshot reduced the load)
+        # over ours, in the same invocation.
+        out["history_over_ours_cpu"] = round(history["cpu_s"] / max(ours["cpu_s"], 1e-9), 2)
+        out["history_over_ours_wall"] = round(history["wall_s"] / max(ours["wall_s"], 1e-9), 2)
     if "wall_s" in ours and "wall_s" in full:
         out["noop_hourly_speedup"] = round(full["wall_s"] / max(ours["wall_s"], 1e-9), 2)
     return out
@@ -164,10 +220,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--runs", default="dry,real", help="dry, real or both (dry,real)")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--child", choices=("ours", "full"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="measure without a segmentation snapshot (every customer segmented in the run)",
+    )
+    parser.add_argument("--child", choices=("ours", "history", "full"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--write-snapshot", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.write_snapshot:
+        print(_MARK + json.dumps(_write_snapshot(args.url)), flush=True)
+        return {}
     if args.child:
         result = _child(args.url, args.child, args.dry_run)
         print(_MARK + json.dumps(result), flush=True)
@@ -177,11 +242,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     kinds = tuple(k.strip() == "dry" for k in args.runs.split(",") if k.strip())
     if "sqlite" in backends:
         with tempfile.TemporaryDirectory(prefix="hourly-bench-") as tmp:
-            results["sqlite"] = _measure(_sqlite_copy(args.sqlite, Path(tmp)), kinds)
+            url = _sqlite_copy(args.sqlite, Path(tmp))
+            results["sqlite"] = _measure(url, kinds, not args.no_snapshot)
     if "postgresql" in backends:
         url, name = _pg_copy(args.pg)
         try:
-            results["postgresql"] = _measure(url, kinds)
+            results["postgresql"] = _measure(url, kinds, not args.no_snapshot)
         finally:
             _pg_drop(args.pg, name)
     if args.out:
