@@ -91,22 +91,8 @@ def _read(
 
 
 #: Columns read as text from PostgreSQL's COPY (whatever their values look like).
-_TEXT = (
-    "customer_id",
-    "invoice_number",
-    "country",
-    "timezone",
-    "locale",
-    "region",
-    "currency",
-    "status",
-    "outcome",
-    "failure_code",
-    "stage",
-    "channel",
-    "reason",
-    "call_outcome",
-)
+#: The categorical columns are text too (dunning.core.portfolio.CATEGORIES).
+_TEXT = frozenset({"customer_id", "invoice_number", "reason", "call_outcome", *CATEGORIES})
 
 
 def _read_copy(
