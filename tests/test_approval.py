@@ -122,7 +122,15 @@ def test_a_paused_run_is_approved_or_rejected_through_the_api(
         # Nothing is recorded or sent while the run waits for a person.
         assert _sent(engine) == 0
         keyset = paused.state.state_details.run_input_keyset
-        description = read_flow_run_input(keyset["description"], flow_run_id=paused.id)
+        # Prefect proposes the Paused state first and stores the form (schema, then
+        # description) after it: wait for the description, as the UI does.
+        description = None
+        for _ in range(120):
+            description = read_flow_run_input(keyset["description"], flow_run_id=paused.id)
+            if description is not None:
+                break
+            time.sleep(0.5)
+        assert description is not None, "the approval form was not stored within 60 s"
         assert "Approve this reminder run?" in description and "#### By segment" in description
         assert "@" not in description  # no email addresses on the form
         note = "checked with finance, jane@example.com"
