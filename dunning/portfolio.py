@@ -208,6 +208,16 @@ _ACTIONABLE = Table(
     Column("customer_id", String(64), nullable=False),
     prefixes=["TEMPORARY"],
 )
+#: The temporary table an actionable load fills with every invoice it reads (those in scope
+#: and the history its customers need), so the four reads join it instead of each evaluating
+#: the same conditions over the whole invoices table.
+_LOADED = Table(
+    "dunning_loaded",
+    MetaData(),
+    Column("invoice_id", BigInteger, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    prefixes=["TEMPORARY"],
+)
 #: The temporary table an actionable load fills with the customers in scope that have a
 #: usable segmentation snapshot row (dunning.segment_snapshot.usable_customers).
 _SEGMENTED = Table(
@@ -372,17 +382,22 @@ def load_portfolio(
         if actionable_at is None:
             return _load(conn, currencies, invoice_numbers, shard, customer_range, None, None)
         assert policy is not None
-        temporary = (_ACTIONABLE, _SEGMENTED)
+        temporary = (_ACTIONABLE, _SEGMENTED, _LOADED)
         for table in temporary:  # a crashed load's, in a pooled connection
             table.drop(conn, checkfirst=True)
             table.create(conn)
         try:
+            if conn.dialect.name == "postgresql":
+                # These statements are costed in millions, which switches JIT compilation on:
+                # 0.3 s of compiling for a statement that runs in 0.5 s.
+                conn.exec_driver_sql("SET LOCAL jit = off")
             conn.execute(
                 insert(_ACTIONABLE).from_select(
                     ["invoice_id", "customer_id"],
                     actionable_invoices(conn, actionable_at, policy, currencies),
                 )
             )
+            _analyze(conn, (_ACTIONABLE,))
             segmented = None
             if snapshot_max_age is not None:
                 from dunning.segment_snapshot import usable_customers
@@ -397,6 +412,7 @@ def load_portfolio(
                     )
                 )
                 segmented = _SEGMENTED
+                _analyze(conn, (_SEGMENTED,))
             return _load(
                 conn, currencies, invoice_numbers, shard, customer_range, _ACTIONABLE, segmented
             )
@@ -407,6 +423,54 @@ def load_portfolio(
             for table in temporary:
                 table.drop(conn, checkfirst=True)
             conn.commit()
+
+
+def _analyze(conn: Connection, tables: tuple[Table, ...]) -> None:
+    """Statistics for the freshly filled temporary ``tables`` (PostgreSQL): autovacuum never
+    analyzes temporary tables, and without row counts the planner guessed ~20k rows with
+    ~200 distinct customers and read all 1M invoices and 840k payments by sequential scan to
+    join them (3.4 s for the payments of 76k invoices at 1M; an index lookup per customer
+    once it knows the counts)."""
+    if conn.dialect.name == "postgresql":
+        for table in tables:
+            conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def _through_loaded(
+    conn: Connection,
+    currencies: list[str],
+    inv: Select[Any],
+    pay: Select[Any],
+    att: Select[Any],
+    led: Select[Any],
+) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
+    """The four history reads of an actionable load rewritten to join ``_LOADED``, filled
+    once with the invoice ids (and currencies) ``inv`` selects: its conditions are evaluated
+    once, not four times (each was a scan of the whole invoices table at 1M invoices), and the
+    payments, attempts and ledger rows are read by invoice id without joining the invoices."""
+    ids = inv.with_only_columns(Invoice.id, Invoice.currency).order_by(None)
+    conn.execute(insert(_LOADED).from_select(["invoice_id", "currency"], ids))
+    _analyze(conn, (_LOADED,))
+    loaded = _LOADED.c.invoice_id
+    factor = _factor(currencies, _LOADED.c.currency)
+
+    def through(q: Select[Any], table: Any, column: Any) -> Select[Any]:
+        # The same columns, from ``table`` restricted to the loaded invoices.
+        return select(*q.selected_columns).select_from(table.join(_LOADED, column == loaded))
+
+    # The payments' minor units from the loaded currency, not a join back to the invoices.
+    paid = select(
+        Payment.invoice_id,
+        _minor(Payment.amount, factor).label("amount_minor"),
+        _raw(Payment.paid_at),
+    ).select_from(Payment.__table__.join(_LOADED, Payment.invoice_id == loaded))
+    assert list(paid.selected_columns.keys()) == list(pay.selected_columns.keys())
+    return (
+        through(inv, Invoice.__table__, Invoice.id),
+        paid,
+        through(att, PaymentAttempt.__table__, PaymentAttempt.invoice_id),
+        through(led, Reminder.__table__, Reminder.invoice_id),
+    )
 
 
 def _load(
@@ -518,6 +582,8 @@ def _load(
         in_range = _in_range(customer_range)
         cust = cust.where(_in_range(customer_range, Customer.customer_id))
         inv, pay, att, led = (q.where(in_range) for q in (inv, pay, att, led))
+    if actionable is not None:
+        inv, pay, att, led = _through_loaded(conn, currencies, inv, pay, att, led)
     customers = _read(conn, cust, dates=("paused_until",))
     for col in FLAGS:
         customers[col] = customers[col].fillna(False).astype(bool)

@@ -203,7 +203,9 @@ class RunReport:
 
     def counts(self) -> dict[str, int]:
         """Counts by outcome: sent, failed, skipped, deferred (and pending, unknown, planned)."""
-        c = Counter(self.frame["outcome"]) if not self.frame.empty else Counter()
+        # value_counts, not Counter: counting a 100k-line categorical element by element cost
+        # 0.1 s per call, and a run's report calls this several times.
+        c = self.frame["outcome"].value_counts() if not self.frame.empty else pd.Series()
         return {a: int(c.get(a, 0)) for a in ACTIONS}
 
     def _by(self, column: str) -> dict[str, dict[str, int]]:

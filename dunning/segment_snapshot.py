@@ -32,6 +32,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Select, delete, func, select
 
 from dunning.core.portfolio import Portfolio
+from dunning.db import analyze
 from dunning.db.models import CustomerSegment, utcnow
 from dunning.money import format_money, from_minor
 from dunning.policy import Policy, segment_frame
@@ -141,6 +142,9 @@ def write_snapshot(
         previous = before.reindex(ids)
         rows = _rows(frame, ids, previous, as_of, computed_at, fingerprint)
         _insert(conn, rows)
+        # The table was just rewritten: without fresh statistics the next hourly run's read of
+        # it was planned for one row (a nested loop that ran for minutes at 200k customers).
+        analyze(conn, (CustomerSegment.__tablename__,))
     movement = (
         pd.DataFrame(
             {
@@ -326,10 +330,14 @@ def read_snapshot(
     policy: Policy | None = None,
     as_of: dt.datetime | None = None,
     max_age: dt.timedelta | None = None,
+    features: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The stored snapshot in segment_frame's shape (index customer_id as str, FEATURE_NAMES
     then ``segment``), for ``customer_ids`` (None: every stored customer; ids not stored are
-    simply absent, so compare the index to find them).
+    simply absent, so compare the index to find them). ``features``: only these of
+    FEATURE_NAMES (in their FEATURE_NAMES order), then ``segment``: what the planner reads
+    (``dunning.policy.planner.FEATURE_COLUMNS``) is 4 of the 12 stored features. Raises
+    ValueError for a name not in FEATURE_NAMES.
 
     ``policy``: only rows computed under its segmentation (same :func:`policy_fingerprint`),
     and ``segment`` is categorical over ``policy.segments`` (without it, over the stored names,
@@ -347,7 +355,8 @@ def read_snapshot(
         if isinstance(value, dt.datetime) and sqlite:
             value = value.strftime(_SQLITE_INSTANT)
         params.append(value)
-    names = ", ".join(("customer_id", *FEATURE_NAMES, "segment"))
+    named = _features(features)
+    names = ", ".join(("customer_id", *named, "segment"))
     base = f"SELECT {names} FROM customer_segments"
     wanted = None if customer_ids is None else sorted({str(c) for c in customer_ids})
     queries: list[tuple[str, list[Any]]] = []
@@ -368,24 +377,39 @@ def read_snapshot(
                 rows += cur.fetchall()
         finally:
             cur.close()
-    frame = _frame(rows, policy)
+    frame = _frame(rows, policy, named)
     if wanted is not None and len(wanted) > _READ_ALL_ABOVE:
         frame = frame.loc[frame.index.isin(wanted)]
     return frame
 
 
-def _frame(rows: list[tuple[object, ...]], policy: Policy | None) -> pd.DataFrame:
-    """``rows`` (customer_id, FEATURE_NAMES..., segment) in segment_frame's shape."""
-    df = pd.DataFrame.from_records(rows, columns=["customer_id", *FEATURE_NAMES, "segment"])
+def _features(features: Sequence[str] | None) -> tuple[str, ...]:
+    """``features`` (None: all) as a tuple in FEATURE_NAMES order; ValueError for others."""
+    if features is None:
+        return tuple(FEATURE_NAMES)
+    unknown = sorted(set(features) - set(FEATURE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown segmentation feature(s) {unknown}; known: {FEATURE_NAMES}")
+    return tuple(name for name in FEATURE_NAMES if name in set(features))
+
+
+def _frame(
+    rows: list[tuple[object, ...]],
+    policy: Policy | None,
+    named: tuple[str, ...] = tuple(FEATURE_NAMES),
+) -> pd.DataFrame:
+    """``rows`` (customer_id, ``named`` features..., segment) in segment_frame's shape (only
+    the ``named`` features)."""
+    df = pd.DataFrame.from_records(rows, columns=["customer_id", *named, "segment"])
     out = pd.DataFrame(index=pd.Index(df["customer_id"].astype(str), name="customer_id"))
-    for name in FLOAT_FEATURES:
+    for name in [n for n in FLOAT_FEATURES if n in named]:
         out[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64)
-    for name in FEATURE_NAMES:
+    for name in named:
         if name in INT_FEATURES:
             out[name] = df[name].to_numpy(np.int64)
         elif name in BOOL_FEATURES:
             out[name] = df[name].astype(bool).to_numpy(bool)
-    out = out[list(FEATURE_NAMES)]
+    out = out[list(named)]
     names = list(policy.segments) if policy is not None else sorted(set(df["segment"]))
     out["segment"] = pd.Categorical(df["segment"].to_numpy(object), categories=pd.Index(names))
     return out
@@ -439,6 +463,7 @@ def segments_for(
     policy: Policy,
     *,
     max_age: dt.timedelta | None = dt.timedelta(hours=48),
+    features: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, SegmentsUsed]:
     """The segment frame for every customer of ``portfolio`` at ``as_of``: the snapshot's row
     where usable (see :func:`read_snapshot`), else segment_frame over that customer now.
@@ -448,13 +473,16 @@ def segments_for(
     ``as_of`` under ``policy``. The customers segmented on the fly need their whole payment
     history in ``portfolio``: a customer loaded with only the planner's part of it (column
     ``full_history`` False in ``portfolio.customers``, see ``dunning.portfolio``) is never
-    segmented here. Raises ValueError for a naive ``as_of``, and for such a customer without a
+    segmented here. ``features``: only these features (None: all; see :func:`read_snapshot`).
+    Raises ValueError for a naive ``as_of``, and for such a customer without a
     usable row (the snapshot changed since the load, or ``max_age`` differs from the load's):
     load the portfolio again.
     """
     as_of = _utc(as_of)
     ids = portfolio.customers["customer_id"].astype(str)
-    snap = read_snapshot(engine, ids, policy=policy, as_of=as_of, max_age=max_age)
+    snap = read_snapshot(
+        engine, ids, policy=policy, as_of=as_of, max_age=max_age, features=features
+    )
     missing = ids[~ids.isin(snap.index)]
     partial = partial_history(portfolio)
     if partial.isin(missing).any():
@@ -466,7 +494,8 @@ def segments_for(
         )
     parts = [snap]
     if len(missing):
-        parts.append(segment_frame(subset_portfolio(portfolio, missing), as_of, policy))
+        now = segment_frame(subset_portfolio(portfolio, missing), as_of, policy)
+        parts.append(now[[*_features(features), "segment"]])
     frame = pd.concat(parts) if len(parts) > 1 else snap
     frame = frame.iloc[pd.Index(frame.index).get_indexer(pd.Index(ids))]
     frame.index = pd.Index(ids.to_numpy(), name="customer_id")

@@ -32,3 +32,32 @@ def test_seeding_leaves_the_planner_statistics_of_the_invoices(engine: Engine) -
             ).all()
             assert rows, "sqlite_stat1 has no row for the invoices"
             assert all(int(stat.split()[0]) == counts["invoices"] for _, stat in rows)
+
+
+def test_writing_the_segmentation_snapshot_refreshes_its_statistics(engine: Engine) -> None:
+    """The hourly run reads the snapshot right after the daily flow rewrote it: without
+    statistics PostgreSQL planned that read for one row and ran it for minutes at 200k
+    customers."""
+    from dunning.policy import load_policy, segment_frame
+    from dunning.portfolio import load_portfolio
+    from dunning.segment_snapshot import write_snapshot
+
+    as_of = dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC)
+    seed_portfolio(engine, 40, 300, 3, as_of.date())
+    policy = load_policy(None)
+    frame = segment_frame(load_portfolio(engine), as_of, policy)
+    with engine.begin() as conn:  # forget what seeding left
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DELETE FROM sqlite_stat1 WHERE tbl = 'customer_segments'"))
+    write_snapshot(engine, frame, as_of, policy)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            reltuples = conn.execute(
+                text("SELECT reltuples FROM pg_class WHERE oid = 'customer_segments'::regclass")
+            ).scalar_one()
+            assert reltuples == len(frame)
+        else:
+            rows = conn.execute(
+                text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'customer_segments'")
+            ).all()
+            assert rows and all(int(stat.split()[0]) == len(frame) for (stat,) in rows)

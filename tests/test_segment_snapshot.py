@@ -69,6 +69,27 @@ def test_a_fresh_snapshot_plans_exactly_what_segmenting_now_plans(engine, seeded
     pd.testing.assert_frame_equal(with_snapshot, without)
 
 
+def test_the_planners_features_alone_plan_the_same_lines(engine, seeded):
+    """An hourly run reads only the segment and the features its plan lines carry
+    (FEATURE_COLUMNS); its plan equals the plan with every feature, for customers read from the
+    snapshot and for those segmented on the fly."""
+    from dunning.policy.planner import FEATURE_COLUMNS
+
+    policy = load_policy()
+    full = segment_frame(seeded, AS_OF, policy)
+    stored = full.index[: len(full) // 2]
+    write_snapshot(engine, full.loc[stored], AS_OF, policy)
+    segments, used = segments_for(engine, seeded, AS_OF, policy, features=FEATURE_COLUMNS)
+    assert used.from_snapshot == len(stored) and used.on_the_fly == len(full) - len(stored)
+    assert list(segments.columns) == [*FEATURE_COLUMNS, "segment"]
+    pd.testing.assert_frame_equal(segments, full[[*FEATURE_COLUMNS, "segment"]])
+    pd.testing.assert_frame_equal(
+        plan(seeded, AS_OF, policy, segments=segments), plan(seeded, AS_OF, policy)
+    )
+    with pytest.raises(ValueError, match="unknown segmentation feature"):
+        read_snapshot(engine, features=["on_time_share", "shoe_size"])
+
+
 def test_customers_without_a_usable_row_are_segmented_on_the_fly(engine, seeded):
     policy = load_policy()
     frame = segment_frame(seeded, AS_OF, policy)

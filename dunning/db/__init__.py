@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,3 +131,36 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database url>"
+
+
+def analyze(bind: Engine | Connection, tables: tuple[str, ...] = ()) -> None:
+    """Refresh the query planner's statistics after a bulk write: of ``tables`` (names of
+    tables in the dunning schema), or of every table when empty.
+
+    A freshly loaded table has none (PostgreSQL's autovacuum gets to it a minute or more later,
+    SQLite never), so the planner guesses row counts and picks full scans or nested loops: the
+    first line of `dunning plan` at 1M invoices on PostgreSQL took 45.8 s before ANALYZE and
+    18 s after, and an hourly run's read of a just-written segmentation snapshot (200k rows,
+    guessed as 1) ran for over ten minutes. PostgreSQL: ``ANALYZE`` (a sample of each table,
+    ~1 s for all of them at 1M invoices). SQLite: ``ANALYZE`` with ``PRAGMA
+    analysis_limit=1000`` (each index sampled, not scanned whole), which fills
+    ``sqlite_stat1``. Other dialects: nothing. ``bind``: an engine (its own transaction) or a
+    connection (inside the caller's). Raises ValueError for a name that is not a plain
+    identifier; otherwise what the driver raises.
+    """
+    for name in tables:
+        if not name.isidentifier():
+            raise ValueError(f"analyze: {name!r} is not a table name")
+    dialect = bind.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        return
+    statements = [f"ANALYZE {name}" for name in tables] or ["ANALYZE"]
+    if dialect == "sqlite":
+        statements.insert(0, "PRAGMA analysis_limit=1000")
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    else:
+        for statement in statements:
+            bind.execute(text(statement))

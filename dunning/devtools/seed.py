@@ -17,9 +17,9 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from dunning.db import check_ready, redact_url
+from dunning.db import analyze, check_ready, redact_url
 from dunning.db.models import Base, Customer, Invoice, Payment, PaymentAttempt, utcnow
 from dunning.errors import DunningError
 from dunning.regions import default_region
@@ -337,25 +337,6 @@ def _refuse_or_reset(conn: Connection, reset: bool) -> None:
         )
     for table in reversed(Base.metadata.sorted_tables):
         conn.execute(delete(table))
-
-
-def analyze(engine: Engine) -> None:
-    """Refresh the query planner's statistics of every table after a bulk load.
-
-    A freshly seeded database has none (PostgreSQL's autovacuum gets to it minutes later,
-    SQLite never), so the planner guesses row counts and picks full scans or nested loops: the
-    first line of `dunning plan` at 1M invoices on PostgreSQL took 45.8 s before ANALYZE and
-    18 s after. PostgreSQL: ``ANALYZE`` (a sample of each table, ~1 s at 1M invoices). SQLite:
-    ``ANALYZE`` with ``PRAGMA analysis_limit=1000`` (each index sampled, not scanned whole),
-    which fills ``sqlite_stat1``. Other dialects: nothing. Raises what the driver raises.
-    """
-    dialect = engine.dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        return
-    with engine.begin() as conn:
-        if dialect == "sqlite":
-            conn.execute(text("PRAGMA analysis_limit=1000"))
-        conn.execute(text("ANALYZE"))
 
 
 def seed_portfolio(

@@ -17,6 +17,7 @@ from dunning.experiments.assign import apply_experiments
 from dunning.experiments.store import promotions
 from dunning.policy import Policy, load_policy, plan
 from dunning.policy.model import base_stage
+from dunning.policy.planner import FEATURE_COLUMNS
 from dunning.preflight import check_templates as _check_templates
 from dunning.segment_snapshot import segments_for
 
@@ -67,8 +68,14 @@ def run_segments(portfolio: Portfolio, as_of: dt.datetime, policy: Policy) -> pd
     hours = get_settings().segment_snapshot_max_age_hours
     if not hours:
         return None
+    # Only what the planner reads: the segment and the features its lines carry.
     frame, used = segments_for(
-        get_engine(), portfolio, as_of, policy, max_age=dt.timedelta(hours=hours)
+        get_engine(),
+        portfolio,
+        as_of,
+        policy,
+        max_age=dt.timedelta(hours=hours),
+        features=FEATURE_COLUMNS,
     )
     get_run_logger().info(
         "segments: %d customer(s) from the snapshot, %d segmented now",
