@@ -57,6 +57,7 @@ from dunning.params import (
     document_parameters,
 )
 from dunning.policy.model import base_stage
+from dunning.policy.window import preload_calendars
 from dunning.progress import DeliveryProgress
 from dunning.progress import report as report_progress
 from dunning.report import RunReport, outcomes
@@ -229,6 +230,7 @@ def run_reminders(params: RunParameters) -> RunReport:
     """The report of one reminder run with ``params``, inside a flow run (the body of
     ``payment_reminders`` and ``reminders_dry_run``); a dry run returns before anything is
     written to the ledger or handed to a provider."""
+    preload_calendars()  # while the sources are checked and the portfolio loads
     # Sources older than their maximum age are synced first (once, by a coordinator for all
     # its shards); those still stale after that have their reminders deferred below.
     stale = refresh_stale_sources() if params.shard is None and not params.dry_run else None
