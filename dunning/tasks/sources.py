@@ -52,14 +52,16 @@ def refresh_stale_sources() -> dict[str, str]:
     log = get_run_logger()
     engine = get_engine()
     configs = load_sources()
-    for name in stale_sources(engine, configs, utcnow()):
-        if name not in configs:
-            continue
+    stale = stale_sources(engine, configs, utcnow())
+    tried = [name for name in stale if name in configs]
+    for name in tried:
         try:
             sync_one.fn(name)
         except Exception as exc:  # noqa: BLE001 - one failing source must not stop the run
             log.warning("source %s could not be synced: %s", name, exc)
-    still = {name: str(why) for name, why in stale_sources(engine, configs, utcnow()).items()}
+    if tried:  # otherwise nothing changed since the check (a scan of the open invoices)
+        stale = stale_sources(engine, configs, utcnow())
+    still = {name: str(why) for name, why in stale.items()}
     for text in still.values():
         log.warning("stale source, its reminders are deferred (source_stale): %s", text)
     return still
