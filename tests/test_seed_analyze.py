@@ -61,3 +61,49 @@ def test_writing_the_segmentation_snapshot_refreshes_its_statistics(engine: Engi
                 text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'customer_segments'")
             ).all()
             assert rows and all(int(stat.split()[0]) == len(frame) for (stat,) in rows)
+
+
+def test_a_bulk_import_refreshes_the_statistics_of_its_table(
+    engine: Engine, tmp_path, monkeypatch
+) -> None:
+    """`dunning import` of many rows leaves the planner statistics of the table it wrote (a
+    small import leaves them to autovacuum)."""
+    from dunning.importers import writer
+
+    path = tmp_path / "customers.csv"
+    rows = ["customer_id,name,email,country,timezone,locale"]
+    rows += [f"C-{i:04d},Customer {i},c{i}@example.com,DE,Europe/Berlin,de_DE" for i in range(30)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    def stats() -> int:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                return int(
+                    conn.execute(
+                        text("SELECT reltuples FROM pg_class WHERE oid = 'customers'::regclass")
+                    ).scalar_one()
+                )
+            if not conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            ).scalar():
+                return -1  # never analyzed at all
+            stat = conn.execute(
+                text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'customers' LIMIT 1")
+            ).scalar()
+            return -1 if stat is None else int(stat.split()[0])
+
+    monkeypatch.setattr(writer, "ANALYZE_AFTER_ROWS", 31)
+    assert writer.import_file(engine, "customers", path).inserted == 30
+    assert stats() != 30  # below the threshold: nothing analyzed
+    monkeypatch.setattr(writer, "ANALYZE_AFTER_ROWS", 30)
+    more = tmp_path / "more.csv"
+    more.write_text(
+        "\n".join(
+            [rows[0]]
+            + [f"D-{i:04d},Customer {i},d{i}@example.com,DE,Europe/Berlin,de_DE" for i in range(30)]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert writer.import_file(engine, "customers", more).inserted == 30
+    assert stats() == 60
