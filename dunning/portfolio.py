@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -208,14 +209,15 @@ _ACTIONABLE = Table(
     Column("customer_id", String(64), nullable=False),
     prefixes=["TEMPORARY"],
 )
-#: The temporary table an actionable load fills with every invoice it reads (those in scope
-#: and the history its customers need), so the four reads join it instead of each evaluating
-#: the same conditions over the whole invoices table.
+#: The temporary table an actionable load creates (CREATE TEMPORARY TABLE … AS) from the
+#: invoice read itself: every invoice it reads (those in scope and the history its customers
+#: need) with the columns the frame takes, so the invoices are scanned once and the payments,
+#: attempts and ledger rows are read by joining it. Only these two columns are named here.
 _LOADED = Table(
     "dunning_loaded",
     MetaData(),
-    Column("invoice_id", BigInteger, primary_key=True),
-    Column("currency", String(3), nullable=False),
+    Column("invoice_id", BigInteger),
+    Column("currency", String(3)),
     prefixes=["TEMPORARY"],
 )
 #: The temporary table an actionable load fills with the customers in scope that have a
@@ -385,6 +387,7 @@ def load_portfolio(
         temporary = (_ACTIONABLE, _SEGMENTED, _LOADED)
         for table in temporary:  # a crashed load's, in a pooled connection
             table.drop(conn, checkfirst=True)
+        for table in (_ACTIONABLE, _SEGMENTED):
             table.create(conn)
         try:
             if conn.dialect.name == "postgresql":
@@ -444,12 +447,17 @@ def _through_loaded(
     att: Select[Any],
     led: Select[Any],
 ) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
-    """The four history reads of an actionable load rewritten to join ``_LOADED``, filled
-    once with the invoice ids (and currencies) ``inv`` selects: its conditions are evaluated
-    once, not four times (each was a scan of the whole invoices table at 1M invoices), and the
-    payments, attempts and ledger rows are read by invoice id without joining the invoices."""
-    ids = inv.with_only_columns(Invoice.id, Invoice.currency).order_by(None)
-    conn.execute(insert(_LOADED).from_select(["invoice_id", "currency"], ids))
+    """The four history reads of an actionable load rewritten to read ``_LOADED``, created
+    from ``inv`` itself: its conditions are evaluated once, not four times (each was a scan of
+    the whole invoices table at 1M invoices), the invoices are read from the temporary table,
+    and the payments, attempts and ledger rows by invoice id without joining the invoices."""
+    compiled = inv.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = (
+        tuple(compiled.params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else compiled.params
+    )
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_LOADED.name} AS {compiled.string}", params)
     _analyze(conn, (_LOADED,))
     loaded = _LOADED.c.invoice_id
     factor = _factor(currencies, _LOADED.c.currency)
@@ -465,8 +473,9 @@ def _through_loaded(
         _raw(Payment.paid_at),
     ).select_from(Payment.__table__.join(_LOADED, Payment.invoice_id == loaded))
     assert list(paid.selected_columns.keys()) == list(pay.selected_columns.keys())
+    everything = select(*[literal_column(c) for c in inv.selected_columns.keys()])
     return (
-        through(inv, Invoice.__table__, Invoice.id),
+        everything.select_from(_LOADED),
         paid,
         through(att, PaymentAttempt.__table__, PaymentAttempt.invoice_id),
         through(led, Reminder.__table__, Reminder.invoice_id),
