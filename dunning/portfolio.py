@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    join,
     literal,
     literal_column,
     or_,
@@ -464,21 +465,21 @@ def _through_loaded(
 
     def through(q: Select[Any], table: Any, column: Any) -> Select[Any]:
         # The same columns, from ``table`` restricted to the loaded invoices.
-        return select(*q.selected_columns).select_from(table.join(_LOADED, column == loaded))
+        return select(*q.selected_columns).select_from(join(table, _LOADED, column == loaded))
 
     # The payments' minor units from the loaded currency, not a join back to the invoices.
     paid = select(
         Payment.invoice_id,
         _minor(Payment.amount, factor).label("amount_minor"),
         _raw(Payment.paid_at),
-    ).select_from(Payment.__table__.join(_LOADED, Payment.invoice_id == loaded))
+    ).select_from(join(Payment, _LOADED, Payment.invoice_id == loaded))
     assert list(paid.selected_columns.keys()) == list(pay.selected_columns.keys())
     everything = select(*[literal_column(c) for c in inv.selected_columns.keys()])
     return (
         everything.select_from(_LOADED),
         paid,
-        through(att, PaymentAttempt.__table__, PaymentAttempt.invoice_id),
-        through(led, Reminder.__table__, Reminder.invoice_id),
+        through(att, PaymentAttempt, PaymentAttempt.invoice_id),
+        through(led, Reminder, Reminder.invoice_id),
     )
 
 
