@@ -336,7 +336,7 @@ def read_snapshot(
     then ``segment``), for ``customer_ids`` (None: every stored customer; ids not stored are
     simply absent, so compare the index to find them). ``features``: only these of
     FEATURE_NAMES (in their FEATURE_NAMES order), then ``segment``: what the planner reads
-    (``dunning.policy.planner.FEATURE_COLUMNS``) is 4 of the 12 stored features. Raises
+    (``dunning.policy.planner.FEATURE_COLUMNS``) is 4 of the 10 stored features. Raises
     ValueError for a name not in FEATURE_NAMES.
 
     ``policy``: only rows computed under its segmentation (same :func:`policy_fingerprint`),
