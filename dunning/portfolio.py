@@ -36,6 +36,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from dunning.core.portfolio import CATEGORIES, FLAGS, Portfolio
 from dunning.core.status import OPEN
+from dunning.db import analyze
 from dunning.db.models import Customer, Invoice, Payment, PaymentAttempt, Reminder
 from dunning.money import exponent
 from dunning.segments.features import minor_threshold
@@ -436,8 +437,7 @@ def _analyze(conn: Connection, tables: tuple[Table, ...]) -> None:
     join them (3.4 s for the payments of 76k invoices at 1M; an index lookup per customer
     once it knows the counts)."""
     if conn.dialect.name == "postgresql":
-        for table in tables:
-            conn.exec_driver_sql(f"ANALYZE {table.name}")
+        analyze(conn, tuple(table.name for table in tables))
 
 
 def _through_loaded(
