@@ -177,3 +177,27 @@ def test_window_start_is_the_first_instant_at_or_after_the_wall_clock_time(zone_
     if wall != asked:
         assert (got - timedelta(seconds=1)).astimezone(tz).replace(tzinfo=None) < asked
         assert wall - asked <= timedelta(hours=1)
+
+
+def test_preload_calendars_imports_the_country_calendars_in_the_background() -> None:
+    """A reminder run calls this first so the planner does not pay for the import; checked
+    in a fresh interpreter, where nothing has imported the calendars yet."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dunning.policy.window import preload_calendars\n"
+        "assert 'holidays.countries' not in sys.modules, 'imported before the preload'\n"
+        "thread = preload_calendars()\n"
+        "assert thread.daemon\n"
+        "thread.join(60)\n"
+        "assert 'holidays.countries' in sys.modules\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False
+    )
+    assert done.returncode == 0, done.stderr
