@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dunning.config import get_settings
+from dunning.db.sqlite_writes import serialize_writes
 from dunning.errors import DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -28,7 +29,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """A new engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout (30 s) and
+    one writer at a time among the process's threads (``serialize_writes``)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -42,6 +44,9 @@ def make_engine(url: str) -> Engine:
                 ) from None
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        # Threads of one process (a run's delivery tasks) queue for the write lock instead of
+        # sleeping in SQLite's busy handler (dunning.db.sqlite_writes).
+        serialize_writes(engine, timeout_s=30.0)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
