@@ -1,0 +1,69 @@
+"""The templates directory is looked at once per RECHECK_S, not per message: an edited, added
+or removed template is seen after that; within it, the state read before is used."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from dunning import render
+from dunning.config.channels import ChannelSettings
+from dunning.render import DEFAULT_TEMPLATES_DIR, compose, template_exists
+from tests.render_support import reminder
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "templates"
+    shutil.copytree(DEFAULT_TEMPLATES_DIR, target)
+    return target
+
+
+def _settings(folder: Path) -> ChannelSettings:
+    return ChannelSettings(  # type: ignore[call-arg]
+        templates_dir=str(folder), unsubscribe_secret=SecretStr("s3cret")
+    )
+
+
+def _sms(folder: Path, locale: str = "en_US") -> str:
+    return compose(reminder(channel="sms", locale=locale), _settings(folder)).text
+
+
+def test_edits_are_seen_once_the_directory_is_looked_at_again(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "RECHECK_S", 0.0)  # look every time
+    before = _sms(folder)
+    assert "EDITED" not in before
+    (folder / "overdue_1" / "sms.en.txt").write_text("EDITED {{ invoice_number }}")
+    assert _sms(folder).startswith("EDITED INV-2026-0007")
+    # A new language is used as soon as it exists, and a removed one falls back.
+    assert not template_exists(folder, "overdue_1/sms.xx.txt")
+    shared = folder / "_shared"
+    (shared / "xx.txt").write_text((shared / "en.txt").read_text())
+    (folder / "overdue_1" / "sms.xx.txt").write_text("XX {{ invoice_number }}")
+    assert template_exists(folder, "overdue_1/sms.xx.txt")
+    assert _sms(folder, "xx").startswith("XX INV-2026-0007")
+    (folder / "overdue_1" / "sms.xx.txt").unlink()
+    assert _sms(folder, "xx").startswith("EDITED INV-2026-0007")
+
+
+def test_within_the_recheck_time_the_state_read_before_is_used(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "RECHECK_S", 3600.0)
+    before = _sms(folder)
+    (folder / "overdue_1" / "sms.en.txt").write_text("EDITED {{ invoice_number }}")
+    (folder / "overdue_1" / "sms.xx.txt").write_text("XX")
+    assert _sms(folder) == before
+    assert not template_exists(folder, "overdue_1/sms.xx.txt")
+    monkeypatch.setattr(render, "RECHECK_S", 0.0)
+    assert _sms(folder).startswith("EDITED")
+    assert template_exists(folder, "overdue_1/sms.xx.txt")
+
+
+def test_a_missing_directory_has_no_templates(tmp_path: Path) -> None:
+    assert not template_exists(tmp_path / "nowhere", "overdue_1/sms.en.txt")
