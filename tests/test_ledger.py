@@ -99,6 +99,60 @@ def test_planning_twice_adds_each_reminder_once(engine):
         assert len(conn.execute(select(Reminder.id)).all()) == 2
 
 
+def test_a_plan_over_rows_in_every_state_returns_what_it_planned(engine):
+    """One record_plan over new rows and rows left in every state by earlier runs (both
+    backends: SQLite's executemany, PostgreSQL's COPY): new rows are inserted and returned
+    with their fields, planned ones are returned as they are, one that never reached the
+    provider is planned again, and a sent one, an operator's skip and a holdout stay."""
+    add_customer(engine)
+    invoices = [add_invoice(engine, f"INV-{k}") for k in range(7)]
+    earlier = ledger.record_plan(
+        engine, pd.concat([_sends(i, "email") for i in invoices[1:]]), run_id="old"
+    )
+    left = dict(zip(invoices[1:], earlier, strict=True))
+    states = {  # invoice -> (status, reason) the earlier runs left its row in
+        invoices[2]: ("sent", None),
+        invoices[3]: ("failed_permanent", "bounced"),
+        invoices[4]: ("skipped", "operator: settled by phone"),
+        invoices[5]: ("skipped", "holdout"),
+        invoices[6]: ("skipped", "paid"),  # skipped at claim time: planned again
+    }
+    with session_scope(engine) as s:
+        for inv, (status, reason) in states.items():
+            row = s.get_one(Reminder, left[inv])
+            row.status, row.reason = status, reason
+    sends = pd.concat([_sends(i, "email") for i in invoices] + [_sends(invoices[0], "sms")])
+    sends.loc[sends["channel"] == "sms", "not_before"] = pd.NaT
+    ids = ledger.record_plan(
+        engine, sends, run_id="new", as_of=dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC)
+    )
+    with engine.connect() as conn:
+        rows = {(r.invoice_id, r.channel): r for r in conn.execute(select(Reminder)).all()}
+    new_email, new_sms = rows[(invoices[0], "email")], rows[(invoices[0], "sms")]
+    assert new_email.flow_run_id == "new" and new_email.status == "planned"
+    assert new_email.not_before == dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC)
+    assert new_sms.not_before is None and new_sms.segment == "reliable"
+    assert new_email.planned_for == dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC)
+    expected = {
+        new_email.id,
+        new_sms.id,
+        left[invoices[1]],  # planned by the earlier run, still planned
+        left[invoices[3]],  # failed_permanent: planned again
+        left[invoices[6]],  # skipped at claim time: planned again
+    }
+    assert ids == sorted(expected)
+    assert rows[(invoices[3], "email")].status == "planned"
+    assert rows[(invoices[3], "email")].flow_run_id == "new"
+    for inv, (status, reason) in states.items():
+        if inv in (invoices[3], invoices[6]):
+            continue
+        assert (rows[(inv, "email")].status, rows[(inv, "email")].reason) == (status, reason)
+    # The same plan again returns the same rows and inserts nothing.
+    assert ledger.record_plan(engine, sends, run_id="again") == ids
+    with engine.connect() as conn:
+        assert len(conn.execute(select(Reminder.id)).all()) == len(rows)
+
+
 def test_only_one_of_two_claimers_wins_a_reminder(engine):
     add_customer(engine)
     inv = add_invoice(engine)

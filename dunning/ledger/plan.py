@@ -8,7 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, bindparam, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    bindparam,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dunning.core.skip import SkipReason
@@ -18,15 +29,6 @@ from dunning.db.models import Reminder, utcnow
 from dunning.ledger.common import _chunks
 from dunning.ledger.outbox import Event, emit
 from dunning.policy.ladder import OPERATOR_REASON_PREFIX
-
-
-def _text(value: object) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
-
-
-def _instant(value: object) -> dt.datetime:
-    ts = pd.Timestamp(value)  # type: ignore[arg-type]
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).to_pydatetime()
 
 
 def record_plan(
@@ -48,55 +50,146 @@ def record_plan(
     if sends.empty:
         return []
     now = utcnow()
-    cols = ["invoice_id", "customer_id", "stage", "channel", "segment", "tone", "not_before"]
-    cols += ["experiment", "arm", "variant"]  # the A/B test (dunning.experiments), if any
-    frame = sends[[c for c in cols if c in sends.columns]]
-    rows: list[dict[str, Any]] = []
-    rec: Any
-    for rec in frame.itertuples(index=False):
-        nb = getattr(rec, "not_before", None)
-        rows.append(
-            {
-                "invoice_id": int(rec.invoice_id),
-                "customer_id": str(rec.customer_id),
-                "stage": str(rec.stage),
-                "channel": str(rec.channel),
-                "segment": None if pd.isna(getattr(rec, "segment", None)) else str(rec.segment),
-                "tone": None if pd.isna(getattr(rec, "tone", None)) else str(rec.tone),
-                **{k: _text(getattr(rec, k, None)) for k in ("experiment", "arm", "variant")},
-                "status": S.PLANNED,
-                "attempts": 0,
-                "planned_at": now,
-                "planned_for": as_of or now,
-                "not_before": None if nb is None or pd.isna(nb) else _instant(nb),
-                "flow_run_id": run_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+    rows = _plan_rows(sends, now, run_id, as_of or now)
     table = Reminder.__table__
     assert isinstance(table, Table)
     with engine.begin() as conn:
-        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        # Why executemany rather than one VALUES list per chunk: the statement compiles once
-        # and stays in SQLAlchemy's cache (insertmanyvalues batches the rows on both
-        # backends); a literal VALUES list re-compiled 20k bind parameters per run.
-        stmt = ins(table).on_conflict_do_nothing(index_elements=["invoice_id", "stage", "channel"])
-        conn.execute(stmt, rows)
-        conn.execute(_reopen(), [{f"b_{k}": v for k, v in r.items()} for r in rows])
+        # The rows this plan inserted come back (a conflict returns nothing): they are planned,
+        # so only the rows that existed already need the reopening UPDATE (one execution per
+        # row) and the look-up of their ids.
         ids: list[int] = []
-        invoice_ids = sorted({r["invoice_id"] for r in rows})
-        wanted = {(r["invoice_id"], r["stage"], r["channel"]) for r in rows}
-        for chunk in _chunks(invoice_ids):
-            found = conn.execute(
-                select(Reminder.id, Reminder.invoice_id, Reminder.stage, Reminder.channel).where(
-                    Reminder.invoice_id.in_(chunk), Reminder.status == S.PLANNED
+        inserted: set[tuple[int, str, str]] = set()
+        for r in _insert_new(conn, table, rows):
+            ids.append(r.id)
+            inserted.add((r.invoice_id, r.stage, r.channel))
+        existing = [r for r in rows if (r["invoice_id"], r["stage"], r["channel"]) not in inserted]
+        if existing:
+            conn.execute(_reopen(), [{f"b_{k}": v for k, v in r.items()} for r in existing])
+            wanted = {(r["invoice_id"], r["stage"], r["channel"]) for r in existing}
+            for chunk in _chunks(sorted({r["invoice_id"] for r in existing})):
+                found = conn.execute(
+                    select(
+                        Reminder.id, Reminder.invoice_id, Reminder.stage, Reminder.channel
+                    ).where(Reminder.invoice_id.in_(chunk), Reminder.status == S.PLANNED)
                 )
-            )
-            ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
+                ids.extend(r.id for r in found if (r.invoice_id, r.stage, r.channel) in wanted)
         if any(r["stage"] == "promise_broken" for r in rows):
-            _emit_promises_broken(conn, invoice_ids, now)
+            _emit_promises_broken(conn, sorted({r["invoice_id"] for r in rows}), now)
     return sorted(ids)
+
+
+#: The plan row columns that vary per row; the rest (``_plan_rows``' ``fixed``) are the same
+#: for every row of one plan.
+_PER_ROW = (
+    "invoice_id",
+    "customer_id",
+    "stage",
+    "channel",
+    "segment",
+    "tone",
+    "experiment",
+    "arm",
+    "variant",
+    "not_before",
+)
+_KEY = ["invoice_id", "stage", "channel"]
+
+
+def _copy_table(table: Table) -> Table:
+    """The temporary table a PostgreSQL plan is copied into (dropped at commit)."""
+    return Table(
+        "dunning_plan_rows",
+        MetaData(),
+        *[Column(name, table.c[name].type) for name in _PER_ROW],
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Any:
+    """Insert ``rows`` that do not exist yet (same invoice, stage and channel); returns the
+    inserted rows' id, invoice_id, stage and channel.
+
+    SQLite: one executemany of a cached statement (insertmanyvalues). PostgreSQL: COPY into a
+    temporary table, then one INSERT … SELECT. Why: psycopg rewrites the placeholders of every
+    1,000-row VALUES statement of an executemany in Python (``_split_query``), 7.3 s of
+    record-plan's 10.7 s at 19,319 rows; COPY sends the rows as data."""
+    returning = [table.c.id, *[table.c[k] for k in _KEY]]
+    if conn.dialect.name != "postgresql":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=_KEY)
+        return conn.execute(stmt.returning(*returning), rows)
+    copied = _copy_table(table)
+    copied.create(conn)
+    cursor = conn.connection.cursor()
+    try:
+        with cursor.copy(  # type: ignore[attr-defined]
+            f"COPY {copied.name} ({', '.join(_PER_ROW)}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(tuple(row[name] for name in _PER_ROW))
+    finally:
+        cursor.close()
+    fixed = {k: v for k, v in rows[0].items() if k not in _PER_ROW}
+    source = select(
+        *copied.c,
+        *[literal(value, table.c[name].type).label(name) for name, value in fixed.items()],
+    )
+    from_copy = (
+        postgresql.insert(table)
+        .from_select([*_PER_ROW, *fixed], source)
+        .on_conflict_do_nothing(index_elements=_KEY)
+        .returning(*returning)
+    )
+    return conn.execute(from_copy)
+
+
+def _plan_rows(
+    sends: pd.DataFrame, now: dt.datetime, run_id: str | None, planned_for: dt.datetime
+) -> list[dict[str, Any]]:
+    """The ledger rows (column -> value) of the plan's send lines, built column by column
+    (a row-by-row loop with a Timestamp per not_before was 1.7 s of 19,319 lines)."""
+    n = len(sends)
+
+    def text(col: str) -> list[str | None]:
+        if col not in sends.columns:
+            return [None] * n
+        values = sends[col]
+        out = values.astype(object).where(values.notna(), None).tolist()
+        return [None if v is None else str(v) for v in out]
+
+    if "not_before" in sends.columns:
+        instants = pd.to_datetime(sends["not_before"], utc=True)
+        not_before: list[dt.datetime | None] = [
+            None if pd.isna(v) else v.to_pydatetime() for v in instants.astype(object).tolist()
+        ]
+    else:
+        not_before = [None] * n
+    columns: dict[str, list[Any]] = {
+        "invoice_id": [int(v) for v in sends["invoice_id"].tolist()],
+        "customer_id": [str(v) for v in sends["customer_id"].tolist()],
+        "stage": [str(v) for v in sends["stage"].tolist()],
+        "channel": [str(v) for v in sends["channel"].tolist()],
+        "segment": text("segment"),
+        "tone": text("tone"),
+        "experiment": text("experiment"),  # the A/B test (dunning.experiments), if any
+        "arm": text("arm"),
+        "variant": text("variant"),
+        "not_before": not_before,
+    }
+    fixed = {
+        "status": S.PLANNED,
+        "attempts": 0,
+        "planned_at": now,
+        "planned_for": planned_for,
+        "flow_run_id": run_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    names = list(columns)
+    return [
+        {**dict(zip(names, values, strict=True)), **fixed}
+        for values in zip(*columns.values(), strict=True)
+    ]
 
 
 def _reopen() -> Any:
