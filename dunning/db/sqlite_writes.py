@@ -7,8 +7,8 @@ retries in SQLite's default busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25, 
 the busy timeout. A run's delivery tasks share one process and one engine; each batch's claim
 and record are short write transactions, so the lock was free again after a few
 milliseconds while the waiting threads slept for up to 100 ms. At 19,319 messages in batches
-of 500 with four tasks at once, the run took 134 s with the busy handler and 78 s with the
-writers queued on a lock (bench/ and docs/performance.md).
+of 500 with four tasks at once, one run took 134 s with the busy handler and 83 to 88 s with
+the writers queued on this lock (30 Nov 2026, a 2-core sandboxed machine; docs/performance.md).
 
 How: a transaction takes the engine's lock before its first write statement (INSERT, UPDATE,
 DELETE, REPLACE, DDL, ANALYZE) and gives it back when it commits or rolls back (or its
