@@ -67,3 +67,13 @@ def test_within_the_recheck_time_the_state_read_before_is_used(
 
 def test_a_missing_directory_has_no_templates(tmp_path: Path) -> None:
     assert not template_exists(tmp_path / "nowhere", "overdue_1/sms.en.txt")
+
+
+def test_a_process_keeps_the_state_of_a_few_directories_only(tmp_path: Path) -> None:
+    """Each directory's state holds its compiled templates: a process that renders from many
+    directories (a test session) keeps only the last ``_MAX_DIRECTORIES``."""
+    for k in range(render._MAX_DIRECTORIES + 5):
+        (tmp_path / f"t{k}").mkdir()
+        template_exists(tmp_path / f"t{k}", "overdue_1/sms.en.txt")
+    assert len(render._states) <= render._MAX_DIRECTORIES
+    assert str(tmp_path / f"t{render._MAX_DIRECTORIES + 4}") in render._states

@@ -154,6 +154,8 @@ class _TemplatesState:
 
 _states: dict[str, _TemplatesState] = {}
 _states_lock = threading.Lock()
+#: Directories whose state (and compiled templates) a process keeps; the oldest goes first.
+_MAX_DIRECTORIES = 8
 
 
 def _signature(directory: str) -> tuple[tuple[str, int, int], ...]:
@@ -182,6 +184,8 @@ def _state(directory: str) -> _TemplatesState:
     with _states_lock:
         state = _states.get(directory)
         if state is None:
+            while len(_states) >= _MAX_DIRECTORIES:
+                del _states[next(iter(_states))]
             state = _states[directory] = _TemplatesState(_new_environment(directory))
         if now - state.checked_at < RECHECK_S:
             return state
