@@ -89,7 +89,9 @@ def _runs_of(env: dict[str, str], name: str) -> list[dict[str, Any]]:
 
 def _worker_pass(env: dict[str, str], expected: int, name: str) -> list[dict[str, Any]]:
     """The runs of ``name`` once ``expected`` of them are final, after worker passes."""
-    deadline = time.monotonic() + 400
+    # Why this long: one pass starts every waiting run as a process of its own (7 here), and
+    # on a slow 2-core machine (a sandboxed kernel, 30 Nov) one pass took more than 300 s.
+    deadline = time.monotonic() + 900
     for _ in range(6):
         _ok(
             [
@@ -103,7 +105,7 @@ def _worker_pass(env: dict[str, str], expected: int, name: str) -> list[dict[str
                 "process",
             ],
             env,
-            timeout=300,
+            timeout=600,
         )
         runs = _runs_of(env, name)
         final = [
