@@ -82,9 +82,13 @@ def serialize_writes(engine: Engine, timeout_s: float = 30.0) -> WriteLock:
         if conn.info.get(_HELD) and not cursor.connection.in_transaction:
             give(conn)
 
-    def give(conn: Any, *_: Any) -> None:
-        if conn.info.pop(_HELD, False):
+    def give_back(info: dict[str, Any]) -> None:
+        # ``info``: the pooled connection's (Connection.info is its record's info).
+        if info.pop(_HELD, False):
             lock.release()
+
+    def give(conn: Any, *_: Any) -> None:
+        give_back(conn.info)
 
     def end(how: str) -> Any:
         def handler(conn: Any) -> None:
@@ -105,8 +109,8 @@ def serialize_writes(engine: Engine, timeout_s: float = 30.0) -> WriteLock:
         return handler
 
     def give_at_checkin(_dbapi: Any, record: Any) -> None:
-        if record is not None and record.info.pop(_HELD, False):
-            lock.release()
+        if record is not None:
+            give_back(record.info)
 
     event.listen(engine, "before_cursor_execute", take)
     event.listen(engine, "after_cursor_execute", taken_in_autocommit)
