@@ -11,7 +11,8 @@ from __future__ import annotations
 from prefect import flow
 from prefect.states import State
 
-from dunning.flows.payment_reminders import completed, run_name, run_reminders
+from dunning.flows.final_state import completed, hand_report_back
+from dunning.flows.payment_reminders import run_name, run_reminders
 from dunning.params import (
     AsOf,
     Channels,
@@ -33,6 +34,7 @@ from dunning.timeouts import flow_timeout
     flow_run_name=run_name("dry run"),
     description="Preview a reminder run: plan and report what would be sent; never sends.",
     log_prints=False,
+    on_completion=[hand_report_back],  # the report reaches the caller (final_state)
 )
 @document_parameters
 def reminders_dry_run(

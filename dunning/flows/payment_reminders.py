@@ -21,7 +21,7 @@ from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Completed, State
+from prefect.states import Cancelled, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import TypeAdapter
 
@@ -33,6 +33,7 @@ from dunning.delivery import BatchResult
 from dunning.errors import ProviderAuthError
 from dunning.experiments.templates import check_variants
 from dunning.flows.approval import await_approval
+from dunning.flows.final_state import completed, hand_report_back
 from dunning.flows.outbound_events import deliver_outbound_events
 from dunning.flows.shards import coordinate
 from dunning.ledger import MinBalance
@@ -173,6 +174,7 @@ def run_name(prefix: str) -> Callable[[], str]:
     # delivery loop's window of ``concurrency`` tasks is the limit, not a smaller pool.
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENCY),  # type: ignore[arg-type]
     log_prints=False,
+    on_completion=[hand_report_back],  # the report reaches the caller (final_state)
 )
 @document_parameters
 def payment_reminders(
@@ -215,15 +217,6 @@ def payment_reminders(
             )
         )
     )
-
-
-def completed(report: RunReport) -> State[RunReport]:
-    """A Completed state holding ``report`` whose message gives its counts, so the runs list
-    and the run page show them (calling the flow still returns the report itself); a state
-    the run already ended in (Cancelled: approval rejected) is kept as it is."""
-    if isinstance(report, State):
-        return report
-    return Completed(message=report.summary_line(), data=report)
 
 
 def run_reminders(params: RunParameters) -> RunReport:

@@ -1,0 +1,159 @@
+"""The Prefect API's answer to a run's final state is lost: the client sends the transition
+again, the server refuses it as a duplicate and answers with the stored state, which holds no
+data. Calling the reminder flow must still return the run's report, and nothing is sent twice.
+
+Between the flow and the real Prefect test server sits a TCP proxy that forwards every byte,
+except that it swallows the server's answer to the first ``set_state`` of a flow run to
+COMPLETED and closes that connection, as a read timeout or a dropped connection does. CI saw
+this as ``MissingResult`` on a loaded SQLite Prefect server (a set-state answer over 60 s).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from dunning.cli import _load_commands, app
+from dunning.db.models import Reminder
+from dunning.report import RunReport
+
+pytestmark = pytest.mark.prefect
+
+CASE = Path(__file__).resolve().parents[1] / "cases" / "first_contact"
+AS_OF = "2026-11-03T16:00:00+00:00"
+
+
+class DropFinalStateAnswer:
+    """A TCP proxy to ``upstream`` (host, port) that drops the answer to the first request
+    setting a flow run's state to COMPLETED; ``dropped`` counts the answers it dropped."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.dropped = 0
+        self._armed = True
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            state: dict[str, Any] = {"request": b"", "drop": False}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, state: dict[str, Any]) -> None:
+        try:
+            while chunk := client.recv(65536):
+                state["request"] += chunk
+                seen = state["request"]
+                if b"/flow_runs/" in seen and b"/set_state" in seen and b'"COMPLETED"' in seen:
+                    with self._lock:
+                        if self._armed:
+                            self._armed = False
+                            state["drop"] = True  # before the server can answer this request
+                server.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(client, server)
+
+    def _down(self, server: socket.socket, client: socket.socket, state: dict[str, Any]) -> None:
+        try:
+            while chunk := server.recv(65536):
+                if state["drop"]:  # the transition is made and committed; its answer is lost
+                    self.dropped += 1
+                    break
+                state["request"] = b""  # an answer ends the request it answers
+                client.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(client, server)
+
+
+def _close(*sockets: socket.socket) -> None:
+    for s in sockets:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+
+
+@pytest.fixture
+def lossy_api(prefect_server: None) -> Iterator[DropFinalStateAnswer]:
+    """The Prefect API reached through ``DropFinalStateAnswer`` for the test's flow runs."""
+    api = urlsplit(str(PREFECT_API_URL.value()))
+    proxy = DropFinalStateAnswer((api.hostname or "127.0.0.1", int(api.port or 80)))
+    url = f"http://127.0.0.1:{proxy.port}{api.path}"
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield proxy
+    proxy.close()
+
+
+def _import_case() -> None:
+    _load_commands()
+    for kind in ("customers", "invoices", "payments"):
+        if (CASE / f"{kind}.csv").exists():
+            result = CliRunner().invoke(app, ["import", kind, str(CASE / f"{kind}.csv")])
+            assert result.exit_code == 0, result.output
+
+
+def _server_state(flow_run_id: str) -> dict[str, Any]:
+    api = str(PREFECT_API_URL.value()).rstrip("/")
+    return httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]
+
+
+def test_the_report_comes_back_when_the_completed_states_answer_is_lost(
+    lossy_api: DropFinalStateAnswer, engine: Any
+) -> None:
+    from dunning.flows.payment_reminders import payment_reminders
+
+    _import_case()
+    report = payment_reminders(as_of=AS_OF)
+
+    assert lossy_api.dropped == 1  # the server made the transition; the client never heard
+    assert isinstance(report, RunReport)
+    assert report.counts()["sent"] == 4 and report.counts()["failed"] == 0
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Reminder)) == 4  # none twice
+    stored = _server_state(str(report.flow_run_id))
+    assert stored["type"] == "COMPLETED"
+    assert stored["message"] == report.summary_line()
+
+
+def test_a_dry_run_called_for_its_state_keeps_its_report_when_the_answer_is_lost(
+    lossy_api: DropFinalStateAnswer, engine: Any
+) -> None:
+    from dunning.flows.dry_run import reminders_dry_run
+
+    _import_case()
+    state = reminders_dry_run(as_of=AS_OF, return_state=True)
+
+    assert lossy_api.dropped == 1
+    assert state.is_completed()
+    report = state.result()
+    assert isinstance(report, RunReport)
+    assert report.dry_run and report.counts()["planned"] == 4
+    assert state.message == report.summary_line()
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Reminder)) == 0
