@@ -4,6 +4,7 @@ or removed template is seen after that; within it, the state read before is used
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,39 @@ def test_a_process_keeps_the_state_of_a_few_directories_only(tmp_path: Path) -> 
         template_exists(tmp_path / f"t{k}", "overdue_1/sms.en.txt")
     assert len(render._states) <= render._MAX_DIRECTORIES
     assert str(tmp_path / f"t{render._MAX_DIRECTORIES + 4}") in render._states
+
+
+def test_looking_at_the_directory_again_holds_no_other_thread(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one thread walks the directory again (a slow file system here: the walk waits
+    until the other thread has looked a template up), the others use the state as it was."""
+    assert template_exists(folder, "overdue_1/sms.en.txt")  # the first look, done
+    walking, looked_up = threading.Event(), threading.Event()
+    walked = render._signature
+
+    def slow_walk(directory: str) -> tuple[tuple[str, int, int], ...]:
+        walking.set()
+        looked_up.wait(timeout=10)  # without the fix, the lookup waits on this walk's lock
+        return walked(directory)
+
+    monkeypatch.setattr(render, "_signature", slow_walk)
+    monkeypatch.setattr(render, "RECHECK_S", 0.0)
+    walker = threading.Thread(target=template_exists, args=(folder, "overdue_1/sms.en.txt"))
+    walker.start()
+    assert walking.wait(timeout=10)
+    answers = []
+    reader = threading.Thread(
+        target=lambda: answers.append(template_exists(folder, "overdue_1/email.en.txt"))
+    )
+    reader.start()
+    reader.join(timeout=5)
+    finished_during_walk = not reader.is_alive()
+    looked_up.set()
+    walker.join(timeout=10)
+    reader.join(timeout=10)
+    assert finished_during_walk and answers == [True]
+    # and the walk, once done, is the state: an edit made now is seen at the next look
+    monkeypatch.setattr(render, "_signature", walked)
+    (folder / "overdue_1" / "sms.en.txt").write_text("EDITED {{ invoice_number }}")
+    assert _sms(folder).startswith("EDITED INV-2026-0007")

@@ -150,6 +150,7 @@ class _TemplatesState:
     signature: tuple[tuple[str, int, int], ...] = ()
     files: dict[str, frozenset[str]] = field(default_factory=dict)
     checked_at: float = float("-inf")
+    checking: bool = False  # a thread is looking at the directory now
 
 
 _states: dict[str, _TemplatesState] = {}
@@ -179,8 +180,18 @@ def _state(directory: str) -> _TemplatesState:
     Why not a stat per lookup: composing one e-mail looked for 8 to 10 files (the locale's
     candidates, variants, subject, layout, shared phrases), and Jinja checked each template's
     mtime on every render. On a sandboxed kernel (gVisor) that was half of composition's CPU.
-    When anything changed, the compiled templates are dropped and compiled again on use."""
+    When anything changed, the compiled templates are dropped and compiled again on use.
+
+    Why the look is taken outside the lock, by one thread, while the others go on with the
+    state as it was: the walk makes a system call per file, and each gives the GIL away; with
+    the composing threads busy, getting it back can take the interpreter's switch interval
+    (5 ms) each time, so a walk under the lock held every composing thread for a long time
+    (a profile of a 5k-message run: a third of e-mail composition waited on it). Only the
+    first look at a directory holds the lock, since before it no file is known."""
     now = time.monotonic()
+    state = _states.get(directory)
+    if state is not None and now - state.checked_at < RECHECK_S:
+        return state  # the common case: no lock
     with _states_lock:
         state = _states.get(directory)
         if state is None:
@@ -189,18 +200,35 @@ def _state(directory: str) -> _TemplatesState:
             state = _states[directory] = _TemplatesState(_new_environment(directory))
         if now - state.checked_at < RECHECK_S:
             return state
+        if state.checked_at == float("-inf"):  # never looked at: nothing to go on with
+            _apply(state, _signature(directory), now)
+            return state
+        if state.checking:  # another thread is looking; this state is at most that old
+            return state
+        state.checking = True
+    try:
         signature = _signature(directory)
-        if signature != state.signature:
-            files: dict[str, set[str]] = {}
-            for rel, _mtime, _size in signature:
-                folder, _, name = rel.replace(os.sep, "/").rpartition("/")
-                files.setdefault(folder, set()).add(name)
-            state.files = {k: frozenset(v) for k, v in files.items()}
-            state.signature = signature
-            if state.env.cache is not None:
-                state.env.cache.clear()
-        state.checked_at = now
-        return state
+    finally:
+        with _states_lock:
+            state.checking = False
+    with _states_lock:
+        _apply(state, signature, now)
+    return state
+
+
+def _apply(state: _TemplatesState, signature: tuple[tuple[str, int, int], ...], now: float) -> None:
+    """``state`` as of ``signature`` looked at ``now`` (under ``_states_lock``): when the
+    signature changed, the files per folder anew and the compiled templates dropped."""
+    if signature != state.signature:
+        files: dict[str, set[str]] = {}
+        for rel, _mtime, _size in signature:
+            folder, _, name = rel.replace(os.sep, "/").rpartition("/")
+            files.setdefault(folder, set()).add(name)
+        state.files = {k: frozenset(v) for k, v in files.items()}
+        state.signature = signature
+        if state.env.cache is not None:
+            state.env.cache.clear()
+    state.checked_at = now
 
 
 def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
