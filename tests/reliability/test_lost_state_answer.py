@@ -2,15 +2,19 @@
 again, the server refuses it as a duplicate and answers with the stored state, which holds no
 data. Calling the reminder flow must still return the run's report, and nothing is sent twice.
 
-Between the flow and the real Prefect test server sits a TCP proxy that forwards every byte,
-except that it swallows the server's answer to the first ``set_state`` of a flow run to
-COMPLETED and closes that connection, as a read timeout or a dropped connection does. CI saw
-this as ``MissingResult`` on a loaded SQLite Prefect server (a set-state answer over 60 s).
+Between the flow (run in a subprocess) and the real Prefect test server sits a TCP proxy that
+forwards every byte, except that it swallows the server's answer to the first ``set_state``
+of a flow run to COMPLETED and closes that connection, as a read timeout or a dropped
+connection does. CI saw this as ``MissingResult`` on a loaded SQLite Prefect server (a
+set-state answer over 60 s).
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from dunning.cli import _load_commands, app
 from dunning.db.models import Reminder
-from dunning.report import RunReport
+from tests.reliability.support import DUNNING, run_env
 
 pytestmark = pytest.mark.prefect
 
@@ -100,13 +104,13 @@ def _close(*sockets: socket.socket) -> None:
 
 
 @pytest.fixture
-def lossy_api(prefect_server: None) -> Iterator[DropFinalStateAnswer]:
-    """The Prefect API reached through ``DropFinalStateAnswer`` for the test's flow runs."""
+def lossy_api(prefect_server: None) -> Iterator[tuple[DropFinalStateAnswer, str]]:
+    """The proxy and its Prefect API URL. Only subprocesses use it: Prefect keeps process-wide
+    clients (events, concurrency slots) bound to the URL they were first made with, so a flow
+    run in this process would leave them pointing at a proxy that is gone."""
     api = urlsplit(str(PREFECT_API_URL.value()))
     proxy = DropFinalStateAnswer((api.hostname or "127.0.0.1", int(api.port or 80)))
-    url = f"http://127.0.0.1:{proxy.port}{api.path}"
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield proxy
+    yield proxy, f"http://127.0.0.1:{proxy.port}{api.path}"
     proxy.close()
 
 
@@ -120,40 +124,66 @@ def _import_case() -> None:
 
 def _server_state(flow_run_id: str) -> dict[str, Any]:
     api = str(PREFECT_API_URL.value()).rstrip("/")
-    return httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]
+    return httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]  # type: ignore[no-any-return]
 
 
-def test_the_report_comes_back_when_the_completed_states_answer_is_lost(
-    lossy_api: DropFinalStateAnswer, engine: Any
+def _env(db_url: str, tmp_path: Path, api_url: str) -> dict[str, str]:
+    return run_env(db_url, {}, tmp_path / "home", PREFECT_API_URL=api_url)
+
+
+def test_dunning_run_reports_when_the_completed_states_answer_is_lost(
+    lossy_api: tuple[DropFinalStateAnswer, str], engine: Any, db_url: str, tmp_path: Path
 ) -> None:
-    from dunning.flows.payment_reminders import payment_reminders
-
+    proxy, api_url = lossy_api
     _import_case()
-    report = payment_reminders(as_of=AS_OF)
+    done = subprocess.run(
+        [DUNNING, "run", "--as-of", AS_OF, "--json"],
+        env=_env(db_url, tmp_path, api_url),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
-    assert lossy_api.dropped == 1  # the server made the transition; the client never heard
-    assert isinstance(report, RunReport)
-    assert report.counts()["sent"] == 4 and report.counts()["failed"] == 0
+    assert proxy.dropped == 1  # the server made the transition; the client never heard
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["counts"]["sent"] == 4 and report["counts"]["failed"] == 0
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Reminder)) == 4  # none twice
-    stored = _server_state(str(report.flow_run_id))
+    stored = _server_state(report["flow_run_id"])
     assert stored["type"] == "COMPLETED"
-    assert stored["message"] == report.summary_line()
+    assert stored["message"].startswith("sent 4, failed 0, ")
+
+
+DRY_RUN = """
+import json
+from dunning.flows.dry_run import reminders_dry_run
+state = reminders_dry_run(as_of={as_of!r}, return_state=True)
+report = state.result()
+print(json.dumps({{"type": state.type.value, "message": state.message,
+                   "summary": report.summary_line(), "counts": report.counts()}}))
+"""
 
 
 def test_a_dry_run_called_for_its_state_keeps_its_report_when_the_answer_is_lost(
-    lossy_api: DropFinalStateAnswer, engine: Any
+    lossy_api: tuple[DropFinalStateAnswer, str], engine: Any, db_url: str, tmp_path: Path
 ) -> None:
-    from dunning.flows.dry_run import reminders_dry_run
-
+    proxy, api_url = lossy_api
     _import_case()
-    state = reminders_dry_run(as_of=AS_OF, return_state=True)
+    done = subprocess.run(
+        [sys.executable, "-c", DRY_RUN.format(as_of=AS_OF)],
+        env=_env(db_url, tmp_path, api_url),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
-    assert lossy_api.dropped == 1
-    assert state.is_completed()
-    report = state.result()
-    assert isinstance(report, RunReport)
-    assert report.dry_run and report.counts()["planned"] == 4
-    assert state.message == report.summary_line()
+    assert proxy.dropped == 1
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["type"] == "COMPLETED" and got["counts"]["planned"] == 4
+    assert got["message"] == got["summary"]
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Reminder)) == 0
