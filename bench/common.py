@@ -37,7 +37,9 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 class PeakRss:
-    """Samples this process's resident set size in a thread; ``peak_mb`` is the highest seen."""
+    """Samples the resident set size of this process and of its composing worker processes
+    (dunning.render.processes, part of a run's delivery) in a thread; ``peak_mb`` is the
+    highest sum seen."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
@@ -47,9 +49,19 @@ class PeakRss:
 
     @staticmethod
     def current_mb() -> float:
-        """The resident set size now, in MiB (Linux /proc)."""
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
+        """The resident set size now of this process and its composing workers, in MiB
+        (Linux /proc)."""
+        from dunning.render import processes
+
+        pool = processes._pool
+        pids = ["self", *(str(w.proc.pid) for w in (list(pool.all) if pool else []))]
+        pages = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/statm") as fh:
+                    pages += int(fh.read().split()[1])
+            except (OSError, IndexError, ValueError):  # a worker that just ended
+                continue
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
     def _run(self) -> None:

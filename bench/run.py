@@ -67,8 +67,10 @@ def _settle(url: str, fakes: Fakes) -> tuple[dict[str, Any], list[str]]:
 
 def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]:
     """Figures of one end-to-end run of the payment_reminders flow."""
+    from dunning.config import get_settings
     from dunning.flows.payment_reminders import batches_of, payment_reminders
     from dunning.params import RunParameters
+    from dunning.render.processes import processes_for
 
     run = RunParameters(
         as_of=AS_OF,
@@ -98,6 +100,9 @@ def run_ours(url: str, fakes: Fakes, args: argparse.Namespace) -> dict[str, Any]
     # Every request and event this process sent the Prefect API during the run (Prefect Cloud
     # rate-limits its API; a run must not cost a call per message).
     figs["prefect_api_calls"] = calls.per_1000(figs["messages"])
+    # Worker processes that composed ours' large batches (DUNNING_COMPOSE_PROCESSES; the floors
+    # compose in their threads).
+    figs["compose_processes"] = processes_for(get_settings().channels)
     # Why a second figure: the end-to-end wall includes fetch, segment and plan over the whole
     # portfolio, which the floor (and any send loop) does not do; this is the sending part.
     window = delivery_window_s(state.state_details.flow_run_id)

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 Composer = Callable[[ReminderData], OutboundMessage]
 #: Composes the one message of several reminders (their lead first): dunning.render.compose_group.
 GroupComposer = Callable[[list[ReminderData]], OutboundMessage]
+#: Composes every unit of a batch at once, in order (a unit: one reminder, or a customer's
+#: reminders with their lead first); a TemplateError in a unit's place fails that unit only:
+#: dunning.render.processes.compose_units.
+BatchComposer = Callable[[list[list[ReminderData]]], "list[OutboundMessage | TemplateError]"]
 #: Channels on which one message per customer lists several invoices (a call stays per invoice).
 CONSOLIDATED_CHANNELS = ("email", "sms")
 
@@ -83,6 +87,7 @@ def deliver_batch(
     as_of: dt.datetime | None = None,
     compose_group: GroupComposer | None = None,
     policy: Policy | None = None,
+    compose_many: BatchComposer | None = None,
 ) -> BatchResult:
     """Send the still-planned reminders among ``reminder_ids``; returns what happened.
 
@@ -95,7 +100,9 @@ def deliver_batch(
     message id; a failure fails them all). A row that could not be claimed or must not go
     out (paid meanwhile) is left out of the message before it is composed. ``policy``: the
     run's policy, whose ladder picks each message's lead stage (None: the default policy);
-    pass the same one to ``compose_group``.
+    pass the same one to ``compose_group``. ``compose_many``: composes all of the batch's
+    messages at once instead of ``compose``/``compose_group`` one by one (in worker
+    processes: ``dunning.render.processes.compose_units``).
     """
     result = BatchResult()
     crash_point("before_claim")
@@ -125,13 +132,16 @@ def deliver_batch(
         *outcome.groups,
         *([d] for d in outcome.claimed if d.reminder_id not in grouped),
     ]
-    for unit in units:
+    composed = (
+        compose_many(units)
+        if compose_many
+        else [_compose(u, compose, compose_group) for u in units]
+    )
+    for unit, msg in zip(units, composed, strict=True):
         data = unit[0]
-        try:
-            msg = compose_group(unit) if len(unit) > 1 and compose_group else compose(data)
-        except TemplateError as exc:
+        if isinstance(msg, TemplateError):
             for member in unit:
-                failed_render[member.reminder_id] = ("template_error", scrub(str(exc))[:200])
+                failed_render[member.reminder_id] = ("template_error", scrub(str(msg))[:200])
             continue
         result.warnings.extend(f"{data.invoice_number}: {w}" for w in msg.warnings)
         by_channel.setdefault(data.channel, []).append(msg)
@@ -190,3 +200,13 @@ def deliver_batch(
         if waits:
             result.retry_after = max(waits + [result.retry_after or 0.0])
     return result
+
+
+def _compose(
+    unit: list[ReminderData], compose: Composer, compose_group: GroupComposer | None
+) -> OutboundMessage | TemplateError:
+    """``unit``'s message (a group's by ``compose_group``), or the TemplateError that stopped it."""
+    try:
+        return compose_group(unit) if len(unit) > 1 and compose_group else compose(unit[0])
+    except TemplateError as exc:
+        return exc

@@ -146,10 +146,11 @@ MOVED_VARIABLES: list[tuple[str, str, str]] = [
     ("DUNNING_SALESFORCE_CONSUMER_SECRET", "integrations", "salesforce_consumer_secret"),
 ]
 OLD_VARIABLES += MOVED_VARIABLES
-#: Settings added since the root (the segmentation snapshot).
+#: Settings added since the root (the segmentation snapshot, composing processes).
 OLD_VARIABLES += [
     ("DUNNING_SEGMENT_SNAPSHOT_MAX_AGE_HOURS", "", "segment_snapshot_max_age_hours"),
     ("DUNNING_FLOW_TIMEOUT_SEGMENT_CUSTOMERS", "timeouts", "segment_customers"),
+    ("DUNNING_COMPOSE_PROCESSES", "channels", "compose_processes"),
 ]
 
 #: Documented variables that are not settings of the root, and who reads them.
@@ -188,9 +189,13 @@ def _sample(cls: type[BaseSettings], field: str) -> tuple[str, Any]:
         return str(not info.default).lower(), not info.default
     if kind in (int, float):
         step = 1 if kind is int else 0.5
-        value = info.default + step
+        # An unset default (None: worked out at run time) counts from the lowest allowed value.
+        base = (
+            info.default if info.default is not None else bounds["Ge"].ge if "Ge" in bounds else 0
+        )
+        value = base + step
         if "Le" in bounds and value > bounds["Le"].le:
-            value = info.default - step
+            value = base - step
         return str(value), value
     if kind is SecretStr:
         return "s3cret-value", "s3cret-value"

@@ -41,6 +41,13 @@ class ChannelSettings(BaseSettings):
     sms_provider: SmsProvider = "auto"
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     send_concurrency: int = Field(default=4, ge=1, description="Threads per batch.")
+    compose_processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Worker processes composing a delivery batch's messages (0: compose in "
+        "the delivery threads; unset: one less than the CPUs, see dunning.render.processes).",
+    )
     email_rate_limit: float = Field(default=0.0, ge=0, description="Messages/s; 0 = unlimited.")
     sms_rate_limit: float = Field(default=0.0, ge=0, description="Messages/s; 0 = unlimited.")
     voice_provider: VoiceProvider = "auto"

@@ -61,6 +61,7 @@ from dunning.policy.model import base_stage
 from dunning.policy.window import preload_calendars
 from dunning.progress import DeliveryProgress
 from dunning.progress import report as report_progress
+from dunning.render import processes as composing_processes
 from dunning.report import RunReport, outcomes
 from dunning.sources.freshness import defer_stale, stale_invoice_ids
 from dunning.tasks.deliver import (
@@ -305,16 +306,19 @@ def run_reminders(params: RunParameters) -> RunReport:
     tasks = params.max_tasks if not (groups and customer_groups) else max(params.max_tasks // 2, 1)
     batches = fan_out(groups, params.batch_size, tasks, params.concurrency)
     packed = pack_customers(customer_groups, params.batch_size, tasks, params.concurrency)
-    stopped, _ = _deliver_all(
-        batches + [[i for g in b for i in g] for b in packed],
-        claimer,
-        policy.min_balance_for,
-        as_of,
-        params.concurrency,
-        log,
-        customers=[0] * len(batches) + [len(b) for b in packed],
-        policy=policy,
-    )
+    try:
+        stopped, _ = _deliver_all(
+            batches + [[i for g in b for i in g] for b in packed],
+            claimer,
+            policy.min_balance_for,
+            as_of,
+            params.concurrency,
+            log,
+            customers=[0] * len(batches) + [len(b) for b in packed],
+            policy=policy,
+        )
+    finally:
+        composing_processes.shutdown()  # started by the run's first large batch, if any
 
     report = RunReport(
         as_of,

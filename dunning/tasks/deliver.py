@@ -27,6 +27,7 @@ from dunning.errors import ConfigError
 from dunning.ledger import MinBalance, reconcile
 from dunning.policy.model import Policy
 from dunning.render import compose, compose_group
+from dunning.render.processes import compose_units
 
 
 class TransientDeliveryError(Exception):
@@ -176,6 +177,8 @@ def deliver(
         compose_group=(
             partial(compose_group, settings=settings, policy=policy) if per_customer else None
         ),
+        # A large batch composes in worker processes, beside the delivery threads.
+        compose_many=partial(compose_units, settings=settings, grouped=per_customer, policy=policy),
         policy=policy,
         lease_seconds=get_settings().lease_seconds,
         min_balance=min_balance,
