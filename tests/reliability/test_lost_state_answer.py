@@ -127,8 +127,18 @@ def _server_state(flow_run_id: str) -> dict[str, Any]:
     return httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]  # type: ignore[no-any-return]
 
 
-def _env(db_url: str, tmp_path: Path, api_url: str) -> dict[str, str]:
-    return run_env(db_url, {}, tmp_path / "home", PREFECT_API_URL=api_url)
+def _run_behind(api_url: str, db_url: str, tmp_path: Path, *cmd: str) -> dict[str, Any]:
+    """The last stdout line (JSON) of ``cmd`` run with the Prefect API at ``api_url``."""
+    done = subprocess.run(
+        cmd,
+        env=run_env(db_url, {}, tmp_path / "home", PREFECT_API_URL=api_url),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def test_dunning_run_reports_when_the_completed_states_answer_is_lost(
@@ -136,18 +146,9 @@ def test_dunning_run_reports_when_the_completed_states_answer_is_lost(
 ) -> None:
     proxy, api_url = lossy_api
     _import_case()
-    done = subprocess.run(
-        [DUNNING, "run", "--as-of", AS_OF, "--json"],
-        env=_env(db_url, tmp_path, api_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    report = _run_behind(api_url, db_url, tmp_path, DUNNING, "run", "--as-of", AS_OF, "--json")
 
     assert proxy.dropped == 1  # the server made the transition; the client never heard
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["counts"]["sent"] == 4 and report["counts"]["failed"] == 0
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Reminder)) == 4  # none twice
@@ -171,18 +172,9 @@ def test_a_dry_run_called_for_its_state_keeps_its_report_when_the_answer_is_lost
 ) -> None:
     proxy, api_url = lossy_api
     _import_case()
-    done = subprocess.run(
-        [sys.executable, "-c", DRY_RUN.format(as_of=AS_OF)],
-        env=_env(db_url, tmp_path, api_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    got = _run_behind(api_url, db_url, tmp_path, sys.executable, "-c", DRY_RUN.format(as_of=AS_OF))
 
     assert proxy.dropped == 1
-    assert done.returncode == 0, done.stderr[-3000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["type"] == "COMPLETED" and got["counts"]["planned"] == 4
     assert got["message"] == got["summary"]
     with engine.connect() as conn:
