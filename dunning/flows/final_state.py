@@ -9,8 +9,8 @@ and refuses the repeat (``PreventDuplicateTransitions``: "This run has already m
 transition"), answering with the stored state. A stored state carries no data when result
 persistence is off (our default: a report holds personal data), so the flow engine, which reads
 a returned state's value from the state it was last given, raised ``MissingResult`` for a run
-that had completed and sent its reminders. Seen with Prefect 3.8.8 and 3.9.1 on a loaded
-SQLite Prefect server.
+that had completed and sent its reminders. Seen with Prefect 3.9.1 on a loaded SQLite Prefect
+server; 3.8.8's engine and server take the same path.
 
 ``completed`` keeps the report by flow run id until the state is set; the flow's
 ``on_completion`` hook ``hand_report_back`` puts it on the state the engine keeps when that
