@@ -51,10 +51,9 @@ class PeakRss:
     def current_mb() -> float:
         """The resident set size now of this process and its composing workers, in MiB
         (Linux /proc)."""
-        from dunning.render import processes
+        from dunning.render.processes import worker_pids
 
-        pool = processes._pool
-        pids = ["self", *(str(w.proc.pid) for w in (list(pool.all) if pool else []))]
+        pids = ["self", *map(str, worker_pids())]
         pages = 0
         for pid in pids:
             try:

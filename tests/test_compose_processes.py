@@ -124,6 +124,21 @@ def test_a_worker_that_dies_costs_its_chunk_a_compose_in_the_thread() -> None:
     assert len(pool.all) == 1 and pool.all[0].proc.poll() is None  # a new one took its place
 
 
+def test_a_bug_in_a_worker_is_raised_in_the_thread_and_the_worker_is_kept() -> None:
+    units = _units(MIN_UNITS)
+    units[3] = [dataclasses.replace(units[3][0], balance_due="not money")]  # type: ignore[arg-type]
+    settings = _settings(1)
+    with pytest.raises(RuntimeError, match="composing worker: AttributeError: .*quantize"):
+        compose_units(units, settings)
+    pids = processes.worker_pids()
+    assert len(pids) == 1
+    good = _units(MIN_UNITS)
+    assert [_fields(c) for c in compose_units(good, settings)] == [
+        _fields(c) for c in compose_units(good, _settings(0))
+    ]
+    assert processes.worker_pids() == pids  # the same worker composed the next batch
+
+
 def test_new_settings_start_new_workers_and_shutdown_stops_them(tmp_path: Path) -> None:
     units = _units(MIN_UNITS)
     compose_units(units, _settings(1))

@@ -206,13 +206,14 @@ def _state(directory: str) -> _TemplatesState:
         if state.checking:  # another thread is looking; this state is at most that old
             return state
         state.checking = True
+    signature = None
     try:
         signature = _signature(directory)
     finally:
         with _states_lock:
             state.checking = False
-    with _states_lock:
-        _apply(state, signature, now)
+            if signature is not None:
+                _apply(state, signature, now)
     return state
 
 

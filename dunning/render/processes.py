@@ -80,18 +80,26 @@ class _Worker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in: IO[bytes] = self.proc.stdin
         self._out: IO[bytes] = self.proc.stdout
+        self._broken: OSError | None = None
         _write(self._in, settings)
 
-    def compose(
-        self, units: list[list[ReminderData]], grouped: bool, policy: Policy | None
-    ) -> list[Composed]:
-        """The units' messages composed by this worker; raises WorkerDied when it is gone."""
+    def send(self, units: list[list[ReminderData]], grouped: bool, policy: Policy | None) -> None:
+        """Hands ``units`` to the worker; a broken pipe is kept for ``receive`` to raise."""
         try:
             _write(self._in, (units, grouped, policy))
+        except OSError as exc:
+            self._broken = exc
+
+    def receive(self) -> list[Composed]:
+        """The messages of the units last sent; raises WorkerDied when the worker is gone, and
+        the error a bug in composition raised there."""
+        try:
+            if self._broken is not None:
+                raise self._broken
             answer = _read(self._out)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             raise WorkerDied(f"composing worker {self.proc.pid} ended: {exc}") from None
-        if isinstance(answer, BaseException) and not isinstance(answer, TemplateError):
+        if isinstance(answer, BaseException):
             raise answer
         return answer  # type: ignore[no-any-return]
 
@@ -116,9 +124,13 @@ class _Pool:
         self.settings = settings
         self.size = size
         self.idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self.started = 0
         self.lock = threading.Lock()
         self.all: list[_Worker] = []
+
+    @property
+    def started(self) -> int:
+        """Workers started and not dropped."""
+        return len(self.all)
 
     def take(self, block: bool) -> _Worker | None:
         """An idle worker, a new one while fewer than ``size`` exist, else (``block``) the
@@ -128,13 +140,8 @@ class _Pool:
         except queue.Empty:
             pass
         with self.lock:
-            if self.started < self.size:
-                self.started += 1
-                try:
-                    worker = _Worker(self.settings)
-                except BaseException:
-                    self.started -= 1
-                    raise
+            if len(self.all) < self.size:
+                worker = _Worker(self.settings)
                 self.all.append(worker)
                 return worker
         return self.idle.get() if block else None
@@ -147,7 +154,6 @@ class _Pool:
         with self.lock:
             if worker in self.all:
                 self.all.remove(worker)
-                self.started -= 1
         worker.stop(timeout=0.1)
 
     def stop(self) -> None:
@@ -189,52 +195,34 @@ def compose_units(
         if more is None:
             break
         workers.append(more)
-    size = -(-len(lists) // len(workers))
-    chunks = [lists[i : i + size] for i in range(0, len(lists), size)]
-    sent = list(zip(workers, chunks, strict=False))
-    for idle in workers[len(sent) :]:
-        pool.give_back(idle)
-    # Each worker gets its chunk at once (the first from this thread); answers keep the order.
-    results: list[list[Any]] = [[] for _ in sent]
-    helpers = [
-        threading.Thread(target=_run_chunk, args=(w, c, grouped, policy, results[i]), daemon=True)
-        for i, (w, c) in enumerate(sent)
-        if i
-    ]
-    for t in helpers:
-        t.start()
-    _run_chunk(sent[0][0], sent[0][1], grouped, policy, results[0])
-    for t in helpers:
-        t.join()
+    # One chunk per worker, their sizes at most one apart; each worker gets its chunk at once,
+    # then the answers are read in order (a worker that finishes first waits in its pipe).
+    size, extra = divmod(len(lists), len(workers))
+    bounds = [k * size + min(k, extra) for k in range(len(workers) + 1)]
+    chunks = [lists[bounds[k] : bounds[k + 1]] for k in range(len(workers))]
+    for worker, chunk in zip(workers, chunks, strict=True):
+        worker.send(chunk, grouped, policy)
     out: list[Composed] = []
-    error: BaseException | None = None
-    for (worker, chunk), (status, value) in zip(sent, results, strict=True):
-        if status == "ok":
-            pool.give_back(worker)
-            out.extend(value)
-        elif isinstance(value, WorkerDied):
+    error: Exception | None = None
+    for worker, chunk in zip(workers, chunks, strict=True):
+        try:
+            out.extend(worker.receive())
+        except WorkerDied:
             pool.drop(worker)
             out.extend(_compose_here(chunk, settings, grouped, policy))
-        else:  # a bug in composition, raised in the worker: the worker itself is fine
-            pool.give_back(worker)
-            error = error or value
+            continue
+        except Exception as exc:  # a bug in composition, raised in the worker: it is fine
+            error = error or exc
+        pool.give_back(worker)
     if error is not None:
         raise error
     return out
 
 
-def _run_chunk(
-    worker: _Worker,
-    chunk: list[list[ReminderData]],
-    grouped: bool,
-    policy: Policy | None,
-    results: list[Any],
-) -> None:
-    """``results`` becomes ["ok", messages] or ["error", the exception]."""
-    try:
-        results[:] = ["ok", worker.compose(chunk, grouped, policy)]
-    except BaseException as exc:  # handed to the calling thread
-        results[:] = ["error", exc]
+def worker_pids() -> list[int]:
+    """The process ids of the composing workers running now (none between runs)."""
+    pool = _pool
+    return [w.proc.pid for w in list(pool.all)] if pool else []
 
 
 def shutdown() -> None:
